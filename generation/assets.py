@@ -1,0 +1,117 @@
+"""Where the face model comes from: an explicit path, `PAIN3D_FACE_MODEL`, the cache, or a download.
+
+Sources may be a `.tar.xz` / `.tar.gz` / `.zip` archive of ICT-FaceKit (or of its `FaceXModel/` folder), an unpacked
+folder holding `FaceXModel/` (or being it), or an already converted `.npz`. Every source is converted once into
+`$PAIN3D_CACHE` (default `~/.cache/pain3d`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from .face_model import NEUTRAL_OBJ, FaceModelError, convert_face_model
+
+logger = logging.getLogger(__name__)
+
+ENV_SOURCE = "PAIN3D_FACE_MODEL"
+ENV_CACHE = "PAIN3D_CACHE"
+DEFAULT_CACHE_NAME = "ict-facekit-light.npz"
+PUBLIC_ARCHIVE_URL = "https://github.com/ICT-VGL/ICT-FaceKit/archive/refs/heads/master.zip"
+
+HOW_TO_PROVIDE = (
+    "Provide the ICT-FaceKit Light face model (MIT, USC ICT): pass --face-model PATH or set "
+    f"{ENV_SOURCE}=PATH, where PATH is the ICT-FaceKit archive (.zip/.tar.xz), its unpacked folder or its "
+    "FaceXModel/ folder; or run `pain3d assets` on a machine with internet to download it "
+    "(github.com/ICT-VGL/ICT-FaceKit)."
+)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "pain3d")
+
+
+def _cache_file_for(source: Path) -> Path:
+    """A cache name tied to the source file/folder identity, so a different source never reuses a stale cache."""
+    stat = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_dir() / f"ict-facekit-light-{key}.npz"
+
+
+def _find_facex_folder(root: Path) -> Path:
+    if (root / NEUTRAL_OBJ).is_file():
+        return root
+    for candidate in sorted(root.rglob(NEUTRAL_OBJ)):
+        return candidate.parent
+    raise FaceModelError(f"no FaceXModel/{NEUTRAL_OBJ} found under {root}. {HOW_TO_PROVIDE}")
+
+
+def _unpack(archive: Path, into: Path) -> Path:
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as handle:
+                members = [m for m in handle.namelist() if "FaceXModel/" in m]
+                handle.extractall(into, members=members or None)
+        else:
+            with tarfile.open(archive) as handle:
+                handle.extractall(into, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as error:
+        raise FaceModelError(f"{archive} is not a readable archive ({error}). {HOW_TO_PROVIDE}") from None
+    return _find_facex_folder(into)
+
+
+def prepare_face_model(source: str | Path, force: bool = False, progress: bool = True) -> Path:
+    """Convert `source` (archive, folder or .npz) into the cache if needed; return the cache file."""
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise FaceModelError(f"face model source {source} does not exist. {HOW_TO_PROVIDE}")
+    if source.suffix == ".npz":
+        return source
+    target = _cache_file_for(source)
+    if target.is_file() and not force:
+        return target
+    logger.info("converting face model from %s", source)
+    if source.is_dir():
+        return convert_face_model(_find_facex_folder(source), target, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="pain3d-facemodel-") as tmp:
+        return convert_face_model(_unpack(source, Path(tmp)), target, progress=progress)
+
+
+def download_face_model(progress: bool = True) -> Path:
+    """Download the public ICT-FaceKit archive into the cache and convert it."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("PAIN3D_OFFLINE") == "1":
+        raise FaceModelError(f"offline mode is set, so the face model cannot be downloaded. {HOW_TO_PROVIDE}")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    archive = cache_dir() / "ICT-FaceKit-master.zip"
+    try:
+        logger.info("downloading %s", PUBLIC_ARCHIVE_URL)
+        with urllib.request.urlopen(PUBLIC_ARCHIVE_URL, timeout=30) as response, open(archive, "wb") as out:
+            shutil.copyfileobj(response, out)
+    except OSError as error:
+        archive.unlink(missing_ok=True)
+        raise FaceModelError(f"downloading the face model failed ({error}). {HOW_TO_PROVIDE}") from None
+    converted = prepare_face_model(archive, force=True, progress=progress)
+    final = cache_dir() / DEFAULT_CACHE_NAME
+    converted.replace(final)
+    return final
+
+
+def resolve_face_model(source: str | Path | None = None, download: bool = True, progress: bool = True) -> Path:
+    """The converted face model file, from (in order) `source`, $PAIN3D_FACE_MODEL, the cache, a download."""
+    if source is not None:
+        return prepare_face_model(source, progress=progress)
+    if os.environ.get(ENV_SOURCE):
+        return prepare_face_model(os.environ[ENV_SOURCE], progress=progress)
+    cached = cache_dir() / DEFAULT_CACHE_NAME
+    if cached.is_file():
+        return cached
+    if download:
+        return download_face_model(progress=progress)
+    raise FaceModelError(f"no face model found in {cache_dir()}. {HOW_TO_PROVIDE}")

@@ -1,0 +1,323 @@
+"""Offscreen rendering of the face model with pyrender: RGB image, foreground mask, exact heatmaps and landmarks.
+
+Two passes share one camera:
+- the shaded pass (pyrender PBR, optional 4x multisampling) gives the RGB image;
+- the triangle-id pass (flat colours, no multisampling, so ids are exact) gives the mask and, with perspective-correct
+  barycentrics computed in numpy, any per-vertex value interpolated at every pixel. The heatmap uses this to stay
+  in exact float millimetres, which an 8-bit colour buffer could not hold.
+
+Set PYOPENGL_PLATFORM=egl (done here when unset) to render headless without a display.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+from dataclasses import dataclass, field  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from .face_model import REGIONS, FaceModel  # noqa: E402
+
+# Geometry that is a transparent overlay in the original (Unreal) shaders and renders as artefacts otherwise.
+# The sclera is an outer cornea-like shell that hides the iris, and the eyelashes are strips meant for alpha
+# textures (solid black bands otherwise): both are hidden too.
+HIDDEN_REGIONS = ("lacrimal_fluid", "eye_blend", "eye_occlusion", "sclera", "eyelashes")
+
+# Plain albedo per region (sRGB 0-1); textures replace the skin part in the generator.
+REGION_COLORS: dict[str, tuple[float, float, float]] = {
+    "face": (0.80, 0.62, 0.52),
+    "head_and_neck": (0.80, 0.62, 0.52),
+    "mouth_socket": (0.30, 0.10, 0.10),
+    "eye_socket": (0.55, 0.35, 0.33),
+    "gums_and_tongue": (0.62, 0.28, 0.28),
+    "teeth": (0.88, 0.85, 0.76),
+    "iris": (0.88, 0.86, 0.82),  # the front of the eyeball: white, with iris and pupil painted by radius below
+}
+IRIS_COLOR = (0.30, 0.18, 0.10)
+IRIS_RADIUS_MM = 5.8
+PUPIL_RADIUS_MM = 2.0
+
+
+@dataclass(frozen=True)
+class View:
+    """A camera orbiting the head. `yaw` > 0 moves the camera toward the subject's left (+x); `pitch` > 0 looks
+    from above. Degrees."""
+
+    name: str
+    yaw: float = 0.0
+    pitch: float = 0.0
+
+
+DEFAULT_VIEWS: tuple[View, ...] = (View("frontal", 0.0, 0.0), View("left", 35.0, 5.0), View("right", -35.0, 5.0))
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """A key light and a fill light fixed to the camera (so every view is lit alike), plus ambient light.
+    Directions are (azimuth, elevation) in degrees relative to the camera's viewing direction."""
+
+    key_direction: tuple[float, float] = (-30.0, 30.0)
+    key_intensity: float = 3.2
+    fill_direction: tuple[float, float] = (40.0, 5.0)
+    fill_intensity: float = 1.3
+    ambient: float = 0.35
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+@dataclass
+class Render:
+    """One rendered view. `image` uint8 (H, W, 3); `mask` bool (H, W); `heatmap` float32 mm (H, W) or None;
+    `landmarks_2d` float32 (68, 2) pixel coordinates (x right, y down, pixel centres at .5)."""
+
+    image: np.ndarray | None
+    mask: np.ndarray
+    landmarks_2d: np.ndarray
+    heatmap: np.ndarray | None = None
+    depth: np.ndarray | None = field(default=None, repr=False)
+
+
+def _patch_multisampling(renderer) -> None:
+    """pyrender always renders 4x multisampled. Make the sample count an attribute, `renderer.samples`
+    (0 = off), and rebuild the framebuffer whenever a render asks for a different count."""
+    from OpenGL.GL import GL_DEPTH_COMPONENT24, GL_RENDERBUFFER, GL_RGBA, glBindRenderbuffer
+    from OpenGL.GL import glRenderbufferStorageMultisample
+
+    original = renderer._configure_main_framebuffer
+    renderer.samples, renderer._built_samples = 4, 4
+
+    def configure():
+        if renderer._main_fb is not None and renderer._built_samples != renderer.samples:
+            renderer._delete_main_framebuffer()
+        fresh = renderer._main_fb is None
+        original()
+        if fresh:
+            renderer._built_samples = renderer.samples
+            size = (renderer.viewport_width, renderer.viewport_height)
+            if renderer.samples != 4:
+                glBindRenderbuffer(GL_RENDERBUFFER, renderer._main_cb_ms)
+                glRenderbufferStorageMultisample(GL_RENDERBUFFER, renderer.samples, GL_RGBA, *size)
+                glBindRenderbuffer(GL_RENDERBUFFER, renderer._main_db_ms)
+                glRenderbufferStorageMultisample(GL_RENDERBUFFER, renderer.samples, GL_DEPTH_COMPONENT24, *size)
+
+    renderer._configure_main_framebuffer = configure
+
+
+def _look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 1.0, 0.0)) -> np.ndarray:
+    """OpenGL camera-to-world pose looking from `eye` at `target`."""
+    forward = target - eye
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    true_up = np.cross(right, forward)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, true_up, -forward, eye
+    return pose
+
+
+def _direction(azimuth: float, elevation: float) -> np.ndarray:
+    a, e = np.radians(azimuth), np.radians(elevation)
+    return np.array([np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)])
+
+
+def srgb_to_linear(colors: np.ndarray) -> np.ndarray:
+    """sRGB (0-1) to linear light, float32."""
+    colors = np.asarray(colors, dtype=np.float32)
+    return np.where(colors <= 0.04045, colors / 12.92, ((colors + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (V, 3)."""
+    corners = vertices[faces]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros_like(vertices)
+    for k in range(3):
+        normals[:, k] = sum(np.bincount(faces[:, c], face_normals[:, k], len(vertices)) for c in range(3))
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+class FaceRenderer:
+    """Renders posed face-model vertices from a `View`.
+
+    One OpenGL context per renderer; reuse it for many frames (creating one costs far more than a frame).
+    `msaa` switches pyrender's 4x multisampling for the shaded pass (the id pass never uses it).
+    """
+
+    def __init__(
+        self,
+        face_model: FaceModel,
+        image_size: int = 256,
+        msaa: bool = True,
+        yfov_deg: float = 20.0,
+        hidden_regions: tuple[str, ...] = HIDDEN_REGIONS,
+    ):
+        import pyrender
+
+        self._pyrender = pyrender
+        self.face_model = face_model
+        self.image_size = int(image_size)
+        self.msaa = msaa
+        # Triangles to draw: everything but the hidden overlays.
+        hidden = np.zeros(face_model.num_vertices, dtype=bool)
+        if hidden_regions:
+            hidden[face_model.region(*hidden_regions)] = True
+        self.faces = face_model.faces[~hidden[face_model.faces].any(axis=1)]
+        self.vertex_colors = self._region_colors(face_model)
+        self._id_colors = self._encode_ids(len(self.faces))
+
+        # Framing: the Multi-PIE landmarks of the mean face plus forehead and margin fill the frame.
+        landmarks = face_model.neutral[face_model.landmarks]
+        low, high = landmarks.min(axis=0), landmarks.max(axis=0)
+        self.target = np.array([0.0, (low[1] + high[1]) / 2 + 12.0, (low[2] + high[2]) / 2], dtype=np.float64)
+        half_height = (high[1] - low[1]) / 2 + 42.0
+        self.yfov = np.radians(yfov_deg)
+        self.distance = half_height / np.tan(self.yfov / 2) + (high[2] - low[2]) / 2
+        self.camera = pyrender.PerspectiveCamera(yfov=self.yfov, aspectRatio=1.0, znear=50.0, zfar=5000.0)
+        self.projection = self.camera.get_projection_matrix(self.image_size, self.image_size)
+
+        self._offscreen = pyrender.OffscreenRenderer(self.image_size, self.image_size)
+        _patch_multisampling(self._offscreen._renderer)
+
+    # ----------------------------------------------------------------------------------------------- set-up
+    @staticmethod
+    def _region_colors(face_model: FaceModel) -> np.ndarray:
+        colors = np.tile(np.array(REGION_COLORS["face"], dtype=np.float32), (face_model.num_vertices, 1))
+        for region, color in REGION_COLORS.items():
+            colors[face_model.region(region)] = color
+        for side in ("left", "right"):  # iris and pupil around the gaze axis (+z) through the eyeball's centre
+            eyeball = face_model.region(f"iris_{side}", f"sclera_{side}")
+            centre = face_model.neutral[eyeball].mean(axis=0)
+            front = face_model.region(f"iris_{side}")
+            radial = np.linalg.norm((face_model.neutral[front] - centre)[:, :2], axis=1)
+            ahead = face_model.neutral[front, 2] > centre[2]
+            colors[front[ahead & (radial < IRIS_RADIUS_MM)]] = IRIS_COLOR
+            colors[front[ahead & (radial < PUPIL_RADIUS_MM)]] = (0.02, 0.02, 0.02)
+        return srgb_to_linear(colors)
+
+    @staticmethod
+    def _encode_ids(num_faces: int) -> np.ndarray:
+        """Per-corner RGB colours that encode triangle index + 1 (0 is background), 24 bits."""
+        ids = np.repeat(np.arange(1, num_faces + 1, dtype=np.uint32), 3)
+        return np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255, np.full_like(ids, 255)], axis=1).astype(
+            np.uint8
+        )
+
+    def camera_pose(self, view: View) -> np.ndarray:
+        eye = self.target + self.distance * _direction(view.yaw, view.pitch)
+        return _look_at(eye, self.target.copy())
+
+    # ----------------------------------------------------------------------------------------------- passes
+    def _scene(self, view: View, lighting: Lighting | None) -> tuple:
+        pyrender = self._pyrender
+        lighting = lighting or Lighting()
+        scene = pyrender.Scene(bg_color=(0, 0, 0, 0), ambient_light=(lighting.ambient,) * 3)
+        pose = self.camera_pose(view)
+        scene.add(self.camera, pose=pose)
+        for direction, intensity in (
+            (lighting.key_direction, lighting.key_intensity),
+            (lighting.fill_direction, lighting.fill_intensity),
+        ):
+            if intensity > 0:
+                light_dir = pose[:3, :3] @ _direction(*direction)  # from the head toward the light, world space
+                light_pose = _look_at(self.target + light_dir * 1000.0, self.target.copy())
+                scene.add(pyrender.DirectionalLight(color=lighting.color, intensity=intensity), pose=light_pose)
+        return scene, pose
+
+    def render_rgb(self, vertices: np.ndarray, view: View, lighting: Lighting | None = None, albedo=None):
+        """Shaded RGB (uint8 H, W, 3) and depth (float32, 0 = background). `albedo` overrides the vertex colours
+        with a (V, 3) array."""
+        pyrender = self._pyrender
+        scene, _ = self._scene(view, lighting)
+        # pyrender multiplies vertex colours into the linear-light result, so sRGB albedo is linearised here.
+        colors = self.vertex_colors if albedo is None else srgb_to_linear(albedo)
+        primitive = pyrender.Primitive(
+            positions=vertices,
+            normals=vertex_normals(vertices, self.faces),
+            color_0=colors,
+            indices=self.faces,
+            material=pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.62),
+        )
+        scene.add(pyrender.Mesh([primitive]))
+        self._offscreen._renderer.samples = 4 if self.msaa else 0
+        color, depth = self._offscreen.render(scene)
+        return np.ascontiguousarray(color), depth
+
+    def render_ids(self, vertices: np.ndarray, view: View) -> np.ndarray:
+        """Triangle index per pixel (int64 H, W), -1 for background. Exact: flat colours, no multisampling."""
+        pyrender = self._pyrender
+        scene, _ = self._scene(view, Lighting(key_intensity=0, fill_intensity=0))
+        corners = vertices[self.faces].reshape(-1, 3)
+        primitive = pyrender.Primitive(positions=corners, color_0=self._id_colors, material=pyrender.MetallicRoughnessMaterial())
+        scene.add(pyrender.Mesh([primitive]))
+        self._offscreen._renderer.samples = 0
+        color, _ = self._offscreen.render(scene, flags=pyrender.RenderFlags.FLAT)
+        color = color.astype(np.int64)
+        return color[..., 0] + (color[..., 1] << 8) + (color[..., 2] << 16) - 1
+
+    def project(self, points: np.ndarray, view: View) -> np.ndarray:
+        """Pixel coordinates (N, 2) and clip w (N,) of world points; x right, y down, pixel centres at .5."""
+        view_matrix = np.linalg.inv(self.camera_pose(view))
+        homogeneous = np.c_[points, np.ones(len(points))] @ (self.projection @ view_matrix).T
+        w = homogeneous[:, 3]
+        ndc = homogeneous[:, :2] / w[:, None]
+        pixels = np.stack([(ndc[:, 0] + 1) / 2 * self.image_size, (1 - ndc[:, 1]) / 2 * self.image_size], axis=1)
+        return pixels, w
+
+    def interpolate(self, triangle_ids: np.ndarray, vertices: np.ndarray, values: np.ndarray, view: View):
+        """Per-vertex `values` (V,) interpolated at every pixel centre with perspective-correct barycentrics;
+        0 on background. float32 (H, W)."""
+        out = np.zeros(triangle_ids.shape, dtype=np.float32)
+        rows, cols = np.nonzero(triangle_ids >= 0)
+        if len(rows) == 0:
+            return out
+        tri = self.faces[triangle_ids[rows, cols]]
+        pixels, w = self.project(vertices, view)
+        a, b, c = (pixels[tri[:, k]] for k in range(3))
+        p = np.stack([cols + 0.5, rows + 0.5], axis=1)
+        v0, v1, v2 = b - a, c - a, p - a
+        denom = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
+        denom = np.where(np.abs(denom) < 1e-12, 1e-12, denom)
+        l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / denom
+        l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / denom
+        bary = np.clip(np.stack([1 - l1 - l2, l1, l2], axis=1), 0.0, 1.0)
+        bary /= w[tri]  # screen-space -> perspective-correct weights
+        bary /= bary.sum(axis=1, keepdims=True)
+        out[rows, cols] = (bary * values[tri]).sum(axis=1)
+        return out
+
+    # ----------------------------------------------------------------------------------------------- all at once
+    def render(
+        self,
+        vertices: np.ndarray,
+        view: View,
+        displacement: np.ndarray | None = None,
+        lighting: Lighting | None = None,
+        albedo: np.ndarray | None = None,
+        rgb: bool = True,
+    ) -> Render:
+        """Render one view. `displacement` (V,) in mm, when given, becomes the heatmap."""
+        vertices = np.asarray(vertices, dtype=np.float32)
+        image, depth = self.render_rgb(vertices, view, lighting, albedo) if rgb else (None, None)
+        ids = self.render_ids(vertices, view)
+        heatmap = None if displacement is None else self.interpolate(ids, vertices, displacement, view)
+        landmarks, _ = self.project(vertices[self.face_model.landmarks], view)
+        return Render(image=image, mask=ids >= 0, landmarks_2d=landmarks.astype(np.float32), heatmap=heatmap, depth=depth)
+
+    def close(self) -> None:
+        self._offscreen.delete()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def displacement_mm(posed: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per-vertex Euclidean distance (V,) in mm between two posings of the same identity (the heatmap's values)."""
+    return np.linalg.norm(np.asarray(posed, np.float64) - np.asarray(reference, np.float64), axis=1).astype(np.float32)
+
+
+__all__ = ["DEFAULT_VIEWS", "FaceRenderer", "Lighting", "Render", "View", "displacement_mm", "REGIONS"]
