@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -165,8 +166,8 @@ class FaceModel:
     """
 
     neutral: np.ndarray  # (V, 3) float32, mm
-    identity_basis: np.ndarray  # (100, V, 3) float16, mm per unit coefficient
-    expression_basis: np.ndarray  # (E, V, 3) float16, mm at weight 1
+    identity_basis: np.ndarray  # (100, V, 3) float32, mm per unit coefficient
+    expression_basis: np.ndarray  # (E, V, 3) float32, mm at weight 1
     expression_names: tuple[str, ...]
     faces: np.ndarray  # (F, 3) int32 triangles over raw vertices
     face_uv_index: np.ndarray  # (F, 3) int32 indices into `uv`, per triangle corner
@@ -188,8 +189,9 @@ class FaceModel:
                     raise FaceModelError(f"{cache} is an old cache format: run `pain3d assets` again")
                 return cls(
                     neutral=data["neutral"],
-                    identity_basis=data["identity_basis"],
-                    expression_basis=data["expression_basis"],
+                    # float16 on disk, float32 in memory: posing is a hot path and float16 math is slow on CPUs
+                    identity_basis=data["identity_basis"].astype(np.float32),
+                    expression_basis=data["expression_basis"].astype(np.float32),
                     expression_names=tuple(str(n) for n in data["expression_names"]),
                     faces=data["faces"],
                     face_uv_index=data["face_uv_index"],
@@ -198,7 +200,7 @@ class FaceModel:
                     materials=tuple(str(m) for m in data["materials"]),
                     landmarks=data["landmarks"],
                 )
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise FaceModelError(
                 f"cannot read the face model cache {cache} ({error}); delete it and run `pain3d assets`"
             ) from None
@@ -223,8 +225,8 @@ class FaceModel:
     def identity_offsets(self, coefficients: np.ndarray) -> np.ndarray:
         """Identity displacement (V, 3) in mm for PCA coefficients (first len(coefficients) shapes)."""
         coefficients = np.asarray(coefficients, dtype=np.float32)
-        basis = self.identity_basis[: len(coefficients)]
-        return np.tensordot(coefficients, basis, axes=1).astype(np.float32)
+        basis = self.identity_basis[: len(coefficients)].reshape(len(coefficients), -1)
+        return (coefficients @ basis).reshape(-1, 3)
 
     def expression_offsets(self, weights: Mapping[str, float]) -> np.ndarray:
         """Expression displacement (V, 3) in mm for ARKit blendshape weights."""

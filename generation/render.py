@@ -170,8 +170,8 @@ class FaceRenderer:
         # Framing: the Multi-PIE landmarks of the mean face plus forehead and margin fill the frame.
         landmarks = face_model.neutral[face_model.landmarks]
         low, high = landmarks.min(axis=0), landmarks.max(axis=0)
-        self.target = np.array([0.0, (low[1] + high[1]) / 2 + 12.0, (low[2] + high[2]) / 2], dtype=np.float64)
-        half_height = (high[1] - low[1]) / 2 + 42.0
+        self.target = np.array([0.0, (low[1] + high[1]) / 2 + 10.0, (low[2] + high[2]) / 2], dtype=np.float64)
+        half_height = (high[1] - low[1]) / 2 + 32.0
         self.yfov = np.radians(yfov_deg)
         self.distance = half_height / np.tan(self.yfov / 2) + (high[2] - low[2]) / 2
         self.camera = pyrender.PerspectiveCamera(yfov=self.yfov, aspectRatio=1.0, znear=50.0, zfar=5000.0)
@@ -226,8 +226,8 @@ class FaceRenderer:
         return scene, pose
 
     def render_rgb(self, vertices: np.ndarray, view: View, lighting: Lighting | None = None, albedo=None):
-        """Shaded RGB (uint8 H, W, 3) and depth (float32, 0 = background). `albedo` overrides the vertex colours
-        with a (V, 3) array."""
+        """Shaded RGBA (uint8 H, W, 4; alpha is pixel coverage, colour premultiplied by it over black) and depth
+        (float32, 0 = background). `albedo` overrides the vertex colours with a (V, 3) sRGB array."""
         pyrender = self._pyrender
         scene, _ = self._scene(view, lighting)
         # pyrender multiplies vertex colours into the linear-light result, so sRGB albedo is linearised here.
@@ -241,7 +241,7 @@ class FaceRenderer:
         )
         scene.add(pyrender.Mesh([primitive]))
         self._offscreen._renderer.samples = 4 if self.msaa else 0
-        color, depth = self._offscreen.render(scene)
+        color, depth = self._offscreen.render(scene, flags=pyrender.RenderFlags.RGBA)
         return np.ascontiguousarray(color), depth
 
     def render_ids(self, vertices: np.ndarray, view: View) -> np.ndarray:
@@ -295,24 +295,50 @@ class FaceRenderer:
         displacement: np.ndarray | None = None,
         lighting: Lighting | None = None,
         albedo: np.ndarray | None = None,
+        background: np.ndarray | tuple[int, int, int] = (128, 128, 128),
         rgb: bool = True,
     ) -> Render:
-        """Render one view. `displacement` (V,) in mm, when given, becomes the heatmap."""
+        """Render one view over `background` (an RGB colour or a uint8 (H, W, 3) image). `displacement` (V,) in
+        mm, when given, becomes the heatmap."""
         vertices = np.asarray(vertices, dtype=np.float32)
-        image, depth = self.render_rgb(vertices, view, lighting, albedo) if rgb else (None, None)
+        image, depth = None, None
+        if rgb:
+            rgba, depth = self.render_rgb(vertices, view, lighting, albedo)
+            image = composite(rgba, background)
         ids = self.render_ids(vertices, view)
         heatmap = None if displacement is None else self.interpolate(ids, vertices, displacement, view)
         landmarks, _ = self.project(vertices[self.face_model.landmarks], view)
         return Render(image=image, mask=ids >= 0, landmarks_2d=landmarks.astype(np.float32), heatmap=heatmap, depth=depth)
 
     def close(self) -> None:
-        self._offscreen.delete()
+        """Free this renderer's OpenGL context (other renderers in the process keep working)."""
+        offscreen, self._offscreen = self._offscreen, None
+        if offscreen is None:
+            return
+        platform = offscreen._platform
+        platform.make_current()
+        offscreen._renderer.delete()
+        if hasattr(platform, "_egl_display"):
+            # pyrender's own delete calls eglTerminate, which kills every other context on the shared display.
+            from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglDestroyContext, eglMakeCurrent
+
+            eglMakeCurrent(platform._egl_display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
+            eglDestroyContext(platform._egl_display, platform._egl_context)
+        else:
+            platform.delete_context()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def composite(rgba: np.ndarray, background) -> np.ndarray:
+    """Premultiplied RGBA render over a background colour or image; uint8 (H, W, 3)."""
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    background = np.broadcast_to(np.asarray(background, dtype=np.float32), rgba[..., :3].shape)
+    return np.clip(rgba[..., :3] + (1.0 - alpha) * background + 0.5, 0, 255).astype(np.uint8)
 
 
 def displacement_mm(posed: np.ndarray, reference: np.ndarray) -> np.ndarray:

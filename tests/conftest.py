@@ -1,0 +1,49 @@
+"""Shared fixtures. The face model comes from $PAIN3D_FACE_MODEL (CI points it at the shared ICT-FaceKit archive)
+or, failing that, the copy beside this checkout at ../shared/assets/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ARCHIVE = REPO.parent / "shared" / "assets" / "ict-facekit-light.tar.xz"
+
+
+@pytest.fixture(scope="session")
+def face_model_source() -> Path:
+    source = Path(os.environ.get("PAIN3D_FACE_MODEL") or SHARED_ARCHIVE)
+    if not source.exists():
+        raise RuntimeError(
+            f"the tests need the ICT-FaceKit face model: set PAIN3D_FACE_MODEL to the archive (looked at {source})"
+        )
+    return source
+
+
+@pytest.fixture(scope="session")
+def face_model_file(face_model_source, tmp_path_factory) -> Path:
+    from generation.assets import prepare_face_model
+
+    if not os.environ.get("PAIN3D_CACHE"):
+        os.environ["PAIN3D_CACHE"] = str(tmp_path_factory.mktemp("pain3d-cache"))
+    return prepare_face_model(face_model_source, progress=False)
+
+
+@pytest.fixture(scope="session")
+def face_model(face_model_file):
+    from generation import FaceModel
+
+    return FaceModel.load(face_model_file)
+
+
+@pytest.fixture(scope="session")
+def renderer(face_model):
+    from generation import FaceRenderer
+
+    with FaceRenderer(face_model, image_size=128) as r:
+        yield r

@@ -1,0 +1,118 @@
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generation import FaceModel, FaceModelError
+from generation.assets import HOW_TO_PROVIDE, prepare_face_model, resolve_face_model
+from generation.face_model import CM_TO_MM, NUM_VERTICES, REGIONS, read_obj_vertices
+
+# Multi-PIE 68 landmark vertex indices as printed in the ICT-FaceKit README.
+README_LANDMARKS = [
+    1225, 1888, 1052, 367, 1719, 1722, 2199, 1447, 966, 3661, 4390, 3927, 3924, 2608, 3272, 4088, 3443, 268, 493,
+    1914, 2044, 1401, 3615, 4240, 4114, 2734, 2509, 978, 4527, 4942, 4857, 1140, 2075, 1147, 4269, 3360, 1507, 1542,
+    1537, 1528, 1518, 1511, 3742, 3751, 3756, 3721, 3725, 3732, 5708, 5695, 2081, 0, 4275, 6200, 6213, 6346, 6461,
+    5518, 5957, 5841, 5702, 5711, 5533, 6216, 6207, 6470, 5517, 5966,
+]
+CHECKED_OBJS = ("generic_neutral_mesh", "identity000", "identity057", "browDown_L", "eyeBlink_R", "cheekRaiser_L")
+
+
+@pytest.fixture(scope="module")
+def raw_objs(face_model_source, tmp_path_factory) -> Path:
+    """A few OBJ files straight from the archive, for comparing against the converted cache."""
+    out = tmp_path_factory.mktemp("objs")
+    with tarfile.open(face_model_source) as archive:
+        for member in archive:
+            if Path(member.name).stem in CHECKED_OBJS and member.name.endswith(".obj"):
+                (out / Path(member.name).name).write_bytes(archive.extractfile(member).read())
+    return out
+
+
+def test_conversion_round_trip(face_model, raw_objs):
+    neutral = read_obj_vertices(raw_objs / "generic_neutral_mesh.obj") * CM_TO_MM
+    np.testing.assert_allclose(face_model.neutral, neutral, atol=1e-4)
+    checks = {
+        "identity000": lambda m: m.vertices(identity=np.eye(100, dtype=np.float32)[0]),
+        "identity057": lambda m: m.vertices(identity=np.eye(100, dtype=np.float32)[57]),
+        "browDown_L": lambda m: m.vertices(expression={"browDown_L": 1.0}),
+        "eyeBlink_R": lambda m: m.vertices(expression={"eyeBlink_R": 1.0}),
+        "cheekRaiser_L": lambda m: m.vertices(expression={"cheekRaiser_L": 1.0}),
+    }
+    for name, posed in checks.items():
+        expected = read_obj_vertices(raw_objs / f"{name}.obj") * CM_TO_MM
+        # float16 deltas: errors stay below 0.02 mm, far under a pixel at any resolution we render
+        np.testing.assert_allclose(posed(face_model), expected, atol=0.02, err_msg=name)
+        assert np.linalg.norm(expected - neutral, axis=1).max() > 0.5, name  # the shape really moves something
+
+
+def test_model_contents(face_model):
+    assert face_model.neutral.shape == (NUM_VERTICES, 3)
+    assert face_model.identity_basis.shape == (100, NUM_VERTICES, 3)
+    assert len(face_model.expression_names) == len(face_model.expression_basis) == 55
+    assert {"browDown_L", "noseSneer_R", "eyeBlink_L", "mouthUpperUp_R", "cheekRaiser_L"} <= set(face_model.expression_names)
+    assert face_model.faces.shape[1] == 3 and face_model.faces.max() == NUM_VERTICES - 1
+    assert face_model.face_uv_index.shape == face_model.faces.shape
+    assert face_model.uv.shape == (28911, 2)  # the seam-split UV set trimesh reports
+    assert face_model.landmarks.tolist() == README_LANDMARKS
+    assert len(face_model.region("face")) == 9409
+    assert len(face_model.region("eyelashes")) == 2 * 684
+    assert set(REGIONS) >= {"face", "teeth", "mouth_socket", "gums_and_tongue", "iris_left", "eyelashes_right"}
+    with pytest.raises(KeyError, match="unknown region"):
+        face_model.region("hair")
+    with pytest.raises(KeyError, match="no expression shape"):
+        face_model.vertices(expression={"frown": 1.0})
+
+
+def test_cache_loads_fast_and_is_reused(face_model_file, face_model_source):
+    start = time.perf_counter()
+    FaceModel.load(face_model_file)
+    elapsed = time.perf_counter() - start
+    print(f"cache load: {elapsed:.3f} s")  # informative; the issue asks for well under a second
+    assert prepare_face_model(face_model_source) == face_model_file  # no second conversion
+    assert face_model_file.stat().st_size < 25e6
+
+
+def test_missing_source_error(tmp_path, monkeypatch):
+    with pytest.raises(FaceModelError, match="does not exist") as info:
+        prepare_face_model(tmp_path / "nope.tar.xz")
+    assert "--face-model" in str(info.value) and "PAIN3D_FACE_MODEL" in str(info.value)
+    monkeypatch.delenv("PAIN3D_FACE_MODEL", raising=False)
+    monkeypatch.setenv("PAIN3D_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FaceModelError, match="offline") as info:
+        resolve_face_model()
+    assert HOW_TO_PROVIDE in str(info.value)
+
+
+@pytest.mark.parametrize("payload", [b"", b"this is not an archive at all" * 100])
+def test_corrupt_archive_error(tmp_path, monkeypatch, payload):
+    monkeypatch.setenv("PAIN3D_CACHE", str(tmp_path / "cache"))
+    bad = tmp_path / "ict.tar.xz"
+    bad.write_bytes(payload)
+    with pytest.raises(FaceModelError, match="not a readable archive"):
+        prepare_face_model(bad)
+    assert not list((tmp_path / "cache").glob("*.npz"))  # nothing half-written
+
+
+def test_incomplete_folder_error(tmp_path, monkeypatch, raw_objs):
+    monkeypatch.setenv("PAIN3D_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "FaceXModel"
+    folder.mkdir()
+    with pytest.raises(FaceModelError, match="not an ICT-FaceKit FaceXModel folder|no FaceXModel"):
+        prepare_face_model(folder)
+    (folder / "generic_neutral_mesh.obj").write_bytes((raw_objs / "generic_neutral_mesh.obj").read_bytes())
+    (folder / "vertex_indices.json").write_text('{"expressions": ["browDown_L"], "idx_to_landmark_verts": [0]}')
+    with pytest.raises(FaceModelError, match="identity000.obj is missing"):
+        prepare_face_model(folder)
+    (folder / "vertex_indices.json").write_text("{not json")
+    with pytest.raises(FaceModelError, match="corrupt"):
+        prepare_face_model(folder)
+
+
+def test_corrupt_cache_error(tmp_path):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(FaceModelError, match="pain3d assets"):
+        FaceModel.load(bad)
