@@ -157,7 +157,7 @@ def convert_face_model(folder: str | Path, output: str | Path, progress: bool = 
     return output
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity semantics: hashable, cheap to use as a cache key
 class FaceModel:
     """ICT-FaceKit Light: a neutral head, 100 identity PCA shapes and ARKit expression shapes, in millimetres.
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .face_model import REGIONS, FaceModel  # noqa: E402
+from .uv_atlas import atlas_texcoords, skin_triangles  # noqa: E402
 
 # Geometry that is a transparent overlay in the original (Unreal) shaders and renders as artefacts otherwise.
 # The sclera is an outer cornea-like shell that hides the iris, and the eyelashes are strips meant for alpha
@@ -37,6 +38,7 @@ REGION_COLORS: dict[str, tuple[float, float, float]] = {
     "iris": (0.88, 0.86, 0.82),  # the front of the eyeball: white, with iris and pupil painted by radius below
 }
 IRIS_COLOR = (0.30, 0.18, 0.10)
+SKIN_ROUGHNESS = 0.62
 IRIS_RADIUS_MM = 5.8
 PUPIL_RADIUS_MM = 2.0
 
@@ -122,6 +124,22 @@ def _direction(azimuth: float, elevation: float) -> np.ndarray:
     return np.array([np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)])
 
 
+def region_vertex_colors(face_model: FaceModel, iris=IRIS_COLOR) -> np.ndarray:
+    """Plain sRGB albedo (V, 3) per model region, with iris and pupil painted on each eyeball by radius."""
+    colors = np.tile(np.array(REGION_COLORS["face"], dtype=np.float32), (face_model.num_vertices, 1))
+    for region, color in REGION_COLORS.items():
+        colors[face_model.region(region)] = color
+    for side in ("left", "right"):  # iris and pupil around the gaze axis (+z) through the eyeball's centre
+        eyeball = face_model.region(f"iris_{side}", f"sclera_{side}")
+        centre = face_model.neutral[eyeball].mean(axis=0)
+        front = face_model.region(f"iris_{side}")
+        radial = np.linalg.norm((face_model.neutral[front] - centre)[:, :2], axis=1)
+        ahead = face_model.neutral[front, 2] > centre[2]
+        colors[front[ahead & (radial < IRIS_RADIUS_MM)]] = iris
+        colors[front[ahead & (radial < PUPIL_RADIUS_MM)]] = (0.02, 0.02, 0.02)
+    return colors
+
+
 def srgb_to_linear(colors: np.ndarray) -> np.ndarray:
     """sRGB (0-1) to linear light, float32."""
     colors = np.asarray(colors, dtype=np.float32)
@@ -164,14 +182,23 @@ class FaceRenderer:
         if hidden_regions:
             hidden[face_model.region(*hidden_regions)] = True
         self.faces = face_model.faces[~hidden[face_model.faces].any(axis=1)]
-        self.vertex_colors = self._region_colors(face_model)
+        self.vertex_colors = srgb_to_linear(region_vertex_colors(face_model))
+        # Skin triangles drawn with the UV atlas texture: one render vertex per distinct (vertex, uv) corner.
+        skin = np.isin(np.arange(len(face_model.faces)), skin_triangles(face_model))
+        drawn = ~hidden[face_model.faces].any(axis=1)
+        self._plain_faces = face_model.faces[drawn & ~skin]
+        corners = np.stack([face_model.faces[skin].ravel(), face_model.face_uv_index[skin].ravel()], axis=1)
+        unique, inverse = np.unique(corners, axis=0, return_inverse=True)
+        self._skin_vertex = unique[:, 0]
+        self._skin_texcoord = atlas_texcoords(face_model.uv[unique[:, 1]])
+        self._skin_faces = inverse.reshape(-1, 3).astype(np.int32)
         self._id_colors = self._encode_ids(len(self.faces))
 
         # Framing: the Multi-PIE landmarks of the mean face plus forehead and margin fill the frame.
         landmarks = face_model.neutral[face_model.landmarks]
         low, high = landmarks.min(axis=0), landmarks.max(axis=0)
-        self.target = np.array([0.0, (low[1] + high[1]) / 2 + 10.0, (low[2] + high[2]) / 2], dtype=np.float64)
-        half_height = (high[1] - low[1]) / 2 + 32.0
+        self.target = np.array([0.0, (low[1] + high[1]) / 2 + 16.0, (low[2] + high[2]) / 2], dtype=np.float64)
+        half_height = (high[1] - low[1]) / 2 + 34.0
         self.yfov = np.radians(yfov_deg)
         self.distance = half_height / np.tan(self.yfov / 2) + (high[2] - low[2]) / 2
         self.camera = pyrender.PerspectiveCamera(yfov=self.yfov, aspectRatio=1.0, znear=50.0, zfar=5000.0)
@@ -181,21 +208,6 @@ class FaceRenderer:
         _patch_multisampling(self._offscreen._renderer)
 
     # ----------------------------------------------------------------------------------------------- set-up
-    @staticmethod
-    def _region_colors(face_model: FaceModel) -> np.ndarray:
-        colors = np.tile(np.array(REGION_COLORS["face"], dtype=np.float32), (face_model.num_vertices, 1))
-        for region, color in REGION_COLORS.items():
-            colors[face_model.region(region)] = color
-        for side in ("left", "right"):  # iris and pupil around the gaze axis (+z) through the eyeball's centre
-            eyeball = face_model.region(f"iris_{side}", f"sclera_{side}")
-            centre = face_model.neutral[eyeball].mean(axis=0)
-            front = face_model.region(f"iris_{side}")
-            radial = np.linalg.norm((face_model.neutral[front] - centre)[:, :2], axis=1)
-            ahead = face_model.neutral[front, 2] > centre[2]
-            colors[front[ahead & (radial < IRIS_RADIUS_MM)]] = IRIS_COLOR
-            colors[front[ahead & (radial < PUPIL_RADIUS_MM)]] = (0.02, 0.02, 0.02)
-        return srgb_to_linear(colors)
-
     @staticmethod
     def _encode_ids(num_faces: int) -> np.ndarray:
         """Per-corner RGB colours that encode triangle index + 1 (0 is background), 24 bits."""
@@ -225,24 +237,42 @@ class FaceRenderer:
                 scene.add(pyrender.DirectionalLight(color=lighting.color, intensity=intensity), pose=light_pose)
         return scene, pose
 
-    def render_rgb(self, vertices: np.ndarray, view: View, lighting: Lighting | None = None, albedo=None):
+    def render_rgb(self, vertices: np.ndarray, view: View, lighting: Lighting | None = None, texture=None):
         """Shaded RGBA (uint8 H, W, 4; alpha is pixel coverage, colour premultiplied by it over black) and depth
-        (float32, 0 = background). `albedo` overrides the vertex colours with a (V, 3) sRGB array."""
+        (float32, 0 = background). `texture` (a `SkinTexture`) paints the skin; without it the skin is plain."""
         pyrender = self._pyrender
         scene, _ = self._scene(view, lighting)
-        # pyrender multiplies vertex colours into the linear-light result, so sRGB albedo is linearised here.
-        colors = self.vertex_colors if albedo is None else srgb_to_linear(albedo)
-        primitive = pyrender.Primitive(
-            positions=vertices,
-            normals=vertex_normals(vertices, self.faces),
-            color_0=colors,
-            indices=self.faces,
-            material=pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.62),
-        )
-        scene.add(pyrender.Mesh([primitive]))
+        normals = vertex_normals(vertices, self.faces)
+        if texture is None:
+            primitives = [self._primitive(vertices, normals, self.vertex_colors, self.faces)]
+        else:
+            # pyrender multiplies vertex colours into the linear-light result, so sRGB albedo is linearised here.
+            colors = srgb_to_linear(texture.vertex_colors)
+            skin = pyrender.Primitive(
+                positions=vertices[self._skin_vertex],
+                normals=normals[self._skin_vertex],
+                texcoord_0=self._skin_texcoord,
+                indices=self._skin_faces,
+                material=pyrender.MetallicRoughnessMaterial(
+                    baseColorTexture=pyrender.Texture(source=texture.albedo, source_channels="RGB"),
+                    metallicFactor=0.0,
+                    roughnessFactor=SKIN_ROUGHNESS,
+                ),
+            )
+            primitives = [skin, self._primitive(vertices, normals, colors, self._plain_faces)]
+        scene.add(pyrender.Mesh(primitives))
         self._offscreen._renderer.samples = 4 if self.msaa else 0
         color, depth = self._offscreen.render(scene, flags=pyrender.RenderFlags.RGBA)
         return np.ascontiguousarray(color), depth
+
+    def _primitive(self, vertices, normals, colors, faces):
+        return self._pyrender.Primitive(
+            positions=vertices,
+            normals=normals,
+            color_0=colors,
+            indices=faces,
+            material=self._pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=SKIN_ROUGHNESS),
+        )
 
     def render_ids(self, vertices: np.ndarray, view: View) -> np.ndarray:
         """Triangle index per pixel (int64 H, W), -1 for background. Exact: flat colours, no multisampling."""
@@ -294,7 +324,7 @@ class FaceRenderer:
         view: View,
         displacement: np.ndarray | None = None,
         lighting: Lighting | None = None,
-        albedo: np.ndarray | None = None,
+        texture=None,
         background: np.ndarray | tuple[int, int, int] = (128, 128, 128),
         rgb: bool = True,
     ) -> Render:
@@ -303,7 +333,7 @@ class FaceRenderer:
         vertices = np.asarray(vertices, dtype=np.float32)
         image, depth = None, None
         if rgb:
-            rgba, depth = self.render_rgb(vertices, view, lighting, albedo)
+            rgba, depth = self.render_rgb(vertices, view, lighting, texture)
             image = composite(rgba, background)
         ids = self.render_ids(vertices, view)
         heatmap = None if displacement is None else self.interpolate(ids, vertices, displacement, view)

@@ -1,0 +1,237 @@
+"""Skin textures: a registry of texture backends and the procedural one (the CPU default).
+
+A backend turns an identity's `Appearance` into a `SkinTexture`: an sRGB albedo image over the skin UV atlas
+(see `uv_atlas`) plus per-vertex colours for the parts that are not skin (eyes, teeth, mouth). The same texture is
+used for the neutral and every pain expression of the identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+from matplotlib.path import Path as PolygonPath
+from scipy import ndimage
+
+from .appearance import Appearance
+from .face_model import FaceModel
+from .uv_atlas import UVAtlas, build_uv_atlas
+
+
+@dataclass(frozen=True)
+class SkinTexture:
+    albedo: np.ndarray  # (H, 2H, 3) uint8 sRGB over the UV atlas
+    vertex_colors: np.ndarray  # (V, 3) float32 sRGB 0-1 for non-skin geometry (eyes, teeth, mouth interior)
+
+
+class Texturer(Protocol):
+    def __call__(self, appearance: Appearance, rng: np.random.Generator) -> SkinTexture: ...
+
+
+TEXTURE_BACKENDS: dict[str, Callable[..., Texturer]] = {}
+
+
+def register_texture_backend(name: str):
+    """Class decorator: make a texture backend selectable as `pain3d generate --texture NAME`."""
+
+    def decorate(factory):
+        TEXTURE_BACKENDS[name] = factory
+        return factory
+
+    return decorate
+
+
+def create_texturer(name: str, face_model: FaceModel, **options) -> Texturer:
+    if name not in TEXTURE_BACKENDS:
+        raise ValueError(f"unknown texture backend {name!r}; available: {', '.join(sorted(TEXTURE_BACKENDS))}")
+    return TEXTURE_BACKENDS[name](face_model, **options)
+
+
+# ----------------------------------------------------------------------------------------------- geometry helpers
+def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (N,) from 2-D points to segment ab, and the position t in 0-1 along it."""
+    ab = b - a
+    t = np.clip(((points - a) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
+    return np.linalg.norm(points - (a + t[:, None] * ab), axis=1), t
+
+
+def _polyline_distance(points: np.ndarray, line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance to a polyline and the arc-length fraction (0 at line[0], 1 at line[-1]) of the nearest point."""
+    lengths = np.linalg.norm(np.diff(line, axis=0), axis=1)
+    starts = np.concatenate([[0.0], np.cumsum(lengths)]) / lengths.sum()
+    best = np.full(len(points), np.inf)
+    where = np.zeros(len(points))
+    for k in range(len(line) - 1):
+        d, t = _segment_distance(points, line[k], line[k + 1])
+        closer = d < best
+        best[closer] = d[closer]
+        where[closer] = starts[k] + t[closer] * (starts[k + 1] - starts[k])
+    return best, where
+
+
+def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def _noise3d(rng: np.random.Generator, position: np.ndarray, wavelength_mm: float, waves: int = 24) -> np.ndarray:
+    """Smooth noise of unit standard deviation defined on the 3-D surface (a sum of random plane waves), so it
+    stays continuous across UV seams."""
+    directions = rng.standard_normal((waves, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    k = directions * (2 * np.pi / wavelength_mm) * rng.uniform(0.7, 1.3, size=(waves, 1))
+    phase = rng.uniform(0, 2 * np.pi, size=waves)
+    return (np.cos(position @ k.T.astype(np.float32) + phase.astype(np.float32)).sum(axis=-1) / np.sqrt(waves / 2)).astype(
+        np.float32
+    )
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Smooth noise of unit standard deviation."""
+    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma, mode="wrap")
+    return field / max(float(field.std()), 1e-6)
+
+
+# ----------------------------------------------------------------------------------------------- the backend
+@register_texture_backend("procedural")
+class ProceduralTexturer:
+    """Paints skin tone, pores and blotches, lips, brows, a hair cap, stubble, redness and age cues (wrinkles,
+    spots, greying) onto the UV atlas with 3D rules anchored on the 68 landmarks of the mean face."""
+
+    def __init__(self, face_model: FaceModel, atlas_size: int = 512):
+        self.face_model = face_model
+        self.atlas: UVAtlas = build_uv_atlas(face_model, atlas_size)
+        self.landmarks = face_model.neutral[face_model.landmarks].astype(np.float64)
+        self._masks = self._static_masks()
+
+    # -- masks that do not depend on the identity
+    def _static_masks(self) -> dict[str, np.ndarray]:
+        atlas, lm = self.atlas, self.landmarks
+        pos = np.nan_to_num(atlas.position)
+        xy = pos[..., :2].reshape(-1, 2)
+        skin = atlas.region_mask("face", "head_and_neck")
+        frontal = atlas.normal[..., 2] > 0.15
+        shape = atlas.region.shape
+        lips_polygon = PolygonPath(lm[48:60, :2])
+        lips = lips_polygon.contains_points(xy).reshape(shape) & skin & (pos[..., 2] > lm[48, 2] - 6) & frontal
+        masks = {"skin": skin, "lips": ndimage.gaussian_filter(lips.astype(np.float32), 1.2 * atlas.size / 512)}
+        # distances used by the identity-dependent painting, in mm
+        for name, line in {
+            "brow_right": lm[[21, 20, 19, 18, 17]],
+            "brow_left": lm[[22, 23, 24, 25, 26]],
+            "lid_right": lm[[36, 37, 38, 39]],
+            "lid_left": lm[[42, 43, 44, 45]],
+            "lower_lid_right": lm[[39, 40, 41, 36]],
+            "lower_lid_left": lm[[45, 46, 47, 42]],
+            "fold_right": np.array([lm[31] + [-6, 2, 0], lm[48] + [-7, 3, 0], lm[48] + [-6, -3, 0]]),
+            "fold_left": np.array([lm[35] + [6, 2, 0], lm[54] + [7, 3, 0], lm[54] + [6, -3, 0]]),
+        }.items():
+            offset = np.array([0.0, -1.5 if name.startswith("brow") else 0.0])  # brow landmarks sit on the top edge
+            d, t = _polyline_distance(xy, line[:, :2] + offset)
+            front = frontal & (pos[..., 2] > lm[0, 2] - 5)
+            masks[f"{name}_d"] = np.where(front, d.reshape(shape), np.inf)
+            masks[f"{name}_t"] = t.reshape(shape)
+        return masks
+
+    def __call__(self, appearance: Appearance, rng: np.random.Generator) -> SkinTexture:
+        from .render import region_vertex_colors
+
+        atlas, lm, masks = self.atlas, self.landmarks, self._masks
+        a = appearance
+        trng = np.random.default_rng(a.texture_seed)
+        pos = np.nan_to_num(atlas.position)
+        x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
+        shape = atlas.region.shape
+        px = atlas.size / 512  # texel-space feature sizes were tuned on a 512-texel tile
+        skin_rgb = np.asarray(a.skin_rgb, np.float32)
+        hair_rgb = np.asarray(a.hair_rgb, np.float32)
+        grey = np.array([0.80, 0.79, 0.77], np.float32)
+        hair = (1 - a.grey_fraction) * hair_rgb + a.grey_fraction * grey
+        brow_hair = (1 - 0.7 * a.grey_fraction) * hair_rgb + 0.7 * a.grey_fraction * grey
+
+        albedo = np.broadcast_to(skin_rgb, shape + (3,)).copy()
+        # low-frequency blotchiness and fine pores
+        albedo *= (1 + 0.035 * _noise3d(trng, pos, 25.0) + 0.02 * _noise(trng, shape, 0.8 * px))[..., None]
+        # redness on cheeks, nose and ears; lips
+        redness = np.zeros(shape, np.float32)
+        for centre, radius, weight in (
+            ((lm[2] + lm[31]) / 2, 16.0, 0.8), ((lm[14] + lm[35]) / 2, 16.0, 0.8), (lm[30], 9.0, 0.6),
+        ):
+            redness += weight * np.exp(-np.sum((pos - centre) ** 2, axis=-1) / (2 * radius**2))
+        redness += 0.5 * ((np.abs(x) > 68) & (y > lm[2, 1]) & (y < lm[19, 1]))  # ears
+        albedo += (redness * 0.045)[..., None] * np.array([1.0, -0.45, -0.35], np.float32)
+        lip_rgb = skin_rgb * np.array([0.86, 0.64, 0.64]) + np.array([0.04, 0.0, 0.0]) * (0.5 + a.lip_redness)
+        albedo = _mix(albedo, lip_rgb, masks["lips"] * (0.55 + 0.35 * a.lip_redness))
+
+        # age: darker eye surroundings, forehead lines, crow's feet, nasolabial folds, spots
+        age = a.age_factor
+        shade = np.zeros(shape, np.float32)
+        for side in ("right", "left"):
+            shade += 0.12 * (0.4 + age) * np.exp(-((masks[f"lower_lid_{side}_d"] - 5.0) ** 2) / 8.0)
+            shade += (0.03 + 0.2 * age) * np.exp(-(masks[f"fold_{side}_d"] ** 2) / (2.0 + 3.0 * age))
+            corner = lm[36] if side == "right" else lm[45]
+            r = np.hypot(x - corner[0], y - corner[1])
+            angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
+            lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
+            rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(trng, pos, 12.0)), 0, 1) ** 12
+            shade += 0.35 * age**1.3 * rays * lateral * _smoothstep(5, 8, r) * (1 - _smoothstep(14, 20, r))
+        brow_top = lm[17:27, 1].max()
+        forehead = _smoothstep(brow_top + 6, brow_top + 12, y) * (1 - _smoothstep(brow_top + 38, brow_top + 48, y))
+        forehead *= (z > lm[0, 2]) * (np.abs(x) < 45)
+        wobble = 1.6 * _noise3d(trng, pos, 30.0)
+        lines = np.clip(np.cos(2 * np.pi * (y + wobble) / 8.5), 0, 1) ** 16
+        shade += 0.32 * age**1.2 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0), -1, 1))
+        albedo *= (1 - np.clip(shade, 0, 0.6))[..., None]
+        if age > 0.45:
+            spots = _noise(trng, shape, 2.5 * px) > 3.0 - 0.6 * (age - 0.45)
+            spots = ndimage.gaussian_filter(spots.astype(np.float32), 1.0) * (masks["skin"] & (z > lm[0, 2] - 20))
+            albedo = _mix(albedo, skin_rgb * np.array([0.72, 0.6, 0.5]), np.clip(spots * 1.5, 0, 0.7))
+
+        # stubble / beard shadow
+        if a.beard_density > 0:
+            beard_zone = _smoothstep(lm[8, 1] - 28, lm[8, 1] - 12, y) * (1 - _smoothstep(lm[33, 1] - 6, lm[33, 1] - 1, y))
+            beard_zone *= 1 - _smoothstep(lm[1, 1] - 4, lm[1, 1] + 6, y) * (np.abs(x) > np.abs(lm[48, 0]) + 8)
+            beard_zone *= (z > lm[0, 2] - 12) * (1 - np.clip(masks["lips"] * 3, 0, 1))
+            stubble = np.clip(0.6 + 0.4 * _noise(trng, shape, 0.7 * px), 0, 1)
+            albedo = _mix(albedo, 0.55 * hair + 0.45 * skin_rgb * 0.75, beard_zone * stubble * 0.55 * a.beard_density)
+
+        # upper lash line (the alpha-textured eyelash strips are not rendered)
+        for side in ("right", "left"):
+            d = masks[f"lid_{side}_d"]
+            albedo = _mix(albedo, np.array([0.06, 0.05, 0.05]), np.exp(-(d**2) / 0.9) * 0.85)
+
+        # eyebrows: thicker at the inner end, hair-like streaks
+        streaks = np.clip(0.8 + 0.35 * _noise(trng, shape, (0.6 * px, 2.5 * px)), 0, 1)
+        for side in ("right", "left"):
+            d, t = masks[f"brow_{side}_d"], masks[f"brow_{side}_t"]
+            half = a.brow_thickness_mm / 2 * (1.0 - 0.5 * t)
+            brow = (1 - _smoothstep(0.6 * half, half + 1.0, d)) * (1 - _smoothstep(0.9, 1.08, t))
+            albedo = _mix(albedo, brow_hair, brow * streaks * 0.9)
+
+        # hair cap: forehead hairline in front, lower at the sides and back, receding crown for balding men
+        front_line = brow_top + a.hairline_mm + 0.003 * x**2 + 30 * a.balding
+        back_line = lm[2, 1] - 4
+        blend = _smoothstep(lm[0, 2] - 35, lm[0, 2] + 5, z)
+        hairline = back_line + blend * (front_line - back_line)
+        edge = np.clip(3.0 + 1.5 * _noise3d(trng, pos, 10.0), 1.0, 6.0)
+        cap = _smoothstep(hairline - 1.5, hairline + edge, y + 1.0 * _noise(trng, shape, 1.5 * px))
+        if a.balding > 0.3:
+            crown = np.hypot(x, z - (lm[0, 2] - 30)) < 60 * (a.balding - 0.3)
+            cap *= 1 - ndimage.gaussian_filter(crown.astype(np.float32), 6) * (y > lm[19, 1] + 60)
+        ears = (np.abs(x) > 66) & (y < lm[19, 1] + 12) & (y > lm[3, 1])
+        cap *= ~ears
+        cap *= masks["skin"]
+        hair_texture = hair * np.clip(0.92 + 0.14 * _noise(trng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)[..., None]
+        albedo = _mix(albedo, hair_texture, cap * 0.97)
+
+        # inside the mouth and the eye sockets
+        albedo[atlas.region_mask("mouth_socket")] = (0.32, 0.10, 0.10)
+        albedo[atlas.region_mask("eye_socket")] = (0.55, 0.36, 0.34)
+        image = (np.clip(albedo, 0, 1) * 255 + 0.5).astype(np.uint8)
+        return SkinTexture(albedo=image, vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb))
+
+
+def _mix(base: np.ndarray, color, weight: np.ndarray) -> np.ndarray:
+    weight = np.clip(weight, 0.0, 1.0)[..., None]
+    return base * (1 - weight) + np.asarray(color, np.float32) * weight
