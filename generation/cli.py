@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .assets import cache_dir, prepare_face_model, resolve_face_model
 from .face_model import FaceModel, FaceModelError
+from .errors import ConfigError, OutputError
 from .facs import ACTION_UNITS, ActionUnitError, parse_au_assignments, pspi
 
 logger = logging.getLogger("pain3d")
@@ -54,6 +55,77 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_views(spec: str | None):
+    """'frontal,left,right' (default angles) or 'name:yaw:pitch,...' in degrees."""
+    from .render import DEFAULT_VIEWS, View
+
+    if not spec:
+        return DEFAULT_VIEWS
+    defaults = {view.name: view for view in DEFAULT_VIEWS}
+    views = []
+    for item in spec.split(","):
+        name, *angles = item.strip().split(":")
+        if not angles:
+            if name not in defaults:
+                raise ConfigError(
+                    f"unknown view {name!r}: use one of {', '.join(defaults)} or give angles as NAME:YAW[:PITCH]"
+                )
+            views.append(defaults[name])
+            continue
+        try:
+            yaw, pitch = float(angles[0]), float(angles[1]) if len(angles) > 1 else 0.0
+        except ValueError:
+            raise ConfigError(f"view {item!r}: yaw and pitch must be numbers in degrees (NAME:YAW[:PITCH])") from None
+        if not (-90 <= yaw <= 90 and -60 <= pitch <= 60):
+            raise ConfigError(f"view {item!r}: yaw must be within +/-90 and pitch within +/-60 degrees")
+        views.append(View(name, yaw, pitch))
+    return tuple(views)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import hashlib
+    import os
+
+    from .dataset_writer import generate_dataset
+    from .pipeline import GenerationConfig
+
+    config = GenerationConfig(
+        num_identities=args.num_identities,
+        expressions_per_identity=args.expressions_per_identity,
+        views=parse_views(args.views),
+        image_size=args.image_size,
+        seed=args.seed,
+        texture=args.texture,
+        distractor_probability=args.distractor_probability,
+        identities_per_shard=args.identities_per_shard,
+        msaa=not args.no_msaa,
+        au_overrides=parse_au_assignments(args.au or []),
+    )
+    from .texture import TEXTURE_BACKENDS
+
+    if config.texture not in TEXTURE_BACKENDS:
+        raise ConfigError(f"unknown --texture {config.texture!r}; available: {', '.join(sorted(TEXTURE_BACKENDS))}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    model_path = resolve_face_model(args.face_model)
+    sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    rank, world_size, barrier = 0, 1, None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by accelerate (or torchrun): one share per process
+        from accelerate import PartialState
+
+        state = PartialState()
+        rank, world_size, barrier = state.process_index, state.num_processes, state.wait_for_everyone
+    summary = generate_dataset(
+        args.output, config, model_path, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
+        rank=rank, world_size=world_size, barrier=barrier, progress=not args.quiet, face_model_sha256=sha,
+    )
+    print(
+        f"rank {rank}: wrote {summary['rows']} images of {summary['identities']} identities in "
+        f"{summary['seconds']:.1f} s ({summary['images_per_second']:.1f} images/s) to {args.output}"
+    )
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     print("action units (intensity 0-5, AU43 0/1; PSPI = AU4 + max(AU6,AU7) + max(AU9,AU10) + AU43):")
     for au in ACTION_UNITS.values():
@@ -84,6 +156,27 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--title", help="heading of the sheet")
     preview.set_defaults(func=cmd_preview)
 
+    generate = sub.add_parser("generate", help="generate a 3DPain dataset folder (a Hub dataset repository)")
+    _add_face_model_flag(generate)
+    generate.add_argument("--output", "-o", type=Path, required=True, help="dataset folder to write")
+    generate.add_argument("--num-identities", type=int, required=True)
+    generate.add_argument("--expressions-per-identity", type=int, default=10, help="pain expressions per identity")
+    generate.add_argument("--views", help="comma list: frontal,left,right (default) or NAME:YAW[:PITCH] in degrees")
+    generate.add_argument("--image-size", type=int, default=256)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
+    generate.add_argument("--texture", default="procedural", help="texture backend")
+    generate.add_argument("--distractor-probability", type=float, default=0.2, help="chance of a non-pain AU")
+    generate.add_argument("--identities-per-shard", type=int, default=25)
+    generate.add_argument(
+        "--au", action="append", metavar="AU=INTENSITY", help="fix an AU in every pain expression (repeatable)"
+    )
+    generate.add_argument("--no-msaa", action="store_true", help="turn multisampling off (faster, jaggier edges)")
+    generate.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
+    generate.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in --output")
+    generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    generate.set_defaults(func=cmd_generate)
+
     info = sub.add_parser("info", help="list the action units, their blendshapes and the cache location")
     info.set_defaults(func=cmd_info)
     return parser
@@ -94,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (FaceModelError, ActionUnitError) as error:
+    except (FaceModelError, ActionUnitError, ConfigError, OutputError) as error:
         print(f"pain3d {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -71,7 +71,8 @@ class Lighting:
 
 @dataclass
 class Render:
-    """One rendered view. `image` uint8 (H, W, 3); `mask` bool (H, W); `heatmap` float32 mm (H, W) or None;
+    """One rendered view. `image` uint8 (H, W, 3); `mask` bool (H, W) foreground (pixel centres covered when a
+    heatmap was rendered, any coverage otherwise); `heatmap` float32 mm (H, W) or None;
     `landmarks_2d` float32 (68, 2) pixel coordinates (x right, y down, pixel centres at .5)."""
 
     image: np.ndarray | None
@@ -331,14 +332,18 @@ class FaceRenderer:
         """Render one view over `background` (an RGB colour or a uint8 (H, W, 3) image). `displacement` (V,) in
         mm, when given, becomes the heatmap."""
         vertices = np.asarray(vertices, dtype=np.float32)
-        image, depth = None, None
+        image, depth, coverage = None, None, None
         if rgb:
             rgba, depth = self.render_rgb(vertices, view, lighting, texture)
-            image = composite(rgba, background)
-        ids = self.render_ids(vertices, view)
-        heatmap = None if displacement is None else self.interpolate(ids, vertices, displacement, view)
+            image, coverage = composite(rgba, background), rgba[..., 3] > 0
+        heatmap = None
+        if displacement is not None or coverage is None:  # the id pass is only needed for heatmaps
+            ids = self.render_ids(vertices, view)
+            coverage = ids >= 0
+            if displacement is not None:
+                heatmap = self.interpolate(ids, vertices, displacement, view)
         landmarks, _ = self.project(vertices[self.face_model.landmarks], view)
-        return Render(image=image, mask=ids >= 0, landmarks_2d=landmarks.astype(np.float32), heatmap=heatmap, depth=depth)
+        return Render(image=image, mask=coverage, landmarks_2d=landmarks.astype(np.float32), heatmap=heatmap, depth=depth)
 
     def close(self) -> None:
         """Free this renderer's OpenGL context (other renderers in the process keep working)."""

@@ -15,6 +15,7 @@ from matplotlib.path import Path as PolygonPath
 from scipy import ndimage
 
 from .appearance import Appearance
+from .errors import ConfigError
 from .face_model import FaceModel
 from .uv_atlas import UVAtlas, build_uv_atlas
 
@@ -44,7 +45,7 @@ def register_texture_backend(name: str):
 
 def create_texturer(name: str, face_model: FaceModel, **options) -> Texturer:
     if name not in TEXTURE_BACKENDS:
-        raise ValueError(f"unknown texture backend {name!r}; available: {', '.join(sorted(TEXTURE_BACKENDS))}")
+        raise ConfigError(f"unknown texture backend {name!r}; available: {', '.join(sorted(TEXTURE_BACKENDS))}")
     return TEXTURE_BACKENDS[name](face_model, **options)
 
 

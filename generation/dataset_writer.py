@@ -1,0 +1,269 @@
+"""Writes a generated dataset as a Hub dataset repository: parquet shards per split, generation_config.json, the
+preview sheet and the dataset card.
+
+Work is planned as shards known in advance (`data/<split>-NNNNN-of-MMMMM.parquet`, identity-disjoint splits), each
+written atomically; a resumed, parallel (`workers`) or distributed (`rank` / `world_size`, e.g. under
+`accelerate launch`) run skips finished shards and writes the same bytes a single uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataset_builder.features import SPLITS, pain_features
+
+from .errors import OutputError
+from .pipeline import GenerationConfig, PainFaceGenerator, identity_spec, identity_split
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "generation_config.json"
+ARTEFACTS = ("data", "plots", "README.md", "preview.png", CONFIG_FILE)
+ROW_GROUP_SIZE = 100  # small row groups keep the Hub viewer and random access fast for image rows
+VERSIONED_PACKAGES = ("numpy", "pillow", "pyrender", "PyOpenGL", "trimesh", "datasets", "pyarrow", "scipy")
+
+
+@dataclass(frozen=True)
+class Shard:
+    split: str
+    number: int
+    total: int
+    identities: tuple[int, ...]
+
+    @property
+    def relative_path(self) -> str:
+        return f"data/{self.split}-{self.number:05d}-of-{self.total:05d}.parquet"
+
+    def rows(self, config: GenerationConfig) -> int:
+        return len(self.identities) * len(config.views) * (config.expressions_per_identity + 1)
+
+
+def plan_shards(config: GenerationConfig) -> list[Shard]:
+    """Every shard of the dataset, ordered by first identity (so work proceeds through the identities)."""
+    by_split: dict[str, list[int]] = {split: [] for split in SPLITS}
+    for index in range(config.num_identities):
+        by_split[identity_split(config, index)].append(index)
+    shards = []
+    size = config.identities_per_shard
+    for split, members in by_split.items():
+        chunks = [tuple(members[k : k + size]) for k in range(0, len(members), size)]
+        shards += [Shard(split, n, len(chunks), chunk) for n, chunk in enumerate(chunks)]
+    return sorted(shards, key=lambda shard: shard.identities[0])
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("pain3d", *VERSIONED_PACKAGES):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def config_record(config: GenerationConfig, face_model_sha256: str | None = None) -> dict:
+    return {"config": config.to_dict(), "face_model": face_model_sha256, "versions": package_versions()}
+
+
+def prepare_output(output: Path, config: GenerationConfig, resume: bool, overwrite: bool, record: dict) -> None:
+    """Check and prepare the output folder; write generation_config.json. Never deletes what we did not write."""
+    if resume and overwrite:
+        raise OutputError("--resume and --overwrite contradict each other: choose one")
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"output {output} exists and is not a folder")
+    existing = sorted(p.name for p in output.iterdir()) if output.is_dir() else []
+    if existing and resume:
+        saved = output / CONFIG_FILE
+        if not saved.is_file():
+            raise OutputError(f"cannot resume: {output} has no {CONFIG_FILE}; it was not written by pain3d generate")
+        previous = json.loads(saved.read_text())["config"]
+        if previous != record["config"]:
+            changed = sorted(k for k in set(previous) | set(record["config"]) if previous.get(k) != record["config"].get(k))
+            raise OutputError(
+                f"cannot resume {output}: it was generated with different parameters ({', '.join(changed)}); "
+                "rerun with the original parameters, or use --overwrite to start again"
+            )
+    elif existing and overwrite:
+        foreign = [name for name in existing if name not in ARTEFACTS]
+        if foreign:
+            raise OutputError(
+                f"refusing to overwrite {output}: it holds files pain3d did not write ({', '.join(foreign[:5])}); "
+                "choose an empty or new folder"
+            )
+        for name in existing:
+            target = output / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+    elif existing:
+        raise OutputError(
+            f"output {output} is not empty: pass --resume to continue an interrupted run, --overwrite to replace "
+            "it, or choose a new folder"
+        )
+    try:
+        (output / "data").mkdir(parents=True, exist_ok=True)
+        (output / CONFIG_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    except OSError as error:
+        raise OutputError(f"cannot write to {output} ({error.strerror or error}); choose a writable folder") from None
+
+
+def shard_is_complete(path: Path, expected_rows: int) -> bool:
+    try:
+        return pq.read_metadata(path).num_rows == expected_rows
+    except (OSError, pa.ArrowInvalid):
+        return False
+
+
+def write_shard(path: Path, rows: list[dict], schema: pa.Schema) -> None:
+    """Write rows atomically (a crash never leaves a shard that looks finished)."""
+    table = pa.Table.from_pylist(rows, schema=schema)
+    partial = path.with_name(path.name + ".partial")
+    pq.write_table(table, partial, row_group_size=ROW_GROUP_SIZE)
+    partial.replace(path)
+
+
+# ----------------------------------------------------------------------------------------------- rendering workers
+_WORKER: dict = {}
+
+
+def _init_worker(config_dict: dict, face_model_path: str) -> None:
+    from .face_model import FaceModel
+
+    config = GenerationConfig.from_dict(config_dict)
+    model = FaceModel.load(face_model_path)
+    _WORKER.update(config=config, model=model, generator=PainFaceGenerator(config, model))
+
+
+def _render_identity(index: int) -> tuple[int, list[dict]]:
+    config, model, generator = _WORKER["config"], _WORKER["model"], _WORKER["generator"]
+    return index, generator(identity_spec(config, model, index))
+
+
+def _encode_classes(rows: list[dict], features) -> list[dict]:
+    """ClassLabel strings -> ids, as `datasets` stores them."""
+    labels = {name: feature for name, feature in features.items() if hasattr(feature, "str2int")}
+    for row in rows:
+        for name, feature in labels.items():
+            row[name] = feature.str2int(row[name])
+    return rows
+
+
+def generate_dataset(
+    output: str | Path,
+    config: GenerationConfig,
+    face_model_path: str | Path,
+    workers: int = 1,
+    resume: bool = False,
+    overwrite: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    barrier: Callable[[], None] | None = None,
+    progress: bool = True,
+    face_model_sha256: str | None = None,
+) -> dict:
+    """Generate (this rank's share of) the dataset into `output`; rank 0 then writes preview and card.
+
+    Returns a summary: rows and identities written by this process, seconds, images per second.
+    """
+    from tqdm.auto import tqdm
+
+    output = Path(output)
+    barrier = barrier or (lambda: None)
+    if rank == 0:
+        prepare_output(output, config, resume, overwrite, config_record(config, face_model_sha256))
+    barrier()
+
+    features = pain_features([v.name for v in config.views], config.extended_aus)
+    schema = features.arrow_schema
+    shards = [s for k, s in enumerate(plan_shards(config)) if k % world_size == rank]
+    todo = [s for s in shards if not shard_is_complete(output / s.relative_path, s.rows(config))]
+    for shard in todo:  # leftovers of an interrupted write of this rank's own shards
+        (output / (shard.relative_path + ".partial")).unlink(missing_ok=True)
+    identities = [index for shard in todo for index in shard.identities]
+    logger.info(
+        "rank %d/%d: %d shards (%d identities) to render, %d already complete",
+        rank, world_size, len(todo), len(identities), len(shards) - len(todo),
+    )
+
+    start = time.perf_counter()
+    rows_written = 0
+    bar = tqdm(total=len(identities), unit="identity", disable=not progress, desc=f"rank {rank}" if world_size > 1 else "generate")
+    results = _identity_results(identities, config, face_model_path, workers)
+    try:
+        for shard in todo:
+            rows: list[dict] = []
+            for expected in shard.identities:
+                index, identity_rows = next(results)
+                assert index == expected  # results arrive in submission order
+                rows += identity_rows
+                bar.update(1)
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(images_per_s=f"{(rows_written + len(rows)) / max(elapsed, 1e-9):.1f}")
+            write_shard(output / shard.relative_path, _encode_classes(rows, features), schema)
+            rows_written += len(rows)
+    finally:
+        results.close()
+        bar.close()
+    seconds = time.perf_counter() - start
+    barrier()
+    if rank == 0:
+        finalize_dataset(output, config)
+    return {
+        "rows": rows_written,
+        "identities": len(identities),
+        "seconds": seconds,
+        "images_per_second": rows_written / seconds if seconds > 0 else 0.0,
+    }
+
+
+def _identity_results(identities: list[int], config: GenerationConfig, face_model_path, workers: int):
+    """Generator of (index, rows) in submission order, rendered in-process or by a pool of worker processes."""
+    if not identities:
+        return iter(())
+    if workers <= 1:
+        def serial():
+            _init_worker(config.to_dict(), str(face_model_path))
+            try:
+                for index in identities:
+                    yield _render_identity(index)
+            finally:
+                _WORKER.pop("generator").close()
+
+        return serial()
+    import multiprocessing
+
+    # spawn: every worker opens its own OpenGL context; forking a process that holds one is unsafe
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(workers, initializer=_init_worker, initargs=(config.to_dict(), str(face_model_path)))
+
+    def parallel():
+        try:
+            yield from pool.imap(_render_identity, identities, chunksize=1)
+        finally:
+            pool.terminate()
+            pool.join()
+
+    return parallel()
+
+
+def finalize_dataset(output: Path, config: GenerationConfig) -> None:
+    """Preview sheet and dataset card from the finished shards (every shard must exist)."""
+    missing = [s.relative_path for s in plan_shards(config) if not (output / s.relative_path).is_file()]
+    if missing:
+        raise OutputError(f"{len(missing)} shards are missing (e.g. {missing[0]}): rerun with --resume")
+    from .preview import dataset_preview_sheet
+
+    dataset_preview_sheet(output, output / "preview.png")
+    from dataset_builder.card import write_dataset_card
+
+    record = json.loads((output / CONFIG_FILE).read_text())
+    write_dataset_card(output, record)
