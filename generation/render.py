@@ -207,6 +207,8 @@ class FaceRenderer:
 
         self._offscreen = pyrender.OffscreenRenderer(self.image_size, self.image_size)
         _patch_multisampling(self._offscreen._renderer)
+        self._id_material = pyrender.MetallicRoughnessMaterial()
+        self._build_scene()
 
     # ----------------------------------------------------------------------------------------------- set-up
     @staticmethod
@@ -222,27 +224,50 @@ class FaceRenderer:
         return _look_at(eye, self.target.copy())
 
     # ----------------------------------------------------------------------------------------------- passes
-    def _scene(self, view: View, lighting: Lighting | None) -> tuple:
+    # One persistent scene holds the shaded mesh and the id mesh (only one visible per pass), so buffers and the
+    # skin texture stay on the GPU between passes instead of being uploaded again every frame.
+    def _build_scene(self) -> None:
         pyrender = self._pyrender
-        lighting = lighting or Lighting()
-        scene = pyrender.Scene(bg_color=(0, 0, 0, 0), ambient_light=(lighting.ambient,) * 3)
+        self._scene = pyrender.Scene(bg_color=(0, 0, 0, 0))
+        self._camera_node = self._scene.add(self.camera, pose=np.eye(4))
+        self._light_nodes = [self._scene.add(pyrender.DirectionalLight(), pose=np.eye(4)) for _ in range(2)]
+        self._mesh_nodes: dict[str, object] = {}
+        self._texture_source = None  # the SkinTexture whose pyrender texture is cached below
+        self._texture = None
+
+    def _stage(self, view: View, lighting: Lighting | None = None) -> None:
         pose = self.camera_pose(view)
-        scene.add(self.camera, pose=pose)
-        for direction, intensity in (
-            (lighting.key_direction, lighting.key_intensity),
-            (lighting.fill_direction, lighting.fill_intensity),
-        ):
-            if intensity > 0:
-                light_dir = pose[:3, :3] @ _direction(*direction)  # from the head toward the light, world space
-                light_pose = _look_at(self.target + light_dir * 1000.0, self.target.copy())
-                scene.add(pyrender.DirectionalLight(color=lighting.color, intensity=intensity), pose=light_pose)
-        return scene, pose
+        self._scene.set_pose(self._camera_node, pose)
+        if lighting is None:
+            return
+        self._scene.ambient_light = np.full(3, lighting.ambient)
+        lights = ((lighting.key_direction, lighting.key_intensity), (lighting.fill_direction, lighting.fill_intensity))
+        for node, (direction, intensity) in zip(self._light_nodes, lights):
+            light_dir = pose[:3, :3] @ _direction(*direction)  # from the head toward the light, world space
+            node.light.intensity = intensity
+            node.light.color = np.asarray(lighting.color, dtype=np.float32)
+            self._scene.set_pose(node, _look_at(self.target + light_dir * 1000.0, self.target.copy()))
+
+    def _show(self, name: str, mesh) -> None:
+        """Put `mesh` in the scene under `name` (replacing the previous one) and hide the other meshes."""
+        old = self._mesh_nodes.pop(name, None)
+        if old is not None:
+            self._scene.remove_node(old)
+        for node in self._mesh_nodes.values():
+            node.mesh.is_visible = False
+        self._mesh_nodes[name] = self._scene.add(mesh)
+
+    def _skin_texture(self, texture):
+        if texture is not self._texture_source:
+            self._texture_source = texture
+            self._texture = self._pyrender.Texture(source=texture.albedo, source_channels="RGB")
+        return self._texture
 
     def render_rgb(self, vertices: np.ndarray, view: View, lighting: Lighting | None = None, texture=None):
         """Shaded RGBA (uint8 H, W, 4; alpha is pixel coverage, colour premultiplied by it over black) and depth
         (float32, 0 = background). `texture` (a `SkinTexture`) paints the skin; without it the skin is plain."""
         pyrender = self._pyrender
-        scene, _ = self._scene(view, lighting)
+        self._stage(view, lighting or Lighting())
         normals = vertex_normals(vertices, self.faces)
         if texture is None:
             primitives = [self._primitive(vertices, normals, self.vertex_colors, self.faces)]
@@ -255,15 +280,13 @@ class FaceRenderer:
                 texcoord_0=self._skin_texcoord,
                 indices=self._skin_faces,
                 material=pyrender.MetallicRoughnessMaterial(
-                    baseColorTexture=pyrender.Texture(source=texture.albedo, source_channels="RGB"),
-                    metallicFactor=0.0,
-                    roughnessFactor=SKIN_ROUGHNESS,
+                    baseColorTexture=self._skin_texture(texture), metallicFactor=0.0, roughnessFactor=SKIN_ROUGHNESS
                 ),
             )
             primitives = [skin, self._primitive(vertices, normals, colors, self._plain_faces)]
-        scene.add(pyrender.Mesh(primitives))
+        self._show("shaded", pyrender.Mesh(primitives))
         self._offscreen._renderer.samples = 4 if self.msaa else 0
-        color, depth = self._offscreen.render(scene, flags=pyrender.RenderFlags.RGBA)
+        color, depth = self._offscreen.render(self._scene, flags=pyrender.RenderFlags.RGBA)
         return np.ascontiguousarray(color), depth
 
     def _primitive(self, vertices, normals, colors, faces):
@@ -278,12 +301,12 @@ class FaceRenderer:
     def render_ids(self, vertices: np.ndarray, view: View) -> np.ndarray:
         """Triangle index per pixel (int64 H, W), -1 for background. Exact: flat colours, no multisampling."""
         pyrender = self._pyrender
-        scene, _ = self._scene(view, Lighting(key_intensity=0, fill_intensity=0))
+        self._stage(view)
         corners = vertices[self.faces].reshape(-1, 3)
-        primitive = pyrender.Primitive(positions=corners, color_0=self._id_colors, material=pyrender.MetallicRoughnessMaterial())
-        scene.add(pyrender.Mesh([primitive]))
+        primitive = pyrender.Primitive(positions=corners, color_0=self._id_colors, material=self._id_material)
+        self._show("ids", pyrender.Mesh([primitive]))
         self._offscreen._renderer.samples = 0
-        color, _ = self._offscreen.render(scene, flags=pyrender.RenderFlags.FLAT)
+        color, _ = self._offscreen.render(self._scene, flags=pyrender.RenderFlags.FLAT)
         color = color.astype(np.int64)
         return color[..., 0] + (color[..., 1] << 8) + (color[..., 2] << 16) - 1
 

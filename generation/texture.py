@@ -176,7 +176,7 @@ class ProceduralTexturer:
             angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
             lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
             rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(trng, pos, 12.0)), 0, 1) ** 12
-            shade += 0.35 * age**1.3 * rays * lateral * _smoothstep(5, 8, r) * (1 - _smoothstep(14, 20, r))
+            shade += 0.22 * age**1.3 * rays * lateral * _smoothstep(5, 8, r) * (1 - _smoothstep(14, 20, r))
         brow_top = lm[17:27, 1].max()
         forehead = _smoothstep(brow_top + 6, brow_top + 12, y) * (1 - _smoothstep(brow_top + 38, brow_top + 48, y))
         forehead *= (z > lm[0, 2]) * (np.abs(x) < 45)
