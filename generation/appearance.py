@@ -46,6 +46,7 @@ class Appearance:
     brow_thickness_mm: float
     hairline_mm: float  # height of the hairline above the top of the brows, mm (vertical)
     balding: float  # 0 .. 1 recession of the hair cap (older men)
+    hair_length: float  # 0 (ends at the ear lobes at the back) .. 1 (covers the back of the neck)
     lip_redness: float
     texture_seed: int
     sag_mm: float  # downward sag of the lower face (age)
@@ -78,6 +79,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         brow_thickness_mm=float(rng.uniform(5.5, 7.5) if male else rng.uniform(3.8, 5.5)),
         hairline_mm=float((rng.uniform(32, 40) + 6 * age_factor) if male else rng.uniform(28, 36)),
         balding=float(np.clip(rng.uniform(-0.5, 1.3) * age_factor, 0, 1) if male else 0.0),
+        hair_length=float(rng.uniform(0.5, 1.0) if not male else rng.uniform(0.0, 0.2)),
         lip_redness=float(rng.uniform(0.2, 0.6) if not male else rng.uniform(0.05, 0.3)),
         texture_seed=int(rng.integers(2**31)),
         sag_mm=float(3.5 * age_factor**1.5 * rng.uniform(0.7, 1.2)),

@@ -191,7 +191,8 @@ class ProceduralTexturer:
 
         # stubble / beard shadow
         if a.beard_density > 0:
-            beard_zone = _smoothstep(lm[8, 1] - 28, lm[8, 1] - 12, y) * (1 - _smoothstep(lm[33, 1] - 6, lm[33, 1] - 1, y))
+            upper = lm[33, 1] - 2 - 0.3 * np.abs(x)  # the beard line drops toward the cheeks
+            beard_zone = _smoothstep(lm[8, 1] - 28, lm[8, 1] - 12, y) * (1 - _smoothstep(upper - 10, upper, y))
             beard_zone *= 1 - _smoothstep(lm[1, 1] - 4, lm[1, 1] + 6, y) * (np.abs(x) > np.abs(lm[48, 0]) + 8)
             beard_zone *= (z > lm[0, 2] - 12) * (1 - np.clip(masks["lips"] * 3, 0, 1))
             stubble = np.clip(0.6 + 0.4 * _noise(trng, shape, 0.7 * px), 0, 1)
@@ -212,7 +213,7 @@ class ProceduralTexturer:
 
         # hair cap: forehead hairline in front, lower at the sides and back, receding crown for balding men
         front_line = brow_top + a.hairline_mm + 0.003 * x**2 + 30 * a.balding
-        back_line = lm[2, 1] - 4
+        back_line = lm[2, 1] - 4 - 45 * a.hair_length
         blend = _smoothstep(lm[0, 2] - 35, lm[0, 2] + 5, z)
         hairline = back_line + blend * (front_line - back_line)
         edge = np.clip(3.0 + 1.5 * _noise3d(trng, pos, 10.0), 1.0, 6.0)
