@@ -41,7 +41,7 @@ class GenerationConfig:
     distractor_probability: float = 0.2
     split_fractions: tuple[float, float, float] = (0.7, 0.2, 0.1)
     identities_per_shard: int = 25
-    msaa: bool = True
+    msaa: bool = False
     png_compress_level: int = 1
     au_overrides: dict = field(default_factory=dict)  # fixed intensities in every pain expression, e.g. {"AU43": 0}
 

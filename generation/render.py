@@ -161,14 +161,15 @@ class FaceRenderer:
     """Renders posed face-model vertices from a `View`.
 
     One OpenGL context per renderer; reuse it for many frames (creating one costs far more than a frame).
-    `msaa` switches pyrender's 4x multisampling for the shaded pass (the id pass never uses it).
+    `msaa` switches pyrender's 4x multisampling for the shaded pass (the id pass never uses it); without it the
+    silhouette is feathered in `composite`, about three times faster in software GL with nearly the same look.
     """
 
     def __init__(
         self,
         face_model: FaceModel,
         image_size: int = 256,
-        msaa: bool = True,
+        msaa: bool = False,
         yfov_deg: float = 20.0,
         hidden_regions: tuple[str, ...] = HIDDEN_REGIONS,
     ):
@@ -358,7 +359,7 @@ class FaceRenderer:
         image, depth, coverage = None, None, None
         if rgb:
             rgba, depth = self.render_rgb(vertices, view, lighting, texture)
-            image, coverage = composite(rgba, background), rgba[..., 3] > 0
+            image, coverage = composite(rgba, background, feather=not self.msaa), rgba[..., 3] > 0
         heatmap = None
         if displacement is not None or coverage is None:  # the id pass is only needed for heatmaps
             ids = self.render_ids(vertices, view)
@@ -392,11 +393,25 @@ class FaceRenderer:
         self.close()
 
 
-def composite(rgba: np.ndarray, background) -> np.ndarray:
-    """Premultiplied RGBA render over a background colour or image; uint8 (H, W, 3)."""
+def composite(rgba: np.ndarray, background, feather: bool = False) -> np.ndarray:
+    """Premultiplied RGBA render over a background colour or image; uint8 (H, W, 3).
+
+    `feather` anti-aliases the silhouette of a render made without multisampling (binary alpha): the coverage is
+    softened with a 3x3 box filter and pixels just outside take the mean colour of their covered neighbours. It
+    costs a few milliseconds where 4x multisampling costs about three times the whole render in software GL.
+    """
+    rgb = rgba[..., :3].astype(np.float32)
     alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-    background = np.broadcast_to(np.asarray(background, dtype=np.float32), rgba[..., :3].shape)
-    return np.clip(rgba[..., :3] + (1.0 - alpha) * background + 0.5, 0, 255).astype(np.uint8)
+    background = np.broadcast_to(np.asarray(background, dtype=np.float32), rgb.shape)
+    if feather:
+        from scipy.ndimage import uniform_filter
+
+        covered = (alpha > 0).astype(np.float32)
+        soft = uniform_filter(covered[..., 0], size=3, mode="nearest")[..., None]
+        neighbours = uniform_filter(rgb * covered, size=(3, 3, 1), mode="nearest") / np.maximum(soft, 1e-6)
+        color = np.where(covered > 0, rgb / np.maximum(alpha, 1e-6), neighbours)
+        return np.clip(color * soft + (1.0 - soft) * background + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(rgb + (1.0 - alpha) * background + 0.5, 0, 255).astype(np.uint8)
 
 
 def displacement_mm(posed: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--expressions-per-identity", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=256)
-    parser.add_argument("--no-msaa", action="store_true")
+    parser.add_argument("--msaa", action="store_true")
     parser.add_argument("--face-model")
     parser.add_argument("--keep", type=Path, help="write the end-to-end dataset here instead of a temp folder")
     args = parser.parse_args()
@@ -76,7 +76,7 @@ def main() -> None:
         num_identities=args.num_identities,
         expressions_per_identity=args.expressions_per_identity,
         image_size=args.image_size,
-        msaa=not args.no_msaa,
+        msaa=args.msaa,
         identities_per_shard=max(1, args.num_identities // (2 * args.workers)),
     )
     per_identity = len(config.views) * (config.expressions_per_identity + 1)

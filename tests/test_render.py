@@ -120,7 +120,7 @@ def test_same_input_gives_identical_bytes(face_model, identity):
 
 def test_msaa_off_matches_geometry(face_model, identity):
     vertices = pose_face(face_model, identity)
-    with FaceRenderer(face_model, image_size=96, msaa=False) as plain, FaceRenderer(face_model, image_size=96) as smooth:
+    with FaceRenderer(face_model, image_size=96, msaa=False) as plain, FaceRenderer(face_model, image_size=96, msaa=True) as smooth:
         zeros = np.zeros(len(vertices), np.float32)
         a, b = plain.render(vertices, FRONTAL, zeros), smooth.render(vertices, FRONTAL, zeros)
     np.testing.assert_array_equal(a.mask, b.mask)  # the id pass never multisamples
