@@ -235,6 +235,8 @@ class FaceRenderer:
         self._mesh_nodes: dict[str, object] = {}
         self._texture_source = None  # the SkinTexture whose pyrender texture is cached below
         self._texture = None
+        self._linear_colors = None
+        self._normal_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _stage(self, view: View, lighting: Lighting | None = None) -> None:
         pose = self.camera_pose(view)
@@ -262,29 +264,41 @@ class FaceRenderer:
         if texture is not self._texture_source:
             self._texture_source = texture
             self._texture = self._pyrender.Texture(source=texture.albedo, source_channels="RGB")
+            # pyrender multiplies vertex colours into the linear-light result, so sRGB albedo is linearised here.
+            self._linear_colors = srgb_to_linear(texture.vertex_colors)
         return self._texture
+
+    def _normals(self, vertices: np.ndarray) -> np.ndarray:
+        """Vertex normals, remembered for the last few meshes (each mesh is rendered from several views)."""
+        cached = self._normal_cache.get(id(vertices))
+        if cached is not None and cached[0] is vertices:
+            return cached[1]
+        if len(self._normal_cache) >= 32:
+            self._normal_cache.clear()
+        normals = vertex_normals(vertices, self.faces)
+        self._normal_cache[id(vertices)] = (vertices, normals)  # holding `vertices` keeps its id unique
+        return normals
 
     def render_rgb(self, vertices: np.ndarray, view: View, lighting: Lighting | None = None, texture=None):
         """Shaded RGBA (uint8 H, W, 4; alpha is pixel coverage, colour premultiplied by it over black) and depth
         (float32, 0 = background). `texture` (a `SkinTexture`) paints the skin; without it the skin is plain."""
         pyrender = self._pyrender
         self._stage(view, lighting or Lighting())
-        normals = vertex_normals(vertices, self.faces)
+        normals = self._normals(vertices)
         if texture is None:
             primitives = [self._primitive(vertices, normals, self.vertex_colors, self.faces)]
         else:
-            # pyrender multiplies vertex colours into the linear-light result, so sRGB albedo is linearised here.
-            colors = srgb_to_linear(texture.vertex_colors)
+            material = pyrender.MetallicRoughnessMaterial(
+                baseColorTexture=self._skin_texture(texture), metallicFactor=0.0, roughnessFactor=SKIN_ROUGHNESS
+            )
             skin = pyrender.Primitive(
                 positions=vertices[self._skin_vertex],
                 normals=normals[self._skin_vertex],
                 texcoord_0=self._skin_texcoord,
                 indices=self._skin_faces,
-                material=pyrender.MetallicRoughnessMaterial(
-                    baseColorTexture=self._skin_texture(texture), metallicFactor=0.0, roughnessFactor=SKIN_ROUGHNESS
-                ),
+                material=material,
             )
-            primitives = [skin, self._primitive(vertices, normals, colors, self._plain_faces)]
+            primitives = [skin, self._primitive(vertices, normals, self._linear_colors, self._plain_faces)]
         self._show("shaded", pyrender.Mesh(primitives))
         self._offscreen._renderer.samples = 4 if self.msaa else 0
         color, depth = self._offscreen.render(self._scene, flags=pyrender.RenderFlags.RGBA)
@@ -303,8 +317,16 @@ class FaceRenderer:
         """Triangle index per pixel (int64 H, W), -1 for background. Exact: flat colours, no multisampling."""
         pyrender = self._pyrender
         self._stage(view)
-        corners = vertices[self.faces].reshape(-1, 3)
-        primitive = pyrender.Primitive(positions=corners, color_0=self._id_colors, material=self._id_material)
+        # Back-facing triangles can never be seen (closed surfaces): leaving them out halves the upload.
+        eye = self.camera_pose(view)[:3, 3]
+        corners = vertices[self.faces]
+        facing = np.einsum("ij,ij->i", np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), eye - corners[:, 0])
+        front = facing > 0
+        primitive = pyrender.Primitive(
+            positions=corners[front].reshape(-1, 3),
+            color_0=self._id_colors.reshape(-1, 3, 4)[front].reshape(-1, 4),  # colours keep the original indices
+            material=self._id_material,
+        )
         self._show("ids", pyrender.Mesh([primitive]))
         self._offscreen._renderer.samples = 0
         color, _ = self._offscreen.render(self._scene, flags=pyrender.RenderFlags.FLAT)
