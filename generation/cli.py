@@ -111,9 +111,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
     rank, world_size, barrier = 0, 1, None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by accelerate (or torchrun): one share per process
+        import torch
         from accelerate import PartialState
 
-        state = PartialState()
+        state = PartialState(cpu=not torch.cuda.is_available())  # rendering needs no GPU; gloo works everywhere
         rank, world_size, barrier = state.process_index, state.num_processes, state.wait_for_everyone
     summary = generate_dataset(
         args.output, config, model_path, workers=args.workers, resume=args.resume, overwrite=args.overwrite,

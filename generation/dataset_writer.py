@@ -88,8 +88,9 @@ def prepare_output(output: Path, config: GenerationConfig, resume: bool, overwri
         if not saved.is_file():
             raise OutputError(f"cannot resume: {output} has no {CONFIG_FILE}; it was not written by pain3d generate")
         previous = json.loads(saved.read_text())["config"]
-        if previous != record["config"]:
-            changed = sorted(k for k in set(previous) | set(record["config"]) if previous.get(k) != record["config"].get(k))
+        current = json.loads(json.dumps(record["config"]))  # compare as JSON sees it (tuples become lists)
+        if previous != current:
+            changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
             raise OutputError(
                 f"cannot resume {output}: it was generated with different parameters ({', '.join(changed)}); "
                 "rerun with the original parameters, or use --overwrite to start again"
