@@ -3,3 +3,38 @@
 from .features import COLUMNS, HEATMAP_UNITS_PER_MM, SPLITS, pain_features
 
 __all__ = ["COLUMNS", "HEATMAP_UNITS_PER_MM", "SPLITS", "pain_features"]
+
+# Readers, writers and the builder (issue 4).
+from .builder import Pain3D, Pain3DConfig  # noqa: E402
+from .card import write_dataset_card  # noqa: E402
+from .export import export_official  # noqa: E402
+from .hub import build_hub_folder, push_to_hub  # noqa: E402
+from .official import OfficialLayoutError, OfficialLayoutReport, identity_splits, load_official_layout  # noqa: E402
+
+# Training views import torch: loaded on first use so `import dataset_builder` stays light.
+_LAZY = {"Augmentation": "transforms", "PainTransform": "transforms", "pain_dataloader": "transforms"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ += [
+    "Augmentation",
+    "OfficialLayoutError",
+    "OfficialLayoutReport",
+    "Pain3D",
+    "Pain3DConfig",
+    "PainTransform",
+    "build_hub_folder",
+    "export_official",
+    "identity_splits",
+    "load_official_layout",
+    "pain_dataloader",
+    "push_to_hub",
+    "write_dataset_card",
+]

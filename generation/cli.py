@@ -127,6 +127,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_official(args: argparse.Namespace) -> int:
+    from dataset_builder.export import ExportError, export_official
+
+    try:
+        report = export_official(args.dataset, args.out, overwrite=args.overwrite)
+    except ExportError as error:
+        raise OutputError(str(error)) from None
+    print(report.summary())
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     print("action units (intensity 0-5, AU43 0/1; PSPI = AU4 + max(AU6,AU7) + max(AU9,AU10) + AU43):")
     for au in ACTION_UNITS.values():
@@ -179,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in --output")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
     generate.set_defaults(func=cmd_generate)
+
+    export = sub.add_parser(
+        "export-official", help="write a generated dataset in the published 3D-Pain layout (images + JSON + split CSV)"
+    )
+    export.add_argument("dataset", type=Path, help="generated dataset folder")
+    export.add_argument("out", type=Path, help="folder to write")
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
+    export.set_defaults(func=cmd_export_official)
 
     info = sub.add_parser("info", help="list the action units, their blendshapes and the cache location")
     info.set_defaults(func=cmd_info)
