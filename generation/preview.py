@@ -135,11 +135,14 @@ def dataset_preview_sheet(folder: str | Path, output: str | Path, max_identities
         return Image.open(io.BytesIO(cell["bytes"]))
 
     rows = []
-    for ident, info in chosen.items():
+    # show a range of pain: row r takes the expression whose PSPI is nearest an evenly spaced target
+    targets = np.linspace(16, 4, num=max(len(chosen), 1))
+    for target, (ident, info) in zip(targets, chosen.items()):
         table = pq.read_table(info["shard"], filters=[("identity_id", "=", ident)])
         records = table.to_pylist()
-        strongest = max(r["expression_index"] for r in records if r["pspi"] == max(x["pspi"] for x in records))
-        per_view = sorted((r for r in records if r["expression_index"] == strongest), key=lambda r: r["view"])
+        pain = [r for r in records if r["expression_index"] > 0] or records
+        picked = min(pain, key=lambda r: (abs(r["pspi"] - target), r["expression_index"]))["expression_index"]
+        per_view = sorted((r for r in records if r["expression_index"] == picked), key=lambda r: r["view"])
         rows.append((records[0], per_view))
     import datasets
 
@@ -169,6 +172,6 @@ def dataset_preview_sheet(folder: str | Path, output: str | Path, max_identities
     fig.suptitle(f"3DPain sample: neutral / pain / heatmap (0-{HEATMAP_VIEW_MAX_MM:g} mm)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.97), pad=0.3)
     output = Path(output)
-    fig.savefig(output, dpi=120)
+    fig.savefig(output, dpi=100)
     plt.close(fig)
     return output
