@@ -144,9 +144,12 @@ def _init_worker(config_dict: dict, face_model_path: str) -> None:
     _WORKER.update(config=config, model=model, generator=PainFaceGenerator(config, model))
 
 
-def _render_identity(index: int) -> tuple[int, list[dict]]:
+def _render_identity(index: int) -> tuple[int, list[dict], float]:
+    """Rows of one identity and the seconds its renders took."""
     config, model, generator = _WORKER["config"], _WORKER["model"], _WORKER["generator"]
-    return index, generator(identity_spec(config, model, index))
+    before = generator.render_seconds
+    rows = generator(identity_spec(config, model, index))
+    return index, rows, generator.render_seconds - before
 
 
 def _encode_classes(rows: list[dict], features) -> list[dict]:
@@ -173,7 +176,8 @@ def generate_dataset(
 ) -> dict:
     """Generate (this rank's share of) the dataset into `output`; rank 0 then writes preview and card.
 
-    Returns a summary: rows and identities written by this process, seconds, images per second.
+    Returns a summary: rows and identities written by this process, wall seconds, images per second, and the
+    seconds spent inside the renderer summed over worker processes (`render_seconds`).
     """
     from tqdm.auto import tqdm
 
@@ -196,16 +200,17 @@ def generate_dataset(
     )
 
     start = time.perf_counter()
-    rows_written = 0
+    rows_written, render_seconds = 0, 0.0
     bar = tqdm(total=len(identities), unit="identity", disable=not progress, desc=f"rank {rank}" if world_size > 1 else "generate")
     results = _identity_results(identities, config, face_model_path, workers)
     try:
         for shard in todo:
             rows: list[dict] = []
             for expected in shard.identities:
-                index, identity_rows = next(results)
+                index, identity_rows, seconds = next(results)
                 assert index == expected  # results arrive in submission order
                 rows += identity_rows
+                render_seconds += seconds
                 bar.update(1)
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(images_per_s=f"{(rows_written + len(rows)) / max(elapsed, 1e-9):.1f}")
@@ -223,11 +228,12 @@ def generate_dataset(
         "identities": len(identities),
         "seconds": seconds,
         "images_per_second": rows_written / seconds if seconds > 0 else 0.0,
+        "render_seconds": render_seconds,
     }
 
 
 def _identity_results(identities: list[int], config: GenerationConfig, face_model_path, workers: int):
-    """Generator of (index, rows) in submission order, rendered in-process or by a pool of worker processes."""
+    """Generator of (index, rows, render seconds) in submission order, rendered in-process or by a pool of worker processes."""
     if not identities:
         return iter(())
     if workers <= 1:

@@ -8,6 +8,7 @@ parallel or resumed runs produce the same bytes as a single run.
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -175,6 +176,7 @@ class PainFaceGenerator:
         self.face_model = face_model
         self.texturer = create_texturer(config.texture, face_model, atlas_size=max(256, config.image_size))
         self.renderer = renderer or FaceRenderer(face_model, image_size=config.image_size, msaa=config.msaa)
+        self.render_seconds = 0.0  # time spent in the renderer (RGB and heatmap passes), for benchmarks
         self._zero_heatmap = encode_heatmap(np.zeros((config.image_size,) * 2, np.float32), config.png_compress_level)
 
     def close(self) -> None:
@@ -203,10 +205,12 @@ class PainFaceGenerator:
             expressions = [(neutral, None, {})] + [(p, d, aus) for p, d, aus in zip(pains, displacements, spec.expressions)]
             neutral_bytes = None
             for expression_index, (vertices, displacement, aus) in enumerate(expressions):
+                started = time.perf_counter()
                 out = self.renderer.render(
                     vertices, view, displacement=displacement, lighting=spec.lighting, texture=texture,
                     background=background,
                 )
+                self.render_seconds += time.perf_counter() - started
                 image_bytes = encode_png(out.image, level)
                 if expression_index == 0:
                     neutral_bytes = image_bytes
