@@ -16,6 +16,7 @@ torchvision at import time but its ViT never calls it; when torchvision is missi
 installed for it so the real timm ViT code runs.
 """
 
+# ruff: noqa: E402  (the malloc re-exec below must run before torch is imported)
 from __future__ import annotations
 
 import os
@@ -173,8 +174,11 @@ class OfficialStyleViTPain(nn.Module):
         )  # fmt: skip
         self.thresholds = (1.0, 2.0, 3.0)
         self.pspi_binary_heads = nn.ModuleDict(
-            {str(int(t)): nn.Sequential(nn.LayerNorm(hidden), nn.Dropout(dropout), nn.Linear(hidden, 1)) for t in self.thresholds}
-        )  # fmt: skip
+            {
+                str(int(t)): nn.Sequential(nn.LayerNorm(hidden), nn.Dropout(dropout), nn.Linear(hidden, 1))
+                for t in self.thresholds
+            }
+        )
         self.au_shared_features = nn.Sequential(
             nn.LayerNorm(hidden), nn.Dropout(dropout), nn.Linear(hidden, 512), nn.GELU(), nn.Dropout(dropout)
         )
@@ -292,7 +296,7 @@ def benchmark(cfg: BenchConfig) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     for mode in ("train", "inference"):
         step_seconds: dict[str, list[float]] = {name: [] for name in arms}
-        for name, arm in arms.items():
+        for arm in arms.values():
             arm.train(mode == "train")
         for step_index in range(cfg.warmup_steps + cfg.steps):
             order = list(arms) if step_index % 2 == 0 else list(reversed(arms))  # alternate who goes first
@@ -305,7 +309,9 @@ def benchmark(cfg: BenchConfig) -> dict[str, dict[str, float]]:
                 if step_index >= cfg.warmup_steps:
                     step_seconds[name].append(time.perf_counter() - start)
         for name, times in step_seconds.items():
-            results[f"{mode} median"] = results.get(f"{mode} median", {}) | {name: cfg.batch_size / statistics.median(times)}
+            results[f"{mode} median"] = results.get(f"{mode} median", {}) | {
+                name: cfg.batch_size / statistics.median(times)
+            }
             results[f"{mode} best"] = results.get(f"{mode} best", {}) | {name: cfg.batch_size / min(times)}
     results["trainable"] = {
         name: sum(p.numel() for p in arm.parameters() if p.requires_grad) for name, arm in arms.items()
@@ -320,7 +326,9 @@ def _infer(arm: nn.Module, batch: dict[str, torch.Tensor]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
+    load_before = os.getloadavg()[0]
     results = benchmark(cfg)
+    load_after = os.getloadavg()[0]
     print(
         f"ViTPain CPU benchmark: ViT hidden {cfg.hidden_size}, {cfg.layers} layers, {cfg.heads} heads, patch "
         f"{cfg.patch_size}, {cfg.image_size} px, batch {cfg.batch_size}, neutral reference "
@@ -346,6 +354,11 @@ def main(argv: list[str] | None = None) -> int:
         "ratio = ours / official-style throughput (>= 1.00: ours at least as fast); median: typical step, best: the "
         "fastest step, the least disturbed by other processes on the machine"
     )
+    print(f"1-minute load average before / after: {load_before:.2f} / {load_after:.2f} on {os.cpu_count()} cores")
+    if max(load_before, load_after) > 0.5 + cfg.threads:
+        print(
+            "warning: other processes were competing for the cores; trust the 'best' rows, or rerun on a quiet machine"
+        )
     return 0
 
 

@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_HUB_UNREACHABLE
     except Exception as error:
         if _is_connection_error(error):
-            print(f"push_model: the Hugging Face Hub is not reachable ({error}); nothing was uploaded.", file=sys.stderr)
+            print(
+                f"push_model: the Hugging Face Hub is not reachable ({error}); nothing was uploaded.", file=sys.stderr
+            )
             return EXIT_HUB_UNREACHABLE
         if isinstance(error, (EvaluationError, OSError, ValueError)):  # missing files, wrong folder, bad JSON
             print(f"push_model: {error}", file=sys.stderr)

@@ -1,0 +1,43 @@
+"""ViTPain as a `transformers` model.
+
+Importing this package registers `ViTPainConfig` / `ViTPainModel` / `ViTPainImageProcessor` with `AutoConfig`,
+`AutoModel` and `AutoImageProcessor`, the `pain-estimation` pipeline, and marks the classes for remote code so that
+`save_pretrained` writes `auto_map` and copies the code: a saved folder then loads with
+`AutoModel.from_pretrained(folder, trust_remote_code=True)` where this package is not installed.
+
+Nothing here imports `generation` or `dataset_builder`: the model side travels alone.
+"""
+
+from transformers import AutoConfig, AutoImageProcessor, AutoModel
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .configuration_vitpain import DEFAULT_AU_NAMES, DEFAULT_PAIN_THRESHOLDS, ViTPainConfig
+from .image_processing_vitpain import ViTPainImageProcessor
+from .modeling_vitpain import BACKBONES, ViTPainModel, ViTPainOutput, ViTPainPreTrainedModel
+from .pipeline_vitpain import PainEstimationPipeline
+
+PIPELINE_TASK = "pain-estimation"
+
+AutoConfig.register(ViTPainConfig.model_type, ViTPainConfig, exist_ok=True)
+AutoModel.register(ViTPainConfig, ViTPainModel, exist_ok=True)
+AutoImageProcessor.register(ViTPainConfig, slow_image_processor_class=ViTPainImageProcessor, exist_ok=True)
+if PIPELINE_TASK not in PIPELINE_REGISTRY.get_supported_tasks():
+    PIPELINE_REGISTRY.register_pipeline(
+        PIPELINE_TASK, pipeline_class=PainEstimationPipeline, pt_model=AutoModel, type="image"
+    )
+ViTPainConfig.register_for_auto_class()
+ViTPainModel.register_for_auto_class("AutoModel")
+ViTPainImageProcessor.register_for_auto_class("AutoImageProcessor")
+
+__all__ = [
+    "BACKBONES",
+    "DEFAULT_AU_NAMES",
+    "DEFAULT_PAIN_THRESHOLDS",
+    "PIPELINE_TASK",
+    "PainEstimationPipeline",
+    "ViTPainConfig",
+    "ViTPainImageProcessor",
+    "ViTPainModel",
+    "ViTPainOutput",
+    "ViTPainPreTrainedModel",
+]

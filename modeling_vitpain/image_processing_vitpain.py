@@ -1,0 +1,260 @@
+"""Image processor for ViTPain: face images (RGB) or pain-region heatmaps (millimetres) -> `pixel_values`.
+
+This file travels alone as remote code: it imports numpy, PIL, torch and transformers only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.image_processing_utils import BaseImageProcessor
+
+IMAGENET_STANDARD_MEAN = (0.5, 0.5, 0.5)
+IMAGENET_STANDARD_STD = (0.5, 0.5, 0.5)
+IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
+# The normalisation each backbone family was pre-trained with (ViT: [-1, 1]; DINOv2: ImageNet statistics).
+BACKBONE_NORMALIZATION = {
+    "vit": (IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD),
+    "dinov2": (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD),
+}
+DEFAULT_HEATMAP_SCALE_MM = 10.0
+_MODALITY_CHANNELS = {"rgb": 3, "heatmap": 1}
+_ALPHA_BACKGROUND = 1.0  # transparent pixels become white, as transformers' convert_to_rgb does
+_ACCEPTED = "PIL.Image.Image, numpy.ndarray, torch.Tensor or a path to an image file"
+
+
+class ViTPainImageProcessor(BaseImageProcessor):
+    r"""
+    Turns face images or pain-region heatmaps into ViTPain's `pixel_values` (and `neutral_pixel_values`).
+
+    RGB (`input_modality="rgb"`): any PIL mode that has colour or gray levels (L, LA, P, RGB, RGBA, CMYK, ...),
+    uint8 arrays (0-255) or float arrays in [0, 1], channels first or last. Gray is repeated to 3 channels; alpha is
+    composited over white. The image is resized (bilinear, antialiased) to `size`, scaled to [0, 1] and normalised
+    with `image_mean` / `image_std`.
+
+    Heatmap (`input_modality="heatmap"`): one-channel float maps in millimetres of vertex displacement: PIL mode "F"
+    or 2-D float arrays / tensors (a singleton channel axis is allowed). After resizing, values are divided by the
+    fixed `heatmap_scale_mm` (default 10 mm -> 1.0). There is no per-sample normalisation: a stronger expression
+    gives larger values.
+
+    Args:
+        input_modality (`str`, *optional*, defaults to `"rgb"`): `"rgb"` or `"heatmap"`.
+        size (`dict`, *optional*, defaults to `{"height": 224, "width": 224}`): output size in pixels.
+        do_normalize (`bool`, *optional*, defaults to `True`): normalise RGB with `image_mean` / `image_std`.
+        image_mean, image_std (`list[float]`, *optional*): per-channel statistics for RGB (defaults 0.5, 0.5).
+        heatmap_scale_mm (`float`, *optional*, defaults to 10.0): millimetres that map to 1.0 for heatmaps.
+    """
+
+    model_input_names = ["pixel_values", "neutral_pixel_values"]
+
+    def __init__(
+        self,
+        input_modality: str = "rgb",
+        size: dict[str, int] | int | None = None,
+        do_normalize: bool = True,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        heatmap_scale_mm: float = DEFAULT_HEATMAP_SCALE_MM,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if input_modality not in _MODALITY_CHANNELS:
+            raise ValueError(f"input_modality={input_modality!r}: use 'rgb' or 'heatmap'.")
+        if isinstance(size, int):
+            size = {"height": size, "width": size}
+        size = dict(size) if size is not None else {"height": 224, "width": 224}
+        if set(size) != {"height", "width"} or min(size.values()) < 1:
+            raise ValueError(f"size must be {{'height': H, 'width': W}} with positive H and W, got {size}.")
+        if not heatmap_scale_mm > 0:
+            raise ValueError(f"heatmap_scale_mm must be positive, got {heatmap_scale_mm}.")
+        self.input_modality = input_modality
+        self.size = {"height": int(size["height"]), "width": int(size["width"])}
+        self.do_normalize = bool(do_normalize)
+        self.image_mean = [float(v) for v in (image_mean if image_mean is not None else IMAGENET_STANDARD_MEAN)]
+        self.image_std = [float(v) for v in (image_std if image_std is not None else IMAGENET_STANDARD_STD)]
+        self.heatmap_scale_mm = float(heatmap_scale_mm)
+
+    @classmethod
+    def from_model_config(cls, config, **kwargs) -> ViTPainImageProcessor:
+        """The processor that matches a `ViTPainConfig`: its modality, image size and backbone normalisation."""
+        size = config.backbone_config.image_size
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        mean, std = BACKBONE_NORMALIZATION.get(config.backbone_config.model_type, BACKBONE_NORMALIZATION["vit"])
+        settings = {
+            "input_modality": config.input_modality,
+            "size": {"height": height, "width": width},
+            "image_mean": mean,
+            "image_std": std,
+        }
+        settings.update(kwargs)
+        return cls(**settings)
+
+    def __call__(self, images, neutral_images=None, **kwargs) -> BatchFeature:
+        return self.preprocess(images, neutral_images=neutral_images, **kwargs)
+
+    def preprocess(self, images, neutral_images=None, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
+        """
+        Args:
+            images: one image or a list (or a 4-D batch array / tensor) of images.
+            neutral_images: optional neutral image(s) of the same faces, one per image, same structure.
+            return_tensors: `"pt"` (default) for torch tensors, `"np"` for numpy arrays.
+
+        Returns:
+            `BatchFeature` with `pixel_values` of shape `(batch, channels, height, width)` (channels 3 for RGB, 1 for
+            heatmaps) and `neutral_pixel_values` of the same shape when neutral images were given.
+        """
+        if kwargs:
+            raise TypeError(f"Unexpected arguments {sorted(kwargs)}: set them when creating the processor.")
+        if return_tensors not in ("pt", "np", None):
+            raise ValueError(f"return_tensors={return_tensors!r}: use 'pt' or 'np'.")
+        image_list = _as_list(images, "images")
+        data = {"pixel_values": self._process_batch(image_list, "images")}
+        if neutral_images is not None:
+            neutral_list = _as_list(neutral_images, "neutral_images")
+            if len(neutral_list) != len(image_list):
+                raise ValueError(
+                    f"Got {len(image_list)} image(s) but {len(neutral_list)} neutral image(s): pass exactly one "
+                    "neutral image of the same face per image."
+                )
+            data["neutral_pixel_values"] = self._process_batch(neutral_list, "neutral_images")
+        if return_tensors == "np":
+            data = {key: value.numpy() for key, value in data.items()}
+        return BatchFeature(data=data)
+
+    def _process_batch(self, images: list, role: str) -> torch.Tensor:
+        return torch.stack([self._process_one(image, f"{role}[{index}]") for index, image in enumerate(images)])
+
+    def _process_one(self, image, where: str) -> torch.Tensor:
+        if isinstance(image, (str, os.PathLike)):
+            image = _open_image(image, where)
+        if self.input_modality == "heatmap":
+            array = _heatmap_to_array(image, where) / self.heatmap_scale_mm
+        else:
+            array = _rgb_to_array(image, where)
+        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        tensor = _resize(tensor, self.size["height"], self.size["width"])
+        if self.input_modality == "rgb" and self.do_normalize:
+            mean = torch.tensor(self.image_mean, dtype=tensor.dtype).view(-1, 1, 1)
+            std = torch.tensor(self.image_std, dtype=tensor.dtype).view(-1, 1, 1)
+            tensor = (tensor - mean) / std
+        return tensor
+
+
+def _as_list(images, name: str) -> list:
+    """A single image, a list / tuple of images or a 4-D batch -> a non-empty list of images."""
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError(f"{name} is empty: pass at least one image.")
+        return list(images)
+    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+        return list(images)
+    return [images]
+
+
+def _open_image(path, where: str) -> PIL.Image.Image:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{where}: no image file at {os.fspath(path)!r}.")
+    with PIL.Image.open(path) as image:
+        image.load()
+        return image
+
+
+def _to_numpy(image, where: str) -> np.ndarray:
+    if isinstance(image, torch.Tensor):
+        return image.detach().cpu().numpy()
+    if isinstance(image, np.ndarray):
+        return image
+    raise TypeError(f"{where}: expected a {_ACCEPTED}, got {type(image).__name__}.")
+
+
+def _channels_first(array: np.ndarray, where: str) -> np.ndarray:
+    """(H, W) or (H, W, C) or (C, H, W) with C in {1, 3, 4} -> (C, H, W)."""
+    if array.ndim == 2:
+        return array[None]
+    if array.ndim == 3:
+        if array.shape[0] in (1, 3, 4):
+            return array
+        if array.shape[-1] in (1, 3, 4):
+            return np.moveaxis(array, -1, 0)
+    raise ValueError(
+        f"{where}: array of shape {array.shape} is not an image: use (H, W), (H, W, C) or (C, H, W) with C = 1, 3 or 4."
+    )
+
+
+def _rgb_to_array(image, where: str) -> np.ndarray:
+    """Any colour / gray image -> float32 (3, H, W) in [0, 1]."""
+    if isinstance(image, PIL.Image.Image):
+        if image.mode in ("F", "I", "I;16", "I;16B", "I;16L", "I;16N"):
+            raise ValueError(
+                f"{where}: PIL mode {image.mode!r} holds single-channel measurements, not a face image. Heatmaps "
+                "need a model and processor with input_modality='heatmap'; photos must be 8-bit (L, RGB, RGBA, ...)."
+            )
+        has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+        array = np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / 255.0
+        array = np.moveaxis(array, -1, 0)
+    else:
+        array = _channels_first(_to_numpy(image, where), where)
+        if array.dtype == np.uint8:
+            array = array.astype(np.float32) / 255.0
+        elif np.issubdtype(array.dtype, np.floating):
+            array = array.astype(np.float32)
+            if not np.isfinite(array).all() or array.min() < 0.0 or array.max() > 1.0:
+                raise ValueError(f"{where}: float images must hold finite values in [0, 1] (or pass uint8 0-255).")
+        else:
+            raise TypeError(f"{where}: images must be uint8 (0-255) or float in [0, 1], got dtype {array.dtype}.")
+    if array.shape[1] == 0 or array.shape[2] == 0:
+        raise ValueError(f"{where}: the image is empty ({array.shape[1]}x{array.shape[2]} pixels).")
+    if array.shape[0] == 4:
+        alpha = array[3:4]
+        array = array[:3] * alpha + _ALPHA_BACKGROUND * (1.0 - alpha)
+    elif array.shape[0] == 1:
+        array = np.repeat(array, 3, axis=0)
+    return array
+
+
+def _heatmap_to_array(heatmap, where: str) -> np.ndarray:
+    """A float heatmap in millimetres (PIL "F", 2-D array / tensor, optional singleton channel) -> (1, H, W)."""
+    if isinstance(heatmap, PIL.Image.Image):
+        if heatmap.mode != "F":
+            raise ValueError(
+                f"{where}: heatmaps must be float millimetres (PIL mode 'F' or a float array), got PIL mode "
+                f"{heatmap.mode!r}. A colourised heatmap is for viewing only; an integer one needs its fixed scale "
+                "applied first."
+            )
+        array = np.asarray(heatmap, dtype=np.float32)[None]
+    else:
+        array = _to_numpy(heatmap, where)
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(
+                f"{where}: heatmaps must be float arrays in millimetres, got dtype {array.dtype}; convert integer "
+                "maps with their fixed scale first."
+            )
+        array = _channels_first(array, where)
+        if array.shape[0] != 1:
+            raise ValueError(f"{where}: heatmaps have one channel, got an array of shape {tuple(heatmap.shape)}.")
+        array = array.astype(np.float32)
+    if array.shape[1] == 0 or array.shape[2] == 0:
+        raise ValueError(f"{where}: the heatmap is empty ({array.shape[1]}x{array.shape[2]} pixels).")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{where}: the heatmap holds NaN or infinite values.")
+    return array
+
+
+def _resize(tensor: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(C, h, w) -> (C, height, width), bilinear; antialiased when shrinking so small details are averaged, not lost."""
+    if tuple(tensor.shape[1:]) == (height, width):
+        return tensor
+    shrinking = tensor.shape[1] > height or tensor.shape[2] > width
+    return F.interpolate(tensor[None], size=(height, width), mode="bilinear", align_corners=False, antialias=shrinking)[
+        0
+    ]
+
+
+__all__ = ["ViTPainImageProcessor"]

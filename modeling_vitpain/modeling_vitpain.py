@@ -1,0 +1,470 @@
+"""ViTPain: a ViT / DINOv2 backbone with pain heads (PSPI, pain thresholds, action-unit queries).
+
+This file travels alone as remote code (``trust_remote_code=True``): it imports ``torch``, ``transformers``, ``peft``
+(only when LoRA is on) and its sibling ``configuration_vitpain`` through a relative import.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, Dinov2Model, PreTrainedModel, ViTModel
+from transformers.utils import ModelOutput
+
+from .configuration_vitpain import ViTPainConfig
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How ViTPain builds and calls one backbone family (keyed by the backbone config's `model_type`)."""
+
+    model_class: type[PreTrainedModel]
+    build_kwargs: dict = field(default_factory=dict)  # constructor arguments besides the config
+    config_overrides: dict = field(default_factory=dict)  # config values that keep unused parameters out
+    forward_kwargs: dict = field(default_factory=dict)
+    lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    patch_projection: str = "embeddings.patch_embeddings.projection"  # the Conv2d that sees the pixels
+    num_prefix_tokens: int = 1  # tokens before the patch tokens (the [CLS] token)
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    # No pooler: ViTPain pools the [CLS] token itself, and an unused pooler would get no gradient.
+    "vit": BackboneSpec(
+        ViTModel, build_kwargs={"add_pooling_layer": False}, forward_kwargs={"interpolate_pos_encoding": True}
+    ),
+    # The mask token only serves masked-image pre-training.
+    "dinov2": BackboneSpec(Dinov2Model, config_overrides={"use_mask_token": False}),
+}
+
+
+def get_backbone_spec(backbone_type: str) -> BackboneSpec:
+    """The registry entry of `backbone_type`, or one clear error listing the known ones."""
+    if backbone_type not in BACKBONES:
+        raise ValueError(f"Unsupported backbone {backbone_type!r}: ViTPain knows {sorted(BACKBONES)}.")
+    return BACKBONES[backbone_type]
+
+
+@dataclass
+class ViTPainOutput(ModelOutput):
+    r"""
+    Output of [`ViTPainModel`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*):
+            Weighted sum of the PSPI regression, AU regression and pain-threshold losses that had labels.
+        pspi (`torch.FloatTensor` of shape `(batch_size,)`):
+            Predicted PSPI score, bounded to [0, `config.pspi_max`] (16).
+        action_units (`torch.FloatTensor` of shape `(batch_size, num_aus)`):
+            Predicted AU intensities in FACS units, column `i` is `config.au_names[i]`, bounded to
+            [0, `config.au_max_intensity[i]`].
+        pain_logits (`torch.FloatTensor` of shape `(batch_size, num_thresholds)`):
+            Logit of `PSPI >= config.pain_thresholds[t]` in column `t` (sigmoid gives the probability).
+        pooled_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+            The [CLS] feature the PSPI and pain heads read (after the neutral-reference attention when used).
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, 1 + num_patches, hidden_size)`):
+            All tokens the heads read (after the neutral-reference attention when used).
+        au_attentions (`torch.FloatTensor` of shape `(batch_size, num_aus, num_patches)`):
+            Each AU query's softmax attention over the patch tokens (row-major patch grid), for interpretability.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            Backbone hidden states of the pain image, returned with `output_hidden_states=True`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            Backbone self-attention maps of the pain image, returned with `output_attentions=True` (needs
+            `attn_implementation="eager"`).
+    """
+
+    loss: torch.FloatTensor | None = None
+    pspi: torch.FloatTensor | None = None
+    action_units: torch.FloatTensor | None = None
+    pain_logits: torch.FloatTensor | None = None
+    pooled_output: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    au_attentions: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class SharedMaskDropout(nn.Module):
+    """
+    Dropout (keep probability 1 - p, survivors scaled by 1 / (1 - p)) that returns the same output when called again on
+    the very same tensor. The q, k and v LoRA adapters of an attention block read one input, so they share one mask,
+    exactly as a LoRA adapter on a fused qkv projection (timm, the official ViTPain) does; on CPU a mask costs about
+    as much as the adapter's matmuls, so this saves two of three.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}.")
+        self.p = p
+        self._last: tuple | None = None  # weak references: (input, output, input version)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return hidden_states
+        if self._last is not None:
+            last_input, last_output, version = self._last[0](), self._last[1](), self._last[2]
+            if last_input is hidden_states and last_output is not None and version == hidden_states._version:
+                return last_output
+        # A uniform draw and a compare: about twice as fast as bernoulli_ on CPU, same distribution.
+        mask = torch.rand_like(hidden_states).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        output = hidden_states * mask
+        self._last = (weakref.ref(hidden_states), weakref.ref(output), hidden_states._version)
+        return output
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mask shared by calls on the same tensor"
+
+
+class NeutralReferenceAttention(nn.Module):
+    """Pain-image tokens (queries) attend to the neutral face's tokens (keys / values); residual + LayerNorm."""
+
+    def __init__(self, config: ViTPainConfig):
+        super().__init__()
+        hidden_size = config.backbone_config.hidden_size
+        self.attention = nn.MultiheadAttention(
+            hidden_size, config.neutral_attention_heads, dropout=config.head_dropout, batch_first=True
+        )
+        self.norm = nn.LayerNorm(hidden_size)
+
+    def forward(self, pain_tokens: torch.Tensor, neutral_tokens: torch.Tensor) -> torch.Tensor:
+        # need_weights=False keeps torch on its fused scaled-dot-product path.
+        attended, _ = self.attention(pain_tokens, neutral_tokens, neutral_tokens, need_weights=False)
+        return self.norm(pain_tokens + attended)
+
+
+class PSPIHead(nn.Module):
+    """[CLS] feature -> PSPI in [0, pspi_max] (a sigmoid keeps it in range)."""
+
+    def __init__(self, config: ViTPainConfig):
+        super().__init__()
+        hidden_size = config.backbone_config.hidden_size
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(hidden_size),
+            nn.Dropout(config.head_dropout),
+            nn.Linear(hidden_size, config.head_hidden_size),
+            nn.GELU(),
+            nn.Dropout(config.head_dropout),
+            nn.Linear(config.head_hidden_size, 1),
+        )
+        self.pspi_max = config.pspi_max
+
+    def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.mlp(pooled_output).squeeze(-1)) * self.pspi_max
+
+
+class PainThresholdHeads(nn.Module):
+    """One linear pain/no-pain head per PSPI threshold (row `t` of the weight is the head of threshold `t`)."""
+
+    def __init__(self, config: ViTPainConfig):
+        super().__init__()
+        hidden_size = config.backbone_config.hidden_size
+        self.norm = nn.LayerNorm(hidden_size)
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(hidden_size, len(config.pain_thresholds))
+
+    def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.norm(pooled_output)))
+
+
+class AUQueryHead(nn.Module):
+    """Learned per-AU queries attend over the patch tokens; a shared MLP turns each attended feature into intensity."""
+
+    def __init__(self, config: ViTPainConfig):
+        super().__init__()
+        hidden_size = config.backbone_config.hidden_size
+        self.queries = nn.Parameter(torch.zeros(len(config.au_names), hidden_size))
+        self.scale = hidden_size**-0.5
+        self.shared = nn.Sequential(
+            nn.LayerNorm(hidden_size),
+            nn.Dropout(config.head_dropout),
+            nn.Linear(hidden_size, config.au_head_hidden_size),
+            nn.GELU(),
+            nn.Dropout(config.head_dropout),
+        )
+        self.intensity = nn.Linear(config.au_head_hidden_size, 1)
+        self.au_max_intensity = list(config.au_max_intensity)
+
+    def forward(self, patch_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = torch.einsum("ad,bnd->ban", self.queries, patch_tokens) * self.scale
+        attentions = scores.softmax(dim=-1)
+        attended = torch.bmm(attentions, patch_tokens)  # (batch, num_aus, hidden)
+        raw = self.intensity(self.shared(attended)).squeeze(-1)
+        # Built per call rather than stored as a buffer: the bounds are config facts, not weights.
+        au_max = raw.new_tensor(self.au_max_intensity)
+        return torch.sigmoid(raw) * au_max, attentions
+
+
+class ViTPainPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and `from_pretrained` plumbing shared by ViTPain models."""
+
+    config_class = ViTPainConfig
+    base_model_prefix = "vitpain"
+    main_input_name = "pixel_values"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, AUQueryHead):
+            nn.init.trunc_normal_(module.queries, std=self.config.initializer_range)
+
+
+class ViTPainModel(ViTPainPreTrainedModel):
+    r"""
+    ViTPain: estimates pain (PSPI, pain/no-pain at several PSPI thresholds) and facial action units from a face image
+    or a pain-region heatmap, optionally against a neutral image of the same face.
+
+    Args:
+        config ([`ViTPainConfig`]): the model configuration; it owns every hyper-parameter.
+        backbone ([`PreTrainedModel`], *optional*): an already built (e.g. pretrained) backbone of the type
+            `config.backbone_config` describes; built from the config with random weights when omitted.
+    """
+
+    def __init__(self, config: ViTPainConfig, backbone: PreTrainedModel | None = None):
+        super().__init__(config)
+        self.backbone_spec = get_backbone_spec(config.backbone_type)
+        if backbone is not None:
+            for module in backbone.modules():  # a given backbone keeps its weights: post_init skips marked modules
+                module._is_hf_initialized = True
+        self.backbone = backbone if backbone is not None else self._build_backbone(config)
+        if self.backbone.config.hidden_size != config.backbone_config.hidden_size:
+            raise ValueError("The given backbone does not match config.backbone_config (hidden_size differs).")
+        self.neutral_attention = NeutralReferenceAttention(config) if config.use_neutral_reference else None
+        self.pspi_head = PSPIHead(config)
+        self.pain_heads = PainThresholdHeads(config)
+        self.au_head = AUQueryHead(config)
+        self.post_init()
+        # After post_init, so that LoRA keeps its own initialisation (B = 0: training starts from the backbone).
+        if config.use_lora:
+            self._add_lora(config)
+        elif config.freeze_backbone:
+            self.backbone.requires_grad_(False)
+
+    def _build_backbone(self, config: ViTPainConfig) -> PreTrainedModel:
+        for key, value in self.backbone_spec.config_overrides.items():
+            setattr(config.backbone_config, key, value)
+        return self.backbone_spec.model_class(config.backbone_config, **self.backbone_spec.build_kwargs)
+
+    def _add_lora(self, config: ViTPainConfig) -> None:
+        try:
+            from peft import LoraConfig, inject_adapter_in_model
+        except ImportError as error:
+            raise ImportError("config.use_lora=True needs peft: `pip install peft`.") from error
+        target_modules = config.lora_target_modules or list(self.backbone_spec.lora_target_modules)
+        lora_config = LoraConfig(
+            r=config.lora_rank,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=target_modules,
+            bias="none",
+        )
+        inject_adapter_in_model(lora_config, self.backbone)
+        if config.lora_dropout > 0:
+            # One module for all adapters: q/k/v adapters read the same tensor, so they share one mask.
+            shared_dropout = SharedMaskDropout(config.lora_dropout)
+            for module in self.backbone.modules():
+                if isinstance(getattr(module, "lora_dropout", None), nn.ModuleDict):
+                    for adapter_name in module.lora_dropout:
+                        module.lora_dropout[adapter_name] = shared_dropout
+        # peft marks only the adapters trainable; say so explicitly so the contract does not hang on peft's default.
+        for name, parameter in self.backbone.named_parameters():
+            parameter.requires_grad_("lora_" in name)
+
+    @classmethod
+    def from_backbone(
+        cls, backbone_name_or_path: str, config: ViTPainConfig | None = None, **config_kwargs
+    ) -> ViTPainModel:
+        """
+        Build a ViTPain whose backbone starts from pretrained ViT / DINOv2 weights (a local folder or a Hub id); the
+        heads (and LoRA adapters, if `use_lora=True`) start random. With `input_modality="heatmap"` a 3-channel patch
+        embedding is summed over its input channels so a 1-channel heatmap sees the same filters.
+
+        Args:
+            backbone_name_or_path: anything `AutoModel.from_pretrained` accepts for a `vit` / `dinov2` checkpoint.
+            config: a ViTPain config to take the head settings from (its backbone config is replaced).
+            config_kwargs: ViTPainConfig arguments (e.g. `use_lora=True`, `input_modality="heatmap"`).
+        """
+        settings = config.to_dict() if config is not None else {}
+        for key in ("backbone_config", "model_type", "transformers_version", "architectures", "auto_map"):
+            settings.pop(key, None)
+        settings.update(config_kwargs)
+        backbone_config = AutoConfig.from_pretrained(backbone_name_or_path)
+        spec = get_backbone_spec(backbone_config.model_type)
+        load_kwargs = {**spec.build_kwargs, **spec.config_overrides}
+        if "attn_implementation" in settings:
+            load_kwargs["attn_implementation"] = settings["attn_implementation"]
+        backbone = spec.model_class.from_pretrained(backbone_name_or_path, **load_kwargs)
+        if settings.get("input_modality") == "heatmap" and backbone.config.num_channels == 3:
+            _sum_patch_projection_channels(backbone, spec)
+        vitpain_config = ViTPainConfig(
+            backbone_config=backbone.config, backbone_checkpoint=str(backbone_name_or_path), **settings
+        )
+        return cls(vitpain_config, backbone=backbone)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        neutral_pixel_values: torch.Tensor | None = None,
+        pspi_labels: torch.Tensor | None = None,
+        action_unit_labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> ViTPainOutput | tuple:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+                Pain image(s) from [`ViTPainImageProcessor`]: 3 normalised channels for RGB, 1 channel of
+                millimetres / `heatmap_scale_mm` for heatmaps.
+            neutral_pixel_values (`torch.FloatTensor`, same shape as `pixel_values`, *optional*):
+                Neutral image of the same face and view; required iff `config.use_neutral_reference`.
+            pspi_labels (`torch.FloatTensor` of shape `(batch_size,)`, *optional*):
+                Target PSPI (0-16). Enables the PSPI regression and the pain-threshold losses.
+            action_unit_labels (`torch.FloatTensor` of shape `(batch_size, num_aus)`, *optional*):
+                Target AU intensities (FACS units, columns in `config.au_names` order). Enables the AU loss.
+            output_hidden_states / output_attentions (`bool`, *optional*):
+                Return the backbone's hidden states / attention maps for the pain image.
+            return_dict (`bool`, *optional*):
+                Return a plain tuple when `False`.
+        """
+        self._check_inputs(pixel_values, neutral_pixel_values)
+        batch_size = pixel_values.shape[0]
+        backbone_kwargs = dict(self.backbone_spec.forward_kwargs)
+        if output_hidden_states:
+            backbone_kwargs["output_hidden_states"] = True
+        if output_attentions:
+            if self.backbone.config._attn_implementation != "eager":
+                raise ValueError(
+                    "output_attentions=True needs the eager attention (fused kernels never form the attention maps): "
+                    "load with attn_implementation='eager' or call model.set_attn_implementation('eager')."
+                )
+            backbone_kwargs["output_attentions"] = True
+        # One backbone pass over pain and neutral images: shared weights, and larger matmuls run faster.
+        images = pixel_values if neutral_pixel_values is None else torch.cat([pixel_values, neutral_pixel_values])
+        backbone_outputs = self.backbone(images, **backbone_kwargs)
+        tokens = backbone_outputs.last_hidden_state
+        if self.neutral_attention is not None:
+            tokens = self.neutral_attention(tokens[:batch_size], tokens[batch_size:])
+
+        pooled_output = tokens[:, 0]
+        pspi = self.pspi_head(pooled_output)
+        pain_logits = self.pain_heads(pooled_output)
+        action_units, au_attentions = self.au_head(tokens[:, self.backbone_spec.num_prefix_tokens :])
+
+        loss = None
+        if pspi_labels is not None or action_unit_labels is not None:
+            loss = self.compute_loss(pspi, action_units, pain_logits, pspi_labels, action_unit_labels)
+
+        hidden_states = getattr(backbone_outputs, "hidden_states", None)
+        attentions = getattr(backbone_outputs, "attentions", None)
+        if neutral_pixel_values is not None:
+            hidden_states = _first_rows(hidden_states, batch_size)
+            attentions = _first_rows(attentions, batch_size)
+        output = ViTPainOutput(
+            loss=loss,
+            pspi=pspi,
+            action_units=action_units,
+            pain_logits=pain_logits,
+            pooled_output=pooled_output,
+            last_hidden_state=tokens,
+            au_attentions=au_attentions,
+            hidden_states=hidden_states if output_hidden_states else None,
+            attentions=attentions if output_attentions else None,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    def compute_loss(
+        self,
+        pspi: torch.Tensor,
+        action_units: torch.Tensor,
+        pain_logits: torch.Tensor,
+        pspi_labels: torch.Tensor | None = None,
+        action_unit_labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """
+        Weighted multi-task loss: MSE of PSPI / pspi_max, mean binary cross-entropy of the threshold heads against
+        `pspi_labels >= threshold`, and MSE of AU intensity / its maximum. Terms without labels are left out.
+        """
+        config = self.config
+        loss = pspi.new_zeros(())
+        if pspi_labels is not None:
+            pspi_labels = pspi_labels.to(pspi.dtype).reshape(pspi.shape)
+            # Normalised so the three terms have comparable scales (all within [0, 1] before weighting).
+            loss = loss + config.pspi_loss_weight * F.mse_loss(pspi / config.pspi_max, pspi_labels / config.pspi_max)
+            thresholds = pain_logits.new_tensor(config.pain_thresholds)
+            pain_targets = (pspi_labels.unsqueeze(-1) >= thresholds).to(pain_logits.dtype)
+            loss = loss + config.pain_loss_weight * F.binary_cross_entropy_with_logits(pain_logits, pain_targets)
+        if action_unit_labels is not None:
+            action_unit_labels = action_unit_labels.to(action_units.dtype)
+            if action_unit_labels.shape != action_units.shape:
+                raise ValueError(
+                    f"action_unit_labels has shape {tuple(action_unit_labels.shape)}; expected "
+                    f"{tuple(action_units.shape)} (batch, one column per AU in {config.au_names})."
+                )
+            au_max = action_units.new_tensor(config.au_max_intensity)
+            loss = loss + config.au_loss_weight * F.mse_loss(action_units / au_max, action_unit_labels / au_max)
+        return loss
+
+    def _check_inputs(self, pixel_values: torch.Tensor, neutral_pixel_values: torch.Tensor | None) -> None:
+        config = self.config
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
+            raise ValueError(
+                "pixel_values must be a (batch, channels, height, width) tensor: preprocess images with "
+                "ViTPainImageProcessor."
+            )
+        if pixel_values.shape[1] != config.num_channels:
+            raise ValueError(
+                f"pixel_values has {pixel_values.shape[1]} channels but this model (input_modality="
+                f"{config.input_modality!r}) expects {config.num_channels}: preprocess with "
+                f"ViTPainImageProcessor(input_modality={config.input_modality!r})."
+            )
+        if config.use_neutral_reference and neutral_pixel_values is None:
+            raise ValueError(
+                "This model compares against a neutral face (config.use_neutral_reference=True): pass "
+                "neutral_pixel_values (a neutral image of the same face and view)."
+            )
+        if not config.use_neutral_reference and neutral_pixel_values is not None:
+            raise ValueError(
+                "This model has no neutral-reference branch (config.use_neutral_reference=False): drop "
+                "neutral_pixel_values or use a model trained with a neutral reference."
+            )
+        if neutral_pixel_values is not None and neutral_pixel_values.shape != pixel_values.shape:
+            raise ValueError(
+                f"neutral_pixel_values has shape {tuple(neutral_pixel_values.shape)} but pixel_values has "
+                f"{tuple(pixel_values.shape)}: give one neutral image per pain image, processed the same way."
+            )
+
+
+def _first_rows(tensors: tuple[torch.Tensor, ...] | None, batch_size: int) -> tuple[torch.Tensor, ...] | None:
+    """Keep the pain-image rows of per-layer tensors computed on the concatenated pain + neutral batch."""
+    return None if tensors is None else tuple(tensor[:batch_size] for tensor in tensors)
+
+
+def _sum_patch_projection_channels(backbone: PreTrainedModel, spec: BackboneSpec) -> None:
+    """Turn an RGB patch embedding into a 1-channel one whose response to a gray image is unchanged."""
+    parent_name, _, attribute = spec.patch_projection.rpartition(".")
+    parent = backbone.get_submodule(parent_name)
+    rgb_projection = getattr(parent, attribute)
+    projection = nn.Conv2d(
+        1,
+        rgb_projection.out_channels,
+        kernel_size=rgb_projection.kernel_size,
+        stride=rgb_projection.stride,
+        bias=rgb_projection.bias is not None,
+    )
+    with torch.no_grad():
+        projection.weight.copy_(rgb_projection.weight.sum(dim=1, keepdim=True))
+        if rgb_projection.bias is not None:
+            projection.bias.copy_(rgb_projection.bias)
+    setattr(parent, attribute, projection)
+    if hasattr(parent, "num_channels"):
+        parent.num_channels = 1
+    backbone.config.num_channels = 1
+
+
+__all__ = ["BACKBONES", "BackboneSpec", "ViTPainModel", "ViTPainOutput", "ViTPainPreTrainedModel"]
