@@ -693,6 +693,18 @@ def test_pipeline_heatmap_model_and_modality_mismatch():
         pipeline("pain-estimation", model=model, image_processor=ViTPainImageProcessor(size=32))
 
 
+def test_pipeline_loads_from_a_model_folder(tmp_path):
+    """A training-script folder (model + processor, no pipeline entry) needs no remote code once the package is in."""
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    ViTPainImageProcessor.from_model_config(model.config).save_pretrained(tmp_path)
+    pipe = pipeline("pain-estimation", model=str(tmp_path))
+    image = random_image(seed=40)
+    with torch.no_grad():
+        direct = model(**ViTPainImageProcessor.from_model_config(model.config)(image))
+    assert pipe(image)["pspi"] == pytest.approx(direct.pspi.item(), abs=1e-5)
+
+
 def test_pipeline_loads_from_a_saved_folder(saved_pipeline_folder):
     folder, _, expected = saved_pipeline_folder
     # The folder records the task under `custom_pipelines`, so transformers asks for trust_remote_code even here.

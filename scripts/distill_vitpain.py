@@ -1,0 +1,59 @@
+"""Distil an RGB ViTPain student from a frozen heatmap ViTPain teacher (`scripts/train_vitpain.py --modality heatmap`).
+
+    accelerate launch [--multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no] \
+        scripts/distill_vitpain.py --dataset /path/to/generated --teacher runs/teacher --output_dir runs/student
+
+Loss = task_weight * student task loss + feature_weight * feature distillation + prediction_weight * prediction
+distillation (+ attention_weight * AU-attention distillation); see `modeling_vitpain.distillation`. The teacher sees
+the heatmap of the very image the student sees; it is frozen and never saved with the student. Checkpoint selection,
+outputs and logs as in `train_vitpain.py`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+from transformers import HfArgumentParser  # noqa: E402
+
+from modeling_vitpain import ViTPainModel  # noqa: E402
+from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillationTrainer  # noqa: E402
+from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, dataset_splits, run_training  # noqa: E402
+from training_common import parse_args, setup_logging  # noqa: E402
+
+
+@dataclass
+class TeacherArgs:
+    teacher: str = "runs/teacher"  # a ViTPain folder (usually the heatmap teacher)
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    setup_logging()
+    parser = HfArgumentParser((TeacherArgs, DistillationWeights, ModelArgs, DataArgs, LoopArgs))
+    teacher_args, weights, model_args, data_args, loop_args = parse_args(parser, argv)
+    if model_args.modality != "rgb":
+        raise ValueError("The distilled student is an RGB model: drop --modality or pass --modality rgb.")
+    teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
+    splits = dataset_splits(data_args, seed=loop_args.seed)
+    student = build_model(model_args)
+    return run_training(
+        student,
+        splits,
+        data_args,
+        loop_args,
+        trainer_class=ViTPainDistillationTrainer,
+        trainer_kwargs={"teacher": teacher, "distillation": weights},
+        collator_kwargs={
+            "teacher_modality": teacher.config.input_modality,
+            "teacher_neutral_reference": teacher.config.use_neutral_reference,
+        },
+        run_config=as_dict(teacher_args, weights, model_args, data_args, loop_args),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Training / distillation / evaluation entry points on a tiny dataset in the column contract (built directly, no
+rendering), and two CPU processes under `accelerate launch` (slow)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+IMAGE = 32
+TINY_MODEL = ["--image_size", "32", "--patch_size", "8", "--hidden_size", "32", "--num_layers", "1", "--num_heads", "2",
+              "--head_hidden_size", "16"]
+TINY_LOOP = ["--max_steps", "2", "--eval_steps", "2", "--logging_steps", "1", "--batch_size", "4",
+             "--calibration_samples", "8", "--report_to", "none"]
+
+
+def _png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_tiny_dataset(folder: Path, identities_per_split=(4, 2, 2), expressions: int = 3, seed: int = 0) -> Path:
+    """A generated-style dataset folder (data/<split>-00000-of-00001.parquet) with `pain_features` columns: random
+    faces whose brightness grows with PSPI and heatmaps in micrometres, 2 views, demographics."""
+    from datasets import Dataset
+
+    from dataset_builder import pain_features
+    from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS
+    from generation.facs import PAIN_AUS
+
+    rng = np.random.default_rng(seed)
+    features = pain_features()
+    views = features["view"].names
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    identity = 0
+    for split, count in zip(("train", "validation", "test"), identities_per_split):
+        rows = []
+        for _ in range(count):
+            identity += 1
+            demographics = {"age": int(rng.integers(18, 80)), "age_group": int(rng.integers(len(AGE_GROUP_NAMES))),
+                            "gender": int(rng.integers(len(GENDERS))), "ethnicity": int(rng.integers(len(ETHNICITIES)))}
+            for view in range(2):
+                neutral = rng.integers(0, 120, (IMAGE, IMAGE, 3), dtype=np.uint8)
+                for expression in range(expressions):
+                    aus = {au: (0.0 if expression == 0 else float(rng.integers(0, 6))) for au in PAIN_AUS}
+                    aus["AU43"] = float(expression > 0 and rng.random() < 0.5)
+                    pspi = aus["AU4"] + max(aus["AU6"], aus["AU7"]) + max(aus["AU9"], aus["AU10"]) + aus["AU43"]
+                    image = np.clip(neutral.astype(int) + int(8 * pspi), 0, 255).astype(np.uint8)
+                    heatmap = (rng.random((IMAGE, IMAGE)) * 300 * pspi).astype(np.uint16)  # micrometres
+                    rows.append({
+                        "image": {"bytes": _png(image), "path": None},
+                        "neutral_image": {"bytes": _png(neutral), "path": None},
+                        "heatmap": {"bytes": _png(heatmap), "path": None},
+                        "sample_id": f"id{identity:03d}_e{expression}_v{view}", "identity_id": f"id{identity:03d}",
+                        "expression_index": expression, "view": view, "yaw": 0.0, "pitch": 0.0,
+                        "action_units": aus, "pspi": pspi, "landmarks_2d": [[0.0, 0.0]] * 68, **demographics,
+                    })
+        dataset = Dataset.from_list(rows, features=features)
+        dataset.to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+    assert views
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny-pain3d"))
+
+
+@pytest.fixture(autouse=True)
+def offline_hf_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+
+
+def test_collator_gives_each_modality_its_input(tiny_dataset):
+    import torch
+
+    from training_common import DataArgs, PainCollator, dataset_splits
+
+    splits = dataset_splits(DataArgs(dataset=str(tiny_dataset)))
+    assert {"train", "validation", "test", "calibration"} <= set(splits)
+    train_ids = set(splits["train"]["identity_id"])
+    assert not train_ids & set(splits["validation"]["identity_id"]) and not train_ids & set(splits["test"]["identity_id"])
+    rows = [splits["test"][i] for i in range(4)]
+    rgb = PainCollator(IMAGE, "rgb", teacher_modality="heatmap")(rows)
+    heat = PainCollator(IMAGE, "heatmap", heatmap_scale_mm=2.0, use_neutral_reference=True)(rows)
+    assert rgb["pixel_values"].shape == (4, 3, IMAGE, IMAGE)
+    assert rgb["teacher_pixel_values"].shape == (4, 1, IMAGE, IMAGE)
+    assert heat["pixel_values"].shape == (4, 1, IMAGE, IMAGE)
+    assert torch.allclose(heat["pixel_values"] * 2.0, rgb["teacher_pixel_values"] * 10.0)  # default scale 10 mm
+    assert torch.equal(heat["neutral_pixel_values"], torch.zeros_like(heat["pixel_values"]))
+    assert torch.equal(rgb["pspi_labels"], torch.tensor([float(r["pspi"]) for r in rows]))
+
+
+def test_fairness_table_pins_group_numbers():
+    from training_common import fairness_markdown, fairness_table
+
+    predictions = np.array([0.0, 2.0, 4.0, 1.0, 1.0, 5.0])
+    references = np.array([0.0, 3.0, 4.0, 0.0, 3.0, 3.0])
+    table = fairness_table(predictions, references, {"gender": ["f", "f", "f", "m", "m", "m"]}, thresholds=(1,))
+    assert table["gender"]["f"] == {"n": 3, "pspi_mae": pytest.approx(1 / 3), "auroc_ge1": 1.0}
+    assert table["gender"]["m"]["pspi_mae"] == pytest.approx(5 / 3)  # errors 1, 2, 2
+    assert table["gender"]["m"]["auroc_ge1"] == pytest.approx(0.75)  # (1 tie * 0.5 + 1 win) / 2 pairs
+    one_class = fairness_table(predictions[:1], references[:1], {"gender": ["f"]}, thresholds=(1,))
+    assert np.isnan(one_class["gender"]["f"]["auroc_ge1"])
+    assert "| gender | m | 3 |" in fairness_markdown(table)
+
+
+def _check_model_folder(folder: Path, modality: str) -> dict:
+    import torch
+    from transformers import AutoModel
+
+    from modeling_vitpain.model_card import load_evaluation
+
+    model = AutoModel.from_pretrained(folder)  # registered by importing modeling_vitpain
+    assert model.config.input_modality == modality
+    assert (folder / "model.safetensors").is_file() and not list(folder.glob("*.bin"))
+    evaluation = load_evaluation(folder / "evaluation.json")  # the model card's shape
+    assert evaluation["split"] == "test" and evaluation["validation"]["best_checkpoint"] == "checkpoint-2"
+    assert set(evaluation["fairness"]) == {"age_group", "gender", "ethnicity"}
+    assert "## Fairness" in (folder / "README.md").read_text()
+    channels = 1 if modality == "heatmap" else 3
+    with torch.no_grad():
+        assert model(pixel_values=torch.zeros(1, channels, IMAGE, IMAGE)).pspi.shape == (1,)
+    return evaluation
+
+
+def test_train_distill_evaluate(tiny_dataset, tmp_path):
+    import distill_vitpain
+    import evaluate_vitpain
+    import train_vitpain
+
+    teacher_dir, student_dir = tmp_path / "teacher", tmp_path / "student"
+    data = ["--dataset", str(tiny_dataset)]
+    train_vitpain.main([*data, *TINY_MODEL, *TINY_LOOP, "--modality", "heatmap", "--output_dir", str(teacher_dir),
+                        "--report_to", "tensorboard"])
+    teacher_eval = _check_model_folder(teacher_dir, "heatmap")
+    assert teacher_eval["num_samples"] == 12 and teacher_eval["f1_calibration"] == "train-split predictions"
+    assert list((teacher_dir / "tensorboard").glob("events.out.tfevents*"))
+
+    teacher_weights = (teacher_dir / "model.safetensors").read_bytes()
+    distill_vitpain.main([*data, *TINY_MODEL, *TINY_LOOP, "--teacher", str(teacher_dir), "--attention_weight", "0.5",
+                          "--output_dir", str(student_dir)])
+    _check_model_folder(student_dir, "rgb")
+    assert (teacher_dir / "model.safetensors").read_bytes() == teacher_weights
+    config = json.loads((student_dir / "training_config.json").read_text())
+    assert config["teacher"] == str(teacher_dir) and config["attention_weight"] == 0.5
+
+    output = tmp_path / "eval.json"
+    evaluation = evaluate_vitpain.main(["--model", str(student_dir), *data, "--split", "validation",
+                                        "--output", str(output), "--model_card", str(tmp_path / "card.md")])
+    assert json.loads(output.read_text())["metrics"]["pspi_mae"] == pytest.approx(evaluation["metrics"]["pspi_mae"])
+    assert evaluation["split"] == "validation" and evaluation["num_samples"] == 12
+    assert "PSPI MAE" in (tmp_path / "card.md").read_text()
+
+
+def test_heatmap_model_needs_heatmaps(tiny_dataset):
+    from training_common import PainCollator, dataset_splits, DataArgs
+
+    rows = [dataset_splits(DataArgs(dataset=str(tiny_dataset)))["test"][i] for i in range(2)]
+    for row in rows:
+        row["heatmap"] = None
+    with pytest.raises(ValueError, match="heatmap"):
+        PainCollator(IMAGE, "heatmap")(rows)
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_and_distill(tiny_dataset, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` on CPU: both ranks train, their weights agree, rank 0 saves
+    a model that loads."""
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(REPO)}
+    data = ["--dataset", str(tiny_dataset), *TINY_MODEL, *TINY_LOOP]
+    runs = {
+        "teacher": [str(REPO / "scripts" / "train_vitpain.py"), *data, "--modality", "heatmap"],
+        "student": [str(REPO / "scripts" / "distill_vitpain.py"), *data, "--teacher", str(tmp_path / "teacher")],
+    }
+    for name, command in runs.items():
+        result = subprocess.run([*launch, *command, "--output_dir", str(tmp_path / name)], env=env, cwd=REPO,
+                                capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        lines = [line for line in result.stdout.splitlines() if "trained 2 steps" in line]
+        assert {line.split("]")[0] for line in lines} == {"[rank 0/2", "[rank 1/2"}, result.stdout[-2000:]
+        checksums = {line.rsplit(" ", 1)[1] for line in lines}
+        assert len(checksums) == 1, lines  # DDP kept the two replicas identical
+        evaluation = _check_model_folder(tmp_path / name, "heatmap" if name == "teacher" else "rgb")
+        assert evaluation["training"]["world_size"] == 2
+
+
+def test_trains_on_the_official_layout(tiny_dataset, tmp_path):
+    """The same script reads a folder in the published 3D-Pain layout (no heatmaps, no demographics there)."""
+    import train_vitpain
+    from dataset_builder import export_official
+
+    official = tmp_path / "official"
+    export_official(str(tiny_dataset), official)
+    evaluation = train_vitpain.main([
+        "--dataset", str(official), "--split_csv", str(official / "splits.csv"), *TINY_MODEL, *TINY_LOOP,
+        "--modality", "rgb", "--output_dir", str(tmp_path / "rgb"),
+    ])
+    assert evaluation["num_samples"] == 12 and "fairness" not in evaluation
+    assert (tmp_path / "rgb" / "model.safetensors").is_file()
