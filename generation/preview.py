@@ -146,8 +146,8 @@ def dataset_preview_sheet(folder: str | Path, output: str | Path, max_identities
         rows.append((records[0], per_view))
     import datasets
 
-    info = datasets.Features.from_arrow_schema(pq.read_schema(shards[0])) if shards else None
-    names = {key: info[key].names for key in ("view", "age_group", "gender", "ethnicity")} if info else {}
+    features = datasets.Features.from_arrow_schema(pq.read_schema(shards[0])) if shards else None
+    names = {key: features[key].names for key in ("view", "age_group", "gender", "ethnicity")} if features else {}
 
     num_views = max(len(views) for _, views in rows) if rows else 1
     fig, axes = plt.subplots(

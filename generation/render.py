@@ -19,7 +19,7 @@ from dataclasses import dataclass, field  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from .face_model import REGIONS, FaceModel  # noqa: E402
+from .face_model import FaceModel  # noqa: E402
 from .uv_atlas import atlas_texcoords, skin_triangles  # noqa: E402
 
 # Geometry that is a transparent overlay in the original (Unreal) shaders and renders as artefacts otherwise.
@@ -441,4 +441,4 @@ def displacement_mm(posed: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(posed, np.float64) - np.asarray(reference, np.float64), axis=1).astype(np.float32)
 
 
-__all__ = ["DEFAULT_VIEWS", "FaceRenderer", "Lighting", "Render", "View", "displacement_mm", "REGIONS"]
+__all__ = ["DEFAULT_VIEWS", "FaceRenderer", "Lighting", "Render", "View", "displacement_mm"]
