@@ -350,6 +350,7 @@ def _generation_section(config: dict | None, stats: dict[str, SplitStats], view_
         for label, keys in (
             ("seed", ("seed",)),
             ("texture backend", ("texture_backend", "texture", "texturer")),
+            ("backgrounds", ("background",)),
             ("chance of a non-pain distractor AU", ("distractor_probability",)),
             ("fixed AU intensities", ("au_overrides",)),
             ("face model file (sha256)", ("face_model", "face_model_sha256")),
@@ -357,6 +358,13 @@ def _generation_section(config: dict | None, stats: dict[str, SplitStats], view_
             value = _find(config, *keys)
             if value not in (None, {}, []):
                 lines.append(f"- {label}: `{json.dumps(value, sort_keys=True) if isinstance(value, dict) else value}`")
+        models = [
+            (_find(config, options) or {}).get(key)
+            for options, key in (("texture_options", "base_model"), ("texture_options", "controlnet_model"),
+                                 ("texture_options", "normal_controlnet_model"), ("background_options", "model"))
+        ]
+        if any(models):  # diffusion texturing / inpainting: the models behind the images
+            lines.append("- diffusion models: " + ", ".join(f"`{m}`" for m in models if m))
         versions = _find(config, "versions", "package_versions")
         if isinstance(versions, dict):
             lines.append("- package versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))

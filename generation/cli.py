@@ -82,6 +82,56 @@ def parse_views(spec: str | None):
     return tuple(views)
 
 
+def parse_texture_views(spec: str | None):
+    """'0:0,40:5,-40:5' -> ((yaw, pitch), ...) in degrees (pitch optional)."""
+    if not spec:
+        return None
+    views = []
+    for item in spec.split(","):
+        try:
+            angles = [float(a) for a in item.strip().split(":")]
+        except ValueError:
+            angles = []
+        if not 1 <= len(angles) <= 2:
+            raise ConfigError(f"--texture-views item {item!r}: give YAW[:PITCH] in degrees, e.g. 0:0,40:5,-40:5")
+        views.append((angles[0], angles[1] if len(angles) > 1 else 0.0))
+    return views
+
+
+def diffusion_options(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Texture and background options from the diffusion flags; a flag that the chosen backends do not use is an
+    error rather than silently ignored."""
+    # (flag, option name, value) for the texture backend, the background inpainter, or both
+    shared = [
+        ("--diffusion-preset", "preset", args.diffusion_preset), ("--diffusion-steps", "steps", args.diffusion_steps),
+        ("--guidance-scale", "guidance_scale", args.guidance_scale),
+        ("--diffusion-resolution", "resolution", args.diffusion_resolution), ("--dtype", "dtype", args.dtype),
+    ]
+    texture_only = [
+        ("--base-model", "base_model", args.base_model), ("--controlnet-model", "controlnet_model", args.controlnet_model),
+        ("--normal-controlnet-model", "normal_controlnet_model", args.normal_controlnet_model),
+        ("--texture-views", "views", parse_texture_views(args.texture_views)),
+    ]
+    background_only = [
+        ("--inpaint-model", "model", args.inpaint_model),
+        ("--scene-prompt", "scenes", tuple(args.scene_prompt) if args.scene_prompt else None),
+    ]
+    diffusion, inpaint = args.texture == "diffusion", args.background == "inpaint"
+    for flags, wanted, needs in (
+        (texture_only, diffusion, "--texture diffusion"),
+        (background_only, inpaint, "--background inpaint"),
+        (shared, diffusion or inpaint, "--texture diffusion or --background inpaint"),
+    ):
+        unused = [flag for flag, _, value in flags if value is not None and not wanted]
+        if unused:
+            raise ConfigError(f"{', '.join(unused)}: only used with {needs}")
+
+    def given(*groups) -> dict:
+        return {name: value for group in groups for _, name, value in group if value is not None}
+
+    return (given(shared, texture_only) if diffusion else {}), (given(shared, background_only) if inpaint else {})
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import hashlib
     import os
@@ -89,6 +139,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .dataset_writer import generate_dataset
     from .pipeline import GenerationConfig
 
+    texture_options, background_options = diffusion_options(args)
     config = GenerationConfig(
         num_identities=args.num_identities,
         expressions_per_identity=args.expressions_per_identity,
@@ -100,6 +151,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         identities_per_shard=args.identities_per_shard,
         msaa=args.msaa,
         au_overrides=parse_au_assignments(args.au or []),
+        texture_options=texture_options,
+        background=args.background,
+        background_options=background_options,
     )
     from .texture import TEXTURE_BACKENDS
 
@@ -109,16 +163,29 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     model_path = resolve_face_model(args.face_model)
     sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
-    rank, world_size, barrier = 0, 1, None
+    rank, world_size, barrier, device = 0, 1, None, args.device
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by accelerate (or torchrun): one share per process
         import torch
         from accelerate import PartialState
 
         state = PartialState(cpu=not torch.cuda.is_available())  # rendering needs no GPU; gloo works everywhere
         rank, world_size, barrier = state.process_index, state.num_processes, state.wait_for_everyone
+        if device is None and state.device.type == "cuda":
+            device = str(state.device)  # diffusion models of this rank run on its own GPU
+    if config.texture == "diffusion" or config.background == "inpaint":
+        from .diffusion_models import DiffusionTextureOptions, InpaintOptions, check_models, resolve_device
+
+        # a bad --device or a model that is not available fails here, before the output folder is touched
+        device = resolve_device(device)
+        check_models(
+            DiffusionTextureOptions.from_dict(config.texture_options) if config.texture == "diffusion" else None,
+            InpaintOptions.from_dict(config.background_options) if config.background == "inpaint" else None,
+        )
+        logger.info("rank %d: diffusion models run on %s", rank, device)
     summary = generate_dataset(
         args.output, config, model_path, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
         rank=rank, world_size=world_size, barrier=barrier, progress=not args.quiet, face_model_sha256=sha,
+        device=device,
     )
     print(
         f"rank {rank}: wrote {summary['rows']} images of {summary['identities']} identities in "
@@ -177,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--image-size", type=int, default=256)
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
-    generate.add_argument("--texture", default="procedural", help="texture backend")
+    generate.add_argument("--texture", default="procedural", help="texture backend: procedural (CPU) or diffusion")
     generate.add_argument("--distractor-probability", type=float, default=0.2, help="chance of a non-pain AU")
     generate.add_argument("--identities-per-shard", type=int, default=25)
     generate.add_argument(
@@ -189,6 +256,29 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     generate.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in --output")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    diffusion = generate.add_argument_group(
+        "diffusion texturing and backgrounds",
+        "--texture diffusion bakes a depth-ControlNet Stable Diffusion portrait into each identity's texture; "
+        "--background inpaint paints a scene around each view. Models are Hub ids (cached with `hf download ID`) "
+        "or local folders; presets pick the ids: sd15 (SD 1.5 + depth ControlNet, 512 px), sdxl (1024 px).",
+    )
+    diffusion.add_argument("--background", default="procedural", choices=("procedural", "inpaint"))
+    diffusion.add_argument("--diffusion-preset", choices=("sd15", "sdxl"), help="model family (default sd15)")
+    diffusion.add_argument("--base-model", metavar="ID", help="text-to-image pipeline (default: the preset's)")
+    diffusion.add_argument("--controlnet-model", metavar="ID", help="depth ControlNet (default: the preset's)")
+    diffusion.add_argument("--normal-controlnet-model", metavar="ID", help="add a normal-map ControlNet")
+    diffusion.add_argument("--inpaint-model", metavar="ID", help="inpainting pipeline (default: the preset's)")
+    diffusion.add_argument("--diffusion-steps", type=int, metavar="N", help="denoising steps (default 30)")
+    diffusion.add_argument("--guidance-scale", type=float, help="classifier-free guidance (default 7.5)")
+    diffusion.add_argument("--diffusion-resolution", type=int, metavar="PX", help="generated image size")
+    diffusion.add_argument(
+        "--texture-views", metavar="YAW:PITCH,...", help="cameras whose images are baked (default 0:0, frontal)"
+    )
+    diffusion.add_argument("--scene-prompt", action="append", metavar="TEXT", help="background scene (repeatable)")
+    diffusion.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), help="model precision")
+    diffusion.add_argument(
+        "--device", help="where diffusion models run (default: this process's GPU under accelerate, cuda, else cpu)"
+    )
     generate.set_defaults(func=cmd_generate)
 
     export = sub.add_parser(

@@ -31,7 +31,10 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "generation_config.json"
 ARTEFACTS = ("data", "plots", "README.md", "preview.png", CONFIG_FILE)
 ROW_GROUP_SIZE = 100  # small row groups keep the Hub viewer and random access fast for image rows
-VERSIONED_PACKAGES = ("numpy", "pillow", "pyrender", "PyOpenGL", "trimesh", "datasets", "pyarrow", "scipy")
+VERSIONED_PACKAGES = (
+    "numpy", "pillow", "pyrender", "PyOpenGL", "trimesh", "datasets", "pyarrow", "scipy", "torch", "diffusers",
+    "transformers",
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,10 @@ def prepare_output(output: Path, config: GenerationConfig, resume: bool, overwri
         if not saved.is_file():
             raise OutputError(f"cannot resume: {output} has no {CONFIG_FILE}; it was not written by pain3d generate")
         previous = json.loads(saved.read_text())["config"]
+        try:  # fields added since that run was started take their defaults, which reproduce its bytes
+            previous = json.loads(json.dumps(GenerationConfig.from_dict(previous).to_dict()))
+        except (TypeError, ValueError):
+            pass  # a record this version cannot read: reported as a difference below
         current = json.loads(json.dumps(record["config"]))  # compare as JSON sees it (tuples become lists)
         if previous != current:
             changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
@@ -136,12 +143,12 @@ def write_shard(path: Path, rows: list[dict], schema: pa.Schema) -> None:
 _WORKER: dict = {}
 
 
-def _init_worker(config_dict: dict, face_model_path: str) -> None:
+def _init_worker(config_dict: dict, face_model_path: str, device: str | None = None) -> None:
     from .face_model import FaceModel
 
     config = GenerationConfig.from_dict(config_dict)
     model = FaceModel.load(face_model_path)
-    _WORKER.update(config=config, model=model, generator=PainFaceGenerator(config, model))
+    _WORKER.update(config=config, model=model, generator=PainFaceGenerator(config, model, device=device))
 
 
 def _render_identity(index: int) -> tuple[int, list[dict], float]:
@@ -173,8 +180,10 @@ def generate_dataset(
     barrier: Callable[[], None] | None = None,
     progress: bool = True,
     face_model_sha256: str | None = None,
+    device: str | None = None,
 ) -> dict:
     """Generate (this rank's share of) the dataset into `output`; rank 0 then writes preview and card.
+    `device` is where diffusion backends run (default: this process's GPU, else the CPU).
 
     Returns a summary: rows and identities written by this process, wall seconds, images per second, and the
     seconds spent inside the renderer summed over worker processes (`render_seconds`).
@@ -202,7 +211,7 @@ def generate_dataset(
     start = time.perf_counter()
     rows_written, render_seconds = 0, 0.0
     bar = tqdm(total=len(identities), unit="identity", disable=not progress, desc=f"rank {rank}" if world_size > 1 else "generate")
-    results = _identity_results(identities, config, face_model_path, workers)
+    results = _identity_results(identities, config, face_model_path, workers, device)
     try:
         for shard in todo:
             rows: list[dict] = []
@@ -232,13 +241,13 @@ def generate_dataset(
     }
 
 
-def _identity_results(identities: list[int], config: GenerationConfig, face_model_path, workers: int):
+def _identity_results(identities: list[int], config: GenerationConfig, face_model_path, workers: int, device=None):
     """Generator of (index, rows, render seconds) in submission order, rendered in-process or by a pool of worker processes."""
     if not identities:
         return iter(())
     if workers <= 1:
         def serial():
-            _init_worker(config.to_dict(), str(face_model_path))
+            _init_worker(config.to_dict(), str(face_model_path), device)
             try:
                 for index in identities:
                     yield _render_identity(index)
@@ -250,7 +259,7 @@ def _identity_results(identities: list[int], config: GenerationConfig, face_mode
 
     # spawn: every worker opens its own OpenGL context; forking a process that holds one is unsafe
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(workers, initializer=_init_worker, initargs=(config.to_dict(), str(face_model_path)))
+    pool = context.Pool(workers, initializer=_init_worker, initargs=(config.to_dict(), str(face_model_path), device))
 
     def parallel():
         try:

@@ -20,13 +20,17 @@ from .appearance import Appearance, sample_appearance
 from .au_sampling import pspi_target, sample_pain_action_units
 from .backgrounds import sample_background
 from .demographics import Demographics, identity_demographics
+from .diffusion_models import DiffusionTextureOptions, InpaintOptions
 from .errors import ConfigError
 from .face_model import FaceModel
 from .facs import EXTENDED_AUS, PAIN_AUS, ActionUnitError, pspi, validate_action_units
+from .inpaint import SOURCE_BACKGROUND, BackgroundInpainter
+from .prompts import scene_prompt
 from .render import DEFAULT_VIEWS, FaceRenderer, Lighting, View, displacement_mm
 from .rig import age_sag_offsets, demographic_identity, pose_face
 from .texture import create_texturer
 
+BACKGROUNDS = ("procedural", "inpaint")
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,23 @@ class GenerationConfig:
     msaa: bool = False
     png_compress_level: int = 1
     au_overrides: dict = field(default_factory=dict)  # fixed intensities in every pain expression, e.g. {"AU43": 0}
+    texture_options: dict = field(default_factory=dict)  # DiffusionTextureOptions for --texture diffusion (resolved)
+    background: str = "procedural"  # or "inpaint": a diffusion-inpainted scene per identity and view
+    background_options: dict = field(default_factory=dict)  # InpaintOptions for --background inpaint (resolved)
 
     def __post_init__(self):
         problems = []
+        # backend options are stored resolved (model ids filled in from the preset), so the record names them
+        if self.texture == "diffusion":
+            object.__setattr__(self, "texture_options", DiffusionTextureOptions.from_dict(self.texture_options).to_dict())
+        elif self.texture_options:
+            problems.append(f"texture options {sorted(self.texture_options)} are only for --texture diffusion")
+        if self.background not in BACKGROUNDS:
+            problems.append(f"--background must be one of {', '.join(BACKGROUNDS)}, got {self.background!r}")
+        elif self.background == "inpaint":
+            object.__setattr__(self, "background_options", InpaintOptions.from_dict(self.background_options).to_dict())
+        elif self.background_options:
+            problems.append(f"background options {sorted(self.background_options)} are only for --background inpaint")
         if self.num_identities <= 0:
             problems.append(f"--num-identities must be positive, got {self.num_identities}")
         if self.expressions_per_identity <= 0:
@@ -168,19 +186,31 @@ def encode_heatmap(heatmap_mm: np.ndarray, compress_level: int) -> bytes:
 class PainFaceGenerator:
     """Renders every row of one identity: per view, a neutral image and K pain images with heatmaps.
 
-    Parts are explicit: the face model, a texture backend (by registry name) and the renderer.
+    Parts are explicit: the face model, a texture backend (by registry name), the renderer and, for
+    `background="inpaint"`, a background inpainter. `device` is where diffusion models run (default: this
+    process's GPU, else the CPU); rendering always uses the CPU's OpenGL.
     """
 
-    def __init__(self, config: GenerationConfig, face_model: FaceModel, renderer: FaceRenderer | None = None):
+    def __init__(
+        self, config: GenerationConfig, face_model: FaceModel, renderer: FaceRenderer | None = None,
+        device: str | None = None,
+    ):
         self.config = config
         self.face_model = face_model
-        self.texturer = create_texturer(config.texture, face_model, atlas_size=max(256, config.image_size))
+        self.texturer = create_texturer(
+            config.texture, face_model, atlas_size=max(256, config.image_size), device=device, **config.texture_options
+        )
+        self.inpainter = None
+        if config.background == "inpaint":
+            self.inpainter = BackgroundInpainter(config.background_options, device=device)
         self.renderer = renderer or FaceRenderer(face_model, image_size=config.image_size, msaa=config.msaa)
         self.render_seconds = 0.0  # time spent in the renderer (RGB and heatmap passes), for benchmarks
         self._zero_heatmap = encode_heatmap(np.zeros((config.image_size,) * 2, np.float32), config.png_compress_level)
 
     def close(self) -> None:
         self.renderer.close()
+        if hasattr(self.texturer, "close"):
+            self.texturer.close()
 
     def meshes(self, spec: IdentitySpec) -> tuple[np.ndarray, list[np.ndarray]]:
         """Neutral and pain vertices (mm) of an identity; age sag is part of the identity, so it never shows in
@@ -190,18 +220,32 @@ class PainFaceGenerator:
         pains = [pose_face(self.face_model, spec.coefficients, aus) + sag for aus in spec.expressions]
         return neutral, pains
 
+    def background(self, spec: IdentitySpec, view_number: int, view: View, neutral: np.ndarray, texture) -> np.ndarray:
+        """The background of one (identity, view), shared by its neutral and pain renders: procedural, or a scene
+        inpainted around the neutral render."""
+        config = self.config
+        rng = np.random.default_rng([config.seed, spec.index, view_number, 0xB6])
+        if self.inpainter is None:
+            return sample_background(config.image_size, rng)
+        source = self.renderer.render(
+            neutral, view, lighting=spec.lighting, texture=texture, background=SOURCE_BACKGROUND
+        )
+        prompt = scene_prompt(rng, self.inpainter.options.scenes)
+        return self.inpainter(source.image, source.mask, prompt, seed=int(rng.integers(0, 2**63 - 1)))
+
     def __call__(self, spec: IdentitySpec) -> list[dict]:
         config, level = self.config, self.config.png_compress_level
-        texture = self.texturer(spec.appearance, np.random.default_rng([config.seed, spec.index, 0x7E7]))
         neutral, pains = self.meshes(spec)
+        texture = self.texturer(
+            spec.appearance, np.random.default_rng([config.seed, spec.index, 0x7E7]),
+            neutral_vertices=neutral, demographics=spec.demographics,
+        )
         displacements = [displacement_mm(pain, neutral) for pain in pains]
         demographics = spec.demographics
         all_aus = (*PAIN_AUS, *config.extended_aus)
         rows = []
         for view_number, view in enumerate(config.views):
-            background = sample_background(
-                config.image_size, np.random.default_rng([config.seed, spec.index, view_number, 0xB6])
-            )
+            background = self.background(spec, view_number, view, neutral, texture)
             expressions = [(neutral, None, {})] + [(p, d, aus) for p, d, aus in zip(pains, displacements, spec.expressions)]
             neutral_bytes = None
             for expression_index, (vertices, displacement, aus) in enumerate(expressions):

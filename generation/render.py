@@ -342,14 +342,14 @@ class FaceRenderer:
         pixels = np.stack([(ndc[:, 0] + 1) / 2 * self.image_size, (1 - ndc[:, 1]) / 2 * self.image_size], axis=1)
         return pixels, w
 
-    def interpolate(self, triangle_ids: np.ndarray, vertices: np.ndarray, values: np.ndarray, view: View):
-        """Per-vertex `values` (V,) interpolated at every pixel centre with perspective-correct barycentrics;
-        0 on background. float32 (H, W)."""
-        out = np.zeros(triangle_ids.shape, dtype=np.float32)
+    def barycentrics(self, triangle_ids: np.ndarray, vertices: np.ndarray, view: View):
+        """Perspective-correct barycentrics at the centre of every foreground pixel: `rows`, `cols` (N,), the
+        triangle of each (N,) as an index into `self.faces`, and the weights of its three corners (N, 3)."""
         rows, cols = np.nonzero(triangle_ids >= 0)
+        triangles = triangle_ids[rows, cols]
         if len(rows) == 0:
-            return out
-        tri = self.faces[triangle_ids[rows, cols]]
+            return rows, cols, triangles, np.zeros((0, 3))
+        tri = self.faces[triangles]
         pixels, w = self.project(vertices, view)
         a, b, c = (pixels[tri[:, k]] for k in range(3))
         p = np.stack([cols + 0.5, rows + 0.5], axis=1)
@@ -361,7 +361,15 @@ class FaceRenderer:
         bary = np.clip(np.stack([1 - l1 - l2, l1, l2], axis=1), 0.0, 1.0)
         bary /= w[tri]  # screen-space -> perspective-correct weights
         bary /= bary.sum(axis=1, keepdims=True)
-        out[rows, cols] = (bary * values[tri]).sum(axis=1)
+        return rows, cols, triangles, bary
+
+    def interpolate(self, triangle_ids: np.ndarray, vertices: np.ndarray, values: np.ndarray, view: View):
+        """Per-vertex `values` (V,) interpolated at every pixel centre with perspective-correct barycentrics;
+        0 on background. float32 (H, W)."""
+        out = np.zeros(triangle_ids.shape, dtype=np.float32)
+        rows, cols, triangles, bary = self.barycentrics(triangle_ids, vertices, view)
+        if len(rows):
+            out[rows, cols] = (bary * values[self.faces[triangles]]).sum(axis=1)
         return out
 
     # ----------------------------------------------------------------------------------------------- all at once

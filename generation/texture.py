@@ -1,8 +1,10 @@
 """Skin textures: a registry of texture backends and the procedural one (the CPU default).
 
-A backend turns an identity's `Appearance` into a `SkinTexture`: an sRGB albedo image over the skin UV atlas
-(see `uv_atlas`) plus per-vertex colours for the parts that are not skin (eyes, teeth, mouth). The same texture is
-used for the neutral and every pain expression of the identity.
+A backend turns an identity's `Appearance` (and, for backends that need them, its neutral mesh and demographics)
+into a `SkinTexture`: an sRGB albedo image over the skin UV atlas (see `uv_atlas`) plus per-vertex colours for the
+parts that are not skin (eyes, teeth, mouth). The same texture is used for the neutral and every pain expression of
+the identity. Backends: `procedural` (here, CPU) and `diffusion` (`diffusion_texture`, depth-ControlNet Stable
+Diffusion baked into the atlas).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from matplotlib.path import Path as PolygonPath
 from scipy import ndimage
 
 from .appearance import Appearance
+from .demographics import Demographics
 from .errors import ConfigError
 from .face_model import FaceModel
 from .uv_atlas import UVAtlas, build_uv_atlas
@@ -27,7 +30,14 @@ class SkinTexture:
 
 
 class Texturer(Protocol):
-    def __call__(self, appearance: Appearance, rng: np.random.Generator) -> SkinTexture: ...
+    def __call__(
+        self,
+        appearance: Appearance,
+        rng: np.random.Generator,
+        *,
+        neutral_vertices: np.ndarray | None = None,  # (V, 3) mm, the identity's neutral mesh
+        demographics: Demographics | None = None,
+    ) -> SkinTexture: ...
 
 
 TEXTURE_BACKENDS: dict[str, Callable[..., Texturer]] = {}
@@ -44,6 +54,8 @@ def register_texture_backend(name: str):
 
 
 def create_texturer(name: str, face_model: FaceModel, **options) -> Texturer:
+    """Build backend `name`; every backend takes `atlas_size` and `device` (ignored by CPU-only ones) and its own
+    options."""
     if name not in TEXTURE_BACKENDS:
         raise ConfigError(f"unknown texture backend {name!r}; available: {', '.join(sorted(TEXTURE_BACKENDS))}")
     return TEXTURE_BACKENDS[name](face_model, **options)
@@ -100,8 +112,8 @@ class ProceduralTexturer:
     """Paints skin tone, pores and blotches, lips, brows, a hair cap, stubble, redness and age cues (wrinkles,
     spots, greying) onto the UV atlas with 3D rules anchored on the 68 landmarks of the mean face."""
 
-    def __init__(self, face_model: FaceModel, atlas_size: int = 512):
-        self.face_model = face_model
+    def __init__(self, face_model: FaceModel, atlas_size: int = 512, device: str | None = None):
+        self.face_model = face_model  # `device` is accepted like every backend's and unused: this one is numpy
         self.atlas: UVAtlas = build_uv_atlas(face_model, atlas_size)
         self.landmarks = face_model.neutral[face_model.landmarks].astype(np.float64)
         self._masks = self._static_masks()
@@ -135,7 +147,9 @@ class ProceduralTexturer:
             masks[f"{name}_t"] = t.reshape(shape)
         return masks
 
-    def __call__(self, appearance: Appearance, rng: np.random.Generator) -> SkinTexture:
+    def __call__(self, appearance: Appearance, rng: np.random.Generator, **_mesh) -> SkinTexture:
+        """The texture of `appearance` (all its randomness comes from `appearance.texture_seed`; the mesh and
+        demographics keyword arguments of the protocol are not needed)."""
         from .render import region_vertex_colors
 
         atlas, lm, masks = self.atlas, self.landmarks, self._masks
@@ -237,3 +251,7 @@ class ProceduralTexturer:
 def _mix(base: np.ndarray, color, weight: np.ndarray) -> np.ndarray:
     weight = np.clip(weight, 0.0, 1.0)[..., None]
     return base * (1 - weight) + np.asarray(color, np.float32) * weight
+
+
+# The diffusion backend registers itself; it imports torch and diffusers only when one is built.
+from . import diffusion_texture  # noqa: E402,F401

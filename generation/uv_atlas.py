@@ -30,6 +30,7 @@ class UVAtlas:
     normal: np.ndarray  # (H, W, 3) float32 unit normals
     region: np.ndarray  # (H, W) int16 index into REGION_NAMES, -1 where empty
     covered: np.ndarray  # (H, W) bool texels inside some triangle (before padding)
+    triangle: np.ndarray  # (H, W) int32 index into face_model.faces of the triangle each texel shows, -1 where empty
 
     def region_mask(self, *prefixes: str) -> np.ndarray:
         wanted = [k for k, name in enumerate(REGION_NAMES) if name.startswith(prefixes)]
@@ -70,6 +71,7 @@ def _build(face_model: FaceModel, size: int) -> UVAtlas:
     position = np.full((height, width, 3), np.nan, dtype=np.float32)
     normal = np.zeros((height, width, 3), dtype=np.float32)
     region = np.full((height, width), -1, dtype=np.int16)
+    triangle = np.full((height, width), -1, dtype=np.int32)
     # Splat a barycentric lattice fine enough to hit every texel of each triangle (dense where triangles are big).
     edge = np.linalg.norm(texel - np.roll(texel, 1, axis=1), axis=2).max(axis=1)
     steps = np.clip(np.ceil(edge * 1.5).astype(int), 1, 64)
@@ -84,6 +86,7 @@ def _build(face_model: FaceModel, size: int) -> UVAtlas:
         position[rows, cols] = np.einsum("sk,tkd->tsd", bary, corners[chosen]).reshape(-1, 3)
         normal[rows, cols] = np.einsum("sk,tkd->tsd", bary, normals[chosen]).reshape(-1, 3)
         region[rows, cols] = np.repeat(region_of[chosen], len(bary))
+        triangle[rows, cols] = np.repeat(triangles[chosen], len(bary))
     covered = region >= 0
     # Pad a few texels past every island edge so bilinear filtering and mipmaps never pick up empty texels.
     _, (near_r, near_c) = ndimage.distance_transform_edt(~covered, return_indices=True)
@@ -91,8 +94,9 @@ def _build(face_model: FaceModel, size: int) -> UVAtlas:
     position[pad] = position[near_r[pad], near_c[pad]]
     normal[pad] = normal[near_r[pad], near_c[pad]]
     region[pad] = region[near_r[pad], near_c[pad]]
+    triangle[pad] = triangle[near_r[pad], near_c[pad]]
     normal /= np.maximum(np.linalg.norm(normal, axis=2, keepdims=True), 1e-6)
-    return UVAtlas(size=size, position=position, normal=normal, region=region, covered=covered)
+    return UVAtlas(size=size, position=position, normal=normal, region=region, covered=covered, triangle=triangle)
 
 
 def build_uv_atlas(face_model: FaceModel, size: int = 512) -> UVAtlas:
