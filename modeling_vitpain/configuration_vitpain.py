@@ -14,7 +14,10 @@ DEFAULT_AU_NAMES = ("AU4", "AU6", "AU7", "AU9", "AU10", "AU43")
 DEFAULT_AU_MAX_INTENSITY = {"AU43": 1.0}
 AU_INTENSITY_MAX = 5.0
 DEFAULT_PAIN_THRESHOLDS = (1.0, 2.0, 3.0)
-INPUT_MODALITIES = {"rgb": 3, "heatmap": 1}  # modality -> channels the backbone sees
+INPUT_MODALITIES = {"rgb": 3, "heatmap": 1}  # modality -> channels of `pixel_values`
+# How a neutral reference enters: late cross-attention of the pain tokens to the neutral tokens, or early fusion where
+# the backbone sees the pain image stacked with its difference from the neutral image (twice the channels).
+NEUTRAL_FUSIONS = ("cross_attention", "difference")
 
 # ViT-S/16 at 224 px: the size the model card and the benchmark talk about.
 DEFAULT_BACKBONE_CONFIG = {
@@ -50,6 +53,11 @@ class ViTPainConfig(PretrainedConfig):
         use_neutral_reference (`bool`, *optional*, defaults to `False`):
             If `True`, the pain image's tokens attend to the tokens of a neutral image of the same face (same
             backbone, shared weights) and `neutral_pixel_values` is required.
+        neutral_fusion (`str`, *optional*, defaults to `"cross_attention"`):
+            How the neutral reference enters (with `use_neutral_reference=True`). `"cross_attention"`: after the
+            backbone, the pain image's tokens attend to the neutral image's tokens. `"difference"`: early fusion, the
+            backbone sees the pain image stacked with `pain - neutral` (twice the channels, one backbone pass), which
+            makes the expression change explicit and trains far faster from scratch.
         neutral_attention_heads (`int`, *optional*):
             Heads of the neutral-reference cross-attention. Defaults to the backbone's number of heads.
         au_names (`list[str]`, *optional*, defaults to `["AU4", "AU6", "AU7", "AU9", "AU10", "AU43"]`):
@@ -100,6 +108,7 @@ class ViTPainConfig(PretrainedConfig):
         backbone_checkpoint: str | None = None,
         input_modality: str = "rgb",
         use_neutral_reference: bool = False,
+        neutral_fusion: str = "cross_attention",
         neutral_attention_heads: int | None = None,
         au_names: list[str] | tuple[str, ...] = DEFAULT_AU_NAMES,
         au_max_intensity: list[float] | None = None,
@@ -124,10 +133,15 @@ class ViTPainConfig(PretrainedConfig):
             raise ValueError(
                 f"input_modality={input_modality!r} is not supported: use one of {sorted(INPUT_MODALITIES)}."
             )
+        if neutral_fusion not in NEUTRAL_FUSIONS:
+            raise ValueError(f"neutral_fusion={neutral_fusion!r} is not supported: use one of {list(NEUTRAL_FUSIONS)}.")
         self.input_modality = input_modality
-        self.backbone_config = _build_backbone_config(backbone_config, backbone_type, input_modality)
-        self.backbone_checkpoint = backbone_checkpoint
         self.use_neutral_reference = bool(use_neutral_reference)
+        self.neutral_fusion = neutral_fusion
+        self.backbone_config = _build_backbone_config(
+            backbone_config, backbone_type, input_modality, self.backbone_num_channels
+        )
+        self.backbone_checkpoint = backbone_checkpoint
         self.neutral_attention_heads = (
             int(neutral_attention_heads)
             if neutral_attention_heads is not None
@@ -183,6 +197,16 @@ class ViTPainConfig(PretrainedConfig):
         return INPUT_MODALITIES[self.input_modality]
 
     @property
+    def fuses_difference(self) -> bool:
+        """Whether the backbone sees the pain image stacked with its difference from the neutral image."""
+        return self.use_neutral_reference and self.neutral_fusion == "difference"
+
+    @property
+    def backbone_num_channels(self) -> int:
+        """Channels the backbone's patch embedding sees: `num_channels`, doubled by the difference fusion."""
+        return self.num_channels * (2 if self.fuses_difference else 1)
+
+    @property
     def image_size(self) -> int:
         """Side of the square input image in pixels (the backbone's)."""
         size = self.backbone_config.image_size
@@ -190,10 +214,9 @@ class ViTPainConfig(PretrainedConfig):
 
 
 def _build_backbone_config(
-    backbone_config: dict | PretrainedConfig | None, backbone_type: str | None, input_modality: str
+    backbone_config: dict | PretrainedConfig | None, backbone_type: str | None, input_modality: str, num_channels: int
 ) -> PretrainedConfig:
-    """Turn a dict / config / None into the backbone's config object, with the channel count of the modality."""
-    num_channels = INPUT_MODALITIES[input_modality]
+    """Turn a dict / config / None into the backbone's config object, with the channel count the backbone sees."""
     if backbone_config is None:
         backbone_config = dict(DEFAULT_BACKBONE_CONFIG)
         if backbone_type is not None:
@@ -219,11 +242,12 @@ def _build_backbone_config(
         )
     if config.num_channels != num_channels:
         raise ValueError(
-            f"input_modality={input_modality!r} needs a backbone with num_channels={num_channels}, but the backbone "
-            f"config has num_channels={config.num_channels}. Set backbone_config['num_channels'] (or use "
-            f"ViTPainModel.from_backbone, which adapts a pretrained RGB patch embedding to heatmaps)."
+            f"input_modality={input_modality!r} (with its neutral fusion) needs a backbone with num_channels="
+            f"{num_channels}, but the backbone config has num_channels={config.num_channels}. Set "
+            f"backbone_config['num_channels'] (or use ViTPainModel.from_backbone, which adapts a pretrained RGB patch "
+            f"embedding to heatmaps and to the difference fusion)."
         )
     return config
 
 
-__all__ = ["ViTPainConfig", "DEFAULT_AU_NAMES", "DEFAULT_PAIN_THRESHOLDS", "INPUT_MODALITIES"]
+__all__ = ["ViTPainConfig", "DEFAULT_AU_NAMES", "DEFAULT_PAIN_THRESHOLDS", "INPUT_MODALITIES", "NEUTRAL_FUSIONS"]

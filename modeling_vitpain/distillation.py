@@ -5,6 +5,7 @@ that holds the frozen teacher *outside* the trained model (so it is never in the
 saved student) and adds to the student's task loss
 
     feature_weight    * feature_distillation_loss(student pooled [CLS] feature, teacher pooled feature)
+    token_weight      * token_distillation_loss(every student token, the teacher's token at the same place)
     prediction_weight * prediction_distillation_loss(student PSPI / pain logits / AUs, teacher's)
     attention_weight  * attention_distillation_loss(student AU attention maps, teacher's)   (optional, default 0)
 
@@ -31,6 +32,7 @@ class DistillationWeights:
 
     task_weight: float = 1.0
     feature_weight: float = 1.0
+    token_weight: float = 1.0
     prediction_weight: float = 1.0
     attention_weight: float = 0.0
     temperature: float = 2.0
@@ -48,6 +50,25 @@ def feature_distillation_loss(student_features: torch.Tensor, teacher_features: 
     student = F.normalize(student_features.flatten(1), dim=-1)
     teacher = F.normalize(teacher_features.flatten(1), dim=-1)
     return F.mse_loss(student @ student.T, teacher @ teacher.T)
+
+
+def token_distillation_loss(student_tokens: torch.Tensor, teacher_tokens: torch.Tensor) -> torch.Tensor:
+    """
+    Match (batch, tokens, dim) token sequences place by place, so every patch gets a target (the teacher's heatmap
+    tokens know where the face moved). Same width: MSE between layer-normalised tokens. Different widths: MSE between
+    each image's (tokens, tokens) cosine-similarity matrices. Both need the same token grid.
+    """
+    if student_tokens.shape[:2] != teacher_tokens.shape[:2]:
+        raise ValueError(
+            f"token distillation needs the same token grid: student {tuple(student_tokens.shape[:2])} vs teacher "
+            f"{tuple(teacher_tokens.shape[:2])} (batch, tokens); use the same image and patch size, or token_weight=0."
+        )
+    if student_tokens.shape[-1] == teacher_tokens.shape[-1]:
+        width = student_tokens.shape[-1]
+        return F.mse_loss(F.layer_norm(student_tokens, (width,)), F.layer_norm(teacher_tokens, (width,)))
+    student = F.normalize(student_tokens, dim=-1)
+    teacher = F.normalize(teacher_tokens, dim=-1)
+    return F.mse_loss(student @ student.transpose(1, 2), teacher @ teacher.transpose(1, 2))
 
 
 def prediction_distillation_loss(
@@ -91,11 +112,16 @@ def attention_distillation_loss(
 
 
 def distillation_losses(student_output, teacher_output, student_config, weights: DistillationWeights) -> dict:
-    """The weighted distillation terms (keys `feature`, `prediction`, `attention`) for one batch; zero weights skip."""
+    """The weighted distillation terms (keys `feature`, `token`, `prediction`, `attention`) for one batch; zero
+    weights skip."""
     terms = {}
     if weights.feature_weight:
         terms["feature"] = weights.feature_weight * feature_distillation_loss(
             student_output.pooled_output, teacher_output.pooled_output
+        )
+    if weights.token_weight:
+        terms["token"] = weights.token_weight * token_distillation_loss(
+            student_output.last_hidden_state, teacher_output.last_hidden_state
         )
     if weights.prediction_weight:
         terms["prediction"] = weights.prediction_weight * prediction_distillation_loss(
@@ -175,4 +201,5 @@ __all__ = [
     "distillation_losses",
     "feature_distillation_loss",
     "prediction_distillation_loss",
+    "token_distillation_loss",
 ]

@@ -85,6 +85,16 @@ def validate_evaluation(evaluation: Any, source: str = "evaluation") -> None:
         raise EvaluationError(f"{source}: every metric is undefined (NaN / null): nothing to report.")
 
 
+def _neutral_description(config) -> str:
+    if not config.use_neutral_reference:
+        return "no"
+    if getattr(config, "neutral_fusion", "cross_attention") == "difference":
+        how = "the backbone sees the image stacked with its difference from a neutral image of the same face"
+    else:
+        how = "the pain image's tokens attend to the tokens of a neutral image of the same face"
+    return f"yes: {how} (pass `neutral_images=`)"
+
+
 def fill_model_card(
     evaluation: dict[str, Any],
     config,
@@ -182,12 +192,7 @@ def fill_model_card(
             if heatmap
             else f"RGB, {config.image_size} px"
         ),
-        "neutral_description": (
-            "yes: the pain image's tokens attend to the tokens of a neutral image of the same face "
-            "(pass `neutral_images=`)"
-            if config.use_neutral_reference
-            else "no"
-        ),
+        "neutral_description": _neutral_description(config),
         "loss_description": (
             f"{config.pspi_loss_weight:g} x MSE(PSPI / {config.pspi_max:g}) + {config.au_loss_weight:g} x MSE(AU / "
             f"max intensity) + {config.pain_loss_weight:g} x mean BCE over the thresholds"

@@ -234,7 +234,9 @@ class ViTPainModel(ViTPainPreTrainedModel):
         self.backbone = backbone if backbone is not None else self._build_backbone(config)
         if self.backbone.config.hidden_size != config.backbone_config.hidden_size:
             raise ValueError("The given backbone does not match config.backbone_config (hidden_size differs).")
-        self.neutral_attention = NeutralReferenceAttention(config) if config.use_neutral_reference else None
+        self.neutral_attention = (
+            NeutralReferenceAttention(config) if config.use_neutral_reference and not config.fuses_difference else None
+        )
         self.pspi_head = PSPIHead(config)
         self.pain_heads = PainThresholdHeads(config)
         self.au_head = AUQueryHead(config)
@@ -300,7 +302,10 @@ class ViTPainModel(ViTPainPreTrainedModel):
             load_kwargs["attn_implementation"] = settings["attn_implementation"]
         backbone = spec.model_class.from_pretrained(backbone_name_or_path, **load_kwargs)
         if settings.get("input_modality") == "heatmap" and backbone.config.num_channels == 3:
-            _sum_patch_projection_channels(backbone, spec)
+            _adapt_patch_projection(backbone, spec, lambda rgb: rgb.sum(dim=1, keepdim=True))
+        fuses_difference = settings.get("use_neutral_reference") and settings.get("neutral_fusion") == "difference"
+        if fuses_difference:  # difference channels start at zero: at first the model is the pretrained backbone
+            _adapt_patch_projection(backbone, spec, lambda weight: torch.cat([weight, torch.zeros_like(weight)], dim=1))
         vitpain_config = ViTPainConfig(
             backbone_config=backbone.config, backbone_checkpoint=str(backbone_name_or_path), **settings
         )
@@ -344,8 +349,13 @@ class ViTPainModel(ViTPainPreTrainedModel):
                     "load with attn_implementation='eager' or call model.set_attn_implementation('eager')."
                 )
             backbone_kwargs["output_attentions"] = True
-        # One backbone pass over pain and neutral images: shared weights, and larger matmuls run faster.
-        images = pixel_values if neutral_pixel_values is None else torch.cat([pixel_values, neutral_pixel_values])
+        if self.config.fuses_difference:  # early fusion: the expression change is an input, not something to find
+            images = torch.cat([pixel_values, pixel_values - neutral_pixel_values], dim=1)
+        elif neutral_pixel_values is not None:
+            # One backbone pass over pain and neutral images: shared weights, and larger matmuls run faster.
+            images = torch.cat([pixel_values, neutral_pixel_values])
+        else:
+            images = pixel_values
         backbone_outputs = self.backbone(images, **backbone_kwargs)
         tokens = backbone_outputs.last_hidden_state
         if self.neutral_attention is not None:
@@ -362,7 +372,7 @@ class ViTPainModel(ViTPainPreTrainedModel):
 
         hidden_states = getattr(backbone_outputs, "hidden_states", None)
         attentions = getattr(backbone_outputs, "attentions", None)
-        if neutral_pixel_values is not None:
+        if self.neutral_attention is not None:
             hidden_states = _first_rows(hidden_states, batch_size)
             attentions = _first_rows(attentions, batch_size)
         output = ViTPainOutput(
@@ -445,26 +455,25 @@ def _first_rows(tensors: tuple[torch.Tensor, ...] | None, batch_size: int) -> tu
     return None if tensors is None else tuple(tensor[:batch_size] for tensor in tensors)
 
 
-def _sum_patch_projection_channels(backbone: PreTrainedModel, spec: BackboneSpec) -> None:
-    """Turn an RGB patch embedding into a 1-channel one whose response to a gray image is unchanged."""
+def _adapt_patch_projection(backbone: PreTrainedModel, spec: BackboneSpec, new_weight) -> None:
+    """Replace the backbone's patch embedding by one whose kernel is `new_weight(old kernel)` (same bias), e.g. summed
+    over RGB for a 1-channel heatmap (same response to a gray image), or widened with zero difference channels."""
     parent_name, _, attribute = spec.patch_projection.rpartition(".")
     parent = backbone.get_submodule(parent_name)
-    rgb_projection = getattr(parent, attribute)
+    old = getattr(parent, attribute)
+    with torch.no_grad():
+        weight = new_weight(old.weight)
     projection = nn.Conv2d(
-        1,
-        rgb_projection.out_channels,
-        kernel_size=rgb_projection.kernel_size,
-        stride=rgb_projection.stride,
-        bias=rgb_projection.bias is not None,
+        weight.shape[1], old.out_channels, kernel_size=old.kernel_size, stride=old.stride, bias=old.bias is not None
     )
     with torch.no_grad():
-        projection.weight.copy_(rgb_projection.weight.sum(dim=1, keepdim=True))
-        if rgb_projection.bias is not None:
-            projection.bias.copy_(rgb_projection.bias)
+        projection.weight.copy_(weight)
+        if old.bias is not None:
+            projection.bias.copy_(old.bias)
     setattr(parent, attribute, projection)
     if hasattr(parent, "num_channels"):
-        parent.num_channels = 1
-    backbone.config.num_channels = 1
+        parent.num_channels = weight.shape[1]
+    backbone.config.num_channels = weight.shape[1]
 
 
 __all__ = ["BACKBONES", "BackboneSpec", "ViTPainModel", "ViTPainOutput", "ViTPainPreTrainedModel"]

@@ -3,8 +3,9 @@
     accelerate launch [--multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no] \
         scripts/distill_vitpain.py --dataset /path/to/generated --teacher runs/teacher --output_dir runs/student
 
-Loss = task_weight * student task loss + feature_weight * feature distillation + prediction_weight * prediction
-distillation (+ attention_weight * AU-attention distillation); see `modeling_vitpain.distillation`. The teacher sees
+Loss = task_weight * student task loss + feature_weight * [CLS] feature distillation + token_weight * token-by-token
+feature distillation + prediction_weight * prediction distillation (+ attention_weight * AU-attention distillation);
+see `modeling_vitpain.distillation`. The teacher sees
 the heatmap of the very image the student sees; it is frozen and never saved with the student. Checkpoint selection,
 outputs and logs as in `train_vitpain.py`.
 """

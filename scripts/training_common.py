@@ -141,6 +141,7 @@ class ModelArgs:
     num_layers: int = 4
     num_heads: int = 4
     use_neutral_reference: bool = False
+    neutral_fusion: str = "difference"  # "difference" (early, the pain image stacked with pain - neutral) or "cross_attention"
     head_hidden_size: int = 128
     head_dropout: float = 0.1
     init_from: str | None = None
@@ -164,6 +165,7 @@ def build_model(args: ModelArgs):
         },
         input_modality=args.modality,
         use_neutral_reference=args.use_neutral_reference,
+        neutral_fusion=args.neutral_fusion,
         head_hidden_size=args.head_hidden_size,
         au_head_hidden_size=args.head_hidden_size,
         head_dropout=args.head_dropout,

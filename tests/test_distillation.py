@@ -15,6 +15,7 @@ from modeling_vitpain.distillation import (
     attention_distillation_loss,
     feature_distillation_loss,
     prediction_distillation_loss,
+    token_distillation_loss,
 )
 
 
@@ -29,6 +30,19 @@ def tiny_model(modality: str, seed: int = 0, hidden: int = 32) -> ViTPainModel:
 
 
 # ---- losses ------------------------------------------------------------------------------------------------------
+
+
+def test_token_loss_matches_every_place_and_needs_the_same_grid():
+    tokens = torch.tensor([[[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, 1.0]]])  # (batch 1, 2 tokens, width 4)
+    assert token_distillation_loss(3 * tokens - 1, tokens).item() == pytest.approx(0.0, abs=1e-6)  # scale-free
+    swapped = tokens.flip(1)  # the same tokens in the other places: a loss, unlike pooled features
+    normed = F.layer_norm(tokens, (4,))
+    expected = ((normed - normed.flip(1)) ** 2).mean().item()
+    assert token_distillation_loss(swapped, tokens).item() == pytest.approx(expected, rel=1e-5) and expected > 0.5
+    wide = torch.cat([tokens, tokens], dim=-1)  # another width: token-token similarities, which agree here
+    assert token_distillation_loss(wide, tokens).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="token_weight=0"):
+        token_distillation_loss(tokens[:, :1], tokens)
 
 
 def test_feature_loss_is_zero_for_equal_features_and_pins_a_value():
@@ -137,7 +151,7 @@ def test_trainer_trains_the_student_only(tmp_path):
     assert not optimised & {id(p) for p in teacher.parameters()}
     assert not any(k.startswith("teacher") for k in student.state_dict())  # the teacher is not saved with it
     logged = [entry for entry in trainer.state.log_history if "loss_feature" in entry]
-    assert logged and {"loss_task", "loss_prediction", "loss_attention"} <= set(logged[0])
+    assert logged and {"loss_task", "loss_token", "loss_prediction", "loss_attention"} <= set(logged[0])
 
 
 def test_compute_loss_adds_distillation_terms(tmp_path):
@@ -152,7 +166,7 @@ def test_compute_loss_adds_distillation_terms(tmp_path):
     assert trainer.compute_loss(student, dict(batch)).item() == pytest.approx(task_only.item(), rel=1e-5)
     student.train()
     assert trainer.compute_loss(student, dict(batch)).item() > task_only.item()
-    trainer.distillation = DistillationWeights(feature_weight=0, prediction_weight=0, attention_weight=0)
+    trainer.distillation = DistillationWeights(feature_weight=0, token_weight=0, prediction_weight=0, attention_weight=0)
     assert trainer.compute_loss(student, dict(batch)).item() == pytest.approx(task_only.item(), rel=1e-5)
 
 

@@ -156,6 +156,30 @@ def test_output_shapes_and_ranges(backbone_type, use_neutral_reference):
     assert output.hidden_states is None and output.attentions is None
 
 
+def test_difference_fusion_feeds_the_expression_change_to_the_backbone(tmp_path):
+    model = tiny_model(use_neutral_reference=True, neutral_fusion="difference")
+    assert model.neutral_attention is None
+    assert model.backbone.embeddings.patch_embeddings.projection.in_channels == 6
+    pain, neutral = random_pixels(), random_pixels(seed=5)
+    with torch.no_grad():
+        output = model(pain, neutral_pixel_values=neutral)
+        # The backbone sees [pain, pain - neutral]: same input, same output; another neutral, another output.
+        direct = model.backbone(torch.cat([pain, pain - neutral], dim=1)).last_hidden_state
+        other = model(pain, neutral_pixel_values=pain).pspi
+    torch.testing.assert_close(output.last_hidden_state, direct)
+    assert not torch.allclose(output.pspi, other)
+    assert output.last_hidden_state.shape == (2, 1 + NUM_PATCHES, HIDDEN)
+    with pytest.raises(ValueError, match="neutral_pixel_values"):
+        model(pain)
+    model.save_pretrained(tmp_path)
+    reloaded = ViTPainModel.from_pretrained(tmp_path).eval()
+    assert reloaded.config.neutral_fusion == "difference" and reloaded.config.backbone_config.num_channels == 6
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(pain, neutral_pixel_values=neutral).pspi, output.pspi)
+    with pytest.raises(ValueError, match="neutral_fusion"):
+        tiny_config(use_neutral_reference=True, neutral_fusion="concat")
+
+
 def test_heads_are_bounded_even_for_extreme_features():
     model = tiny_model()
     with torch.no_grad():
@@ -382,6 +406,14 @@ def test_from_backbone_starts_from_pretrained_weights(tmp_path):
     backbone_state = {name.replace(".base_layer", ""): value for name, value in model.backbone.state_dict().items()}
     for name, value in weights.items():
         assert torch.equal(backbone_state[name], value), name
+
+    # The difference fusion widens the patch embedding with zero weights: at first it is the pretrained model.
+    fused = ViTPainModel.from_backbone(str(tmp_path / "vit"), use_neutral_reference=True, neutral_fusion="difference")
+    projection = fused.backbone.embeddings.patch_embeddings.projection
+    assert projection.in_channels == 6 and fused.config.backbone_config.num_channels == 6
+    with torch.no_grad():
+        fused_tokens = fused.eval()(random_pixels(), neutral_pixel_values=random_pixels(seed=9)).last_hidden_state
+        torch.testing.assert_close(fused_tokens, pretrained.eval()(random_pixels()).last_hidden_state)
 
     heatmap = ViTPainModel.from_backbone(str(tmp_path / "vit"), input_modality="heatmap")
     projection = heatmap.backbone.embeddings.patch_embeddings.projection
