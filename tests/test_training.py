@@ -215,3 +215,21 @@ def test_trains_on_the_official_layout(tiny_dataset, tmp_path):
     ])
     assert evaluation["num_samples"] == 12 and "fairness" not in evaluation
     assert (tmp_path / "rgb" / "model.safetensors").is_file()
+
+
+def test_results_table_reports_mean_spread_and_change_over_seeds(tmp_path):
+    import results_table
+
+    for arm, maes in {"rgb": (2.0, 3.0), "student": (1.5, 1.5)}.items():
+        for seed, mae in enumerate(maes):
+            run = tmp_path / f"{arm}_s{seed}"
+            run.mkdir()
+            metrics = {"pspi_mae": mae, "pspi_pearson": 0.5 + seed / 10, "auroc_ge3": 0.9}
+            (run / "evaluation.json").write_text(json.dumps({"metrics": metrics}))
+    table = results_table.main([f"RGB={tmp_path}/rgb_s*", f"student={tmp_path}/student_s*", "--reference", "RGB"])
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table.splitlines()[2:]}
+    assert rows["RGB"][:2] == ["2", "2.500 +/- 0.707"] and rows["RGB"][-1] == "+0.0%"
+    assert rows["student"][1] == "1.500 +/- 0.000" and rows["student"][2] == "0.550 +/- 0.071"
+    assert rows["student"][-1] == "-40.0%"  # 1.5 against 2.5
+    with pytest.raises(SystemExit, match="no evaluation.json"):
+        results_table.main([f"missing={tmp_path}/nothing_*"])
