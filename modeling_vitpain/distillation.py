@@ -32,7 +32,7 @@ class DistillationWeights:
 
     task_weight: float = 1.0
     feature_weight: float = 1.0
-    token_weight: float = 1.0
+    token_weight: float = 2.0
     prediction_weight: float = 1.0
     attention_weight: float = 0.0
     temperature: float = 2.0
@@ -142,6 +142,24 @@ def distillation_losses(student_output, teacher_output, student_config, weights:
     return terms
 
 
+def init_student_from_teacher(student: nn.Module, teacher: nn.Module) -> list[str]:
+    """
+    Copy the teacher's weights into the student wherever a parameter has the same name and shape (the transformer
+    layers, position embeddings, pooler and heads of a same-width teacher); the patch projection that reads the
+    student's RGB (+ difference) channels stays freshly initialised. Returns the names left uncopied. Raises if no
+    transformer weight fits (a teacher of another width or depth), since the student would then start from scratch.
+    """
+    own = student.state_dict()
+    shared = {k: v for k, v in teacher.state_dict().items() if k in own and own[k].shape == v.shape}
+    if not any(k.startswith("backbone.") and ".embeddings." not in k for k in shared):
+        raise ValueError(
+            "init_student_from_teacher: no transformer weight of the teacher fits the student; give the student the "
+            "teacher's hidden size, depth and heads, or drop --init_student_from_teacher."
+        )
+    student.load_state_dict(shared, strict=False)
+    return sorted(k for k in own if k not in shared)
+
+
 class ViTPainDistillationTrainer(Trainer):
     """
     `Trainer` for an RGB ViTPain student guided by a frozen ViTPain teacher (usually a heatmap model).
@@ -200,6 +218,7 @@ __all__ = [
     "attention_distillation_loss",
     "distillation_losses",
     "feature_distillation_loss",
+    "init_student_from_teacher",
     "prediction_distillation_loss",
     "token_distillation_loss",
 ]

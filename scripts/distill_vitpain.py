@@ -5,9 +5,10 @@
 
 Loss = task_weight * student task loss + feature_weight * [CLS] feature distillation + token_weight * token-by-token
 feature distillation + prediction_weight * prediction distillation (+ attention_weight * AU-attention distillation);
-see `modeling_vitpain.distillation`. The teacher sees
-the heatmap of the very image the student sees; it is frozen and never saved with the student. Checkpoint selection,
-outputs and logs as in `train_vitpain.py`.
+see `modeling_vitpain.distillation`. The teacher sees the heatmap of the very image the student sees; it is frozen and
+never saved with the student. `--init_student_from_teacher true` starts the student from the teacher's transformer and
+heads (same width and depth needed; only the RGB patch projection starts fresh), which the README's recipe uses.
+Checkpoint selection, outputs and logs as in `train_vitpain.py`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from transformers import HfArgumentParser  # noqa: E402
 
 from modeling_vitpain import ViTPainModel  # noqa: E402
 from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillationTrainer  # noqa: E402
+from modeling_vitpain.distillation import init_student_from_teacher  # noqa: E402
 from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, dataset_splits, run_training  # noqa: E402
-from training_common import parse_args, setup_logging  # noqa: E402
+from training_common import logger, parse_args, setup_logging  # noqa: E402
 
 
 @dataclass
 class TeacherArgs:
     teacher: str = "runs/teacher"  # a ViTPain folder (usually the heatmap teacher)
+    init_student_from_teacher: bool = False  # start the student from the teacher's transformer and heads
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -41,6 +44,12 @@ def main(argv: list[str] | None = None) -> dict | None:
     teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
     splits = dataset_splits(data_args, seed=loop_args.seed)
     student = build_model(model_args)
+    if teacher_args.init_student_from_teacher and model_args.init_from:
+        raise ValueError("Give either --init_from (a ViTPain folder to fine-tune) or --init_student_from_teacher, "
+                         "not both: the student can start from one set of weights.")
+    if teacher_args.init_student_from_teacher:
+        fresh = init_student_from_teacher(student, teacher)
+        logger.info("student starts from the teacher's weights except %s", fresh)
     return run_training(
         student,
         splits,

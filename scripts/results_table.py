@@ -1,10 +1,12 @@
 """Markdown table of test metrics, mean +/- standard deviation over seeds, from training output folders.
 
-    python scripts/results_table.py "teacher=exp/teacher_s*" "RGB baseline=exp/rgb_s*" "student=exp/student_s*"
+    python scripts/results_table.py "teacher=exp/teacher_s*" "RGB baseline=exp/rgb_s*" "student=exp/student_s*" \
+        [--plot results.png]
 
 Each argument is `LABEL=GLOB`; every folder the glob matches holds an `evaluation.json` written by
 `train_vitpain.py` / `distill_vitpain.py` (one seed each). The last column compares each arm's mean PSPI MAE with the
-first arm named `--reference` (default: the second argument, the usual RGB baseline).
+first arm named `--reference` (default: the second argument, the usual RGB baseline). `--plot` also draws each
+arm's test PSPI MAE and Pearson: the mean as a bar, every seed as a dot.
 """
 
 from __future__ import annotations
@@ -45,10 +47,46 @@ def results_table(arms: dict[str, list[dict]], reference: str) -> str:
     return "\n".join(lines)
 
 
+def plot_results(arms: dict[str, list[dict]], path: str | Path) -> Path:
+    """Bars of the mean test PSPI MAE and Pearson per arm, one dot per seed (seed order left to right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = (("pspi_mae", "test PSPI MAE (lower is better)"), ("pspi_pearson", "test Pearson r (higher is better)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True)
+    colours = plt.get_cmap("tab10").colors
+    for axis, (key, title) in zip(axes, panels):
+        for i, runs in enumerate(arms.values()):
+            values = [run["metrics"][key] for run in runs]
+            axis.bar(i, statistics.fmean(values), color=colours[i % 10], alpha=0.55, width=0.6)
+            offsets = [0.0] if len(values) == 1 else [-0.15 + 0.3 * j / (len(values) - 1) for j in range(len(values))]
+            axis.scatter([i + o for o in offsets], values, color="black", s=14, zorder=3)
+            axis.annotate(f"{statistics.fmean(values):.3f}", (i, max(values)), textcoords="offset points",
+                          xytext=(0, 7), ha="center", fontsize=8)
+        axis.set_xticks(range(len(arms)), [label.replace(" (", "\n(") for label in arms], fontsize=8)
+        axis.set_title(title, fontsize=9)
+        axis.grid(axis="y", alpha=0.3)
+        values = [run["metrics"][key] for runs in arms.values() for run in runs]
+        if key == "pspi_pearson":
+            axis.set_ylim(max(0.0, min(values) - 0.1), 1.0)
+        else:  # room for the labels above the highest seed
+            axis.set_ylim(0.0, 1.12 * max(values))
+    seeds = max(len(runs) for runs in arms.values())
+    fig.suptitle(f"ViTPain arms on the identity-disjoint test split (bars: mean of {seeds} seeds; dots: seeds)",
+                 fontsize=9)
+    path = Path(path)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("arms", nargs="+", help="LABEL=GLOB of run folders (one per seed)")
     parser.add_argument("--reference", help="label of the arm the last column compares with (default: the second)")
+    parser.add_argument("--plot", help="also save a PNG of test MAE and Pearson per arm and seed")
     args = parser.parse_args(argv)
     arms = {}
     for item in args.arms:
@@ -61,6 +99,8 @@ def main(argv: list[str] | None = None) -> str:
         parser.error(f"--reference {reference!r} is not one of {list(arms)}")
     table = results_table(arms, reference)
     print(table)
+    if args.plot:
+        print(f"wrote {plot_results(arms, args.plot)}")
     return table
 
 

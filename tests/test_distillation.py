@@ -14,6 +14,7 @@ from modeling_vitpain.distillation import (
     ViTPainDistillationTrainer,
     attention_distillation_loss,
     feature_distillation_loss,
+    init_student_from_teacher,
     prediction_distillation_loss,
     token_distillation_loss,
 )
@@ -194,6 +195,23 @@ def test_loss_gradient_reaches_the_student_not_the_teacher():
     loss.backward()
     assert student.backbone.embeddings.patch_embeddings.projection.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_student_starts_from_the_teacher_except_the_rgb_patch_projection():
+    student, teacher = tiny_model("rgb", 1), tiny_model("heatmap", 2)
+    projection = student.backbone.embeddings.patch_embeddings.projection.weight.clone()
+    fresh = init_student_from_teacher(student, teacher)
+    assert fresh == ["backbone.embeddings.patch_embeddings.projection.weight"]  # 3 RGB channels vs 1 heatmap channel
+    assert torch.equal(student.backbone.embeddings.patch_embeddings.projection.weight, projection)
+    teacher_weights = teacher.state_dict()
+    for name, value in student.state_dict().items():
+        if name not in fresh:
+            assert torch.equal(value, teacher_weights[name]), name
+    # Same tokens in, same predictions out: only the patch projection separates the two models.
+    tokens = torch.randn(2, 5, 32)
+    assert torch.allclose(student.backbone.layers[0](tokens)[0], teacher.backbone.layers[0](tokens)[0])
+    with pytest.raises(ValueError, match="hidden size"):
+        init_student_from_teacher(tiny_model("rgb", 1, hidden=16), teacher)
 
 
 def test_distillation_weights_come_from_cli_or_json(tmp_path):

@@ -153,11 +153,12 @@ def test_train_distill_evaluate(tiny_dataset, tmp_path):
 
     teacher_weights = (teacher_dir / "model.safetensors").read_bytes()
     distill_vitpain.main([*data, *TINY_MODEL, *TINY_LOOP, "--teacher", str(teacher_dir), "--attention_weight", "0.5",
-                          "--output_dir", str(student_dir)])
+                          "--init_student_from_teacher", "true", "--output_dir", str(student_dir)])
     _check_model_folder(student_dir, "rgb")
     assert (teacher_dir / "model.safetensors").read_bytes() == teacher_weights
     config = json.loads((student_dir / "training_config.json").read_text())
     assert config["teacher"] == str(teacher_dir) and config["attention_weight"] == 0.5
+    assert config["init_student_from_teacher"] is True
 
     output = tmp_path / "eval.json"
     evaluation = evaluate_vitpain.main(["--model", str(student_dir), *data, "--split", "validation",
@@ -226,7 +227,12 @@ def test_results_table_reports_mean_spread_and_change_over_seeds(tmp_path):
             run.mkdir()
             metrics = {"pspi_mae": mae, "pspi_pearson": 0.5 + seed / 10, "auroc_ge3": 0.9}
             (run / "evaluation.json").write_text(json.dumps({"metrics": metrics}))
-    table = results_table.main([f"RGB={tmp_path}/rgb_s*", f"student={tmp_path}/student_s*", "--reference", "RGB"])
+    plot = tmp_path / "results.png"
+    table = results_table.main([f"RGB={tmp_path}/rgb_s*", f"student={tmp_path}/student_s*", "--reference", "RGB",
+                                "--plot", str(plot)])
+    from PIL import Image
+
+    assert Image.open(plot).size[0] > 500
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table.splitlines()[2:]}
     assert rows["RGB"][:2] == ["2", "2.500 +/- 0.707"] and rows["RGB"][-1] == "+0.0%"
     assert rows["student"][1] == "1.500 +/- 0.000" and rows["student"][2] == "0.550 +/- 0.071"
