@@ -146,6 +146,7 @@ def fill_model_card(
         for _, metric_type, metric_name, value in rows
         if metric_type is not None and math.isfinite(value)  # the model-index holds defined scores only
     ]
+    training = evaluation.get("training") if isinstance(evaluation.get("training"), dict) else {}
     base_model = config.backbone_checkpoint if _looks_like_hub_id(config.backbone_checkpoint) else None
     card_data = ModelCardData(
         model_name=repo_id.split("/")[-1],
@@ -178,9 +179,14 @@ def fill_model_card(
             f"{backbone.model_type} ({backbone.hidden_size} hidden, {backbone.num_hidden_layers} layers, "
             f"{backbone.num_attention_heads} heads, patch {patch}, {config.image_size} px)"
         ),
-        "backbone_weights": f"initialised from `{config.backbone_checkpoint}`"
-        if config.backbone_checkpoint
-        else "trained from random initialisation",
+        "backbone_weights": (
+            f"initialised from {training['initialised_from']}"
+            if training.get("initialised_from")
+            else f"initialised from `{config.backbone_checkpoint}`"
+            if config.backbone_checkpoint
+            else "trained from random initialisation"
+        ),
+        "training_recipe": training.get("recipe") or "supervised, on the loss below",
         "finetuning": (
             f"LoRA (rank {config.lora_rank}, alpha {config.lora_alpha:g}, dropout {config.lora_dropout:g}) on a frozen "
             "backbone"

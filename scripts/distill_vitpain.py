@@ -62,7 +62,25 @@ def main(argv: list[str] | None = None) -> dict | None:
             "teacher_neutral_reference": teacher.config.use_neutral_reference,
         },
         run_config=as_dict(teacher_args, weights, model_args, data_args, loop_args),
+        recipe=distillation_recipe(teacher_args.teacher, teacher.config.input_modality, weights),
+        initialised_from=(
+            f"the teacher `{teacher_args.teacher}` (all but the patch projection)"
+            if teacher_args.init_student_from_teacher
+            else f"`{model_args.init_from}`" if model_args.init_from else None
+        ),
     )
+
+
+def distillation_recipe(teacher: str, modality: str, weights: DistillationWeights) -> str:
+    """One line for the model card: the teacher and the weight of each loss term."""
+    terms = [f"task x{weights.task_weight:g}"] + [
+        f"{name} x{value:g}"
+        for name, value in (("[CLS] feature", weights.feature_weight), ("token", weights.token_weight),
+                            ("prediction", weights.prediction_weight), ("AU attention", weights.attention_weight))
+        if value
+    ]
+    return (f"distilled from the frozen {modality} teacher `{teacher}`: " + " + ".join(terms)
+            + f" (temperature {weights.temperature:g})")
 
 
 if __name__ == "__main__":

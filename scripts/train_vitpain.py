@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     splits = dataset_splits(data_args, seed=loop_args.seed)
     model = build_model(model_args)
     return run_training(
-        model, splits, data_args, loop_args, run_config=as_dict(model_args, data_args, loop_args)
+        model, splits, data_args, loop_args, run_config=as_dict(model_args, data_args, loop_args),
+        initialised_from=f"`{model_args.init_from}`" if model_args.init_from else None,
     )
 
 

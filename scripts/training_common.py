@@ -499,10 +499,13 @@ def run_training(
     run_config: dict | None = None,
     dataset_name: str | None = None,
     protocol: str = "identity-disjoint train/validation/test; checkpoint picked on validation PSPI MAE",
+    recipe: str | None = None,
+    initialised_from: str | None = None,
 ) -> dict | None:
     """Train `model` on `splits["train"]`, pick the checkpoint on `splits["validation"]` (lowest PSPI MAE), then (main
     process only) evaluate on `splits["test"]` and write the model folder, evaluation JSON and model card into
-    `loop.output_dir`. Returns the evaluation dict on the main process, None on the others."""
+    `loop.output_dir`. `recipe` and `initialised_from` describe the training in `evaluation.json` and the card.
+    Returns the evaluation dict on the main process, None on the others."""
     from transformers import Trainer, set_seed
 
     set_seed(loop.seed)
@@ -555,7 +558,8 @@ def run_training(
         "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
         "num_samples": len(splits["validation"]),
     }
-    evaluation["training"] = {"steps": state.global_step, "world_size": world, "seed": loop.seed}
+    evaluation["training"] = {"steps": state.global_step, "world_size": world, "seed": loop.seed,
+                              "recipe": recipe, "initialised_from": initialised_from}
     write_outputs(
         model,
         image_processor_for(model, data.heatmap_scale_mm),

@@ -221,6 +221,7 @@ def run_fold(cv: CrossValArgs, fold: int, annotations, model_args, data_args, lo
         dataset_name=Path(cv.data_dir).name or "UNBC-McMaster",
         protocol=f"subject-disjoint CV fold {fold}: test = held-out subjects, checkpoint picked on "
         f"{len(subjects['validation'])} separate validation subjects",
+        initialised_from=f"`{model_args.init_from}`" if model_args.init_from else None,
     )
     if evaluation is not None:
         evaluation["subjects"] = subjects

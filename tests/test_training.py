@@ -148,6 +148,9 @@ def test_train_distill_evaluate(tiny_dataset, tmp_path):
     train_vitpain.main([*data, *TINY_MODEL, *TINY_LOOP, "--modality", "heatmap", "--output_dir", str(teacher_dir),
                         "--report_to", "tensorboard"])
     teacher_eval = _check_model_folder(teacher_dir, "heatmap")
+    teacher_card = (teacher_dir / "README.md").read_text()
+    assert "| Training | supervised, on the loss below |" in teacher_card
+    assert "| Backbone weights | trained from random initialisation |" in teacher_card
     assert teacher_eval["num_samples"] == 12 and teacher_eval["f1_calibration"] == "train-split predictions"
     assert list((teacher_dir / "tensorboard").glob("events.out.tfevents*"))
 
@@ -159,6 +162,12 @@ def test_train_distill_evaluate(tiny_dataset, tmp_path):
     config = json.loads((student_dir / "training_config.json").read_text())
     assert config["teacher"] == str(teacher_dir) and config["attention_weight"] == 0.5
     assert config["init_student_from_teacher"] is True
+    student_card = (student_dir / "README.md").read_text()
+    assert f"| Backbone weights | initialised from the teacher `{teacher_dir}` (all but the patch projection) |" in (
+        student_card
+    )
+    assert (f"| Training | distilled from the frozen heatmap teacher `{teacher_dir}`: task x1 + [CLS] feature x1 + "
+            "token x2 + prediction x1 + AU attention x0.5 (temperature 2) |") in student_card
 
     output = tmp_path / "eval.json"
     evaluation = evaluate_vitpain.main(["--model", str(student_dir), *data, "--split", "validation",
