@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         raise ValueError("The distilled student is an RGB model: drop --modality or pass --modality rgb.")
     teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
     splits = dataset_splits(data_args, seed=loop_args.seed)
-    student = build_model(model_args)
+    student = build_model(model_args, seed=loop_args.seed)
     if teacher_args.init_student_from_teacher and model_args.init_from:
         raise ValueError("Give either --init_from (a ViTPain folder to fine-tune) or --init_student_from_teacher, "
                          "not both: the student can start from one set of weights.")

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     setup_logging()
     model_args, data_args, loop_args = parse_args(HfArgumentParser((ModelArgs, DataArgs, LoopArgs)), argv)
     splits = dataset_splits(data_args, seed=loop_args.seed)
-    model = build_model(model_args)
+    model = build_model(model_args, seed=loop_args.seed)
     return run_training(
         model, splits, data_args, loop_args, run_config=as_dict(model_args, data_args, loop_args),
         initialised_from=f"`{model_args.init_from}`" if model_args.init_from else None,

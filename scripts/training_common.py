@@ -147,8 +147,13 @@ class ModelArgs:
     init_from: str | None = None
 
 
-def build_model(args: ModelArgs):
+def build_model(args: ModelArgs, seed: int = 0):
+    """The model `args` describe; `seed` fixes its random initial weights (each training seed starts elsewhere)."""
+    from transformers import set_seed
+
     from modeling_vitpain import ViTPainConfig, ViTPainModel
+
+    set_seed(seed)
 
     if args.init_from:
         return ViTPainModel.from_pretrained(args.init_from)

@@ -207,7 +207,7 @@ class CrossValArgs:
 
 def run_fold(cv: CrossValArgs, fold: int, annotations, model_args, data_args, loop_args) -> dict | None:
     subjects = fold_subjects(cv.data_dir, fold, cv.inner_val_ratio, cv.split_seed)
-    model = build_model(model_args)
+    model = build_model(model_args, seed=loop_args.seed)
     if model.config.input_modality != "rgb":
         raise ValueError("UNBC frames are RGB: fine-tune an RGB ViTPain (--init_from an RGB model folder).")
     neutral = model.config.use_neutral_reference

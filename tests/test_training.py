@@ -248,3 +248,14 @@ def test_results_table_reports_mean_spread_and_change_over_seeds(tmp_path):
     assert rows["student"][-1] == "-40.0%"  # 1.5 against 2.5
     with pytest.raises(SystemExit, match="no evaluation.json"):
         results_table.main([f"missing={tmp_path}/nothing_*"])
+
+
+def test_the_seed_sets_the_initial_weights():
+    import torch
+    from training_common import ModelArgs, build_model
+
+    args = ModelArgs(image_size=IMAGE, patch_size=8, hidden_size=16, num_layers=1, num_heads=2)
+    first, again, other = (build_model(args, seed=s).state_dict() for s in (0, 0, 1))
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    projection = "backbone.embeddings.patch_embeddings.projection.weight"
+    assert not torch.equal(first[projection], other[projection])
