@@ -33,15 +33,23 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _validation_mae(run: dict) -> float | None:
+    return (run.get("validation") or {}).get("best_pspi_mae")
+
+
 def results_table(arms: dict[str, list[dict]], reference: str) -> str:
-    header = "| arm | seeds | " + " | ".join(name for _, name in METRICS) + f" | MAE vs {reference} |"
-    lines = [header, "| --- " * (len(METRICS) + 3) + "|"]
+    """One row per arm: mean +/- std over its seeds of the test metrics (and of the best checkpoint's validation
+    PSPI MAE when every run records it; that is the column to choose settings on)."""
+    with_validation = all(_validation_mae(run) is not None for runs in arms.values() for run in runs)
+    names = (["validation PSPI MAE"] if with_validation else []) + [name for _, name in METRICS]
+    header = "| arm | seeds | " + " | ".join(names) + f" | test MAE vs {reference} |"
+    lines = [header, "| --- " * (len(names) + 3) + "|"]
     reference_mae = mean_std([run["metrics"]["pspi_mae"] for run in arms[reference]])[0]
     for label, runs in arms.items():
-        cells = []
-        for key, _ in METRICS:
-            mean, std = mean_std([run["metrics"][key] for run in runs])
-            cells.append(f"{mean:.3f} +/- {std:.3f}")
+        columns = ([[_validation_mae(run) for run in runs]] if with_validation else []) + [
+            [run["metrics"][key] for run in runs] for key, _ in METRICS
+        ]
+        cells = ["{:.3f} +/- {:.3f}".format(*mean_std(values)) for values in columns]
         change = statistics.fmean(run["metrics"]["pspi_mae"] for run in runs) / reference_mae - 1
         lines.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + f" | {change:+.1%} |")
     return "\n".join(lines)

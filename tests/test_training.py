@@ -235,7 +235,8 @@ def test_results_table_reports_mean_spread_and_change_over_seeds(tmp_path):
             run = tmp_path / f"{arm}_s{seed}"
             run.mkdir()
             metrics = {"pspi_mae": mae, "pspi_pearson": 0.5 + seed / 10, "auroc_ge3": 0.9}
-            (run / "evaluation.json").write_text(json.dumps({"metrics": metrics}))
+            validation = {"best_pspi_mae": mae + 0.5}
+            (run / "evaluation.json").write_text(json.dumps({"metrics": metrics, "validation": validation}))
     plot = tmp_path / "results.png"
     table = results_table.main([f"RGB={tmp_path}/rgb_s*", f"student={tmp_path}/student_s*", "--reference", "RGB",
                                 "--plot", str(plot)])
@@ -243,8 +244,9 @@ def test_results_table_reports_mean_spread_and_change_over_seeds(tmp_path):
 
     assert Image.open(plot).size[0] > 500
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table.splitlines()[2:]}
-    assert rows["RGB"][:2] == ["2", "2.500 +/- 0.707"] and rows["RGB"][-1] == "+0.0%"
-    assert rows["student"][1] == "1.500 +/- 0.000" and rows["student"][2] == "0.550 +/- 0.071"
+    assert table.splitlines()[0].startswith("| arm | seeds | validation PSPI MAE | test PSPI MAE |")
+    assert rows["RGB"][:3] == ["2", "3.000 +/- 0.707", "2.500 +/- 0.707"] and rows["RGB"][-1] == "+0.0%"
+    assert rows["student"][2] == "1.500 +/- 0.000" and rows["student"][3] == "0.550 +/- 0.071"
     assert rows["student"][-1] == "-40.0%"  # 1.5 against 2.5
     with pytest.raises(SystemExit, match="no evaluation.json"):
         results_table.main([f"missing={tmp_path}/nothing_*"])
