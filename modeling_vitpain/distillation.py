@@ -32,7 +32,7 @@ class DistillationWeights:
 
     task_weight: float = 1.0
     feature_weight: float = 1.0
-    token_weight: float = 2.0
+    token_weight: float = 8.0
     prediction_weight: float = 1.0
     attention_weight: float = 0.0
     temperature: float = 2.0

@@ -167,7 +167,7 @@ def test_train_distill_evaluate(tiny_dataset, tmp_path):
         student_card
     )
     assert (f"| Training | distilled from the frozen heatmap teacher `{teacher_dir}`: task x1 + [CLS] feature x1 + "
-            "token x2 + prediction x1 + AU attention x0.5 (temperature 2) |") in student_card
+            "token x8 + prediction x1 + AU attention x0.5 (temperature 2) |") in student_card
 
     output = tmp_path / "eval.json"
     evaluation = evaluate_vitpain.main(["--model", str(student_dir), *data, "--split", "validation",
