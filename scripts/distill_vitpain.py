@@ -26,7 +26,7 @@ from modeling_vitpain import ViTPainModel  # noqa: E402
 from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillationTrainer  # noqa: E402
 from modeling_vitpain.distillation import init_student_from_teacher  # noqa: E402
 from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, dataset_splits, run_training  # noqa: E402
-from training_common import logger, parse_args, setup_logging  # noqa: E402
+from training_common import init_source, logger, parse_args, setup_logging  # noqa: E402
 
 
 @dataclass
@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         raise ValueError("The distilled student is an RGB model: drop --modality or pass --modality rgb.")
     teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
     splits = dataset_splits(data_args, seed=loop_args.seed)
-    student = build_model(model_args, seed=loop_args.seed)
     if teacher_args.init_student_from_teacher and model_args.init_from:
         raise ValueError("Give either --init_from (a ViTPain folder to fine-tune) or --init_student_from_teacher, "
                          "not both: the student can start from one set of weights.")
+    student = build_model(model_args, seed=loop_args.seed)
     if teacher_args.init_student_from_teacher:
         fresh = init_student_from_teacher(student, teacher)
         logger.info("student starts from the teacher's weights except %s", fresh)
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         initialised_from=(
             f"the teacher `{teacher_args.teacher}` (all but the patch projection)"
             if teacher_args.init_student_from_teacher
-            else f"`{model_args.init_from}`" if model_args.init_from else None
+            else init_source(model_args)
         ),
     )
 

@@ -20,7 +20,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the project pack
 from transformers import HfArgumentParser  # noqa: E402
 
 from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, dataset_splits, run_training  # noqa: E402
-from training_common import parse_args, setup_logging  # noqa: E402
+from training_common import init_source, parse_args, setup_logging  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     model = build_model(model_args, seed=loop_args.seed)
     return run_training(
         model, splits, data_args, loop_args, run_config=as_dict(model_args, data_args, loop_args),
-        initialised_from=f"`{model_args.init_from}`" if model_args.init_from else None,
+        initialised_from=init_source(model_args),
     )
 
 

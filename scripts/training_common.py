@@ -147,6 +147,11 @@ class ModelArgs:
     init_from: str | None = None
 
 
+def init_source(args: ModelArgs) -> str | None:
+    """The model card's words for where `--init_from` weights came from (None: random initialisation)."""
+    return f"`{args.init_from}`" if args.init_from else None
+
+
 def build_model(args: ModelArgs, seed: int = 0):
     """The model `args` describe; `seed` fixes its random initial weights (each training seed starts elsewhere)."""
     from transformers import set_seed

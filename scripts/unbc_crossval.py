@@ -35,7 +35,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from transformers import HfArgumentParser  # noqa: E402
 
 from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, rank_info, run_training  # noqa: E402
-from training_common import parse_args, select_rows, setup_logging  # noqa: E402
+from training_common import init_source, parse_args, select_rows, setup_logging  # noqa: E402
 
 FRAMES_FILE = "frames_unbc_2020-09-21-05-42-04.hdf5"
 ANNOTATIONS_FILE = "annotations_unbc_2020-10-13-22-55-04.hdf5"
@@ -221,7 +221,7 @@ def run_fold(cv: CrossValArgs, fold: int, annotations, model_args, data_args, lo
         dataset_name=Path(cv.data_dir).name or "UNBC-McMaster",
         protocol=f"subject-disjoint CV fold {fold}: test = held-out subjects, checkpoint picked on "
         f"{len(subjects['validation'])} separate validation subjects",
-        initialised_from=f"`{model_args.init_from}`" if model_args.init_from else None,
+        initialised_from=init_source(model_args),
     )
     if evaluation is not None:
         evaluation["subjects"] = subjects

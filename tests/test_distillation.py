@@ -207,7 +207,7 @@ def test_student_starts_from_the_teacher_except_the_rgb_patch_projection():
     for name, value in student.state_dict().items():
         if name not in fresh:
             assert torch.equal(value, teacher_weights[name]), name
-    # Same tokens in, same predictions out: only the patch projection separates the two models.
+    # A shared layer maps the same tokens to the same output: only the patch projection tells the models apart.
     tokens = torch.randn(2, 5, 32)
     assert torch.allclose(student.backbone.layers[0](tokens)[0], teacher.backbone.layers[0](tokens)[0])
     with pytest.raises(ValueError, match="hidden size"):
