@@ -38,6 +38,12 @@ class DistillationWeights:
     temperature: float = 2.0
 
 
+def _layer_normalised_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """MSE between the two after layer norm over the last (feature) dimension: scale-free, nothing to train."""
+    width = student.shape[-1]
+    return F.mse_loss(F.layer_norm(student, (width,)), F.layer_norm(teacher, (width,)))
+
+
 def feature_distillation_loss(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
     """
     Match (batch, dim) features. Same width: MSE between the layer-normalised features (scale-free, no projection to
@@ -45,8 +51,7 @@ def feature_distillation_loss(student_features: torch.Tensor, teacher_features: 
     (batch, batch) cosine-similarity matrices, which needs no projection either.
     """
     if student_features.shape[-1] == teacher_features.shape[-1]:
-        width = student_features.shape[-1]
-        return F.mse_loss(F.layer_norm(student_features, (width,)), F.layer_norm(teacher_features, (width,)))
+        return _layer_normalised_mse(student_features, teacher_features)
     student = F.normalize(student_features.flatten(1), dim=-1)
     teacher = F.normalize(teacher_features.flatten(1), dim=-1)
     return F.mse_loss(student @ student.T, teacher @ teacher.T)
@@ -64,8 +69,7 @@ def token_distillation_loss(student_tokens: torch.Tensor, teacher_tokens: torch.
             f"{tuple(teacher_tokens.shape[:2])} (batch, tokens); use the same image and patch size, or token_weight=0."
         )
     if student_tokens.shape[-1] == teacher_tokens.shape[-1]:
-        width = student_tokens.shape[-1]
-        return F.mse_loss(F.layer_norm(student_tokens, (width,)), F.layer_norm(teacher_tokens, (width,)))
+        return _layer_normalised_mse(student_tokens, teacher_tokens)
     student = F.normalize(student_tokens, dim=-1)
     teacher = F.normalize(teacher_tokens, dim=-1)
     return F.mse_loss(student @ student.transpose(1, 2), teacher @ teacher.transpose(1, 2))
