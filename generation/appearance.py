@@ -50,6 +50,48 @@ class Appearance:
     lip_redness: float
     texture_seed: int
     sag_mm: float  # downward sag of the lower face (age)
+    hair_style: str = "short"  # a name in `hair.HAIR_STYLES` (head coverings included)
+    hair_volume: float = 1.0  # scales the style's thickness
+    hair_length_scale: float = 1.0  # scales how far long hair falls
+    temple_dip_mm: float = 0.0  # how far the hairline recedes at the temples
+    covering_rgb: tuple[float, float, float] = (0.2, 0.2, 0.3)  # headscarf / cap fabric, sRGB 0-1
+    makeup: float = 0.0  # 0 none .. 1 eyeliner and mascara
+    lipstick: float = 0.0  # 0 none .. 1 full lipstick colour
+    lipstick_rgb: tuple[float, float, float] = (0.62, 0.18, 0.22)
+
+
+# Hair style weights (before the adjustments in `sample_hair_style`); coverings are rare and never tied to a group.
+FEMALE_STYLES = {"long_straight": 24, "long_wavy": 16, "medium": 18, "bun": 11, "curly": 8, "short": 9, "afro": 3,
+                 "headscarf": 5, "cap": 2}
+MALE_STYLES = {"short": 40, "buzz": 18, "medium": 7, "long_straight": 3, "long_wavy": 2, "curly": 7, "afro": 3,
+               "cap": 4, "headscarf": 1, "receding": 0, "balding": 0, "bald": 3}
+LIPSTICKS = ((0.62, 0.16, 0.20), (0.70, 0.30, 0.36), (0.48, 0.14, 0.22), (0.72, 0.40, 0.38), (0.55, 0.22, 0.18))
+FABRICS = ((0.10, 0.12, 0.25), (0.40, 0.08, 0.12), (0.08, 0.08, 0.08), (0.72, 0.64, 0.52), (0.10, 0.35, 0.38),
+           (0.45, 0.45, 0.48), (0.55, 0.30, 0.45), (0.20, 0.32, 0.16))
+
+
+def sample_hair_style(demographics: Demographics, age_factor: float, rng: np.random.Generator) -> str:
+    """A hair style drawn with plausible, overlapping proportions: most women have longer hair and most men short
+    hair, but some women have short hair and some men long; curls are more common in Black identities, receding
+    hairlines and baldness in older men, long hair less common in older women."""
+    female = demographics.gender == "female"
+    weights = dict(FEMALE_STYLES if female else MALE_STYLES)
+    if demographics.ethnicity == "Black":
+        weights["curly"] *= 3.0
+        weights["afro"] *= 4.0
+        weights["long_straight"] *= 0.4
+    if female:
+        weights["long_straight"] *= 1 - 0.6 * age_factor
+        weights["long_wavy"] *= 1 - 0.6 * age_factor
+        weights["short"] *= 1 + 3 * age_factor
+        weights["medium"] *= 1 + age_factor
+    else:
+        weights["receding"] = 30 * age_factor
+        weights["balding"] = 30 * age_factor**1.5
+        weights["bald"] += 12 * age_factor
+    names = list(weights)
+    p = np.asarray([weights[n] for n in names], np.float64)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
 def _pick(options, rng: np.random.Generator):
@@ -68,6 +110,20 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     iris = _pick(IRIS_COLORS.get(demographics.ethnicity, IRIS_COLORS["dark"]), rng)
     grey = float(np.clip((age - 38) / 40 + rng.normal(0, 0.12), 0.0, 1.0))
     male = demographics.gender == "male"
+    style = sample_hair_style(demographics, age_factor, rng)
+    hair_volume = float(rng.uniform(0.8, 1.25))
+    hair_length_scale = float(rng.uniform(0.75, 1.1))
+    fringe = style in ("long_straight", "long_wavy", "medium", "short") and rng.random() < (0.35 if not male else 0.1)
+    temple_dip = float(rng.uniform(0, 6) + (rng.uniform(6, 16) if male and style in ("receding", "short", "buzz") else 0))
+    covering = tuple(float(c) for c in FABRICS[int(rng.integers(len(FABRICS)))])
+    hairline = float((rng.uniform(46, 58) + 8 * age_factor) if male else rng.uniform(42, 54))  # above the brows
+    if fringe:
+        hairline = float(rng.uniform(12, 22))
+    made_up = (not male) and rng.random() < 0.5 - 0.2 * age_factor
+    makeup = float(rng.uniform(0.3, 1.0)) if made_up else 0.0
+    lipstick = float(rng.uniform(0.3, 0.8)) if made_up and rng.random() < 0.7 else 0.0
+    lipstick_rgb = tuple(float(c) for c in LIPSTICKS[int(rng.integers(len(LIPSTICKS)))])
+    balding = {"receding": 0.25, "balding": 0.7, "bald": 1.0}.get(style, 0.0) * float(male)
     return Appearance(
         skin_rgb=tuple(np.clip(skin, 0, 1)),
         hair_rgb=tuple(hair),
@@ -77,10 +133,18 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         male=male,
         beard_density=float(rng.uniform(0.25, 0.9) if male and rng.random() < 0.7 else 0.0),
         brow_thickness_mm=float(rng.uniform(5.5, 7.5) if male else rng.uniform(3.8, 5.5)),
-        hairline_mm=float((rng.uniform(32, 40) + 6 * age_factor) if male else rng.uniform(28, 36)),
-        balding=float(np.clip(rng.uniform(-0.5, 1.3) * age_factor, 0, 1) if male else 0.0),
+        hairline_mm=hairline,
+        balding=balding,
         hair_length=float(rng.uniform(0.5, 1.0) if not male else rng.uniform(0.0, 0.2)),
-        lip_redness=float(rng.uniform(0.2, 0.6) if not male else rng.uniform(0.05, 0.3)),
+        lip_redness=float((rng.uniform(0.2, 0.6) if not male else rng.uniform(0.05, 0.3)) * (1 - 0.6 * age_factor)),
         texture_seed=int(rng.integers(2**31)),
-        sag_mm=float(3.5 * age_factor**1.5 * rng.uniform(0.7, 1.2)),
+        sag_mm=float(5.0 * age_factor**1.5 * rng.uniform(0.7, 1.2)),
+        hair_style=style,
+        hair_volume=hair_volume,
+        hair_length_scale=hair_length_scale,
+        temple_dip_mm=temple_dip,
+        covering_rgb=covering,
+        makeup=makeup,
+        lipstick=lipstick,
+        lipstick_rgb=lipstick_rgb,
     )

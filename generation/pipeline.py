@@ -23,11 +23,12 @@ from .demographics import Demographics, identity_demographics
 from .diffusion_models import DiffusionTextureOptions, InpaintOptions
 from .errors import ConfigError
 from .face_model import FaceModel
+from .hair import build_hair
 from .facs import EXTENDED_AUS, PAIN_AUS, ActionUnitError, pspi, validate_action_units
 from .inpaint import SOURCE_BACKGROUND, BackgroundInpainter
 from .prompts import scene_prompt
 from .render import DEFAULT_VIEWS, FaceRenderer, Lighting, View, displacement_mm
-from .rig import age_sag_offsets, demographic_identity, pose_face
+from .rig import age_sag_offsets, demographic_identity, measure_solver, pose_face
 from .texture import create_texturer
 
 BACKGROUNDS = ("procedural", "inpaint")
@@ -145,12 +146,22 @@ def sample_lighting(rng: np.random.Generator) -> Lighting:
     )
 
 
+_SOLVERS: dict[int, np.ndarray] = {}
+
+
+def _solver(face_model: FaceModel) -> np.ndarray:
+    """The measure solver of `face_model`, computed once per model and process."""
+    if id(face_model) not in _SOLVERS:
+        _SOLVERS[id(face_model)] = measure_solver(face_model)
+    return _SOLVERS[id(face_model)]
+
+
 def identity_spec(config: GenerationConfig, face_model: FaceModel, index: int) -> IdentitySpec:
     """Everything random about identity `index`, from (seed, index) alone."""
     rng = np.random.default_rng([config.seed, index])
     demographics = identity_demographics(config.seed, index)
     appearance = sample_appearance(demographics, rng)
-    coefficients = demographic_identity(face_model, appearance.male, rng)
+    coefficients = demographic_identity(face_model, appearance.male, rng, age_factor=appearance.age_factor, solver=_solver(face_model))
     lighting = sample_lighting(rng)
     expressions = tuple(
         sample_pain_action_units(
@@ -220,7 +231,22 @@ class PainFaceGenerator:
         pains = [pose_face(self.face_model, spec.coefficients, aus) + sag for aus in spec.expressions]
         return neutral, pains
 
-    def background(self, spec: IdentitySpec, view_number: int, view: View, neutral: np.ndarray, texture) -> np.ndarray:
+    def hair(self, spec: IdentitySpec, neutral: np.ndarray):
+        """The identity's hair or head covering (a `HairMesh`, or None for a bald head), fitted to its neutral head."""
+        a = spec.appearance
+        landmarks = neutral[self.face_model.landmarks]
+        covering = a.hair_style in ("headscarf", "cap")
+        grey = np.array([0.80, 0.79, 0.77])
+        color = a.covering_rgb if covering else (1 - a.grey_fraction) * np.asarray(a.hair_rgb) + a.grey_fraction * grey
+        return build_hair(
+            self.face_model, neutral, a.hair_style, tuple(color),
+            front_hairline_y=float(landmarks[17:27, 1].max() + a.hairline_mm),
+            rng=np.random.default_rng([self.config.seed, spec.index, 0x4A12]),
+            temple_dip=a.temple_dip_mm, volume=a.hair_volume, length_scale=a.hair_length_scale,
+            roughness=0.8 if covering else 0.62,
+        )
+
+    def background(self, spec: IdentitySpec, view_number: int, view: View, neutral: np.ndarray, texture, hair=None) -> np.ndarray:
         """The background of one (identity, view), shared by its neutral and pain renders: procedural, or a scene
         inpainted around the neutral render."""
         config = self.config
@@ -228,7 +254,7 @@ class PainFaceGenerator:
         if self.inpainter is None:
             return sample_background(config.image_size, rng)
         source = self.renderer.render(
-            neutral, view, lighting=spec.lighting, texture=texture, background=SOURCE_BACKGROUND
+            neutral, view, lighting=spec.lighting, texture=texture, background=SOURCE_BACKGROUND, hair=hair
         )
         prompt = scene_prompt(rng, self.inpainter.options.scenes)
         return self.inpainter(source.image, source.mask, prompt, seed=int(rng.integers(0, 2**63 - 1)))
@@ -240,19 +266,20 @@ class PainFaceGenerator:
             spec.appearance, np.random.default_rng([config.seed, spec.index, 0x7E7]),
             neutral_vertices=neutral, demographics=spec.demographics,
         )
+        hair = self.hair(spec, neutral)
         displacements = [displacement_mm(pain, neutral) for pain in pains]
         demographics = spec.demographics
         all_aus = (*PAIN_AUS, *config.extended_aus)
         rows = []
         for view_number, view in enumerate(config.views):
-            background = self.background(spec, view_number, view, neutral, texture)
+            background = self.background(spec, view_number, view, neutral, texture, hair)
             expressions = [(neutral, None, {})] + [(p, d, aus) for p, d, aus in zip(pains, displacements, spec.expressions)]
             neutral_bytes = None
             for expression_index, (vertices, displacement, aus) in enumerate(expressions):
                 started = time.perf_counter()
                 out = self.renderer.render(
                     vertices, view, displacement=displacement, lighting=spec.lighting, texture=texture,
-                    background=background,
+                    background=background, hair=hair,
                 )
                 self.render_seconds += time.perf_counter() - started
                 image_bytes = encode_png(out.image, level)

@@ -38,6 +38,7 @@ REGION_COLORS: dict[str, tuple[float, float, float]] = {
     "iris": (0.88, 0.86, 0.82),  # the front of the eyeball: white, with iris and pupil painted by radius below
 }
 IRIS_COLOR = (0.30, 0.18, 0.10)
+SCLERA_COLOR = (0.78, 0.73, 0.69)
 SKIN_ROUGHNESS = 0.62
 IRIS_RADIUS_MM = 5.8
 PUPIL_RADIUS_MM = 2.0
@@ -126,17 +127,28 @@ def _direction(azimuth: float, elevation: float) -> np.ndarray:
 
 
 def region_vertex_colors(face_model: FaceModel, iris=IRIS_COLOR) -> np.ndarray:
-    """Plain sRGB albedo (V, 3) per model region, with iris and pupil painted on each eyeball by radius."""
+    """Plain sRGB albedo (V, 3) per model region, with the eyes painted on each eyeball by radius around the gaze
+    axis: an off-white sclera that reddens toward the corners and darkens under the upper lid (which casts no shadow
+    in this renderer), a darker limbal ring, an iris lighter toward the pupil, and the pupil."""
     colors = np.tile(np.array(REGION_COLORS["face"], dtype=np.float32), (face_model.num_vertices, 1))
     for region, color in REGION_COLORS.items():
         colors[face_model.region(region)] = color
+    iris = np.asarray(iris, np.float32)
     for side in ("left", "right"):  # iris and pupil around the gaze axis (+z) through the eyeball's centre
         eyeball = face_model.region(f"iris_{side}", f"sclera_{side}")
         centre = face_model.neutral[eyeball].mean(axis=0)
         front = face_model.region(f"iris_{side}")
-        radial = np.linalg.norm((face_model.neutral[front] - centre)[:, :2], axis=1)
-        ahead = face_model.neutral[front, 2] > centre[2]
-        colors[front[ahead & (radial < IRIS_RADIUS_MM)]] = iris
+        offset = face_model.neutral[front] - centre
+        radial = np.linalg.norm(offset[:, :2], axis=1)
+        ahead = offset[:, 2] > 0
+        sclera = np.array(SCLERA_COLOR, np.float32) * (1 - 0.12 * np.clip((radial - 8.0) / 4.0, 0, 1))[:, None]
+        sclera[:, 1:] *= (1 - 0.1 * np.clip((radial - 8.0) / 4.0, 0, 1))[:, None]  # redder toward the corners
+        sclera *= (1 - 0.35 * np.clip((offset[:, 1] - 1.0) / 5.0, 0, 1))[:, None]  # the upper lid's shade
+        colors[front] = sclera
+        ring = np.clip((radial - PUPIL_RADIUS_MM) / (IRIS_RADIUS_MM - PUPIL_RADIUS_MM), 0, 1)
+        iris_shade = iris * (1.25 - 0.45 * ring[:, None] ** 2)
+        in_iris = ahead & (radial < IRIS_RADIUS_MM)
+        colors[front[in_iris]] = np.clip(iris_shade[in_iris], 0, 1)
         colors[front[ahead & (radial < PUPIL_RADIUS_MM)]] = (0.02, 0.02, 0.02)
     return colors
 
@@ -199,8 +211,8 @@ class FaceRenderer:
         # Framing: the Multi-PIE landmarks of the mean face plus forehead and margin fill the frame.
         landmarks = face_model.neutral[face_model.landmarks]
         low, high = landmarks.min(axis=0), landmarks.max(axis=0)
-        self.target = np.array([0.0, (low[1] + high[1]) / 2 + 16.0, (low[2] + high[2]) / 2], dtype=np.float64)
-        half_height = (high[1] - low[1]) / 2 + 34.0
+        self.target = np.array([0.0, (low[1] + high[1]) / 2 + 26.0, (low[2] + high[2]) / 2], dtype=np.float64)
+        half_height = (high[1] - low[1]) / 2 + 56.0  # room for the crown and the hair
         self.yfov = np.radians(yfov_deg)
         self.distance = half_height / np.tan(self.yfov / 2) + (high[2] - low[2]) / 2
         self.camera = pyrender.PerspectiveCamera(yfov=self.yfov, aspectRatio=1.0, znear=50.0, zfar=5000.0)
@@ -213,9 +225,9 @@ class FaceRenderer:
 
     # ----------------------------------------------------------------------------------------------- set-up
     @staticmethod
-    def _encode_ids(num_faces: int) -> np.ndarray:
+    def _encode_ids(num_faces: int, first: int = 1) -> np.ndarray:
         """Per-corner RGB colours that encode triangle index + 1 (0 is background), 24 bits."""
-        ids = np.repeat(np.arange(1, num_faces + 1, dtype=np.uint32), 3)
+        ids = np.repeat(np.arange(first, first + num_faces, dtype=np.uint32), 3)
         return np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255, np.full_like(ids, 255)], axis=1).astype(
             np.uint8
         )
@@ -235,8 +247,10 @@ class FaceRenderer:
         self._mesh_nodes: dict[str, object] = {}
         self._texture_source = None  # the SkinTexture whose pyrender texture is cached below
         self._texture = None
+        self._normal_texture = None
         self._linear_colors = None
         self._normal_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._hair_source, self._hair_cached = None, None
 
     def _stage(self, view: View, lighting: Lighting | None = None) -> None:
         pose = self.camera_pose(view)
@@ -264,6 +278,8 @@ class FaceRenderer:
         if texture is not self._texture_source:
             self._texture_source = texture
             self._texture = self._pyrender.Texture(source=texture.albedo, source_channels="RGB")
+            normal = getattr(texture, "normal", None)
+            self._normal_texture = None if normal is None else self._pyrender.Texture(source=normal, source_channels="RGB")
             # pyrender multiplies vertex colours into the linear-light result, so sRGB albedo is linearised here.
             self._linear_colors = srgb_to_linear(texture.vertex_colors)
         return self._texture
@@ -279,9 +295,10 @@ class FaceRenderer:
         self._normal_cache[id(vertices)] = (vertices, normals)  # holding `vertices` keeps its id unique
         return normals
 
-    def render_rgb(self, vertices: np.ndarray, view: View, lighting: Lighting | None = None, texture=None):
+    def render_rgb(self, vertices: np.ndarray, view: View, lighting: Lighting | None = None, texture=None, hair=None):
         """Shaded RGBA (uint8 H, W, 4; alpha is pixel coverage, colour premultiplied by it over black) and depth
-        (float32, 0 = background). `texture` (a `SkinTexture`) paints the skin; without it the skin is plain."""
+        (float32, 0 = background). `texture` (a `SkinTexture`) paints the skin; without it the skin is plain.
+        `hair` (a `HairMesh`) is drawn over the head, both sides of its surface."""
         pyrender = self._pyrender
         self._stage(view, lighting or Lighting())
         normals = self._normals(vertices)
@@ -289,7 +306,8 @@ class FaceRenderer:
             primitives = [self._primitive(vertices, normals, self.vertex_colors, self.faces)]
         else:
             material = pyrender.MetallicRoughnessMaterial(
-                baseColorTexture=self._skin_texture(texture), metallicFactor=0.0, roughnessFactor=SKIN_ROUGHNESS
+                baseColorTexture=self._skin_texture(texture), normalTexture=self._normal_texture,
+                metallicFactor=0.0, roughnessFactor=SKIN_ROUGHNESS,
             )
             skin = pyrender.Primitive(
                 positions=vertices[self._skin_vertex],
@@ -299,10 +317,26 @@ class FaceRenderer:
                 material=material,
             )
             primitives = [skin, self._primitive(vertices, normals, self._linear_colors, self._plain_faces)]
+        if hair is not None:
+            primitives.append(self._hair_primitive(hair))
         self._show("shaded", pyrender.Mesh(primitives))
         self._offscreen._renderer.samples = 4 if self.msaa else 0
         color, depth = self._offscreen.render(self._scene, flags=pyrender.RenderFlags.RGBA)
         return np.ascontiguousarray(color), depth
+
+    def _hair_primitive(self, hair):
+        if self._hair_source is not hair:  # one identity's hair is drawn for many frames: build it once
+            self._hair_source = hair
+            self._hair_cached = self._pyrender.Primitive(
+                positions=hair.vertices,
+                normals=vertex_normals(hair.vertices, hair.faces),
+                color_0=srgb_to_linear(hair.colors),
+                indices=hair.faces,
+                material=self._pyrender.MetallicRoughnessMaterial(
+                    metallicFactor=0.0, roughnessFactor=hair.roughness, doubleSided=True
+                ),
+            )
+        return self._hair_cached
 
     def _primitive(self, vertices, normals, colors, faces):
         return self._pyrender.Primitive(
@@ -313,8 +347,9 @@ class FaceRenderer:
             material=self._pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=SKIN_ROUGHNESS),
         )
 
-    def render_ids(self, vertices: np.ndarray, view: View) -> np.ndarray:
-        """Triangle index per pixel (int64 H, W), -1 for background. Exact: flat colours, no multisampling."""
+    def render_ids(self, vertices: np.ndarray, view: View, hair=None) -> np.ndarray:
+        """Triangle index per pixel (int64 H, W), -1 for background. Exact: flat colours, no multisampling.
+        Hair triangles (both sides) occlude the face; their pixels hold len(self.faces) + their index."""
         pyrender = self._pyrender
         self._stage(view)
         # Back-facing triangles can never be seen (closed surfaces): leaving them out halves the upload.
@@ -322,11 +357,15 @@ class FaceRenderer:
         corners = vertices[self.faces]
         facing = np.einsum("ij,ij->i", np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), eye - corners[:, 0])
         front = facing > 0
-        primitive = pyrender.Primitive(
-            positions=corners[front].reshape(-1, 3),
-            color_0=self._id_colors.reshape(-1, 3, 4)[front].reshape(-1, 4),  # colours keep the original indices
-            material=self._id_material,
-        )
+        positions = corners[front].reshape(-1, 3)
+        colors = self._id_colors.reshape(-1, 3, 4)[front].reshape(-1, 4)  # colours keep the original indices
+        if hair is not None:
+            hair_corners = np.asarray(hair.vertices, np.float32)[hair.faces]
+            hair_corners = np.concatenate([hair_corners, hair_corners[:, ::-1]])  # both windings: seen from inside too
+            hair_ids = self._encode_ids(len(hair.faces), first=len(self.faces) + 1)
+            positions = np.concatenate([positions, hair_corners.reshape(-1, 3)])
+            colors = np.concatenate([colors, hair_ids, hair_ids])
+        primitive = pyrender.Primitive(positions=positions, color_0=colors, material=self._id_material)
         self._show("ids", pyrender.Mesh([primitive]))
         self._offscreen._renderer.samples = 0
         color, _ = self._offscreen.render(self._scene, flags=pyrender.RenderFlags.FLAT)
@@ -382,20 +421,22 @@ class FaceRenderer:
         texture=None,
         background: np.ndarray | tuple[int, int, int] = (128, 128, 128),
         rgb: bool = True,
+        hair=None,
     ) -> Render:
         """Render one view over `background` (an RGB colour or a uint8 (H, W, 3) image). `displacement` (V,) in
-        mm, when given, becomes the heatmap."""
+        mm, when given, becomes the heatmap: the motion of the visible skin, zero where `hair` covers it."""
         vertices = np.asarray(vertices, dtype=np.float32)
         image, depth, coverage = None, None, None
         if rgb:
-            rgba, depth = self.render_rgb(vertices, view, lighting, texture)
+            rgba, depth = self.render_rgb(vertices, view, lighting, texture, hair)
             image, coverage = composite(rgba, background, feather=not self.msaa), rgba[..., 3] > 0
         heatmap = None
         if displacement is not None or coverage is None:  # the id pass is only needed for heatmaps
-            ids = self.render_ids(vertices, view)
+            ids = self.render_ids(vertices, view, hair)
             coverage = ids >= 0
             if displacement is not None:
-                heatmap = self.interpolate(ids, vertices, displacement, view)
+                skin_ids = np.where(ids < len(self.faces), ids, -1)
+                heatmap = self.interpolate(skin_ids, vertices, displacement, view)
         landmarks, _ = self.project(vertices[self.face_model.landmarks], view)
         return Render(image=image, mask=coverage, landmarks_2d=landmarks.astype(np.float32), heatmap=heatmap, depth=depth)
 

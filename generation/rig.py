@@ -22,24 +22,75 @@ def pose_face(
     return face_model.vertices(identity, blendshape_weights(action_units or {}))
 
 
-def dimorphism_direction(face_model: FaceModel, num_components: int = 100) -> np.ndarray:
-    """Unit direction in identity-coefficient space that widens the jaw and deepens the brow ridge relative to
-    the eyes: shifting along it makes a face read more male, against it more female (a crude, documented cue)."""
-    lm = face_model.landmarks
-    basis = face_model.identity_basis[:num_components]
-    jaw_width = basis[:, lm[12], 0] - basis[:, lm[4], 0]
-    brow_ridge = basis[:, lm[[19, 24]], 2].mean(axis=1) - basis[:, lm[[37, 44]], 2].mean(axis=1)
-    gradient = jaw_width + 1.5 * brow_ridge
-    return (gradient / np.linalg.norm(gradient)).astype(np.float32)
+# Face measures (mm) as signed sums of landmark coordinates: (landmark, axis 0/1/2 = x/y/z, sign).
+MEASURES: dict[str, tuple[tuple[int, int, float], ...]] = {
+    "jaw_width": ((12, 0, 1), (4, 0, -1), (13, 0, 0.5), (3, 0, -0.5)),
+    "face_width": ((15, 0, 1), (1, 0, -1)),
+    "lower_face_height": ((27, 1, 1), (8, 1, -1)),
+    "chin_height": ((57, 1, 1), (8, 1, -1)),
+    "chin_projection": ((8, 2, 1), (33, 2, -0.5), (51, 2, -0.5)),
+    "brow_ridge": ((19, 2, 0.5), (24, 2, 0.5), (37, 2, -0.5), (44, 2, -0.5)),
+    "brow_height": ((19, 1, 0.5), (24, 1, 0.5), (37, 1, -0.5), (44, 1, -0.5)),
+    "nose_width": ((35, 0, 1), (31, 0, -1)),
+    "nose_length": ((27, 1, 1), (33, 1, -1)),
+    "nose_projection": ((30, 2, 1), (27, 2, -1)),
+    "mouth_width": ((54, 0, 1), (48, 0, -1)),
+    "upper_lip": ((51, 1, 1), (62, 1, -1)),
+    "lower_lip": ((66, 1, 1), (57, 1, -1)),
+    "eye_width": ((45, 0, 0.5), (42, 0, -0.5), (39, 0, 0.5), (36, 0, -0.5)),
+    "eye_spacing": ((42, 0, 1), (39, 0, -1)),
+    "cheek_projection": ((1, 2, 0.5), (15, 2, 0.5), (30, 2, -0.2)),
+}
+# Male minus female averages (mm), from anthropometric surveys' direction and rough size: a stronger jaw, brow
+# ridge, nose and chin, thinner lips and relatively smaller eyes in men.
+SEX_DIFFERENCE = {"jaw_width": 9.0, "face_width": 6.0, "lower_face_height": 7.0, "chin_height": 3.5,
+                  "chin_projection": 2.0, "brow_ridge": 3.0, "brow_height": -2.5, "nose_width": 3.0,
+                  "nose_length": 4.0, "nose_projection": 2.5, "mouth_width": 2.5, "upper_lip": -1.2,
+                  "lower_lip": -1.5, "eye_width": -0.8, "cheek_projection": -1.0}
+# Change from 25 to 90 years (mm): thinner lips, a longer, drooping nose, a wider lower face, sunken cheeks.
+AGE_CHANGE = {"upper_lip": -2.5, "lower_lip": -2.5, "nose_length": 4.0, "nose_width": 2.0,
+              "jaw_width": 3.0, "cheek_projection": -3.0, "mouth_width": 1.5, "lower_face_height": 2.0}
+# Person-to-person spread (standard deviation, mm) of each measure beyond the random PCA draw.
+FEATURE_SPREAD = {"jaw_width": 5.0, "face_width": 4.0, "lower_face_height": 4.0, "chin_height": 2.0,
+                  "chin_projection": 2.0, "brow_ridge": 1.5, "brow_height": 2.0, "nose_width": 2.5,
+                  "nose_length": 3.0, "nose_projection": 2.5, "mouth_width": 3.0, "upper_lip": 1.0,
+                  "lower_lip": 1.2, "eye_width": 1.2, "eye_spacing": 2.0, "cheek_projection": 2.0}
+
+
+def measure_matrix(face_model: FaceModel, num_components: int = 100) -> np.ndarray:
+    """(M, K): how much each of `MEASURES` changes (mm) per standard deviation of each identity component."""
+    basis = face_model.identity_basis[:num_components][:, face_model.landmarks]  # (K, 68, 3)
+    return np.stack([sum(sign * basis[:, lm, axis] for lm, axis, sign in terms) for terms in MEASURES.values()])
+
+
+def measure_solver(face_model: FaceModel, num_components: int = 100, ridge: float = 4.0) -> np.ndarray:
+    """(K, M): the smallest identity-coefficient change (ridge least squares) that moves the measures by a target
+    (mm). Sex, age and feature differences are expressed in the model's own identity basis this way."""
+    a = measure_matrix(face_model, num_components).astype(np.float64)
+    return np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T)
+
+
+def measure_vector(changes: dict[str, float]) -> np.ndarray:
+    unknown = set(changes) - set(MEASURES)
+    if unknown:
+        raise ValueError(f"unknown face measures {sorted(unknown)}; known: {', '.join(MEASURES)}")
+    return np.array([changes.get(name, 0.0) for name in MEASURES])
 
 
 def demographic_identity(
-    face_model: FaceModel, male: bool, rng: np.random.Generator, spread: float = 0.85, dimorphism: float = 1.2
+    face_model: FaceModel, male: bool, rng: np.random.Generator, age_factor: float = 0.0, spread: float = 1.0,
+    solver: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Identity coefficients: N(0, spread^2) plus a shift of `dimorphism` standard deviations along the
-    dimorphism direction (+ for male, - for female)."""
-    coefficients = sample_identity(rng, scale=spread)
-    return coefficients + (dimorphism if male else -dimorphism) * dimorphism_direction(face_model, len(coefficients))
+    """Identity coefficients: a N(0, spread^2) draw, plus (through `measure_solver`) half the sex difference toward
+    the identity's sex with a person-to-person strength, the age change, and random feature-level differences
+    (nose, eyes, lips, jaw, chin)."""
+    solver = measure_solver(face_model) if solver is None else solver
+    coefficients = sample_identity(rng, num_components=solver.shape[0], scale=spread)
+    strength = float(np.clip(rng.normal(1.0, 0.3), 0.3, 1.8))
+    sex = (0.5 if male else -0.5) * strength * measure_vector(SEX_DIFFERENCE)
+    age = age_factor * measure_vector(AGE_CHANGE)
+    features = rng.normal(0.0, 1.0, len(MEASURES)) * measure_vector(FEATURE_SPREAD)
+    return (coefficients + solver @ (sex + age + features)).astype(np.float32)
 
 
 def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:

@@ -20,6 +20,7 @@ from .appearance import Appearance
 from .demographics import Demographics
 from .errors import ConfigError
 from .face_model import FaceModel
+from .hair import hairline_y
 from .uv_atlas import UVAtlas, build_uv_atlas
 
 
@@ -27,6 +28,7 @@ from .uv_atlas import UVAtlas, build_uv_atlas
 class SkinTexture:
     albedo: np.ndarray  # (H, 2H, 3) uint8 sRGB over the UV atlas
     vertex_colors: np.ndarray  # (V, 3) float32 sRGB 0-1 for non-skin geometry (eyes, teeth, mouth interior)
+    normal: np.ndarray | None = None  # (H, 2H, 3) uint8 tangent-space normal map (wrinkles, pores), or None
 
 
 class Texturer(Protocol):
@@ -177,7 +179,13 @@ class ProceduralTexturer:
         redness += 0.5 * ((np.abs(x) > 68) & (y > lm[2, 1]) & (y < lm[19, 1]))  # ears
         albedo += (redness * 0.045)[..., None] * np.array([1.0, -0.45, -0.35], np.float32)
         lip_rgb = skin_rgb * np.array([0.86, 0.64, 0.64]) + np.array([0.04, 0.0, 0.0]) * (0.5 + a.lip_redness)
-        albedo = _mix(albedo, lip_rgb, masks["lips"] * (0.55 + 0.35 * a.lip_redness))
+        if a.lipstick > 0:
+            lip_rgb = (1 - a.lipstick) * lip_rgb + a.lipstick * np.asarray(a.lipstick_rgb, np.float32)
+        # lips thin with age: the colour withdraws toward the mouth line
+        mouth_y = (lm[62, 1] + lm[66, 1]) / 2
+        reach = np.where(y > mouth_y, (y - mouth_y) / (lm[51, 1] - mouth_y), (mouth_y - y) / (mouth_y - lm[57, 1]))
+        thin = 1 - _smoothstep(1.0 - 0.5 * a.age_factor, 1.1 - 0.45 * a.age_factor, reach)
+        albedo = _mix(albedo, lip_rgb, masks["lips"] * thin * (0.55 + 0.35 * max(a.lip_redness, a.lipstick)))
 
         # age: darker eye surroundings, forehead lines, crow's feet, nasolabial folds, spots
         age = a.age_factor
@@ -197,7 +205,8 @@ class ProceduralTexturer:
         wobble = 1.6 * _noise3d(trng, pos, 30.0)
         lines = np.clip(np.cos(2 * np.pi * (y + wobble) / 8.5), 0, 1) ** 16
         shade += 0.32 * age**1.2 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0), -1, 1))
-        albedo *= (1 - np.clip(shade, 0, 0.6))[..., None]
+        albedo *= (1 - np.clip(0.55 * shade, 0, 0.6))[..., None]  # the relief below does most of the shading
+        relief = skin_relief(masks, pos, lm, age, trng, px) * masks["skin"]
         if age > 0.45:
             spots = _noise(trng, shape, 2.5 * px) > 3.0 - 0.6 * (age - 0.45)
             spots = ndimage.gaussian_filter(spots.astype(np.float32), 1.0) * (masks["skin"] & (z > lm[0, 2] - 20))
@@ -215,18 +224,19 @@ class ProceduralTexturer:
         # upper lash line (the alpha-textured eyelash strips are not rendered)
         for side in ("right", "left"):
             d = masks[f"lid_{side}_d"]
-            albedo = _mix(albedo, np.array([0.06, 0.05, 0.05]), np.exp(-(d**2) / 0.9) * 0.85)
+            width = 0.9 + 1.6 * a.makeup  # eyeliner and mascara widen and darken the line
+            albedo = _mix(albedo, np.array([0.05, 0.04, 0.04]), np.exp(-(d**2) / width) * (0.85 + 0.1 * a.makeup))
 
         # eyebrows: thicker at the inner end, hair-like streaks
-        streaks = np.clip(0.8 + 0.35 * _noise(trng, shape, (0.6 * px, 2.5 * px)), 0, 1)
+        streaks = np.clip(0.88 + 0.16 * _noise(trng, shape, (0.5 * px, 1.5 * px)), 0, 1)
         for side in ("right", "left"):
             d, t = masks[f"brow_{side}_d"], masks[f"brow_{side}_t"]
             half = a.brow_thickness_mm / 2 * (1.0 - 0.5 * t)
-            brow = (1 - _smoothstep(0.6 * half, half + 1.0, d)) * (1 - _smoothstep(0.9, 1.08, t))
-            albedo = _mix(albedo, brow_hair, brow * streaks * 0.9)
+            brow = (1 - _smoothstep(0.3 * half, half + 1.6, d)) * (1 - _smoothstep(0.85, 1.08, t))
+            albedo = _mix(albedo, brow_hair * 0.85, brow * streaks * 0.95)
 
         # hair cap: forehead hairline in front, lower at the sides and back, receding crown for balding men
-        front_line = brow_top + a.hairline_mm + 0.003 * x**2 + 30 * a.balding
+        front_line = hairline_y(x, brow_top + a.hairline_mm, a.temple_dip_mm) + 30 * a.balding
         back_line = lm[2, 1] - 4 - 45 * a.hair_length
         blend = _smoothstep(lm[0, 2] - 35, lm[0, 2] + 5, z)
         hairline = back_line + blend * (front_line - back_line)
@@ -245,7 +255,83 @@ class ProceduralTexturer:
         albedo[atlas.region_mask("mouth_socket")] = (0.32, 0.10, 0.10)
         albedo[atlas.region_mask("eye_socket")] = (0.55, 0.36, 0.34)
         image = (np.clip(albedo, 0, 1) * 255 + 0.5).astype(np.uint8)
-        return SkinTexture(albedo=image, vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb))
+        return SkinTexture(
+            albedo=image, vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb),
+            normal=normal_map(atlas, relief),
+        )
+
+
+def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: np.random.Generator, px: float):
+    """Height of the skin surface over the atlas (mm, negative in creases): pores at every age, and with age the
+    forehead lines, frown lines, crow's feet, nasolabial and marionette folds, under-eye bags and neck rings."""
+    x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
+    shape = x.shape
+    height = (0.015 + 0.035 * age) * _noise(rng, shape, 0.6 * px)  # pores and fine texture
+    if age <= 0:
+        return height.astype(np.float32)
+    front = z > lm[0, 2] - 5
+    brow_top, brow_low = lm[17:27, 1].max(), lm[17:27, 1].min()
+    # forehead: horizontal furrows, wavy and broken
+    forehead = _smoothstep(brow_top + 5, brow_top + 11, y) * (1 - _smoothstep(brow_top + 36, brow_top + 46, y))
+    forehead *= front * (1 - _smoothstep(38, 48, np.abs(x)))
+    wobble = 2.0 * _noise3d(rng, pos, 30.0)
+    furrows = np.clip(np.cos(2 * np.pi * (y + wobble) / 9.0), 0, 1) ** 10
+    height -= 0.55 * age**1.2 * furrows * forehead * np.clip(0.7 + 0.5 * _noise3d(rng, pos, 35.0), 0, 1)
+    # frown lines between the brows
+    for side in (-1, 1):
+        d = np.hypot((x - side * 5.5) / 0.9, np.clip(y - (brow_low + brow_top) / 2, -9, 9) * 0) * front
+        glabella = np.exp(-((x - side * 5.5) ** 2) / 1.2) * _smoothstep(brow_low - 6, brow_low, y)
+        glabella *= 1 - _smoothstep(brow_top + 4, brow_top + 12, y)
+        height -= 0.4 * age**1.3 * glabella * front * (d >= 0)
+    for side in ("right", "left"):
+        # nasolabial fold: a valley with the cheek bulging above it
+        fold = masks[f"fold_{side}_d"]
+        height -= (0.25 + 1.6 * age) * np.exp(-(fold**2) / (2 * (1.2 + 1.2 * age) ** 2))
+        height += 0.5 * age * np.exp(-((fold - 5.0) ** 2) / (2 * 3.0**2))
+        # under-eye bag and the crease under it
+        lid = masks[f"lower_lid_{side}_d"]
+        height += 0.9 * age**1.2 * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
+        height -= 0.6 * age**1.2 * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
+        # crow's feet fanning out from the outer eye corner
+        corner = lm[36] if side == "right" else lm[45]
+        r = np.hypot(x - corner[0], y - corner[1])
+        angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
+        lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
+        rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0)), 0, 1) ** 8
+        height -= 0.35 * age**1.3 * rays * lateral * _smoothstep(4, 7, r) * (1 - _smoothstep(15, 22, r))
+        # marionette line from the mouth corner down toward the jaw
+        mouth = lm[48] if side == "right" else lm[54]
+        outward = -1 if side == "right" else 1
+        line = np.array([mouth[:2] + [outward * 1.5, -2.0], mouth[:2] + [outward * 5.0, -20.0]])
+        d, _ = _polyline_distance(np.stack([x, y], -1).reshape(-1, 2), line)
+        height -= 0.9 * age**1.5 * np.exp(-(d.reshape(shape) ** 2) / 3.0) * front
+    # rings around the neck
+    neck = (y < lm[8, 1] - 18) & (y > lm[8, 1] - 75) & (z > -20)
+    height -= 0.5 * age**1.3 * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0)) / 16.0), 0, 1) ** 6
+    return height.astype(np.float32)
+
+
+def normal_map(atlas: UVAtlas, height_mm: np.ndarray) -> np.ndarray:
+    """Tangent-space normal map (uint8 RGB) of a height field over the atlas, in the frame pyrender's shader builds
+    without tangents: x along +u, y = normal x tangent, z along the normal."""
+    position, normal = atlas.position.astype(np.float64), atlas.normal.astype(np.float64)
+    du, dv = np.gradient(position, axis=1), np.gradient(position, axis=0)  # mm per texel along u (columns) and v
+    hu, hv = np.gradient(height_mm.astype(np.float64), axis=1), np.gradient(height_mm.astype(np.float64), axis=0)
+    e, f, g = (du * du).sum(-1), (du * dv).sum(-1), (dv * dv).sum(-1)
+    det = e * g - f * f
+    step = np.nanmedian(np.sqrt(e[atlas.covered]))
+    valid = np.isfinite(det) & (det > 1e-12) & (e < (4 * step) ** 2) & (g < (4 * step) ** 2)
+    det = np.where(valid, det, 1.0)
+    a, c = (g * hu - f * hv) / det, (e * hv - f * hu) / det
+    gradient = np.where(valid[..., None], a[..., None] * du + c[..., None] * dv, 0.0)  # surface gradient of height
+    bent = normal - gradient
+    bent /= np.maximum(np.linalg.norm(bent, axis=-1, keepdims=True), 1e-9)
+    tangent = np.nan_to_num(du) - normal * (np.nan_to_num(du) * normal).sum(-1, keepdims=True)
+    tangent /= np.maximum(np.linalg.norm(tangent, axis=-1, keepdims=True), 1e-9)
+    bitangent = np.cross(normal, tangent)
+    local = np.stack([(bent * tangent).sum(-1), (bent * bitangent).sum(-1), (bent * normal).sum(-1)], axis=-1)
+    local = np.where(valid[..., None], local, (0.0, 0.0, 1.0))
+    return np.clip((local + 1) / 2 * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _mix(base: np.ndarray, color, weight: np.ndarray) -> np.ndarray:
