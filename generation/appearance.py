@@ -83,8 +83,9 @@ def sample_hair_style(demographics: Demographics, age_factor: float, rng: np.ran
     if female:
         weights["long_straight"] *= 1 - 0.6 * age_factor
         weights["long_wavy"] *= 1 - 0.6 * age_factor
-        weights["short"] *= 1 + 3 * age_factor
-        weights["medium"] *= 1 + age_factor
+        weights["short"] *= 1 + 1.5 * age_factor
+        weights["medium"] *= 1 + 2 * age_factor
+        weights["curly"] *= 1 + 2 * age_factor  # permed and set hair
     else:
         weights["receding"] = 30 * age_factor
         weights["balding"] = 30 * age_factor**1.5

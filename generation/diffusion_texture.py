@@ -51,12 +51,15 @@ class DiffusionTexturer:
     ControlNet pipeline, e.g. for benchmarks).
     """
 
-    def __init__(self, face_model: FaceModel, atlas_size: int = 512, device: str | None = None, pipeline=None, **options):
+    def __init__(
+        self, face_model: FaceModel, atlas_size: int = 512, device: str | None = None, pipeline=None,
+        relief: bool = True, **options,
+    ):
         self.options = DiffusionTextureOptions.from_dict(options)
         self.device = resolve_device(device)
         self.pipeline = pipeline if pipeline is not None else load_texture_pipeline(self.options, self.device)
         resolution = self.options.resolution
-        self.procedural = ProceduralTexturer(face_model, max(atlas_size, resolution))
+        self.procedural = ProceduralTexturer(face_model, max(atlas_size, resolution), relief=relief)
         self.views = tuple(View(f"texture{k}", yaw, pitch) for k, (yaw, pitch) in enumerate(self.options.views))
         self.renderer = FaceRenderer(face_model, image_size=resolution)
         self.baker = TextureBaker(face_model, self.procedural.atlas.size, self.renderer)
@@ -92,7 +95,7 @@ class DiffusionTexturer:
         albedo, coverage = self.baker.compose(color, weight, base.albedo)
         seconds["projection and fill"] = time.perf_counter() - started
         self.last_report = TextureReport(prompt=prompt, seeds=seeds, seconds=seconds, **coverage)
-        return SkinTexture(albedo=albedo, vertex_colors=base.vertex_colors)
+        return SkinTexture(albedo=albedo, vertex_colors=base.vertex_colors, normal=base.normal)  # relief: geometry
 
     def generate(self, prompt: str, geometries, seeds) -> list[np.ndarray]:
         """One image per view (float32 0-1, (R, R, 3)), generated in one batch."""

@@ -157,7 +157,7 @@ def build_hair(
 
     # Taper to the skin near the edge (in grid steps), so the hairline does not float.
     distance = ndimage.distance_transform_edt(np.pad(covered, ((0, 0), (3, 3)), mode="wrap"))[:, 3:-3]
-    thickness = np.maximum(thickness, 0.6) * np.clip(distance / 3.0, 0.15, 1.0)
+    thickness = np.maximum(thickness, 0.6) * np.clip(distance / 5.0, 0.1, 1.0) ** 1.5
     shell = HEAD_CENTRE + directions * (radius + thickness)[..., None]
     # A smooth edge instead of grid steps: the last bare point below hair slides up to where the edge crosses.
     edge_rows, edge_cols = np.nonzero(~covered[:-1] & covered[1:])
@@ -199,7 +199,9 @@ def build_hair(
         vertices, faces = _add_bun(vertices, faces, radius, elevation, azimuth, volume)
     colors = _strand_colors(rng, grid.shape[:2], color, style).reshape(-1, 3)
     colors = np.vstack([colors, np.tile(colors.mean(axis=0), (len(vertices) - len(colors), 1))])  # crown, bun
-    return HairMesh(vertices.astype(np.float32), faces.astype(np.int32), colors.astype(np.float32), roughness)
+    used, faces = np.unique(faces, return_inverse=True)  # keep only the vertices some triangle uses
+    return HairMesh(vertices[used].astype(np.float32), faces.reshape(-1, 3).astype(np.int32),
+                    colors[used].astype(np.float32), roughness)
 
 
 def _grid_mesh(grid: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

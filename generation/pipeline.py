@@ -53,6 +53,7 @@ class GenerationConfig:
     texture_options: dict = field(default_factory=dict)  # DiffusionTextureOptions for --texture diffusion (resolved)
     background: str = "procedural"  # or "inpaint": a diffusion-inpainted scene per identity and view
     background_options: dict = field(default_factory=dict)  # InpaintOptions for --background inpaint (resolved)
+    appearance_detail: bool = True  # hair and head coverings as geometry, and the skin relief (wrinkles, pores)
 
     def __post_init__(self):
         problems = []
@@ -209,7 +210,8 @@ class PainFaceGenerator:
         self.config = config
         self.face_model = face_model
         self.texturer = create_texturer(
-            config.texture, face_model, atlas_size=max(256, config.image_size), device=device, **config.texture_options
+            config.texture, face_model, atlas_size=max(256, config.image_size), device=device,
+            relief=config.appearance_detail, **config.texture_options,
         )
         self.inpainter = None
         if config.background == "inpaint":
@@ -266,7 +268,7 @@ class PainFaceGenerator:
             spec.appearance, np.random.default_rng([config.seed, spec.index, 0x7E7]),
             neutral_vertices=neutral, demographics=spec.demographics,
         )
-        hair = self.hair(spec, neutral)
+        hair = self.hair(spec, neutral) if config.appearance_detail else None
         displacements = [displacement_mm(pain, neutral) for pain in pains]
         demographics = spec.demographics
         all_aus = (*PAIN_AUS, *config.extended_aus)

@@ -56,8 +56,8 @@ def register_texture_backend(name: str):
 
 
 def create_texturer(name: str, face_model: FaceModel, **options) -> Texturer:
-    """Build backend `name`; every backend takes `atlas_size` and `device` (ignored by CPU-only ones) and its own
-    options."""
+    """Build backend `name`; every backend takes `atlas_size`, `device` (ignored by CPU-only ones) and `relief`
+    (whether to paint the skin's normal map) and its own options."""
     if name not in TEXTURE_BACKENDS:
         raise ConfigError(f"unknown texture backend {name!r}; available: {', '.join(sorted(TEXTURE_BACKENDS))}")
     return TEXTURE_BACKENDS[name](face_model, **options)
@@ -114,8 +114,9 @@ class ProceduralTexturer:
     """Paints skin tone, pores and blotches, lips, brows, a hair cap, stubble, redness and age cues (wrinkles,
     spots, greying) onto the UV atlas with 3D rules anchored on the 68 landmarks of the mean face."""
 
-    def __init__(self, face_model: FaceModel, atlas_size: int = 512, device: str | None = None):
+    def __init__(self, face_model: FaceModel, atlas_size: int = 512, device: str | None = None, relief: bool = True):
         self.face_model = face_model  # `device` is accepted like every backend's and unused: this one is numpy
+        self.relief = relief  # paint a normal map of wrinkles and pores
         self.atlas: UVAtlas = build_uv_atlas(face_model, atlas_size)
         self.landmarks = face_model.neutral[face_model.landmarks].astype(np.float64)
         self._masks = self._static_masks()
@@ -206,7 +207,7 @@ class ProceduralTexturer:
         lines = np.clip(np.cos(2 * np.pi * (y + wobble) / 8.5), 0, 1) ** 16
         shade += 0.32 * age**1.2 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0), -1, 1))
         albedo *= (1 - np.clip(0.55 * shade, 0, 0.6))[..., None]  # the relief below does most of the shading
-        relief = skin_relief(masks, pos, lm, age, trng, px) * masks["skin"]
+        relief = skin_relief(masks, pos, lm, age, trng, px) * masks["skin"] if self.relief else None
         if age > 0.45:
             spots = _noise(trng, shape, 2.5 * px) > 3.0 - 0.6 * (age - 0.45)
             spots = ndimage.gaussian_filter(spots.astype(np.float32), 1.0) * (masks["skin"] & (z > lm[0, 2] - 20))
@@ -257,7 +258,7 @@ class ProceduralTexturer:
         image = (np.clip(albedo, 0, 1) * 255 + 0.5).astype(np.uint8)
         return SkinTexture(
             albedo=image, vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb),
-            normal=normal_map(atlas, relief),
+            normal=None if relief is None else normal_map(atlas, relief),
         )
 
 

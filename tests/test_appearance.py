@@ -1,0 +1,141 @@
+"""Who the faces are: hair and head coverings as geometry, the skin relief, sex / age / feature shape, balance."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS, identity_demographics
+from generation.hair import HAIR_STYLES, build_hair
+from generation.pipeline import GenerationConfig, PainFaceGenerator, identity_spec
+from generation.render import View
+from generation.rig import AGE_CHANGE, MEASURES, SEX_DIFFERENCE, measure_matrix, measure_solver, measure_vector
+
+FRONTAL = View("frontal", 0.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def generator(face_model, renderer):
+    return PainFaceGenerator(GenerationConfig(num_identities=4, expressions_per_identity=1, image_size=128), face_model,
+                             renderer=renderer)
+
+
+def _hair(face_model, style, seed=0):
+    return build_hair(face_model, face_model.neutral, style, (0.2, 0.15, 0.1), front_hairline_y=110.0,
+                      rng=np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("style", sorted(HAIR_STYLES))
+def test_every_hair_style_builds_seeded_geometry_outside_the_head(face_model, style):
+    hair = _hair(face_model, style)
+    if style == "bald":
+        assert hair is None
+        return
+    again = _hair(face_model, style)
+    assert np.array_equal(hair.vertices, again.vertices) and np.array_equal(hair.colors, again.colors)
+    assert len(hair.faces) > 100 and hair.faces.max() < len(hair.vertices)
+    assert np.isfinite(hair.vertices).all() and (hair.colors >= 0).all() and (hair.colors <= 1).all()
+    # nothing of the hair sits on the face below the brows, in front of the eyes
+    lm = face_model.neutral[face_model.landmarks]
+    in_front_of_face = (np.abs(hair.vertices[:, 0]) < 30) & (hair.vertices[:, 1] < lm[19, 1]) & (
+        hair.vertices[:, 1] > lm[8, 1]) & (hair.vertices[:, 2] > lm[0, 2])
+    assert not in_front_of_face.any()
+
+
+def test_long_hair_falls_below_the_chin_and_short_hair_does_not(face_model):
+    chin = face_model.neutral[face_model.landmarks][8, 1]
+    assert _hair(face_model, "long_straight").vertices[:, 1].min() < chin - 50
+    assert _hair(face_model, "short").vertices[:, 1].min() > chin
+
+
+def test_different_seeds_give_different_waves(face_model):
+    assert not np.array_equal(_hair(face_model, "long_wavy", 0).vertices, _hair(face_model, "long_wavy", 1).vertices)
+
+
+def test_hair_changes_the_image_occludes_the_head_and_never_enters_the_heatmap(renderer, face_model):
+    neutral = face_model.neutral
+    from generation.facs import blendshape_weights
+
+    pain = face_model.vertices(None, blendshape_weights({"AU4": 5, "AU43": 1}))
+    displacement = np.linalg.norm(pain - neutral, axis=1).astype(np.float32)
+    hair = _hair(face_model, "long_straight")
+    bare = renderer.render(pain, FRONTAL, displacement=displacement)
+    covered = renderer.render(pain, FRONTAL, displacement=displacement, hair=hair)
+    changed = np.abs(covered.image.astype(int) - bare.image.astype(int)).sum(axis=-1) > 30
+    assert changed.mean() > 0.05  # the hair shows
+    ids = renderer.render_ids(pain, FRONTAL, hair)
+    hair_pixels = ids >= len(renderer.faces)
+    assert hair_pixels.mean() > 0.05
+    assert (covered.heatmap[hair_pixels] == 0).all()  # hidden skin does not move in the heatmap
+    # the hair is in front of skin that was visible without it: occlusion, not just background
+    assert (hair_pixels & bare.mask).sum() > 50
+    # the face itself is untouched: same heatmap where no hair covers, and the landmarks are the true projections
+    visible = ~hair_pixels
+    assert np.array_equal(covered.heatmap[visible], bare.heatmap[visible])
+    assert covered.heatmap.max() > 1.0
+    assert np.array_equal(covered.landmarks_2d, bare.landmarks_2d)
+
+
+def test_skin_relief_is_seeded_and_shades_old_faces_more(generator, face_model):
+    spec = identity_spec(generator.config, face_model, 0)
+    young = replace(spec.appearance, age_factor=0.0)
+    old = replace(spec.appearance, age_factor=1.0)
+    rng = np.random.default_rng(0)
+    young_texture, old_texture = generator.texturer(young, rng), generator.texturer(old, rng)
+    assert np.array_equal(old_texture.normal, generator.texturer(old, rng).normal)
+    flat = np.array([128, 128, 255])
+    tilt = lambda t: np.abs(t.normal.astype(int) - flat).sum(axis=-1)  # noqa: E731
+    assert tilt(old_texture).mean() > 1.5 * tilt(young_texture).mean()
+    neutral = face_model.neutral
+    with_relief = generator.renderer.render(neutral, FRONTAL, texture=old_texture)
+    without = generator.renderer.render(neutral, FRONTAL, texture=replace(old_texture, normal=None))
+    difference = np.abs(with_relief.image.astype(int) - without.image.astype(int)).sum(axis=-1)
+    assert difference[with_relief.mask].mean() > 1.0  # the wrinkles catch the light: shading, not paint
+
+
+def test_measure_solver_reaches_the_sex_and_age_targets(face_model):
+    a, solver = measure_matrix(face_model), measure_solver(face_model)
+    for target in (SEX_DIFFERENCE, AGE_CHANGE):
+        wanted = measure_vector(target)
+        achieved = a @ (solver @ wanted)
+        assert np.corrcoef(achieved, wanted)[0, 1] > 0.9
+    jaw = list(MEASURES).index("jaw_width")
+    assert (a @ (solver @ measure_vector(SEX_DIFFERENCE)))[jaw] > 5.0
+    with pytest.raises(ValueError, match="unknown face measures"):
+        measure_vector({"jaw": 1.0})
+
+
+def test_generated_men_have_wider_jaws_than_women(face_model):
+    config = GenerationConfig(num_identities=60)
+    jaw = {"male": [], "female": []}
+    for index in range(60):
+        spec = identity_spec(config, face_model, index)
+        lm = face_model.vertices(spec.coefficients, None)[face_model.landmarks]
+        jaw[spec.demographics.gender].append(lm[12, 0] - lm[4, 0])
+    assert np.mean(jaw["male"]) > np.mean(jaw["female"]) + 3.0
+
+
+def test_every_prefix_is_balanced_in_each_marginal():
+    for seed in (0, 11):
+        people = [identity_demographics(seed, index) for index in range(130)]
+        assert len({(d.age_group, d.gender, d.ethnicity) for d in people[:60]}) == 60
+        for n in range(1, len(people) + 1):
+            for attribute, values in (("age_group", AGE_GROUP_NAMES), ("gender", GENDERS), ("ethnicity", ETHNICITIES)):
+                counts = Counter(getattr(d, attribute) for d in people[:n])
+                assert max(counts[v] for v in values) - min(counts[v] for v in values) <= 1, (seed, n, attribute)
+
+
+def test_hair_styles_overlap_between_sexes():
+    from generation.appearance import sample_appearance
+
+    styles = {"female": Counter(), "male": Counter()}
+    for index in range(600):
+        demographics = identity_demographics(3, index)
+        styles[demographics.gender][sample_appearance(demographics, np.random.default_rng(index)).hair_style] += 1
+    assert styles["female"]["short"] + styles["female"]["buzz"] > 0  # some women have short hair
+    assert styles["male"]["long_straight"] + styles["male"]["long_wavy"] + styles["male"]["medium"] > 0
+    long_hair = lambda c: c["long_straight"] + c["long_wavy"]  # noqa: E731
+    assert long_hair(styles["female"]) > 3 * long_hair(styles["male"])
