@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import yaml
 from datasets import ClassLabel, Features
 
-from generation.facs import PAIN_AUS, PSPI_MAX
+from generation.facs import PAIN_AUS, PAIN_THRESHOLDS, PSPI_MAX
 
 from .features import HEATMAP_UNITS_PER_MM, SPLITS
 
@@ -32,7 +32,6 @@ STAT_COLUMNS = (
     "identity_id", "expression_index", "view", "yaw", "pitch", "action_units", "pspi", "age", "age_group", "gender",
     "ethnicity",
 )
-PAIN_THRESHOLDS = (1, 2, 3)
 SPLIT_COLORS = {"train": "#4C72B0", "validation": "#DD8452", "test": "#55A868"}
 
 
