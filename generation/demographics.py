@@ -8,8 +8,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import numpy as np
-
 from .rng import stream
 
 # (label, lowest age, highest age) in years; the elderly are well represented because the people automated pain

@@ -98,7 +98,9 @@ class PainFaceGenerator:
 
     def __call__(self, spec: IdentitySpec) -> list[dict]:
         config, level = self.config, self.config.png_compress_level
+        # 1. rig: the neutral and pain meshes of the identity
         neutral, pains = self.meshes(spec)
+        # 2. texture: one skin texture for the neutral and every pain expression
         texture = self.texturer(
             spec.appearance, stream("texture", config.seed, spec.index),
             neutral_vertices=neutral, demographics=spec.demographics,
@@ -108,10 +110,12 @@ class PainFaceGenerator:
         all_aus = (*PAIN_AUS, *config.extended_aus)
         rows = []
         for view_number, view in enumerate(config.views):
+            # 3. background: shared by the neutral and pain renders of this view
             background = self.background(spec, view_number, view, neutral, texture)
             expressions = [(neutral, None, {})] + [(p, d, aus) for p, d, aus in zip(pains, displacements, spec.expressions)]
             neutral_bytes = None
             for expression_index, (vertices, displacement, aus) in enumerate(expressions):
+                # 4. render and encode one row
                 started = time.perf_counter()
                 out = self.renderer.render(
                     vertices, view, displacement=displacement, lighting=spec.lighting, texture=texture,
