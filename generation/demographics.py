@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import numpy as np
+from .rng import stream
 
 # (label, lowest age, highest age) in years; the elderly are well represented because the people automated pain
 # assessment serves most (dementia, intensive care) are often old.
@@ -48,12 +48,12 @@ def identity_demographics(seed: int, index: int) -> Demographics:
     if index < 0:
         raise ValueError(f"identity index must be >= 0, got {index}")
     block, k = divmod(index, len(AGE_GROUPS) * len(GENDERS) * len(ETHNICITIES))
-    rng = np.random.default_rng([seed, block, 0xDE40])
+    rng = stream("demographic_cells", seed, block)
     age_order, gender_order, ethnicity_order = (rng.permutation(n) for n in (len(AGE_GROUPS), 2, len(ETHNICITIES)))
     age_group, low, high = AGE_GROUPS[age_order[k % len(AGE_GROUPS)]]
     gender = GENDERS[gender_order[(k + k // len(ETHNICITIES)) % 2]]
     ethnicity = ETHNICITIES[ethnicity_order[k % len(ETHNICITIES)]]
-    age = int(np.random.default_rng([seed, index, 0xA6E]).integers(low, high + 1))
+    age = int(stream("age", seed, index).integers(low, high + 1))
     return Demographics(age_group, gender, ethnicity, age)
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS, identity_demographics
-from generation.hair import HAIR_STYLES, build_hair
+from generation.face.hair import HAIR_STYLES, build_hair
 from generation.pipeline import GenerationConfig, PainFaceGenerator, identity_spec
-from generation.render import View
-from generation.rig import AGE_CHANGE, MEASURES, SEX_DIFFERENCE, measure_matrix, measure_solver, measure_vector
+from generation.views import View
+from generation.face.rig import AGE_CHANGE, MEASURES, SEX_DIFFERENCE, measure_matrix, measure_solver, measure_vector
 
 FRONTAL = View("frontal", 0.0, 0.0)
 
@@ -129,7 +129,7 @@ def test_every_prefix_is_balanced_in_each_marginal():
 
 
 def test_hair_styles_overlap_between_sexes():
-    from generation.appearance import sample_appearance
+    from generation.sampling.appearance import sample_appearance
 
     styles = {"female": Counter(), "male": Counter()}
     for index in range(600):

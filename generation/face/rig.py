@@ -6,8 +6,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .face_model import FaceModel
-from .facs import blendshape_weights
+from .model import FaceModel
+from ..facs import blendshape_weights
 
 
 def sample_identity(rng: np.random.Generator, num_components: int = 100, scale: float = 1.0) -> np.ndarray:
@@ -63,11 +63,19 @@ def measure_matrix(face_model: FaceModel, num_components: int = 100) -> np.ndarr
     return np.stack([sum(sign * basis[:, lm, axis] for lm, axis, sign in terms) for terms in MEASURES.values()])
 
 
+_SOLVERS: dict[tuple, tuple[FaceModel, np.ndarray]] = {}
+
+
 def measure_solver(face_model: FaceModel, num_components: int = 100, ridge: float = 4.0) -> np.ndarray:
     """(K, M): the smallest identity-coefficient change (ridge least squares) that moves the measures by a target
-    (mm). Sex, age and feature differences are expressed in the model's own identity basis this way."""
-    a = measure_matrix(face_model, num_components).astype(np.float64)
-    return np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T)
+    (mm). Sex, age and feature differences are expressed in the model's own identity basis this way. Computed once
+    per face model and process."""
+    key = (id(face_model), num_components, ridge)
+    cached = _SOLVERS.get(key)
+    if cached is None or cached[0] is not face_model:
+        a = measure_matrix(face_model, num_components).astype(np.float64)
+        cached = _SOLVERS[key] = (face_model, np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T))
+    return cached[1]
 
 
 def measure_vector(changes: dict[str, float]) -> np.ndarray:
@@ -79,12 +87,11 @@ def measure_vector(changes: dict[str, float]) -> np.ndarray:
 
 def demographic_identity(
     face_model: FaceModel, male: bool, rng: np.random.Generator, age_factor: float = 0.0, spread: float = 1.0,
-    solver: np.ndarray | None = None,
 ) -> np.ndarray:
     """Identity coefficients: a N(0, spread^2) draw, plus (through `measure_solver`) half the sex difference toward
     the identity's sex with a person-to-person strength, the age change, and random feature-level differences
     (nose, eyes, lips, jaw, chin)."""
-    solver = measure_solver(face_model) if solver is None else solver
+    solver = measure_solver(face_model)
     coefficients = sample_identity(rng, num_components=solver.shape[0], scale=spread)
     strength = float(np.clip(rng.normal(1.0, 0.3), 0.3, 1.8))
     sex = (0.5 if male else -0.5) * strength * measure_vector(SEX_DIFFERENCE)

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from .face_model import FaceModel
+from .model import FaceModel
 
 # Where the grid is centred: roughly the middle of the skull, between the ears.
 HEAD_CENTRE = np.array([0.0, 30.0, 0.0])
