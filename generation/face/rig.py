@@ -88,13 +88,14 @@ def measure_vector(changes: dict[str, float]) -> np.ndarray:
 def demographic_identity(
     face_model: FaceModel, male: bool, rng: np.random.Generator, age_factor: float = 0.0, spread: float = 1.0,
 ) -> np.ndarray:
-    """Identity coefficients: a N(0, spread^2) draw, plus (through `measure_solver`) half the sex difference toward
-    the identity's sex with a person-to-person strength, the age change, and random feature-level differences
+    """Identity coefficients: a N(0, spread^2) draw, plus (through `measure_solver`) a share of the sex difference
+    toward the identity's sex with a person-to-person strength, the age change, and random feature-level differences
     (nose, eyes, lips, jaw, chin)."""
     solver = measure_solver(face_model)
     coefficients = sample_identity(rng, num_components=solver.shape[0], scale=spread)
     strength = float(np.clip(rng.normal(1.0, 0.3), 0.3, 1.8))
-    sex = (0.5 if male else -0.5) * strength * measure_vector(SEX_DIFFERENCE)
+    # the model's mean face sits nearer the male average than the female one, so women move further from it
+    sex = (0.4 if male else -0.8) * strength * measure_vector(SEX_DIFFERENCE)
     age = age_factor * measure_vector(AGE_CHANGE)
     features = rng.normal(0.0, 1.0, len(MEASURES)) * measure_vector(FEATURE_SPREAD)
     return (coefficients + solver @ (sex + age + features)).astype(np.float32)
@@ -102,7 +103,7 @@ def demographic_identity(
 
 def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
     """Downward sag (V, 3) in mm of the lower cheeks and jowls, strongest beside the mouth, fading to zero at the
-    cheekbones, chin centre and neck: the geometric part of ageing."""
+    cheekbones, chin centre and neck, and hooding of the upper lids: the geometric part of ageing."""
     offsets = np.zeros_like(face_model.neutral)
     if sag_mm <= 0:
         return offsets
@@ -114,4 +115,14 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
         centre = (corner + jaw) / 2 + (0.0, 4.0, 0.0)
         weight += np.exp(-np.sum((p - centre) ** 2, axis=1) / (2 * 16.0**2))
     offsets[face, 1] = -sag_mm * np.clip(weight, 0, 1)
+    # hooded upper lids: the skin between brow and lid folds down over the lid, most at the outer corner; it moves
+    # forward as it drops so it stays in front of the eyeball
+    droop = np.zeros(len(face), dtype=np.float32)
+    for inner, outer in ((lm[38], lm[37]), (lm[43], lm[44])):
+        for anchor, strength in ((inner, 0.6), (outer, 1.0)):
+            centre = anchor + (0.0, 4.0, 0.0)
+            droop += strength * np.exp(-np.sum((p - centre) ** 2, axis=1) / (2 * 4.5**2))
+    droop = 0.35 * sag_mm * np.clip(droop, 0, 1)
+    offsets[face, 1] -= droop
+    offsets[face, 2] += 0.5 * droop
     return offsets

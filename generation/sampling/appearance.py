@@ -58,6 +58,8 @@ class Appearance:
     makeup: float = 0.0  # 0 none .. 1 eyeliner and mascara
     lipstick: float = 0.0  # 0 none .. 1 full lipstick colour
     lipstick_rgb: tuple[float, float, float] = (0.62, 0.18, 0.22)
+    eyeshadow_rgb: tuple[float, float, float] = (0.45, 0.33, 0.30)
+    arched_brows: bool = False  # shaped, arched brows (more common in women)
 
 
 # Hair style weights (before the adjustments in `sample_hair_style`); coverings are rare and never tied to a group.
@@ -66,6 +68,7 @@ FEMALE_STYLES = {"long_straight": 24, "long_wavy": 16, "medium": 18, "bun": 11, 
 MALE_STYLES = {"short": 40, "buzz": 18, "medium": 7, "long_straight": 3, "long_wavy": 2, "curly": 7, "afro": 3,
                "cap": 4, "headscarf": 1, "receding": 0, "balding": 0, "bald": 3}
 LIPSTICKS = ((0.62, 0.16, 0.20), (0.70, 0.30, 0.36), (0.48, 0.14, 0.22), (0.72, 0.40, 0.38), (0.55, 0.22, 0.18))
+EYESHADOWS = ((0.45, 0.33, 0.30), (0.40, 0.30, 0.38), (0.35, 0.33, 0.33), (0.55, 0.42, 0.36))
 FABRICS = ((0.10, 0.12, 0.25), (0.40, 0.08, 0.12), (0.08, 0.08, 0.08), (0.72, 0.64, 0.52), (0.10, 0.35, 0.38),
            (0.45, 0.45, 0.48), (0.55, 0.30, 0.45), (0.20, 0.32, 0.16))
 
@@ -120,10 +123,12 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     hairline = float((rng.uniform(46, 58) + 8 * age_factor) if male else rng.uniform(42, 54))  # above the brows
     if fringe:
         hairline = float(rng.uniform(12, 22))
-    made_up = (not male) and rng.random() < 0.5 - 0.2 * age_factor
+    made_up = (not male) and rng.random() < 0.6 - 0.25 * age_factor
     makeup = float(rng.uniform(0.3, 1.0)) if made_up else 0.0
     lipstick = float(rng.uniform(0.3, 0.8)) if made_up and rng.random() < 0.7 else 0.0
     lipstick_rgb = tuple(float(c) for c in LIPSTICKS[int(rng.integers(len(LIPSTICKS)))])
+    eyeshadow_rgb = tuple(float(c) for c in EYESHADOWS[int(rng.integers(len(EYESHADOWS)))])
+    arched_brows = bool(rng.random() < (0.8 if not male else 0.1))
     balding = {"receding": 0.25, "balding": 0.7, "bald": 1.0}.get(style, 0.0) * float(male)
     return Appearance(
         skin_rgb=tuple(np.clip(skin, 0, 1)),
@@ -133,7 +138,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         age_factor=age_factor,
         male=male,
         beard_density=float(rng.uniform(0.25, 0.9) if male and rng.random() < 0.7 else 0.0),
-        brow_thickness_mm=float(rng.uniform(5.5, 7.5) if male else rng.uniform(3.8, 5.5)),
+        brow_thickness_mm=float(rng.uniform(5.5, 7.5) if male else rng.uniform(2.6, 4.2)),
         hairline_mm=hairline,
         balding=balding,
         hair_length=float(rng.uniform(0.5, 1.0) if not male else rng.uniform(0.0, 0.2)),
@@ -148,4 +153,6 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         makeup=makeup,
         lipstick=lipstick,
         lipstick_rgb=lipstick_rgb,
+        eyeshadow_rgb=eyeshadow_rgb,
+        arched_brows=arched_brows,
     )

@@ -104,8 +104,13 @@ class ProceduralTexturer:
             "lower_lid_left": lm[[45, 46, 47, 42]],
             "fold_right": np.array([lm[31] + [-6, 2, 0], lm[48] + [-7, 3, 0], lm[48] + [-6, -3, 0]]),
             "fold_left": np.array([lm[35] + [6, 2, 0], lm[54] + [7, 3, 0], lm[54] + [6, -3, 0]]),
+            # a higher, arched brow with a tapering tail, and an eyeliner wing past each outer eye corner
+            "arched_brow_right": lm[[21, 20, 19, 18, 17]] + [[0, 0.5, 0], [0, 2.0, 0], [0, 3.0, 0], [0, 1.5, 0], [0, -1.5, 0]],
+            "arched_brow_left": lm[[22, 23, 24, 25, 26]] + [[0, 0.5, 0], [0, 2.0, 0], [0, 3.0, 0], [0, 1.5, 0], [0, -1.5, 0]],
+            "wing_right": np.array([lm[36], lm[36] + [-4.5, 2.0, 0]]),
+            "wing_left": np.array([lm[45], lm[45] + [4.5, 2.0, 0]]),
         }.items():
-            offset = np.array([0.0, -1.5 if name.startswith("brow") else 0.0])  # brow landmarks sit on the top edge
+            offset = np.array([0.0, -1.5 if "brow" in name else 0.0])  # brow landmarks sit on the top edge
             d, t = _polyline_distance(xy, line[:, :2] + offset)
             front = frontal & (pos[..., 2] > lm[0, 2] - 5)
             masks[f"{name}_d"] = np.where(front, d.reshape(shape), np.inf)
@@ -183,16 +188,29 @@ class ProceduralTexturer:
             stubble = np.clip(0.6 + 0.4 * _noise(trng, shape, 0.7 * px), 0, 1)
             albedo = _mix(albedo, 0.55 * hair + 0.45 * skin_rgb * 0.75, beard_zone * stubble * 0.55 * a.beard_density)
 
-        # upper lash line (the alpha-textured eyelash strips are not rendered)
+        # upper lash line (the alpha-textured eyelash strips are not rendered); make-up: eye shadow on the upper
+        # lid, eyeliner with a wing, a touch of lower liner and blush
         for side in ("right", "left"):
             d = masks[f"lid_{side}_d"]
+            if a.makeup > 0:
+                lid = _smoothstep(0.5, 2.0, d) * (1 - _smoothstep(5.0, 9.0, d)) * (y > lm[37, 1] - 1)
+                albedo = _mix(albedo, np.asarray(a.eyeshadow_rgb), lid * 0.35 * a.makeup)
+                wing = masks[f"wing_{side}_d"]
+                albedo = _mix(albedo, np.array([0.04, 0.03, 0.03]), np.exp(-(wing**2) / 0.5) * 0.9 * a.makeup)
+                lower = masks[f"lower_lid_{side}_d"]
+                albedo = _mix(albedo, np.array([0.10, 0.08, 0.08]), np.exp(-(lower**2) / 0.4) * 0.4 * a.makeup)
             width = 0.9 + 1.6 * a.makeup  # eyeliner and mascara widen and darken the line
             albedo = _mix(albedo, np.array([0.05, 0.04, 0.04]), np.exp(-(d**2) / width) * (0.85 + 0.1 * a.makeup))
+        if a.makeup > 0:
+            for centre in ((lm[2] + lm[31]) / 2 + [-4, 4, 0], (lm[14] + lm[35]) / 2 + [4, 4, 0]):
+                blush = np.exp(-np.sum((pos - centre) ** 2, axis=-1) / (2 * 14.0**2))
+                albedo = _mix(albedo, skin_rgb * np.array([1.05, 0.72, 0.72]), blush * 0.35 * a.makeup)
 
         # eyebrows: thicker at the inner end, hair-like streaks
         streaks = np.clip(0.88 + 0.16 * _noise(trng, shape, (0.5 * px, 1.5 * px)), 0, 1)
         for side in ("right", "left"):
-            d, t = masks[f"brow_{side}_d"], masks[f"brow_{side}_t"]
+            brow_line = "arched_brow" if a.arched_brows else "brow"
+            d, t = masks[f"{brow_line}_{side}_d"], masks[f"{brow_line}_{side}_t"]
             half = a.brow_thickness_mm / 2 * (1.0 - 0.5 * t)
             brow = (1 - _smoothstep(0.3 * half, half + 1.6, d)) * (1 - _smoothstep(0.85, 1.08, t))
             albedo = _mix(albedo, brow_hair * 0.85, brow * streaks * 0.95)
@@ -228,7 +246,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     forehead lines, frown lines, crow's feet, nasolabial and marionette folds, under-eye bags and neck rings."""
     x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
     shape = x.shape
-    height = (0.015 + 0.035 * age) * _noise(rng, shape, 0.6 * px)  # pores and fine texture
+    height = (0.008 + 0.04 * age) * _noise(rng, shape, 0.6 * px)  # pores and fine texture
     if age <= 0:
         return height.astype(np.float32)
     front = z > lm[0, 2] - 5
