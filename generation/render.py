@@ -101,10 +101,11 @@ def _direction(azimuth: float, elevation: float) -> np.ndarray:
     return np.array([np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)])
 
 
-def region_vertex_colors(face_model: FaceModel, iris=IRIS_COLOR) -> np.ndarray:
+def region_vertex_colors(face_model: FaceModel, iris=IRIS_COLOR, age_factor: float = 0.0) -> np.ndarray:
     """Plain sRGB albedo (V, 3) per model region, with the eyes painted on each eyeball by radius around the gaze
-    axis: an off-white sclera that reddens toward the corners and darkens under the upper lid (which casts no shadow
-    in this renderer), a darker limbal ring, an iris lighter toward the pupil, and the pupil."""
+    axis: an off-white sclera that reddens toward the corners, darkens under the upper lid (which casts no shadow
+    in this renderer) and yellows with age, an iris lighter toward the pupil with, in old age, a pale arcus at its
+    rim, and the pupil. `age_factor` is 0 at 25 years and 1 at 90."""
     colors = np.tile(np.array(REGION_COLORS["face"], dtype=np.float32), (face_model.num_vertices, 1))
     for region, color in REGION_COLORS.items():
         colors[face_model.region(region)] = color
@@ -119,10 +120,14 @@ def region_vertex_colors(face_model: FaceModel, iris=IRIS_COLOR) -> np.ndarray:
         sclera = np.array(SCLERA_COLOR, np.float32) * (1 - 0.12 * np.clip((radial - 8.0) / 4.0, 0, 1))[:, None]
         sclera[:, 1:] *= (1 - 0.1 * np.clip((radial - 8.0) / 4.0, 0, 1))[:, None]  # redder toward the corners
         sclera *= (1 - 0.35 * np.clip((offset[:, 1] - 1.0) / 5.0, 0, 1))[:, None]  # the upper lid's shade
+        sclera *= np.array([1.0, 1.0 - 0.05 * age_factor, 1.0 - 0.15 * age_factor], np.float32)  # yellows with age
         colors[front] = sclera
         ring = np.clip((radial - PUPIL_RADIUS_MM) / (IRIS_RADIUS_MM - PUPIL_RADIUS_MM), 0, 1)
         iris_shade = iris * (1.25 - 0.45 * ring[:, None] ** 2)
         in_iris = ahead & (radial < IRIS_RADIUS_MM)
+        # arcus senilis: a pale grey ring at the edge of the iris in old age
+        arcus = 0.6 * max(age_factor - 0.4, 0.0) / 0.6 * np.clip((radial - (IRIS_RADIUS_MM - 1.2)) / 0.8, 0, 1)
+        iris_shade = iris_shade * (1 - arcus[:, None]) + np.array([0.62, 0.62, 0.64]) * arcus[:, None]
         colors[front[in_iris]] = np.clip(iris_shade[in_iris], 0, 1)
         colors[front[ahead & (radial < PUPIL_RADIUS_MM)]] = (0.02, 0.02, 0.02)
     return colors

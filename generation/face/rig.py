@@ -86,7 +86,7 @@ def measure_vector(changes: dict[str, float]) -> np.ndarray:
 
 
 def demographic_identity(
-    face_model: FaceModel, male: bool, rng: np.random.Generator, age_factor: float = 0.0, spread: float = 1.0,
+    face_model: FaceModel, male: bool, rng: np.random.Generator, age_factor: float = 0.0, spread: float = 1.3,
 ) -> np.ndarray:
     """Identity coefficients: a N(0, spread^2) draw, plus (through `measure_solver`) a share of the sex difference
     toward the identity's sex with a person-to-person strength, the age change, and random feature-level differences
@@ -97,7 +97,7 @@ def demographic_identity(
     # the model's mean face sits nearer the male average than the female one, so women move further from it
     sex = (0.4 if male else -0.8) * strength * measure_vector(SEX_DIFFERENCE)
     age = age_factor * measure_vector(AGE_CHANGE)
-    features = rng.normal(0.0, 1.0, len(MEASURES)) * measure_vector(FEATURE_SPREAD)
+    features = rng.normal(0.0, 1.5, len(MEASURES)) * measure_vector(FEATURE_SPREAD)
     return (coefficients + solver @ (sex + age + features)).astype(np.float32)
 
 

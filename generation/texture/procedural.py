@@ -132,7 +132,7 @@ class ProceduralTexturer:
         hair_rgb = np.asarray(a.hair_rgb, np.float32)
         grey = np.array([0.80, 0.79, 0.77], np.float32)
         hair = (1 - a.grey_fraction) * hair_rgb + a.grey_fraction * grey
-        brow_hair = (1 - 0.7 * a.grey_fraction) * hair_rgb + 0.7 * a.grey_fraction * grey
+        brow_hair = (1 - 0.6 * a.grey_fraction) * hair_rgb + 0.6 * a.grey_fraction * grey * 0.8
 
         albedo = np.broadcast_to(skin_rgb, shape + (3,)).copy()
         # low-frequency blotchiness and fine pores
@@ -172,7 +172,7 @@ class ProceduralTexturer:
         wobble = 1.6 * _noise3d(trng, pos, 30.0)
         lines = np.clip(np.cos(2 * np.pi * (y + wobble) / 8.5), 0, 1) ** 16
         shade += 0.32 * age**1.2 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0), -1, 1))
-        albedo *= (1 - np.clip(0.55 * shade, 0, 0.6))[..., None]  # the relief below does most of the shading
+        albedo *= (1 - np.clip(0.75 * shade, 0, 0.6))[..., None]  # creases hold dirt and shadow; the relief shades
         relief = skin_relief(masks, pos, lm, age, trng, px) * masks["skin"] if self.relief else None
         if age > 0.45:
             spots = _noise(trng, shape, 2.5 * px) > 3.0 - 0.6 * (age - 0.45)
@@ -236,7 +236,7 @@ class ProceduralTexturer:
         albedo[atlas.region_mask("eye_socket")] = (0.55, 0.36, 0.34)
         image = (np.clip(albedo, 0, 1) * 255 + 0.5).astype(np.uint8)
         return SkinTexture(
-            albedo=image, vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb),
+            albedo=image, vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb, age_factor=a.age_factor),
             normal=None if relief is None else normal_map(atlas, relief),
         )
 
@@ -270,7 +270,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
         height += 0.5 * age * np.exp(-((fold - 5.0) ** 2) / (2 * 3.0**2))
         # under-eye bag and the crease under it
         lid = masks[f"lower_lid_{side}_d"]
-        height += 0.9 * age**1.2 * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
+        height += 0.6 * age**1.2 * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
         height -= 0.6 * age**1.2 * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
         # crow's feet fanning out from the outer eye corner
         corner = lm[36] if side == "right" else lm[45]
@@ -288,7 +288,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     # rings around the neck
     neck = (y < lm[8, 1] - 18) & (y > lm[8, 1] - 75) & (z > -20)
     height -= 0.5 * age**1.3 * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0)) / 16.0), 0, 1) ** 6
-    return height.astype(np.float32)
+    return (height * (1.0 + 0.8 * age)).astype(np.float32)  # old skin creases deeper everywhere
 
 
 def normal_map(atlas: UVAtlas, height_mm: np.ndarray) -> np.ndarray:
