@@ -220,7 +220,7 @@ class FaceRenderer:
         self._normal_texture = None
         self._linear_colors = None
         self._normal_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._hair_source, self._hair_cached = None, None
+        self._hair_source = None
 
     def _stage(self, view: View, lighting: Lighting | None = None) -> None:
         pose = self.camera_pose(view)
@@ -287,26 +287,34 @@ class FaceRenderer:
                 material=material,
             )
             primitives = [skin, self._primitive(vertices, normals, self._linear_colors, self._plain_faces)]
-        if hair is not None:
-            primitives.append(self._hair_primitive(hair))
         self._show("shaded", pyrender.Mesh(primitives))
+        self._show_hair(hair)
         self._offscreen._renderer.samples = 4 if self.msaa else 0
         color, depth = self._offscreen.render(self._scene, flags=pyrender.RenderFlags.RGBA)
         return np.ascontiguousarray(color), depth
 
-    def _hair_primitive(self, hair):
-        if self._hair_source is not hair:  # one identity's hair is drawn for many frames: build it once
+    def _show_hair(self, hair) -> None:
+        """Show `hair` (a `HairMesh`, or None) beside the shaded mesh. One identity's hair is drawn for many frames,
+        so it stays in the scene as its own node until another identity's hair replaces it."""
+        if self._hair_source is not hair:
             self._hair_source = hair
-            self._hair_cached = self._pyrender.Primitive(
-                positions=hair.vertices,
-                normals=vertex_normals(hair.vertices, hair.faces),
-                color_0=srgb_to_linear(hair.colors),
-                indices=hair.faces,
-                material=self._pyrender.MetallicRoughnessMaterial(
-                    metallicFactor=0.0, roughnessFactor=hair.roughness, doubleSided=True
-                ),
-            )
-        return self._hair_cached
+            old = self._mesh_nodes.pop("hair", None)
+            if old is not None:
+                self._scene.remove_node(old)
+            if hair is not None:
+                primitive = self._pyrender.Primitive(
+                    positions=hair.vertices,
+                    normals=vertex_normals(hair.vertices, hair.faces),
+                    color_0=srgb_to_linear(hair.colors),
+                    indices=hair.faces,
+                    material=self._pyrender.MetallicRoughnessMaterial(
+                        metallicFactor=0.0, roughnessFactor=hair.roughness, doubleSided=True
+                    ),
+                )
+                self._mesh_nodes["hair"] = self._scene.add(self._pyrender.Mesh([primitive]))
+        node = self._mesh_nodes.get("hair")
+        if node is not None:
+            node.mesh.is_visible = hair is not None
 
     def _primitive(self, vertices, normals, colors, faces):
         return self._pyrender.Primitive(
