@@ -93,3 +93,32 @@ def dataset_preview_sheet(folder: str | Path, output: str | Path, max_identities
     fig.savefig(output, dpi=100)
     plt.close(fig)
     return output
+
+
+def identity_sheet(folder: str | Path, count: int = 24, view: str = "frontal", columns: int = 8, tile: int = 128):
+    """A grid of the neutral `view` images of the first `count` identities of a dataset folder (by identity id),
+    each labelled with its intended age, gender and ethnicity: the sheet to judge who the faces are. PIL image."""
+    from PIL import ImageDraw
+
+    wanted = ["identity_id", "expression_index", "view", "age", "gender", "ethnicity", "image"]
+    faces: dict[str, tuple] = {}
+    for shard in sorted((Path(folder) / "data").glob("*.parquet")):
+        features = datasets.Features.from_arrow_schema(pq.read_schema(shard))
+        name = {k: features[k].int2str for k in ("view", "gender", "ethnicity") if hasattr(features[k], "int2str")}
+        for row in pq.read_table(shard, columns=wanted).to_pylist():
+            row.update({k: decode(row[k]) for k, decode in name.items()})  # class labels are stored as integers
+            if row["expression_index"] == 0 and row["view"] == view:
+                faces[row["identity_id"]] = (row["age"], row["gender"], row["ethnicity"], row["image"]["bytes"])
+    chosen = [faces[key] for key in sorted(faces)[:count]]
+    if not chosen:
+        raise ValueError(f"no neutral {view!r} images under {folder}/data: is it a generated dataset folder?")
+    rows = -(-len(chosen) // columns)
+    sheet = Image.new("RGB", (columns * tile, rows * tile), (255, 255, 255))
+    for k, (age, gender, ethnicity, data) in enumerate(chosen):
+        face = Image.open(io.BytesIO(data)).convert("RGB").resize((tile, tile), Image.LANCZOS)
+        label = f"{age} {gender[0].upper()} {ethnicity.split('/')[0]}"
+        draw = ImageDraw.Draw(face)
+        draw.rectangle((0, tile - 13, tile, tile), fill=(0, 0, 0))
+        draw.text((3, tile - 12), label, fill=(255, 255, 255))
+        sheet.paste(face, ((k % columns) * tile, (k // columns) * tile))
+    return sheet

@@ -139,3 +139,13 @@ def test_hair_styles_overlap_between_sexes():
     assert styles["male"]["long_straight"] + styles["male"]["long_wavy"] + styles["male"]["medium"] > 0
     long_hair = lambda c: c["long_straight"] + c["long_wavy"]  # noqa: E731
     assert long_hair(styles["female"]) > 3 * long_hair(styles["male"])
+
+
+def test_one_renderer_switches_hair_between_frames_and_identities(renderer, face_model):
+    displacement = np.zeros(face_model.num_vertices, np.float32)
+    short, long = _hair(face_model, "short"), _hair(face_model, "long_wavy")
+    frames = [renderer.render(face_model.neutral, FRONTAL, displacement=displacement, hair=h).image
+              for h in (short, short, long, None, short)]
+    assert np.array_equal(frames[0], frames[1]) and np.array_equal(frames[0], frames[4])
+    assert not np.array_equal(frames[0], frames[2]) and not np.array_equal(frames[0], frames[3])
+    assert np.array_equal(frames[3], renderer.render(face_model.neutral, FRONTAL).image)

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from generation.sampling.au_sampling import PSPI_LEVELS, pspi_target, sample_pain_action_units
@@ -210,3 +211,20 @@ def test_unwritable_output(tmp_path, face_model_file):
     blocker.write_text("x")
     result = run_generate(blocker / "out", face_model=face_model_file)
     assert result.returncode == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_identity_sheet_labels_every_identity_of_a_dataset(reference, tmp_path):
+    from dataset_builder.preview import identity_sheet
+
+    sheet = identity_sheet(reference, count=24, columns=4, tile=64)
+    identities = {p for p in pq.read_table(next((reference / "data").glob("*.parquet")), columns=["identity_id"])
+                  .column("identity_id").to_pylist()}
+    assert sheet.height >= 64 and sheet.width == 4 * 64
+    assert len(identities) >= 1
+    with pytest.raises(ValueError, match="no neutral 'top' images"):
+        identity_sheet(reference, view="top")
+    out = tmp_path / "sheet.png"
+    result = subprocess.run([sys.executable, "scripts/identity_sheet.py", f"mini={reference}", "--output", str(out)],
+                            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and out.stat().st_size > 1000
