@@ -130,7 +130,8 @@ class PainFaceGenerator:
         demographics = spec.demographics
         all_aus = (*PAIN_AUS, *config.extended_aus)
         rows = []
-        for view_number, view in enumerate(config.views):
+        for view_number, named_view in enumerate(config.views):
+            view = named_view.jittered(*spec.camera)
             # 4. background: shared by the neutral and pain renders of this view
             background = self.background(spec, view_number, view, neutral, texture, hair)
             expressions = [(neutral, None, {})] + [(p, d, aus) for p, d, aus in zip(pains, displacements, spec.expressions)]

@@ -203,8 +203,12 @@ class FaceRenderer:
         )
 
     def camera_pose(self, view: View) -> np.ndarray:
-        eye = self.target + self.distance * _direction(view.yaw, view.pitch)
-        return _look_at(eye, self.target.copy())
+        eye = self.target + self.distance * view.distance_scale * _direction(view.yaw, view.pitch)
+        pose = _look_at(eye, self.target.copy())
+        if view.roll:
+            c, s = np.cos(np.radians(view.roll)), np.sin(np.radians(view.roll))
+            pose[:3, :2] = pose[:3, :2] @ np.array([[c, s], [-s, c]])  # turn the camera about its viewing axis
+        return pose
 
     # ----------------------------------------------------------------------------------------------- passes
     # One persistent scene holds the shaded mesh and the id mesh (only one visible per pass), so buffers and the
@@ -228,11 +232,14 @@ class FaceRenderer:
         if lighting is None:
             return
         self._scene.ambient_light = np.full(3, lighting.ambient)
-        lights = ((lighting.key_direction, lighting.key_intensity), (lighting.fill_direction, lighting.fill_intensity))
-        for node, (direction, intensity) in zip(self._light_nodes, lights):
+        lights = (
+            (lighting.key_direction, lighting.key_intensity, lighting.color),
+            (lighting.fill_direction, lighting.fill_intensity, lighting.fill_color),
+        )
+        for node, (direction, intensity, color) in zip(self._light_nodes, lights):
             light_dir = pose[:3, :3] @ _direction(*direction)  # from the head toward the light, world space
             node.light.intensity = intensity
-            node.light.color = np.asarray(lighting.color, dtype=np.float32)
+            node.light.color = np.asarray(color, dtype=np.float32)
             self._scene.set_pose(node, _look_at(self.target + light_dir * 1000.0, self.target.copy()))
 
     def _show(self, name: str, mesh) -> None:

@@ -9,11 +9,19 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class View:
     """A camera orbiting the head. `yaw` > 0 moves the camera toward the subject's left (+x); `pitch` > 0 looks
-    from above. Degrees."""
+    from above; `roll` > 0 turns the image counter-clockwise. Degrees. `distance_scale` moves the camera nearer
+    (< 1) or farther (> 1) than the default framing."""
 
     name: str
     yaw: float = 0.0
     pitch: float = 0.0
+    roll: float = 0.0
+    distance_scale: float = 1.0
+
+    def jittered(self, yaw: float, pitch: float, roll: float, distance_scale: float) -> "View":
+        """The same named view moved by small per-identity offsets (degrees) and distance factor."""
+        return View(self.name, round(self.yaw + yaw, 3), round(self.pitch + pitch, 3), round(self.roll + roll, 3),
+                    round(self.distance_scale * distance_scale, 4))
 
 
 DEFAULT_VIEWS: tuple[View, ...] = (View("frontal", 0.0, 0.0), View("left", 35.0, 5.0), View("right", -35.0, 5.0))
@@ -30,3 +38,4 @@ class Lighting:
     fill_intensity: float = 1.3
     ambient: float = 0.35
     color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    fill_color: tuple[float, float, float] = (1.0, 1.0, 1.0)  # light bounced off coloured walls, a window, a lamp

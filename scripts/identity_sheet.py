@@ -36,7 +36,7 @@ def main() -> None:
     for part in parts:
         out.paste(part, (0, y))
         y += part.height
-    out.save(args.output, optimize=True)
+    out.save(args.output, optimize=True, quality=88)  # quality: for .jpg outputs
     print(f"wrote {args.output} ({out.width}x{out.height})")
 
 

@@ -30,6 +30,7 @@ class IdentitySpec:
     coefficients: np.ndarray
     lighting: Lighting
     expressions: tuple[dict, ...]  # pain AU intensities, expression_index 1..K
+    camera: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)  # yaw, pitch, roll offsets (deg), distance
 
 
 def identity_id(index: int) -> str:
@@ -45,6 +46,18 @@ def identity_split(config: GenerationConfig, index: int) -> str:
     return SPLITS[int(np.searchsorted(np.cumsum(counts), slot, side="right"))]
 
 
+# Fill light colours: neutral most often, else warm lamp, cool window or daylight, greenish or pinkish walls.
+FILL_TINTS = ((1.0, 1.0, 1.0), (1.0, 1.0, 1.0), (1.0, 1.0, 1.0), (1.0, 0.85, 0.65), (0.75, 0.85, 1.0),
+              (0.85, 1.0, 0.85), (1.0, 0.85, 0.9))
+
+
+def sample_camera(rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """Small per-identity camera offsets, as between photo sessions: yaw and pitch (+/- 4 and 3 degrees), roll
+    (+/- 3 degrees) and distance (+/- 7%)."""
+    return (float(rng.uniform(-4, 4)), float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3)),
+            float(rng.uniform(0.93, 1.07)))
+
+
 def sample_lighting(rng: np.random.Generator) -> Lighting:
     warmth = rng.uniform(-0.08, 0.08)
     return Lighting(
@@ -54,6 +67,7 @@ def sample_lighting(rng: np.random.Generator) -> Lighting:
         fill_intensity=float(rng.uniform(0.5, 1.6)),
         ambient=float(rng.uniform(0.2, 0.5)),
         color=(1.0 + warmth, 1.0, 1.0 - warmth),
+        fill_color=tuple(float(c) for c in FILL_TINTS[int(rng.integers(len(FILL_TINTS)))]),
     )
 
 
@@ -80,4 +94,5 @@ def identity_spec(config: GenerationConfig, face_model: FaceModel, index: int) -
         coefficients=coefficients,
         lighting=lighting,
         expressions=expressions,
+        camera=sample_camera(stream("camera", config.seed, index)),
     )

@@ -165,13 +165,13 @@ class ProceduralTexturer:
             angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
             lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
             rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(trng, pos, 12.0)), 0, 1) ** 12
-            shade += 0.22 * age**1.3 * rays * lateral * _smoothstep(5, 8, r) * (1 - _smoothstep(14, 20, r))
+            shade += 0.22 * age**0.9 * rays * lateral * _smoothstep(5, 8, r) * (1 - _smoothstep(14, 20, r))
         brow_top = lm[17:27, 1].max()
         forehead = _smoothstep(brow_top + 6, brow_top + 12, y) * (1 - _smoothstep(brow_top + 38, brow_top + 48, y))
         forehead *= (z > lm[0, 2]) * (np.abs(x) < 45)
         wobble = 1.6 * _noise3d(trng, pos, 30.0)
         lines = np.clip(np.cos(2 * np.pi * (y + wobble) / 8.5), 0, 1) ** 16
-        shade += 0.32 * age**1.2 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0), -1, 1))
+        shade += 0.32 * age**0.9 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0), -1, 1))
         albedo *= (1 - np.clip(0.75 * shade, 0, 0.6))[..., None]  # creases hold dirt and shadow; the relief shades
         relief = skin_relief(masks, pos, lm, age, trng, px) * masks["skin"] if self.relief else None
         if age > 0.45:
@@ -256,13 +256,13 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     forehead *= front * (1 - _smoothstep(38, 48, np.abs(x)))
     wobble = 2.0 * _noise3d(rng, pos, 30.0)
     furrows = np.clip(np.cos(2 * np.pi * (y + wobble) / 9.0), 0, 1) ** 10
-    height -= 0.55 * age**1.2 * furrows * forehead * np.clip(0.7 + 0.5 * _noise3d(rng, pos, 35.0), 0, 1)
+    height -= 0.55 * age**0.9 * furrows * forehead * np.clip(0.7 + 0.5 * _noise3d(rng, pos, 35.0), 0, 1)
     # frown lines between the brows
     for side in (-1, 1):
         d = np.hypot((x - side * 5.5) / 0.9, np.clip(y - (brow_low + brow_top) / 2, -9, 9) * 0) * front
         glabella = np.exp(-((x - side * 5.5) ** 2) / 1.2) * _smoothstep(brow_low - 6, brow_low, y)
         glabella *= 1 - _smoothstep(brow_top + 4, brow_top + 12, y)
-        height -= 0.4 * age**1.3 * glabella * front * (d >= 0)
+        height -= 0.4 * age**0.9 * glabella * front * (d >= 0)
     for side in ("right", "left"):
         # nasolabial fold: a valley with the cheek bulging above it
         fold = masks[f"fold_{side}_d"]
@@ -270,24 +270,24 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
         height += 0.5 * age * np.exp(-((fold - 5.0) ** 2) / (2 * 3.0**2))
         # under-eye bag and the crease under it
         lid = masks[f"lower_lid_{side}_d"]
-        height += 0.6 * age**1.2 * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
-        height -= 0.6 * age**1.2 * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
+        height += 0.6 * age**0.9 * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
+        height -= 0.6 * age**0.9 * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
         # crow's feet fanning out from the outer eye corner
         corner = lm[36] if side == "right" else lm[45]
         r = np.hypot(x - corner[0], y - corner[1])
         angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
         lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
         rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0)), 0, 1) ** 8
-        height -= 0.35 * age**1.3 * rays * lateral * _smoothstep(4, 7, r) * (1 - _smoothstep(15, 22, r))
+        height -= 0.35 * age**0.9 * rays * lateral * _smoothstep(4, 7, r) * (1 - _smoothstep(15, 22, r))
         # marionette line from the mouth corner down toward the jaw
         mouth = lm[48] if side == "right" else lm[54]
         outward = -1 if side == "right" else 1
         line = np.array([mouth[:2] + [outward * 1.5, -2.0], mouth[:2] + [outward * 5.0, -20.0]])
         d, _ = _polyline_distance(np.stack([x, y], -1).reshape(-1, 2), line)
-        height -= 0.9 * age**1.5 * np.exp(-(d.reshape(shape) ** 2) / 3.0) * front
+        height -= 0.9 * age**0.9 * np.exp(-(d.reshape(shape) ** 2) / 3.0) * front
     # rings around the neck
     neck = (y < lm[8, 1] - 18) & (y > lm[8, 1] - 75) & (z > -20)
-    height -= 0.5 * age**1.3 * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0)) / 16.0), 0, 1) ** 6
+    height -= 0.5 * age**0.9 * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0)) / 16.0), 0, 1) ** 6
     return (height * (1.0 + 0.8 * age)).astype(np.float32)  # old skin creases deeper everywhere
 
 
