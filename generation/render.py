@@ -41,6 +41,7 @@ REGION_COLORS: dict[str, tuple[float, float, float]] = {
 IRIS_COLOR = (0.30, 0.18, 0.10)
 SCLERA_COLOR = (0.78, 0.73, 0.69)
 SKIN_ROUGHNESS = 0.62
+ORBIT_DEPTH_MM = 45.0
 IRIS_RADIUS_MM = 5.8
 PUPIL_RADIUS_MM = 2.0
 
@@ -181,10 +182,14 @@ class FaceRenderer:
         # Framing: the Multi-PIE landmarks of the mean face plus forehead and margin fill the frame.
         landmarks = face_model.neutral[face_model.landmarks]
         low, high = landmarks.min(axis=0), landmarks.max(axis=0)
-        self.target = np.array([0.0, (low[1] + high[1]) / 2 + 26.0, (low[2] + high[2]) / 2], dtype=np.float64)
+        # The camera orbits a point inside the head (behind the face by ORBIT_DEPTH_MM), so side views keep the head,
+        # not the tip of the nose, in the middle of the frame.
+        self.target = np.array(
+            [0.0, (low[1] + high[1]) / 2 + 26.0, (low[2] + high[2]) / 2 - ORBIT_DEPTH_MM], dtype=np.float64
+        )
         half_height = (high[1] - low[1]) / 2 + 56.0  # room for the crown and the hair
         self.yfov = np.radians(yfov_deg)
-        self.distance = half_height / np.tan(self.yfov / 2) + (high[2] - low[2]) / 2
+        self.distance = half_height / np.tan(self.yfov / 2) + (high[2] - low[2]) / 2 + ORBIT_DEPTH_MM
         self.camera = pyrender.PerspectiveCamera(yfov=self.yfov, aspectRatio=1.0, znear=50.0, zfar=5000.0)
         self.projection = self.camera.get_projection_matrix(self.image_size, self.image_size)
 

@@ -18,9 +18,9 @@ class View:
     roll: float = 0.0
     distance_scale: float = 1.0
 
-    def jittered(self, yaw: float, pitch: float, roll: float, distance_scale: float) -> "View":
-        """The same named view moved by small per-identity offsets (degrees) and distance factor."""
-        return View(self.name, round(self.yaw + yaw, 3), round(self.pitch + pitch, 3), round(self.roll + roll, 3),
+    def jittered(self, roll: float, distance_scale: float) -> "View":
+        """The same named view, turned by `roll` degrees and moved by a distance factor (one identity's camera)."""
+        return View(self.name, self.yaw, self.pitch, round(self.roll + roll, 3),
                     round(self.distance_scale * distance_scale, 4))
 
 

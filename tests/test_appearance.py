@@ -149,3 +149,22 @@ def test_one_renderer_switches_hair_between_frames_and_identities(renderer, face
     assert np.array_equal(frames[0], frames[1]) and np.array_equal(frames[0], frames[4])
     assert not np.array_equal(frames[0], frames[2]) and not np.array_equal(frames[0], frames[3])
     assert np.array_equal(frames[3], renderer.render(face_model.neutral, FRONTAL).image)
+
+
+def test_camera_roll_and_distance_move_the_true_landmarks(renderer, face_model):
+    base = renderer.render(face_model.neutral, FRONTAL, rgb=False).landmarks_2d
+    rolled = renderer.render(face_model.neutral, FRONTAL.jittered(10.0, 1.0), rgb=False).landmarks_2d
+    nearer = renderer.render(face_model.neutral, FRONTAL.jittered(0.0, 0.9), rgb=False).landmarks_2d
+    centre = renderer.image_size / 2
+    angle = lambda points: np.degrees(np.arctan2(*(points[45] - points[36])[::-1]))  # noqa: E731
+    assert abs((angle(base) - angle(rolled)) - 10.0) < 0.5  # counter-clockwise in the image (y down)
+    spread = lambda points: np.linalg.norm(points - centre, axis=1).mean()  # noqa: E731
+    assert spread(nearer) > 1.05 * spread(base)
+
+
+def test_identities_get_their_own_camera_and_fill_light(face_model):
+    config = GenerationConfig(num_identities=4)
+    specs = [identity_spec(config, face_model, index) for index in range(4)]
+    assert len({spec.camera for spec in specs}) == 4
+    assert all(abs(roll) <= 3 and 0.93 <= scale <= 1.07 for roll, scale in (spec.camera for spec in specs))
+    assert identity_spec(config, face_model, 2).camera == specs[2].camera
