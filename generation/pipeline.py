@@ -19,19 +19,20 @@ from .background.inpaint import SOURCE_BACKGROUND, BackgroundInpainter
 from .background.procedural import sample_background
 from .background.prompts import scene_prompt
 from .config import BACKGROUNDS, GenerationConfig
+from .face.hair import COVERINGS, build_hair
 from .face.model import FaceModel
-from .face.hair import build_hair
 from .face.rig import age_sag_offsets, pose_face
 from .facs import PAIN_AUS, pspi
 from .render import FaceRenderer, displacement_mm
 from .rng import stream
+from .sampling.appearance import Appearance
 from .sampling.identity import IdentitySpec, identity_id, identity_spec, identity_split, sample_lighting
 from .texture import create_texturer
 from .views import View
 
 __all__ = [
     "BACKGROUNDS", "GenerationConfig", "IdentitySpec", "PainFaceGenerator", "encode_heatmap", "encode_png",
-    "identity_id", "identity_spec", "identity_split", "sample_lighting",
+    "identity_hair", "identity_id", "identity_spec", "identity_split", "sample_lighting",
 ]
 
 
@@ -45,6 +46,21 @@ def encode_heatmap(heatmap_mm: np.ndarray, compress_level: int) -> bytes:
     """Millimetres -> 16-bit PNG of micrometres (lossless to 1 um up to 65.535 mm)."""
     micrometres = np.clip(np.rint(heatmap_mm * HEATMAP_UNITS_PER_MM), 0, 65535).astype(np.uint16)
     return encode_png(micrometres, compress_level)
+
+
+def identity_hair(face_model: FaceModel, neutral: np.ndarray, appearance: Appearance, rng: np.random.Generator):
+    """The hair or head covering an `appearance` asks for (a `HairMesh`, or None for a bald head), fitted to the
+    identity's neutral head (mm); greyed by age, fabric-coloured for coverings."""
+    a = appearance
+    covering = a.hair_style in COVERINGS
+    grey = np.array([0.80, 0.79, 0.77])
+    color = a.covering_rgb if covering else (1 - a.grey_fraction) * np.asarray(a.hair_rgb) + a.grey_fraction * grey
+    brow_top = float(neutral[face_model.landmarks][17:27, 1].max())
+    return build_hair(
+        face_model, neutral, a.hair_style, tuple(color), front_hairline_y=brow_top + a.hairline_mm, rng=rng,
+        temple_dip=a.temple_dip_mm, volume=a.hair_volume, length_scale=a.hair_length_scale,
+        roughness=0.8 if covering else 0.7,
+    )
 
 
 class PainFaceGenerator:
@@ -86,19 +102,8 @@ class PainFaceGenerator:
         return neutral, pains
 
     def hair(self, spec: IdentitySpec, neutral: np.ndarray):
-        """The identity's hair or head covering (a `HairMesh`, or None for a bald head), fitted to its neutral head."""
-        a = spec.appearance
-        landmarks = neutral[self.face_model.landmarks]
-        covering = a.hair_style in ("headscarf", "cap")
-        grey = np.array([0.80, 0.79, 0.77])
-        color = a.covering_rgb if covering else (1 - a.grey_fraction) * np.asarray(a.hair_rgb) + a.grey_fraction * grey
-        return build_hair(
-            self.face_model, neutral, a.hair_style, tuple(color),
-            front_hairline_y=float(landmarks[17:27, 1].max() + a.hairline_mm),
-            rng=stream("hair", self.config.seed, spec.index),
-            temple_dip=a.temple_dip_mm, volume=a.hair_volume, length_scale=a.hair_length_scale,
-            roughness=0.8 if covering else 0.62,
-        )
+        """The identity's hair or head covering (a `HairMesh`, or None for a bald head)."""
+        return identity_hair(self.face_model, neutral, spec.appearance, stream("hair", self.config.seed, spec.index))
 
     def background(
         self, spec: IdentitySpec, view_number: int, view: View, neutral: np.ndarray, texture, hair=None

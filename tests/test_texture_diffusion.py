@@ -288,16 +288,19 @@ def test_inpainted_background_keeps_face_pixels_exactly(face_model, renderer, ti
     spec = identity_spec(config, face_model, 1)
     neutral, pains = generator.meshes(spec)
     texture = generator.texturer(spec.appearance, None)
-    plate = generator.background(spec, 0, FRONTAL, neutral, texture)
+    hair, view = generator.hair(spec, neutral), FRONTAL.jittered(*spec.camera)  # as the generator renders the row
+    plate = generator.background(spec, 0, view, neutral, texture, hair)
     assert plate.shape == (128, 128, 3) and plate.dtype == np.uint8
-    assert np.array_equal(plate, generator.background(spec, 0, FRONTAL, neutral, texture))  # seeded per view
+    assert np.array_equal(plate, generator.background(spec, 0, view, neutral, texture, hair))  # seeded per view
     rows = generator(spec)
     from PIL import Image
     import io
 
     for row, vertices in zip(rows, [neutral, *pains]):
         image = np.asarray(Image.open(io.BytesIO(row["image"]["bytes"])))
-        plain = renderer.render(vertices, FRONTAL, lighting=spec.lighting, texture=texture, background=SOURCE_BACKGROUND)
+        plain = renderer.render(
+            vertices, view, lighting=spec.lighting, texture=texture, background=SOURCE_BACKGROUND, hair=hair
+        )
         coverage = plain.mask.astype(np.float32)
         face = uniform_filter(coverage, size=3, mode="nearest") == 1  # all but the anti-aliased silhouette ring
         assert face.sum() > 3000 and np.array_equal(image[face], plain.image[face])
