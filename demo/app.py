@@ -99,7 +99,8 @@ def rig_tab(studio: FaceStudio | None, problem: str | None) -> None:
                 pain_out = gr.Image(label="Pain", format="png", elem_id="pain-image", buttons=["download"])
                 heatmap_out = gr.Image(label="Heatmap (mm moved)", format="png", elem_id="heatmap-image",
                                        buttons=["download"])  # fmt: skip
-            labels_out = gr.JSON(label="Labels", elem_id="rig-labels", open=False)
+            with gr.Accordion("Labels (as in a dataset row)", open=False):
+                labels_out = gr.JSON(label="Labels", elem_id="rig-labels")
             gr.Markdown(
                 "The heatmap is how far each visible point of the face moved from the neutral face, in millimetres, "
                 "on a fixed scale. A render takes about a tenth of a second once the identity is cached. "
@@ -126,7 +127,7 @@ def rig_tab(studio: FaceStudio | None, problem: str | None) -> None:
             "view": view,
             "render_seconds": round(out.seconds, 3),
         }
-        text = f"### {pspi_formula(action_units)} / {PSPI_MAX}"
+        text = f"### PSPI = {out.pspi:g} / {PSPI_MAX}\n{pspi_formula(action_units)}"
         return out.neutral, out.pain, out.heatmap, text, labels
 
     inputs = [*(sliders[name] for name in (*PAIN_AUS, *EXTENDED_AUS)), age, gender, ethnicity, seed, view, landmarks]
@@ -170,9 +171,10 @@ def estimate_tab(estimator: PainEstimator | None, problem: str | None) -> None:
                 with gr.Column(min_width=260):
                     bars = gr.HTML(label="Action units", elem_id="au-bars")
                     face_seen = gr.Image(label="What the model saw", format="png", height=200, elem_id="aligned-face")
-            attention = gr.Gallery(label="Per-AU attention over the face", columns=6, height="auto", format="png",
-                                   elem_id="attention-maps")  # fmt: skip
-            result_json = gr.JSON(label="Result", open=False, elem_id="estimate-json")
+            attention = gr.Gallery(label="Per-AU attention over the face (au_attentions)", columns=6, height=190,
+                                   object_fit="contain", format="png", elem_id="attention-maps")  # fmt: skip
+            with gr.Accordion("Result (JSON)", open=False):
+                result_json = gr.JSON(label="Result", elem_id="estimate-json")
 
     def estimate(image, neutral_image=None, face_crop=False):
         """Estimate PSPI, AU intensities and pain probabilities from a face photo (and a neutral photo)."""
@@ -212,16 +214,19 @@ def browse_tab(default_folder: str | None, gallery_size: int = 12) -> None:
     summary = gr.Markdown(elem_id="dataset-summary")
     with gr.Row():
         split = gr.Dropdown([ANY], value=ANY, label="Split", elem_id="filter-split")
-        pspi_min = gr.Slider(0, PSPI_MAX, value=0, step=1, label="PSPI from")
+        pspi_min = gr.Slider(0, PSPI_MAX, value=1, step=1, label="PSPI from")
         pspi_max = gr.Slider(0, PSPI_MAX, value=PSPI_MAX, step=1, label="PSPI to")
     with gr.Row():
         age_group = gr.Dropdown([ANY, *AGE_GROUP_NAMES], value=ANY, label="Age group")
         gender = gr.Dropdown([ANY, *GENDERS], value=ANY, label="Gender")
         ethnicity = gr.Dropdown([ANY, *ETHNICITIES], value=ANY, label="Ethnicity")
         view = gr.Dropdown([ANY], value=ANY, label="View")
-    gallery = gr.Gallery(label="neutral | pain | heatmap", columns=2, height="auto", format="png",
-                         elem_id="dataset-gallery")  # fmt: skip
-    labels = gr.JSON(label="Row labels (select an image)", elem_id="row-labels")
+    with gr.Row():
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(label="neutral | pain | heatmap (0-12 mm)", columns=2, height=520,
+                                 object_fit="contain", format="png", elem_id="dataset-gallery")  # fmt: skip
+        with gr.Column(scale=2):
+            labels = gr.JSON(label="Row labels (select an image)", elem_id="row-labels", height=520)
     shown = gr.State([])
 
     def browser_for(path: str) -> DatasetBrowser:

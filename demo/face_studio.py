@@ -51,7 +51,7 @@ def _font(size: int):
 def heatmap_with_colorbar(heatmap_mm: np.ndarray, vmax: float = HEATMAP_VIEW_MAX_MM) -> np.ndarray:
     """The colourised heatmap (fixed 0..vmax mm scale) with a labelled colour bar on its right; uint8 RGB."""
     size = heatmap_mm.shape[0]
-    bar_width, margin = max(10, size // 20), max(44, size // 5)
+    bar_width, margin = max(10, size // 20), max(56, size // 4)
     canvas = Image.new("RGB", (size + margin, size), (255, 255, 255))
     canvas.paste(Image.fromarray(colorize_heatmap(heatmap_mm, vmax)), (0, 0))
     pad = max(8, size // 24)
@@ -62,8 +62,8 @@ def heatmap_with_colorbar(heatmap_mm: np.ndarray, vmax: float = HEATMAP_VIEW_MAX
     for tick in np.linspace(0.0, vmax, 5):
         y = pad + (1 - tick / vmax) * (size - 2 * pad - 1)
         draw.line([(x0 + bar_width, y), (x0 + bar_width + 3, y)], fill=(40, 40, 40))
-        draw.text((x0 + bar_width + 5, y), f"{tick:g}", fill=(40, 40, 40), font=font, anchor="lm")
-    draw.text((x0 + bar_width // 2, size - pad // 2), "mm", fill=(40, 40, 40), font=font, anchor="mm")
+        label = f"{tick:g} mm" if tick == vmax else f"{tick:g}"
+        draw.text((x0 + bar_width + 5, y), label, fill=(40, 40, 40), font=font, anchor="lm")
     return np.asarray(canvas)
 
 

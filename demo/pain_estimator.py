@@ -12,7 +12,6 @@ import numpy as np
 from PIL import Image
 
 import modeling_vitpain  # noqa: F401  (registers ViTPain and the pain-estimation task)
-from generation.facs import ACTION_UNITS
 from generation.preview import colorize_heatmap
 
 TRAIN_COMMAND = (
@@ -175,13 +174,13 @@ def attention_overlays(face: Image.Image, attentions: np.ndarray, action_units: 
     base = np.asarray(face.convert("RGB").resize((size, size), Image.Resampling.BILINEAR), np.float32)
     out = []
     for name, attention in zip(action_units, attentions):
-        weights = attention.reshape(grid, grid)
-        weights = weights / max(float(weights.max()), 1e-12)
+        # in multiples of uniform attention, shown from 0 to at least 2x uniform: a flat map stays dim
+        weights = attention.reshape(grid, grid) * attention.size
+        weights = np.clip(weights / max(2.0, float(weights.max())), 0.0, 1.0)
         heat = Image.fromarray((weights * 255).astype(np.uint8)).resize((size, size), Image.Resampling.BICUBIC)
         colour = colorize_heatmap(np.asarray(heat, np.float32) / 255.0, vmax=1.0).astype(np.float32)
         blended = (0.45 * base + 0.55 * colour).clip(0, 255).astype(np.uint8)
-        description = ACTION_UNITS[name].description if name in ACTION_UNITS else name
-        out.append((Image.fromarray(blended), f"{name} {description}: {action_units[name]:.2f}"))
+        out.append((Image.fromarray(blended), f"{name}: {action_units[name]:.2f}"))
     return out
 
 

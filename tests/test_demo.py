@@ -1,0 +1,267 @@
+"""The demo Space (demo/app.py): its engines directly, its API through gradio_client, and its page in a real browser
+(Playwright driving Chromium headless). The server is a real `python demo/app.py` process on a free local port with
+a tiny random-weight ViTPain and a small generated dataset."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "demo"
+sys.path.insert(0, str(DEMO))
+
+from dataset_browser import DatasetBrowser  # noqa: E402
+from face_studio import FaceStudio, heatmap_with_colorbar, pspi_formula  # noqa: E402
+from pain_estimator import FaceAligner, NoFaceError, similarity_transform  # noqa: E402
+
+from generation import pspi  # noqa: E402
+from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel  # noqa: E402
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+def chromium_path() -> str:
+    for candidate in (os.environ.get("PAIN3D_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    pytest.fail("the browser test needs Chromium: `apt-get install chromium` (or set PAIN3D_CHROMIUM to a Chrome binary)")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("demo-model") / "vitpain-tiny"
+    backbone = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "intermediate_size": 37, "image_size": 32, "patch_size": 8}  # fmt: skip
+    torch.manual_seed(0)
+    model = ViTPainModel(ViTPainConfig(backbone_config=backbone, head_hidden_size=16, au_head_hidden_size=16))
+    model.save_pretrained(folder)
+    ViTPainImageProcessor.from_model_config(model.config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory, face_model_file) -> Path:
+    out = tmp_path_factory.mktemp("demo-data") / "3dpain-tiny"
+    command = [sys.executable, "-m", "generation.cli", "generate", "--output", str(out), "--num-identities", "3",
+               "--expressions-per-identity", "2", "--views", "frontal,left", "--image-size", "128", "--workers", "1",
+               "--face-model", str(face_model_file)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def studio(face_model):
+    studio = FaceStudio(face_model, image_size=128)
+    yield studio
+    studio.close()
+
+
+# ----------------------------------------------------------------------------------------------- the engines
+def test_pspi_formula_fills_in_the_terms():
+    aus = {"AU4": 3, "AU6": 2, "AU7": 4, "AU10": 1, "AU43": 1, "AU12": 5}
+    assert pspi_formula(aus) == (
+        f"PSPI = AU4 + max(AU6, AU7) + max(AU9, AU10) + AU43 = 3 + max(2, 4) + max(0, 1) + 1 = {pspi(aus):g}"
+    )
+    assert pspi(aus) == 9
+
+
+def test_heatmap_colour_bar_uses_the_fixed_scale():
+    flat = heatmap_with_colorbar(np.zeros((128, 128), np.float32))
+    hot = heatmap_with_colorbar(np.full((128, 128), 20.0, np.float32))
+    assert flat.shape == hot.shape and flat.shape[0] == 128 and flat.shape[1] > 128  # the bar sits on the right
+    assert np.array_equal(flat[:, 128:], hot[:, 128:])  # the bar does not depend on the data
+    assert flat[64, 64].sum() < 60 and hot[64, 64].sum() > 500  # 0 mm dark, beyond the scale's top bright
+
+
+def test_studio_keeps_the_identity_and_only_re_rigs(studio):
+    first = studio.render({"AU4": 0}, age=62, gender="male", ethnicity="South Asian", seed=5)
+    second = studio.render({"AU4": 5}, age=62, gender="male", ethnicity="South Asian", seed=5)
+    assert not first.identity_cached and second.identity_cached
+    assert np.array_equal(first.neutral, second.neutral)  # same person, same view
+    assert np.array_equal(first.pain, first.neutral) and first.heatmap_mm.max() == 0  # no AU: no movement
+    assert np.abs(second.pain.astype(int) - first.pain.astype(int)).mean() > 0.5
+    assert 3 < second.heatmap_mm.max() < 20 and second.pspi == 5
+    other = studio.render({"AU4": 5}, age=62, gender="female", ethnicity="South Asian", seed=5)
+    assert not other.identity_cached and not np.array_equal(other.neutral, first.neutral)
+    with pytest.raises(ValueError, match="AU4"):
+        studio.render({"AU4": 7})
+    with pytest.raises(ValueError, match="age"):
+        studio.render({}, age=12)
+
+
+def test_similarity_transform_recovers_rotation_scale_and_shift():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 100, (20, 2))
+    angle, scale, shift = np.radians(12), 1.7, np.array([5.0, -3.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    matrix = similarity_transform(points, points @ (scale * rotation).T + shift)
+    np.testing.assert_allclose(matrix, np.c_[scale * rotation, shift], atol=1e-9)
+
+
+def test_aligner_brings_a_turned_and_shrunk_render_back_to_the_template(studio):
+    render = studio.renderer  # the template: landmarks of the mean face, frontal
+    template = render.project(studio.face_model.neutral[studio.face_model.landmarks], studio_view("frontal"))[0]
+    aligner = FaceAligner(template, output_size=128)
+    face = Image.fromarray(studio.render({"AU4": 2}, seed=11).pain)
+    photo = Image.new("RGB", (320, 240), (90, 100, 110))
+    photo.paste(face.rotate(10, resample=Image.Resampling.BILINEAR, fillcolor=(90, 100, 110)), (150, 60))
+    aligned = aligner(photo)
+    assert aligned.size == (128, 128)
+    error = np.linalg.norm(aligner.landmarks(aligned)[17:] - template[17:], axis=1).mean()
+    assert error < 0.04 * 128, error  # within a few pixels of where a frontal render puts them
+    with pytest.raises(NoFaceError, match="No face found"):
+        aligner(Image.new("RGB", (200, 200), (120, 120, 120)))
+
+
+def studio_view(name):
+    from face_studio import VIEWS
+
+    return VIEWS[name]
+
+
+def test_dataset_browser_filters_and_reads_rows(small_dataset):
+    browser = DatasetBrowser(small_dataset)
+    assert len(browser.rows) == 3 * 3 * 2 and set(browser.splits) <= {"train", "validation", "test"}
+    pain_rows = browser.filter(pspi_min=1)
+    assert pain_rows and all(browser.rows[i]["pspi"] >= 1 for i in pain_rows)
+    assert len(browser.filter(view="left")) == 9
+    female = browser.filter(gender="female")
+    assert all(browser.rows[i]["gender"] == "female" for i in female)
+    neutral, image, heatmap = browser.images(pain_rows[0])
+    assert neutral.size == image.size == (128, 128) and heatmap.max() > 0
+    assert browser.triptych(pain_rows[0]).size == (128 * 3 + 8, 128)
+    with pytest.raises(ValueError, match="pain3d generate"):
+        DatasetBrowser(small_dataset / "data")
+
+
+# ----------------------------------------------------------------------------------------------- the live server
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_server(tiny_model, small_dataset, face_model_file, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("demo-log") / "app.log"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio-tmp"))}  # fmt: skip
+    command = [sys.executable, str(DEMO / "app.py"), "--model", str(tiny_model), "--dataset", str(small_dataset),
+               "--face-model", str(face_model_file), "--port", str(port)]  # fmt: skip
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the demo did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+    assert "[y/N]" not in log.read_text()  # nothing waited on a prompt
+
+
+def render_kwargs(**aus):
+    values = {name: 0 for name in ("AU4", "AU6", "AU7", "AU9", "AU10", "AU43", "AU12", "AU20", "AU25", "AU26")}
+    return {**values, **aus, "age": 58, "gender": "female", "ethnicity": "East Asian", "seed": 2, "view": "frontal",
+            "landmarks": False}  # fmt: skip
+
+
+def test_api_render_and_estimate(demo_server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(demo_server, download_files=str(tmp_path), verbose=False)
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    names = [p["parameter_name"] for p in endpoints["/render"]["parameters"]]
+    assert names[:6] == ["AU4", "AU6", "AU7", "AU9", "AU10", "AU43"]
+    assert {"age", "gender", "ethnicity", "seed", "view"} <= set(names)
+
+    calm = client.predict(**render_kwargs(), api_name="/render")
+    pain = client.predict(**render_kwargs(AU4=4, AU7=3, AU10=2, AU43=1, AU26=3), api_name="/render")
+    neutral_a, neutral_b = (np.asarray(Image.open(out[0])) for out in (calm, pain))
+    assert np.array_equal(neutral_a, neutral_b)  # the cached identity
+    assert np.abs(np.asarray(Image.open(pain[1]), int) - neutral_b).mean() > 1
+    labels = pain[4]
+    assert labels["pspi"] == pspi({"AU4": 4, "AU7": 3, "AU10": 2, "AU43": 1}) == 10
+    assert labels["action_units"]["AU26"] == 3 and labels["heatmap_max_mm"] > 3
+    assert pain[3].startswith("### PSPI = 10 / 16") and pain[3].endswith("= 4 + max(0, 3) + max(0, 2) + 1 = 10")
+    assert calm[4]["pspi"] == 0 and calm[4]["heatmap_max_mm"] == 0
+
+    result = client.predict(image=handle_file(pain[1]), api_name="/estimate")[-1]
+    assert 0 <= result["pspi"] <= 16 and set(result["action_units"]) == {"AU4", "AU6", "AU7", "AU9", "AU10", "AU43"}
+    assert set(result["pain_probability"]) == {">=1", ">=2", ">=3"}
+    assert "aligned" in result["notes"][0]  # the render went through detection and alignment
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 160), (200, 200, 200)).save(blank)
+    assert "No face found" in client.predict(image=handle_file(str(blank)), api_name="/estimate")[-1]["error"]
+
+
+@pytest.mark.slow
+def test_page_in_a_real_browser(demo_server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("PAIN3D_DEMO_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(demo_server)
+            pain_image = page.locator("#pain-image img")
+            expect(pain_image).to_be_visible(timeout=60_000)  # the first render, on page load
+            expect(page.locator("#pspi-formula")).to_contain_text("PSPI = 0 / 16")
+            before = pain_image.get_attribute("src")
+
+            page.locator("#au4 input[type=range]").fill("5")  # move the AU4 slider
+            expect(page.locator("#pspi-formula")).to_contain_text("= 5 + max(0, 0)", timeout=30_000)
+            expect(pain_image).not_to_have_attribute("src", before, timeout=30_000)
+            page.locator("#au7 input[type=range]").fill("3")
+            page.locator("#au43 input[type=range]").fill("1")
+            expect(page.locator("#pspi-formula")).to_contain_text("PSPI = 9 / 16", timeout=30_000)
+            page.screenshot(path=str(shots / "demo_rig.png"), full_page=True)
+
+            face = tmp_path / "generated_face.png"
+            face.write_bytes(page.request.get(page.locator("#pain-image img").get_attribute("src")).body())
+            page.get_by_role("tab", name="Estimate pain").click()
+            page.locator("#face-photo input[type=file]").set_input_files(str(face))
+            expect(page.locator("#face-photo img")).to_be_visible(timeout=30_000)
+            page.locator("#estimate-button").click()
+            gauge = page.locator(".pspi-gauge")
+            expect(gauge).to_be_visible(timeout=60_000)
+            shown = float(gauge.get_attribute("data-pspi"))
+            assert 0 <= shown <= 16
+            expect(gauge).to_contain_text(f"{shown:.1f}")
+            expect(page.locator("#attention-maps img").first).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(shots / "demo_estimate.png"), full_page=True)
+
+            page.get_by_role("tab", name="Browse a dataset").click()
+            expect(page.locator("#dataset-gallery img").first).to_be_visible(timeout=30_000)
+            expect(page.locator("#dataset-summary")).to_contain_text("18 rows of 3 identities")
+            page.screenshot(path=str(shots / "demo_browse.png"), full_page=True)
+        finally:
+            browser.close()
+    for name in ("demo_rig.png", "demo_estimate.png", "demo_browse.png"):
+        assert Image.open(shots / name).size[0] == 1280
