@@ -33,6 +33,7 @@ logger = logging.getLogger("pain3d.demo")
 FACE_MODEL_NOTICE = (
     "Faces come from ICT-FaceKit Light (MIT License, Copyright (c) 2020 USC Institute for Creative Technologies)."
 )
+OPENING_EXPRESSION = {"AU4": 2, "AU6": 2, "AU7": 3, "AU9": 0, "AU10": 2, "AU43": 0}  # PSPI 7
 CSS = """
 .gradio-container {max-width: 1280px !important; margin: auto}
 #title h1 {margin-bottom: 0.1em}
@@ -69,7 +70,7 @@ def rig_tab(studio: FaceStudio | None, problem: str | None) -> None:
         return
     sliders = {}
     with gr.Row():
-        with gr.Column(scale=4, min_width=300):
+        with gr.Column(scale=3, min_width=300):
             with gr.Group():
                 age = gr.Slider(MIN_AGE, MAX_AGE, value=45, step=1, label="Age (years)", elem_id="age")
                 with gr.Row():
@@ -92,13 +93,15 @@ def rig_tab(studio: FaceStudio | None, problem: str | None) -> None:
                         elem_id=name.lower(),
                     )  # fmt: skip
             landmarks = gr.Checkbox(value=False, label="Show the 68 landmarks", elem_id="landmarks")
-        with gr.Column(scale=8):
+        with gr.Column(scale=9):
             formula = gr.Markdown(label="PSPI", elem_id="pspi-formula")
             with gr.Row(equal_height=True):
-                neutral_out = gr.Image(label="Neutral", format="png", elem_id="neutral-image", buttons=["download"])
-                pain_out = gr.Image(label="Pain", format="png", elem_id="pain-image", buttons=["download"])
+                neutral_out = gr.Image(label="Neutral", format="png", elem_id="neutral-image", buttons=["download"],
+                                       height=300, scale=4, min_width=160)
+                pain_out = gr.Image(label="Pain", format="png", elem_id="pain-image", buttons=["download"],
+                                    height=300, scale=4, min_width=160)
                 heatmap_out = gr.Image(label="Heatmap (mm moved)", format="png", elem_id="heatmap-image",
-                                       buttons=["download"])  # fmt: skip
+                                       buttons=["download"], height=300, scale=5, min_width=200)  # fmt: skip
             with gr.Accordion("Labels (as in a dataset row)", open=False):
                 labels_out = gr.JSON(label="Labels", elem_id="rig-labels")
             gr.Markdown(
@@ -136,7 +139,7 @@ def rig_tab(studio: FaceStudio | None, problem: str | None) -> None:
         triggers=[component.change for component in inputs], fn=render, inputs=inputs, outputs=outputs,
         api_name="render", trigger_mode="always_last", concurrency_limit=1, show_progress="minimal",
     )  # fmt: skip
-    return render, inputs, outputs
+    return render, inputs, outputs, [sliders[name] for name in PAIN_AUS]
 
 
 def estimate_tab(estimator: PainEstimator | None, problem: str | None) -> None:
@@ -293,8 +296,9 @@ def build_demo(studio: FaceStudio | None, estimator: PainEstimator | None, datas
             with gr.Tab("Browse a dataset", id="browse"):
                 browse = browse_tab(dataset)
         if rig is not None:
-            render, inputs, outputs = rig
-            demo.load(render, inputs, outputs, api_visibility="private")
+            render, inputs, outputs, pain_sliders = rig
+            # open on a moderate pain face; the sliders' change events render it (the API defaults stay 0)
+            demo.load(lambda: list(OPENING_EXPRESSION.values()), None, pain_sliders, api_visibility="private")
         open_folder, show, folder, filters, summary, split, view, gallery, shown, labels = browse
         if dataset:
             demo.load(open_folder, folder, [summary, split, view], api_visibility="private").then(
