@@ -72,13 +72,6 @@ def rig_tab(studio: FaceStudio | None, problem: str | None) -> None:
     with gr.Row():
         with gr.Column(scale=3, min_width=300):
             with gr.Group():
-                age = gr.Slider(MIN_AGE, MAX_AGE, value=45, step=1, label="Age (years)", elem_id="age")
-                with gr.Row():
-                    gender = gr.Radio(list(GENDERS), value="female", label="Gender", elem_id="gender")
-                    seed = gr.Number(value=7, precision=0, minimum=0, label="Seed (identity)", elem_id="seed")
-                ethnicity = gr.Dropdown(list(ETHNICITIES), value="White", label="Ethnicity", elem_id="ethnicity")
-                view = gr.Radio(list(VIEWS), value="frontal", label="View", elem_id="view")
-            with gr.Group():
                 for name in PAIN_AUS:
                     unit = ACTION_UNITS[name]
                     sliders[name] = gr.Slider(
@@ -102,6 +95,15 @@ def rig_tab(studio: FaceStudio | None, problem: str | None) -> None:
                                     height=300, scale=4, min_width=160)
                 heatmap_out = gr.Image(label="Heatmap (mm moved)", format="png", elem_id="heatmap-image",
                                        buttons=["download"], height=300, scale=5, min_width=200)  # fmt: skip
+            with gr.Group():
+                with gr.Row():
+                    age = gr.Slider(MIN_AGE, MAX_AGE, value=45, step=1, label="Age (years)", elem_id="age", scale=3)
+                    gender = gr.Radio(list(GENDERS), value="female", label="Gender", elem_id="gender", scale=2)
+                    seed = gr.Number(value=7, precision=0, minimum=0, label="Seed (identity)", elem_id="seed",
+                                     scale=1, min_width=110)  # fmt: skip
+                with gr.Row():
+                    ethnicity = gr.Dropdown(list(ETHNICITIES), value="White", label="Ethnicity", elem_id="ethnicity")
+                    view = gr.Radio(list(VIEWS), value="frontal", label="View", elem_id="view")
             with gr.Accordion("Labels (as in a dataset row)", open=False):
                 labels_out = gr.JSON(label="Labels", elem_id="rig-labels")
             gr.Markdown(
@@ -226,10 +228,10 @@ def browse_tab(default_folder: str | None, gallery_size: int = 12) -> None:
         view = gr.Dropdown([ANY], value=ANY, label="View")
     with gr.Row():
         with gr.Column(scale=3):
-            gallery = gr.Gallery(label="neutral | pain | heatmap (0-12 mm)", columns=2, height=520,
+            gallery = gr.Gallery(label="neutral | pain / heatmap (0-12 mm) | labels", columns=3, height=560,
                                  object_fit="contain", format="png", elem_id="dataset-gallery")  # fmt: skip
         with gr.Column(scale=2):
-            labels = gr.JSON(label="Row labels (select an image)", elem_id="row-labels", height=520)
+            labels = gr.JSON(label="Row labels (select an image)", elem_id="row-labels", height=560)
     shown = gr.State([])
 
     def browser_for(path: str) -> DatasetBrowser:
@@ -260,7 +262,7 @@ def browse_tab(default_folder: str | None, gallery_size: int = 12) -> None:
             return [], [], None
         matches = browser.filter(split, pspi_min, pspi_max, age_group, gender, ethnicity, view)
         picked = matches[:gallery_size]
-        items = [(browser.triptych(index), browser.caption(index)) for index in picked]
+        items = [(browser.tile(index), browser.caption(index)) for index in picked]
         first = browser.labels(picked[0]) | {"matching_rows": len(matches)} if picked else {"matching_rows": 0}
         return items, picked, first
 

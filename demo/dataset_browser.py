@@ -102,21 +102,38 @@ class DatasetBrowser:
         heatmap = np.asarray(decode(cells["heatmap"]), dtype=np.float32) / HEATMAP_UNITS_PER_MM
         return decode(cells["neutral_image"]).convert("RGB"), decode(cells["image"]).convert("RGB"), heatmap
 
-    def triptych(self, index: int) -> Image.Image:
-        """Neutral | pain | heatmap side by side (the heatmap on the fixed viewing scale)."""
+    def tile(self, index: int) -> Image.Image:
+        """A square tile: neutral | pain over heatmap (fixed scale) | the row's PSPI and AUs."""
+        from PIL import ImageDraw, ImageFont
+
         neutral, pain, heatmap = self.images(index)
+        size = pain.width
         heat = Image.fromarray(colorize_heatmap(heatmap)).resize(pain.size)
-        out = Image.new("RGB", (pain.width * 3 + 8, pain.height), (255, 255, 255))
+        out = Image.new("RGB", (2 * size + 4, 2 * size + 4), (255, 255, 255))
         for k, panel in enumerate((neutral.resize(pain.size), pain, heat)):
-            out.paste(panel, (k * (pain.width + 4), 0))
+            out.paste(panel, ((k % 2) * (size + 4), (k // 2) * (size + 4)))
+        row = self.rows[index]
+        draw = ImageDraw.Draw(out)
+        try:
+            big, small = ImageFont.load_default(size=max(12, size // 6)), ImageFont.load_default(size=max(9, size // 10))
+        except TypeError:  # Pillow without FreeType
+            big = small = ImageFont.load_default()
+        x, y = size + 4 + size // 12, size + 4 + size // 14
+        draw.text((x, y), f"PSPI {row['pspi']:g}", fill=(20, 20, 20), font=big)
+        y += size // 4
+        active = [f"{name} {value:g}" for name, value in row["action_units"].items() if value]
+        for line in [", ".join(active[i : i + 2]) for i in range(0, len(active), 2)] or ["neutral"]:
+            draw.text((x, y), line, fill=(60, 60, 60), font=small)
+            y += size // 9
+        y += size // 20
+        for line in (f"{row['age']} y, {row['gender']}", row["ethnicity"]):
+            draw.text((x, y), line, fill=(110, 110, 110), font=small)
+            y += size // 9
         return out
 
     def caption(self, index: int) -> str:
         row = self.rows[index]
-        return (
-            f"{row['sample_id']} · PSPI {row['pspi']:g} · {row['age']} y {row['gender']}, {row['ethnicity']} "
-            f"· {row['split']}"
-        )
+        return f"{row['identity_id']} {row['view']} ({row['split']})"
 
     def labels(self, index: int) -> dict:
         row = dict(self.rows[index])

@@ -146,7 +146,7 @@ def test_dataset_browser_filters_and_reads_rows(small_dataset):
     assert all(browser.rows[i]["gender"] == "female" for i in female)
     neutral, image, heatmap = browser.images(pain_rows[0])
     assert neutral.size == image.size == (128, 128) and heatmap.max() > 0
-    assert browser.triptych(pain_rows[0]).size == (128 * 3 + 8, 128)
+    assert browser.tile(pain_rows[0]).size == (128 * 2 + 4, 128 * 2 + 4)
     with pytest.raises(ValueError, match="pain3d generate"):
         DatasetBrowser(small_dataset / "data")
 
@@ -266,6 +266,9 @@ def test_page_in_a_real_browser(demo_server, tmp_path):
             page.get_by_role("tab", name="Browse a dataset").click()
             expect(page.locator("#dataset-gallery img").first).to_be_visible(timeout=30_000)
             expect(page.locator("#dataset-summary")).to_contain_text("18 rows of 3 identities")
+            page.wait_for_function(  # every tile loaded before the screenshot
+                "() => [...document.querySelectorAll('#dataset-gallery img')].every(i => i.complete && i.naturalWidth)"
+            )
             page.screenshot(path=str(shots / "demo_browse.png"), full_page=True)
         finally:
             browser.close()
