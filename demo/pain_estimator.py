@@ -82,7 +82,9 @@ class FaceAligner:
         forward = np.vstack([similarity_transform(points[ALIGNMENT_POINTS], self.template[ALIGNMENT_POINTS]), [0, 0, 1]])
         inverse = np.linalg.inv(forward)[:2].ravel()  # PIL maps output pixels back to input pixels
         size = (self.output_size, self.output_size)
-        return image.convert("RGB").transform(size, Image.Transform.AFFINE, tuple(inverse), Image.Resampling.BILINEAR)
+        return image.convert("RGB").transform(
+            size, Image.Transform.AFFINE, tuple(inverse), Image.Resampling.BILINEAR, fillcolor=(128, 128, 128)
+        )  # outside the photo: the renders' mid-grey default background
 
 
 @dataclass

@@ -220,6 +220,12 @@ def test_api_render_and_estimate(demo_server, tmp_path):
     assert "No face found" in client.predict(image=handle_file(str(blank)), api_name="/estimate")[-1]["error"]
 
 
+def save_screenshot(page, path: Path) -> None:
+    """The whole page as a 256-colour PNG (small enough for the README)."""
+    shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+    shot.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
+
+
 @pytest.mark.slow
 def test_page_in_a_real_browser(demo_server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
@@ -236,9 +242,12 @@ def test_page_in_a_real_browser(demo_server, tmp_path):
             formula = page.locator("#pspi-formula")
             expect(formula).to_contain_text("PSPI = 7 / 16", timeout=60_000)  # the opening expression
 
-            def pain_pixels():
-                body = page.request.get(pain_image.get_attribute("src")).body()
+            def pixels(image_id: str = "pain-image"):
+                body = page.request.get(page.locator(f"#{image_id} img").get_attribute("src")).body()
                 return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"), dtype=int)
+
+            def pain_pixels():
+                return pixels("pain-image")
 
             before = pain_pixels()
 
@@ -247,7 +256,16 @@ def test_page_in_a_real_browser(demo_server, tmp_path):
             assert np.abs(pain_pixels() - before).mean() > 0.5  # the brows came down
             page.locator("#au43 input[type=range]").fill("1")
             expect(formula).to_contain_text("PSPI = 11 / 16", timeout=30_000)
-            page.screenshot(path=str(shots / "demo_rig.png"), full_page=True)
+            person = pixels("neutral-image")
+            page.locator("#age input[type=range]").fill("74")  # another person: older, male
+            page.locator("#gender").get_by_label("male", exact=True).check()
+            deadline = time.monotonic() + 30
+            while np.array_equal(pixels("neutral-image"), person):
+                assert time.monotonic() < deadline, "the neutral face did not change with age and gender"
+                page.wait_for_timeout(250)
+            expect(page.get_by_text("processing")).to_have_count(0, timeout=30_000)  # the last render is shown
+            page.wait_for_function("() => [...document.querySelectorAll('img')].every(i => i.complete)")
+            save_screenshot(page, shots / "demo_rig.png")
 
             face = tmp_path / "generated_face.png"
             face.write_bytes(page.request.get(page.locator("#pain-image img").get_attribute("src")).body())
@@ -261,7 +279,8 @@ def test_page_in_a_real_browser(demo_server, tmp_path):
             assert 0 <= shown <= 16
             expect(gauge).to_contain_text(f"{shown:.1f}")
             expect(page.locator("#attention-maps img").first).to_be_visible(timeout=30_000)
-            page.screenshot(path=str(shots / "demo_estimate.png"), full_page=True)
+            expect(page.get_by_text("processing")).to_have_count(0, timeout=30_000)
+            save_screenshot(page, shots / "demo_estimate.png")
 
             page.get_by_role("tab", name="Browse a dataset").click()
             expect(page.locator("#dataset-gallery img").first).to_be_visible(timeout=30_000)
@@ -269,7 +288,7 @@ def test_page_in_a_real_browser(demo_server, tmp_path):
             page.wait_for_function(  # every tile loaded before the screenshot
                 "() => [...document.querySelectorAll('#dataset-gallery img')].every(i => i.complete && i.naturalWidth)"
             )
-            page.screenshot(path=str(shots / "demo_browse.png"), full_page=True)
+            save_screenshot(page, shots / "demo_browse.png")
         finally:
             browser.close()
     for name in ("demo_rig.png", "demo_estimate.png", "demo_browse.png"):
