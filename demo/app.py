@@ -64,7 +64,8 @@ def au_bars_html(action_units: dict[str, float]) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- the three tabs
-def rig_tab(studio: FaceStudio | None, problem: str | None) -> None:
+def rig_tab(studio: FaceStudio | None, problem: str | None):
+    """The Rig tab; returns (render, inputs, outputs, pain sliders) for the page-load event, or None."""
     if studio is None:
         gr.Markdown(f"**The face model is missing.** {problem}")
         return
@@ -211,7 +212,7 @@ def estimate_tab(estimator: PainEstimator | None, problem: str | None) -> None:
 _browsers: dict[str, DatasetBrowser] = {}
 
 
-def browse_tab(default_folder: str | None, gallery_size: int = 12) -> None:
+def browse_tab(default_folder: str | None, gallery_size: int = 12):
     gr.Markdown("A folder written by `pain3d generate --output DIR` (rows are read from its parquet shards).")
     with gr.Row():
         folder = gr.Textbox(value=default_folder or "", label="Dataset folder", scale=4, elem_id="dataset-folder")
@@ -341,11 +342,13 @@ def main(argv=None) -> None:
         logger.error("face model: %s", error)
     estimator, model_problem = None, None
     if args.model:
-        template = studio.renderer.project(
-            studio.face_model.neutral[studio.face_model.landmarks], VIEWS["frontal"]
-        )[0] if studio is not None else None  # fmt: skip
+        aligner = None
+        try:  # the template is where a frontal render puts the 68 landmarks of the mean face
+            template = studio.renderer.project(studio.face_model.neutral[studio.face_model.landmarks], VIEWS["frontal"])[0]
+            aligner = FaceAligner(template, studio.image_size)
+        except Exception as error:  # photos are then used as they are, and the tab says so
+            logger.error("face detection is off: %s", error)
         try:
-            aligner = FaceAligner(template, studio.image_size) if template is not None else None
             estimator = PainEstimator(args.model, aligner)
         except Exception as error:
             model_problem = f"Could not load {args.model!r}: {error}."

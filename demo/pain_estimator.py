@@ -129,7 +129,10 @@ class PainEstimator:
 
     def _face(self, photo: Image.Image, is_crop: bool, role: str, notes: list[str]) -> Image.Image:
         photo = photo.convert("RGB")
-        if is_crop or self.aligner is None:
+        if is_crop:
+            return photo
+        if self.aligner is None:
+            notes.append(f"{role}: face detection is not available (needs dlib and the face model); used as it is.")
             return photo
         try:
             face = self.aligner(photo)

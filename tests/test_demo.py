@@ -151,6 +151,17 @@ def test_dataset_browser_filters_and_reads_rows(small_dataset):
         DatasetBrowser(small_dataset / "data")
 
 
+def test_page_without_model_or_face_model_says_what_to_do():
+    import gradio as gr
+
+    import app
+
+    demo = app.build_demo(None, None, face_problem="no face model at /nowhere")
+    texts = [block.value for block in demo.blocks.values() if isinstance(block, gr.Markdown)]
+    assert any("scripts/train_vitpain.py" in text and "--model" in text for text in texts)
+    assert any("no face model at /nowhere" in text for text in texts)
+
+
 # ----------------------------------------------------------------------------------------------- the live server
 def free_port() -> int:
     with socket.socket() as s:
