@@ -23,8 +23,8 @@ import gradio as gr  # noqa: E402
 from dataset_browser import ANY, DatasetBrowser, DatasetFolderError  # noqa: E402
 from face_studio import MAX_AGE, MIN_AGE, VIEWS, FaceStudio, pspi_formula  # noqa: E402
 from generation import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, PSPI_MAX, FaceModel  # noqa: E402
-from generation.assets import resolve_face_model  # noqa: E402
 from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS  # noqa: E402
+from generation.face.assets import resolve_face_model  # noqa: E402
 from pain_estimator import (  # noqa: E402
     TRAIN_COMMAND, FaceAligner, NoFaceError, PainEstimator, message_html, pspi_gauge,
 )  # fmt: skip

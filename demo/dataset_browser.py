@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from dataset_builder.features import HEATMAP_UNITS_PER_MM, SPLITS
-from generation.preview import colorize_heatmap
+from dataset_builder.preview import colorize_heatmap
 
 LABEL_COLUMNS = (
     "sample_id", "identity_id", "expression_index", "view", "yaw", "pitch", "action_units", "pspi",

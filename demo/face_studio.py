@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from dataset_builder.preview import HEATMAP_VIEW_MAX_MM, colorize_heatmap
 from generation import DEFAULT_VIEWS, FaceModel, FaceRenderer, View, displacement_mm, pose_face, pspi
-from generation.appearance import sample_appearance
 from generation.demographics import AGE_GROUPS, Demographics
-from generation.facs import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, validate_action_units
-from generation.pipeline import sample_lighting
-from generation.preview import HEATMAP_VIEW_MAX_MM, colorize_heatmap, vertical_gradient
-from generation.rig import age_sag_offsets, demographic_identity
+from generation.face.rig import age_sag_offsets, demographic_identity
+from generation.facs import EXTENDED_AUS, PAIN_AUS, validate_action_units
+from generation.preview import vertical_gradient
+from generation.rng import stream
+from generation.sampling.appearance import sample_appearance
+from generation.sampling.identity import sample_lighting
 from generation.texture import create_texturer
 
 VIEWS: dict[str, View] = {view.name: view for view in DEFAULT_VIEWS}
@@ -129,14 +131,14 @@ class FaceStudio:
             self._identities.move_to_end(key)
             return self._identities[key], True
         demographics = demographics_for(age, gender, ethnicity)
-        rng = np.random.default_rng([int(seed), 0xDE70])
+        rng = stream("demo-identity", int(seed))
         appearance = sample_appearance(demographics, rng)
         coefficients = demographic_identity(self.face_model, appearance.male, rng)
         lighting = sample_lighting(rng)
         sag = age_sag_offsets(self.face_model, appearance.sag_mm)
         neutral = pose_face(self.face_model, coefficients) + sag
         texture = self.texturer(
-            appearance, np.random.default_rng([int(seed), 0x7E7]), neutral_vertices=neutral, demographics=demographics
+            appearance, stream("demo-texture", int(seed)), neutral_vertices=neutral, demographics=demographics
         )
         identity = Identity(coefficients, sag, neutral, texture, lighting)
         self._identities[key] = identity
@@ -187,5 +189,3 @@ class FaceStudio:
             identity.neutral_renders[view_name] = self.renderer.render(identity.neutral, view, **common)
         return identity.neutral_renders[view_name], self.renderer.render(pain, view, displacement, **common)
 
-
-AU_CHOICES = {name: ACTION_UNITS[name] for name in (*PAIN_AUS, *EXTENDED_AUS)}
