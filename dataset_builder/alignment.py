@@ -108,12 +108,14 @@ def alignment_matrix(landmarks, size: int = DEFAULT_SIZE, template: np.ndarray =
     return similarity_matrix(anchor_points(landmarks), np.asarray(template) * size)
 
 
-def warp(image: Image.Image, matrix, size: int, fill=FILL) -> Image.Image:
-    """`image` resampled through a 2x3 photo -> output `matrix` into a size x size RGB image (bilinear)."""
+def warp(image: Image.Image, matrix, size: int | tuple[int, int], fill=FILL) -> Image.Image:
+    """`image` resampled through a 2x3 photo -> output `matrix` into an RGB image of `size` (a side, or (width,
+    height)), bilinear; `fill` outside the photo."""
+    size = (int(size), int(size)) if np.isscalar(size) else tuple(int(v) for v in size)
     forward = np.vstack([np.asarray(matrix, np.float64), [0.0, 0.0, 1.0]])
     inverse = np.linalg.inv(forward)[:2].ravel()  # PIL asks, for each output pixel, where to read the input
     return image.convert("RGB").transform(
-        (size, size), Image.Transform.AFFINE, data=tuple(inverse), resample=Image.Resampling.BILINEAR, fillcolor=fill
+        size, Image.Transform.AFFINE, data=tuple(inverse), resample=Image.Resampling.BILINEAR, fillcolor=fill
     )
 
 
