@@ -135,18 +135,25 @@ _DLIB: dict = {}
 
 def _dlib_models():
     if not _DLIB:
+        import importlib.util
+        from pathlib import Path
+
+        # The model file is found without importing face_recognition_models: its __init__ needs pkg_resources,
+        # which setuptools 81+ no longer ships.
+        spec = importlib.util.find_spec("face_recognition_models")
+        model = spec and Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
         try:
             import dlib
-            import face_recognition_models
-        except ImportError as error:
+        except ImportError:
+            dlib = None
+        if dlib is None or model is None or not model.is_file():
             raise ImportError(
                 "Finding a face and its landmarks needs dlib and its 68-point model: "
                 "`pip install dlib-bin face-recognition-models` (the `[audit]` extra), or pass landmarks to "
                 "align_face yourself."
-            ) from error
+            )
         _DLIB["detector"] = dlib.get_frontal_face_detector()
-        _DLIB["predictor"] = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-        _DLIB["rectangle"] = dlib.rectangle
+        _DLIB["predictor"] = dlib.shape_predictor(str(model))
     return _DLIB
 
 
