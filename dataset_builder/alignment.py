@@ -1,4 +1,4 @@
-"""Face alignment to the framing of 3DPain renders, so a model pretrained on synthetic faces sees real ones the same way.
+"""Face alignment to the framing of 3DPain renders: a model pretrained on synthetic faces sees real ones the same way.
 
 A similarity transform (rotation, uniform scale, shift; no shear) maps four anchors of a face, the two eye centres and
 the two mouth corners, onto `TEMPLATE`: where those anchors sit, on average, in the generator's frontal neutral

@@ -306,17 +306,23 @@ def _sequence_labels(files: _Files, records: list[dict], root: Path, report: UNB
 def choose_neutrals(records: list[dict]) -> dict[int, int | None]:
     """Row -> row of its neutral frame: a PSPI 0 frame of the same subject, preferably from the same sequence, then
     one with no AU coded at all, then the earliest (sequence, frame). Deterministic; None when the subject has none."""
-    by_subject: dict[str, list[int]] = defaultdict(list)
+
+    def rank(i: int) -> tuple:
+        return records[i]["coded"], records[i]["sequence"], records[i]["frame_index"], records[i]["frame"]
+
+    best_of_sequence: dict[tuple[str, str], int] = {}
+    best_of_subject: dict[str, int] = {}
     for i, record in enumerate(records):
-        if record["pspi"] == 0:
-            by_subject[record["subject"]].append(i)
-    rank = lambda i: (records[i]["coded"], records[i]["sequence"], records[i]["frame_index"], records[i]["frame"])  # noqa: E731
-    neutrals: dict[int, int | None] = {}
-    for i, record in enumerate(records):
-        candidates = by_subject.get(record["subject"], [])
-        same = [j for j in candidates if records[j]["sequence"] == record["sequence"]]
-        neutrals[i] = min(same or candidates, key=rank) if candidates else None
-    return neutrals
+        if record["pspi"] != 0:
+            continue
+        for table, key in ((best_of_sequence, (record["subject"], record["sequence"])),
+                           (best_of_subject, record["subject"])):
+            if key not in table or rank(i) < rank(table[key]):
+                table[key] = i
+    return {
+        i: best_of_sequence.get((record["subject"], record["sequence"]), best_of_subject.get(record["subject"]))
+        for i, record in enumerate(records)
+    }
 
 
 # ---- rows ------------------------------------------------------------------------------------------------------------

@@ -254,7 +254,8 @@ class ArchiveSource:
 
     def fold(self, fold: int) -> tuple[list, list]:
         if not 0 <= fold < len(self.test_subjects):
-            raise KeyError(f"fold {fold} does not exist: the archive is split into folds 0-{len(self.test_subjects) - 1}")
+            last = len(self.test_subjects) - 1
+            raise KeyError(f"fold {fold} does not exist: the archive is split into folds 0-{last} (--num_folds)")
         test = self.test_subjects[fold]
         return sorted(set(self.subject_of_row) - set(test)), test
 

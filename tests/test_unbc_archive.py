@@ -56,7 +56,10 @@ def archive(renders, tmp_path_factory):
     by_frame = {f["frame"]: f for f in frames}
     source = {row["sample_id"]: row for row in renders}
     pain = [f for f in frames if source[f["source"]]["pspi"] > 0]
-    labels = lambda kind, f: root / "Frame_Labels" / kind / f["subject"] / f["sequence"] / f"{f['frame']}_facs.txt"  # noqa: E731
+
+    def labels(kind: str, f: dict) -> Path:
+        return root / "Frame_Labels" / kind / f["subject"] / f["sequence"] / f"{f['frame']}_facs.txt"
+
 
     # An AU43 row (coded as present, intensity 0, as the archive does) on a frame without eye closure; PSPI follows.
     eyes = next(f for f in pain if not source[f["source"]]["action_units"]["AU43"])
