@@ -85,7 +85,10 @@ def archive(renders, tmp_path_factory):
     for folder in (root, root / "Images" / first["subject"], root / "Frame_Labels" / "PSPI"):
         (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     (root / "notes.txt").write_text("not part of the archive\n")
-    quirks = {"eyes": eyes["frame"], "smile": smile["frame"], "wrong": wrong["frame"], "stray": stray,
+    # A sequence without its SEN label.
+    no_sen = frames[-1]
+    (root / "Sequence_Labels" / "SEN" / no_sen["subject"] / f"{no_sen['sequence']}.txt").unlink()
+    quirks = {"no_sen": (no_sen["subject"], no_sen["sequence"]), "eyes": eyes["frame"], "smile": smile["frame"], "wrong": wrong["frame"], "stray": stray,
               "ghost": ghost, "broken": broken["frame"]}
     return root, by_frame, source, quirks
 
@@ -122,6 +125,8 @@ def test_labels_and_report(archive):
         assert row["pspi"] == pytest.approx(read_value(str(label_dir / f"{row['sample_id']}_facs.txt")))
         vas = read_value(str(root / "Sequence_Labels" / "VAS" / frame["subject"] / f"{frame['sequence']}.txt"))
         assert row["vas"] == pytest.approx(vas)
+        if (frame["subject"], frame["sequence"]) == quirks["no_sen"]:
+            assert row["sen"] is None and row["aff"] is not None
         if row["sample_id"] == quirks["broken"]:
             assert row["landmarks_aam"] is None
         else:
@@ -141,7 +146,8 @@ def test_labels_and_report(archive):
     assert report.problems["other_action_units"] == ["AU27 in 1 frames"]
     assert len(report.problems["unreadable_file"]) == 1 and quirks["broken"] in report.problems["unreadable_file"][0]
     assert report.count("system_file") == 3 and report.problems["unknown_file"] == ["notes.txt"]
-    assert "missing_neutral" not in report.problems and "missing_sequence_label" not in report.problems
+    assert report.problems["missing_sequence_label"] == ["/".join(quirks["no_sen"]) + ": SEN"]
+    assert "missing_neutral" not in report.problems
     summary = report.summary()
     assert "1 frames whose PSPI file differs" in summary and ".DS_Store" in summary
 
@@ -152,6 +158,32 @@ def test_facs_parsing_empty_and_au43():
     assert facs_action_units([]) == ({}, [])
     aus, others = facs_action_units([(4, 2.0), (43, 0.0), (12, 1.0), (27, 3.0), (4, 1.0)])
     assert aus == {"AU4": 2.0, "AU43": 1.0, "AU12": 1.0} and others == ["AU27"]
+
+
+def test_neutral_choice_rules():
+    from dataset_builder.unbc import choose_neutrals
+
+    def record(subject, sequence, index, score, coded):
+        return {"subject": subject, "sequence": sequence, "frame_index": index, "frame": f"{sequence}{index:03d}",
+                "pspi": score, "coded": coded}
+
+    records = [
+        record("a", "s1", 1, 3.0, True), record("a", "s1", 2, 0.0, True), record("a", "s1", 3, 0.0, False),
+        record("a", "s2", 1, 2.0, True), record("a", "s3", 5, 0.0, True), record("b", "s9", 1, 4.0, True),
+    ]
+    neutrals = choose_neutrals(records)
+    assert neutrals[0] == 2 and neutrals[1] == 2  # same sequence, a frame with no AU coded first
+    assert neutrals[3] == 2  # no PSPI 0 frame in s2: the subject's best (no AU coded beats an earlier sequence)
+    assert neutrals[4] == 4  # its own sequence's PSPI 0 frame
+    assert neutrals[5] is None  # subject b has none
+
+
+def test_resized_frames_scale_their_landmarks(archive):
+    root, frames, source, quirks = archive
+    raw, resized = load_unbc(root, progress=False), load_unbc(root, image_size=64, progress=False)
+    assert resized[0]["image"].size == (64, 64) and resized[0]["sample_id"] == raw[0]["sample_id"]
+    np.testing.assert_allclose(resized[0]["landmarks_aam"], np.asarray(raw[0]["landmarks_aam"]) * [64 / 320, 64 / 240],
+                               atol=1e-3)
 
 
 def test_neutral_is_a_pspi0_frame_of_the_same_subject_preferably_same_sequence(archive):
