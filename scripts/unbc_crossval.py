@@ -214,9 +214,11 @@ def archive_folds(subjects, num_folds: int, seed: int = 0) -> list[list[str]]:
     """Test subjects of each fold for the archive layout: the sorted subjects, shuffled with `seed`, dealt round-robin
     into `num_folds` groups (every subject is tested exactly once)."""
     subjects = sorted(set(subjects))
-    if not 2 <= num_folds <= len(subjects) - 2:
+    largest_test = -(-len(subjects) // max(num_folds, 1))
+    if not 2 <= num_folds <= len(subjects) or len(subjects) - largest_test < 2:
         raise ValueError(f"--num_folds {num_folds} does not fit {len(subjects)} subjects: use 2 to "
-                         f"{len(subjects) - 2}, so each fold keeps a training and a validation subject.")
+                         f"{len(subjects)} folds (leave-one-subject-out), with at least 2 subjects outside each "
+                         "fold's test group to train and validate.")
     order = np.random.default_rng(seed).permutation(len(subjects))
     return [sorted(subjects[i] for i in order[k::num_folds]) for k in range(num_folds)]
 

@@ -258,6 +258,20 @@ def test_align_photo_finds_the_face_with_dlib(archive):
     assert error / 128 < 0.03
 
 
+def test_archive_folds_deal_every_subject_once():
+    subjects = [f"{n:03d}-sy{n:03d}" for n in range(1, 26)]
+    for num_folds in (2, 5, 25):  # 25: leave one subject out
+        folds = unbc_crossval.archive_folds(subjects, num_folds, seed=1)
+        assert len(folds) == num_folds and sorted(s for fold in folds for s in fold) == subjects
+        assert max(map(len, folds)) - min(map(len, folds)) <= 1
+    assert unbc_crossval.archive_folds(subjects, 5, seed=1) == unbc_crossval.archive_folds(subjects, 5, seed=1)
+    assert unbc_crossval.archive_folds(subjects, 5, seed=1) != unbc_crossval.archive_folds(subjects, 5, seed=2)
+    with pytest.raises(ValueError, match="num_folds 26"):
+        unbc_crossval.archive_folds(subjects, 26)
+    with pytest.raises(ValueError, match="num_folds 2 does not fit 3"):
+        unbc_crossval.archive_folds(subjects[:3], 2)
+
+
 def test_not_the_archive_is_one_clear_error(tmp_path):
     with pytest.raises(UNBCLayoutError, match="Images/"):
         load_unbc(tmp_path)
