@@ -212,18 +212,28 @@ def test_aligned_frames_land_on_the_template(archive):
     assert quirks["broken"] not in dataset["sample_id"]  # no landmarks, no alignment: left out and reported
     assert len(dataset) == len(frames) - 1
     assert any(quirks["broken"] in item for item in dataset.report.problems["unreadable_file"])
-    errors = []
+    errors, neutral_errors, chain_errors = [], [], []
     for row in dataset:
         assert row["image"].size == (size, size) and row["neutral_image"].size == (size, size)
         anchors = anchor_points(row["landmarks_aam"])
         errors.append(np.linalg.norm(anchors - TEMPLATE * size, axis=1).mean() / size)
-        # The pixels moved with the landmarks: aligning the archive frame equals aligning the original render.
         render = source[frames[row["sample_id"]]["source"]]
+        if render["pspi"] == 0 and not any(render["action_units"].values()):
+            neutral_errors.append(errors[-1])
+        # Aligning the archive frame equals aligning the original render: landmarks and pixels.
         direct = align_face(render["image"], render["landmarks_2d"], size)
+        chain = np.delete(direct.landmarks, INNER_MOUTH_CORNERS, axis=0) - np.asarray(row["landmarks_aam"])
+        chain_errors.append(np.linalg.norm(chain, axis=1).max() / size)
         a, b = (np.asarray(im, np.float64)[16:-16, 16:-16].ravel() for im in (row["image"], direct.image))
         assert np.corrcoef(a, b)[0, 1] > 0.95, row["sample_id"]
-    print(f"landmark error after alignment: mean {np.mean(errors):.2%}, max {max(errors):.2%} of the image size")
-    assert max(errors) < 0.02, f"landmark error after alignment up to {max(errors):.2%} of the image size"
+    # Anchor error after alignment, as a fraction of the image side: what is left is the face's own shape and
+    # expression (a stretched mouth cannot sit on the neutral template), so the bound holds for neutral frames and
+    # on average over all frames.
+    print(f"anchor error after alignment: mean {np.mean(errors):.2%}, max {max(errors):.2%}, neutral frames max "
+          f"{max(neutral_errors):.2%}; archive vs direct alignment: max {max(chain_errors):.3%} of the image size")
+    assert len(neutral_errors) == NUM_IDENTITIES
+    assert max(neutral_errors) < 0.02 and np.mean(errors) < 0.02
+    assert max(chain_errors) < 0.005
 
 
 def test_template_matches_the_renders_and_66_point_markup(renders):
