@@ -26,7 +26,7 @@ from generation import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, PSPI_MAX, FaceModel
 from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS  # noqa: E402
 from generation.face.assets import resolve_face_model  # noqa: E402
 from pain_estimator import (  # noqa: E402
-    TRAIN_COMMAND, FaceAligner, NoFaceError, PainEstimator, message_html, pspi_gauge,
+    TRAIN_COMMAND, NoFaceError, PainEstimator, message_html, pspi_gauge,
 )  # fmt: skip
 
 logger = logging.getLogger("pain3d.demo")
@@ -155,8 +155,9 @@ def estimate_tab(estimator: PainEstimator | None, problem: str | None) -> None:
         )
     else:
         gr.Markdown(
-            estimator.describe() + " Photos are searched for a face (dlib's HOG detector), which is aligned to the "
-            "framing of the generated faces; tick 'already a face crop' to skip that.",
+            estimator.describe() + " Photos are searched for a face (dlib's HOG detector and 68 landmarks), which is "
+            "aligned to the framing of the generated faces (`dataset_builder.align_photo`); tick 'already a face "
+            "crop' to skip that.",
             elem_id="model-info",
         )
     with gr.Row():
@@ -342,14 +343,8 @@ def main(argv=None) -> None:
         logger.error("face model: %s", error)
     estimator, model_problem = None, None
     if args.model:
-        aligner = None
-        try:  # the template is where a frontal render puts the 68 landmarks of the mean face
-            template = studio.renderer.project(studio.face_model.neutral[studio.face_model.landmarks], VIEWS["frontal"])[0]
-            aligner = FaceAligner(template, studio.image_size)
-        except Exception as error:  # photos are then used as they are, and the tab says so
-            logger.error("face detection is off: %s", error)
         try:
-            estimator = PainEstimator(args.model, aligner)
+            estimator = PainEstimator(args.model)
         except Exception as error:
             model_problem = f"Could not load {args.model!r}: {error}."
             logger.error("model: %s", error)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 import modeling_vitpain  # noqa: F401  (registers ViTPain and the pain-estimation task)
+from dataset_builder.alignment import FaceNotFoundError, align_photo
 from dataset_builder.preview import colorize_heatmap
 
 TRAIN_COMMAND = (
@@ -20,71 +20,23 @@ TRAIN_COMMAND = (
     "--output_dir exp/rgb\n"
     "python demo/app.py --model exp/rgb"
 )
-# The inner 68-point landmarks (brows, nose, eyes, mouth) fix the alignment; the jaw contour of a photo is a
-# silhouette while the model's jaw landmarks are fixed vertices, so they are left out.
-ALIGNMENT_POINTS = slice(17, 68)
+ALIGNED_SIZE = 256  # the generator's image size; the model's image processor resizes from here
 
 
 class NoFaceError(ValueError):
     """No face was found in a photo."""
 
 
-def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Least-squares rotation + uniform scale + translation (Umeyama) taking `source` (N, 2) points onto `target`;
-    a 2x3 matrix."""
-    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
-    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
-    s, t = source - mu_s, target - mu_t
-    u, sigma, vt = np.linalg.svd(t.T @ s / len(source))
-    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ d @ vt
-    scale = np.trace(np.diag(sigma) @ d) / s.var(axis=0).sum()
-    return np.c_[scale * rotation, mu_t - scale * rotation @ mu_s]
-
-
-class FaceAligner:
-    """dlib's HOG face detector and 68-point shape predictor (the `[audit]` extra's models, offline), and a
-    similarity warp of the inner landmarks onto `template` (68, 2), the landmarks of a frontal render."""
-
-    def __init__(self, template: np.ndarray, output_size: int):
-        import importlib.util
-
-        import dlib
-
-        # the model file's path without importing face_recognition_models (it needs the retired pkg_resources)
-        spec = importlib.util.find_spec("face_recognition_models")
-        if spec is None:
-            raise ImportError("face detection needs `pip install dlib-bin face-recognition-models`")
-        models = Path(spec.submodule_search_locations[0]) / "models"
-        self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(str(models / "shape_predictor_68_face_landmarks.dat"))
-        self.template = np.asarray(template, np.float64)
-        self.output_size = int(output_size)
-
-    def landmarks(self, image: Image.Image) -> np.ndarray:
-        """68 landmarks (x, y) of the largest face; NoFaceError when there is none."""
-        import dlib
-
-        pixels = np.asarray(image.convert("RGB"))
-        boxes = self.detector(pixels, 0) or self.detector(pixels, 1)  # upsample once for small faces
-        if not boxes:
-            raise NoFaceError(
-                "No face found in the photo. Use a photo with one face, seen from the front and well lit, "
-                "or tick 'already a face crop' if it is framed like the generated faces."
-            )
-        box = max(boxes, key=lambda b: b.width() * b.height())
-        shape = self.predictor(pixels, dlib.rectangle(box.left(), box.top(), box.right(), box.bottom()))
-        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-
-    def __call__(self, image: Image.Image) -> Image.Image:
-        """The face cropped and aligned to the framing of the generated renders (output_size square, RGB)."""
-        points = self.landmarks(image)
-        forward = np.vstack([similarity_transform(points[ALIGNMENT_POINTS], self.template[ALIGNMENT_POINTS]), [0, 0, 1]])
-        inverse = np.linalg.inv(forward)[:2].ravel()  # PIL maps output pixels back to input pixels
-        size = (self.output_size, self.output_size)
-        return image.convert("RGB").transform(
-            size, Image.Transform.AFFINE, tuple(inverse), Image.Resampling.BILINEAR, fillcolor=(128, 128, 128)
-        )  # outside the photo: the renders' mid-grey default background
+def align(photo: Image.Image) -> Image.Image:
+    """The face of a photo found (dlib's HOG detector and 68-point model) and aligned to the framing of the renders
+    by `dataset_builder.align_photo`; NoFaceError with what to do when there is none."""
+    try:
+        return align_photo(photo, size=ALIGNED_SIZE).image
+    except FaceNotFoundError as error:
+        raise NoFaceError(
+            f"No face found in the photo ({error}). Use a photo with one face, seen from the front and well lit, "
+            "or tick 'already a face crop' if it is framed like the generated faces."
+        ) from None
 
 
 @dataclass
@@ -107,9 +59,9 @@ class Estimate:
 
 
 class PainEstimator:
-    """`model` is a ViTPain folder or Hub id (an RGB model); `aligner` crops faces out of photos."""
+    """`model` is a ViTPain folder or Hub id (an RGB model); photos go through `align` unless they are face crops."""
 
-    def __init__(self, model: str, aligner: FaceAligner | None):
+    def __init__(self, model: str):
         from transformers import pipeline
 
         self.source = model
@@ -121,7 +73,6 @@ class PainEstimator:
                 f"{model} reads {self.config.input_modality} maps, not photos: give the demo an RGB ViTPain "
                 "(a student or an RGB baseline)."
             )
-        self.aligner = aligner
 
     def describe(self) -> str:
         neutral = "needs a neutral photo of the same person" if self.config.use_neutral_reference else "one photo"
@@ -131,13 +82,13 @@ class PainEstimator:
         photo = photo.convert("RGB")
         if is_crop:
             return photo
-        if self.aligner is None:
-            notes.append(f"{role}: face detection is not available (needs dlib and the face model); used as it is.")
-            return photo
         try:
-            face = self.aligner(photo)
+            face = align(photo)
         except NoFaceError as error:
             raise NoFaceError(f"{role}: {error}") from None
+        except ImportError as error:  # dlib or its landmark model is missing
+            notes.append(f"{role}: used as it is, no face detection ({error}).")
+            return photo
         notes.append(f"{role}: face detected and aligned to the synthetic framing.")
         return face
 

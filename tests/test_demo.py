@@ -25,8 +25,9 @@ sys.path.insert(0, str(DEMO))
 
 from dataset_browser import DatasetBrowser  # noqa: E402
 from face_studio import FaceStudio, heatmap_with_colorbar, pspi_formula  # noqa: E402
-from pain_estimator import FaceAligner, NoFaceError, similarity_transform  # noqa: E402
+from pain_estimator import ALIGNED_SIZE, NoFaceError, align  # noqa: E402
 
+from dataset_builder.alignment import align_photo  # noqa: E402
 from generation import pspi  # noqa: E402
 from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel  # noqa: E402
 
@@ -106,34 +107,17 @@ def test_studio_keeps_the_identity_and_only_re_rigs(studio):
         studio.render({}, age=12)
 
 
-def test_similarity_transform_recovers_rotation_scale_and_shift():
-    rng = np.random.default_rng(0)
-    points = rng.uniform(0, 100, (20, 2))
-    angle, scale, shift = np.radians(12), 1.7, np.array([5.0, -3.0])
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    matrix = similarity_transform(points, points @ (scale * rotation).T + shift)
-    np.testing.assert_allclose(matrix, np.c_[scale * rotation, shift], atol=1e-9)
-
-
-def test_aligner_brings_a_turned_and_shrunk_render_back_to_the_template(studio):
-    render = studio.renderer  # the template: landmarks of the mean face, frontal
-    template = render.project(studio.face_model.neutral[studio.face_model.landmarks], studio_view("frontal"))[0]
-    aligner = FaceAligner(template, output_size=128)
+def test_photos_are_aligned_or_refused_with_a_message(studio):
     face = Image.fromarray(studio.render({"AU4": 2}, seed=11).pain)
-    photo = Image.new("RGB", (320, 240), (90, 100, 110))
-    photo.paste(face.rotate(10, resample=Image.Resampling.BILINEAR, fillcolor=(90, 100, 110)), (150, 60))
-    aligned = aligner(photo)
-    assert aligned.size == (128, 128)
-    error = np.linalg.norm(aligner.landmarks(aligned)[17:] - template[17:], axis=1).mean()
-    assert error < 0.04 * 128, error  # within a few pixels of where a frontal render puts them
-    with pytest.raises(NoFaceError, match="No face found"):
-        aligner(Image.new("RGB", (200, 200), (120, 120, 120)))
-
-
-def studio_view(name):
-    from face_studio import VIEWS
-
-    return VIEWS[name]
+    photo = Image.new("RGB", (360, 300), (90, 100, 110))  # a small, turned face somewhere in a larger photo
+    photo.paste(face.rotate(12, resample=Image.Resampling.BILINEAR, fillcolor=(90, 100, 110)), (170, 90))
+    aligned = align(photo)
+    assert aligned.size == (ALIGNED_SIZE, ALIGNED_SIZE)
+    again = align_photo(aligned, size=ALIGNED_SIZE)  # aligning an aligned face moves it (almost) nowhere
+    np.testing.assert_allclose(again.matrix[:, :2], np.eye(2), atol=0.05)  # no turn, no zoom
+    np.testing.assert_allclose(again.matrix[:, 2], 0, atol=0.025 * ALIGNED_SIZE)  # no shift beyond 2.5%
+    with pytest.raises(NoFaceError, match="No face found.*already a face crop"):
+        align(Image.new("RGB", (200, 200), (120, 120, 120)))
 
 
 def test_dataset_browser_filters_and_reads_rows(small_dataset):
