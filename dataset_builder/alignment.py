@@ -33,10 +33,10 @@ ANCHOR_NAMES = ("right_eye", "left_eye", "mouth_right", "mouth_left")
 # `template_from_landmarks`. Identities spread around these by about 0.8% of the image side (eyes; mouth height 2%).
 TEMPLATE = np.array(
     [
-        [0.3532, 0.3861],  # right eye centre
-        [0.6466, 0.3863],  # left eye centre
-        [0.3835, 0.7088],  # right mouth corner (48)
-        [0.6168, 0.7091],  # left mouth corner (54)
+        [0.3758, 0.4445],  # right eye centre
+        [0.6235, 0.4435],  # left eye centre
+        [0.4045, 0.7130],  # right mouth corner (48)
+        [0.5980, 0.7124],  # left mouth corner (54)
     ],
     dtype=np.float64,
 )

@@ -17,6 +17,7 @@ from generation import DEFAULT_VIEWS, FaceModel, FaceRenderer, View, displacemen
 from generation.demographics import AGE_GROUPS, Demographics
 from generation.face.rig import age_sag_offsets, demographic_identity
 from generation.facs import EXTENDED_AUS, PAIN_AUS, validate_action_units
+from generation.pipeline import identity_hair
 from generation.preview import vertical_gradient
 from generation.rng import stream
 from generation.sampling.appearance import sample_appearance
@@ -80,13 +81,14 @@ def draw_landmarks(image: np.ndarray, landmarks_2d: np.ndarray, color=(53, 208, 
 
 @dataclass
 class Identity:
-    """What stays the same while the expression changes: shape, age sag, texture, light and neutral renders."""
+    """What stays the same while the expression changes: shape, age sag, texture, hair, light and neutral renders."""
 
     coefficients: np.ndarray
     sag: np.ndarray
     neutral: np.ndarray
     texture: object
     lighting: object
+    hair: object = None  # a HairMesh, or None for a bald head
     neutral_renders: dict = field(default_factory=dict)  # view name -> Render
 
 
@@ -133,14 +135,15 @@ class FaceStudio:
         demographics = demographics_for(age, gender, ethnicity)
         rng = stream("demo-identity", int(seed))
         appearance = sample_appearance(demographics, rng)
-        coefficients = demographic_identity(self.face_model, appearance.male, rng)
+        coefficients = demographic_identity(self.face_model, appearance.male, rng, age_factor=appearance.age_factor)
         lighting = sample_lighting(rng)
         sag = age_sag_offsets(self.face_model, appearance.sag_mm)
         neutral = pose_face(self.face_model, coefficients) + sag
         texture = self.texturer(
             appearance, stream("demo-texture", int(seed)), neutral_vertices=neutral, demographics=demographics
         )
-        identity = Identity(coefficients, sag, neutral, texture, lighting)
+        hair = identity_hair(self.face_model, neutral, appearance, stream("demo-hair", int(seed)))
+        identity = Identity(coefficients, sag, neutral, texture, lighting, hair)
         self._identities[key] = identity
         while len(self._identities) > self.max_identities:
             self._identities.popitem(last=False)
@@ -184,7 +187,10 @@ class FaceStudio:
 
     def _render_pair(self, identity: Identity, pain: np.ndarray, displacement: np.ndarray, view_name: str):
         view = VIEWS[view_name]
-        common = {"lighting": identity.lighting, "texture": identity.texture, "background": self.background}
+        common = {
+            "lighting": identity.lighting, "texture": identity.texture, "background": self.background,
+            "hair": identity.hair,
+        }
         if view_name not in identity.neutral_renders:
             identity.neutral_renders[view_name] = self.renderer.render(identity.neutral, view, **common)
         return identity.neutral_renders[view_name], self.renderer.render(pain, view, displacement, **common)
