@@ -10,6 +10,7 @@ from pathlib import Path
 from .assets import cache_dir, prepare_face_model, resolve_face_model
 from .face_model import FaceModel, FaceModelError
 from .errors import ConfigError, OutputError
+from .manifest import ManifestError
 from .facs import ACTION_UNITS, ActionUnitError, parse_au_assignments, pspi
 
 logger = logging.getLogger("pain3d")
@@ -205,6 +206,23 @@ def cmd_export_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .dataset_writer import verify_dataset
+
+    checked, problems = verify_dataset(args.dataset)
+    if not problems:
+        print(f"{args.dataset}: all {checked} files match the sizes and sha256 recorded when pain3d wrote them")
+        return 0
+    for path, problem in sorted(problems.items()):
+        print(f"{args.dataset}/{path}: {problem}", file=sys.stderr)
+    print(
+        f"pain3d verify: {len(problems)} of {checked} files are bad; rerun `pain3d generate --resume` with the same "
+        "parameters to render bad or missing shards again",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     print("action units (intensity 0-5, AU43 0/1; PSPI = AU4 + max(AU6,AU7) + max(AU9,AU10) + AU43):")
     for au in ACTION_UNITS.values():
@@ -289,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
     export.set_defaults(func=cmd_export_official)
 
+    verify = sub.add_parser("verify", help="check a generated dataset's files against the sha256 recorded when written")
+    verify.add_argument("dataset", type=Path, help="dataset folder written by pain3d generate")
+    verify.set_defaults(func=cmd_verify)
+
     info = sub.add_parser("info", help="list the action units, their blendshapes and the cache location")
     info.set_defaults(func=cmd_info)
     return parser
@@ -299,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (FaceModelError, ActionUnitError, ConfigError, OutputError) as error:
+    except (FaceModelError, ActionUnitError, ConfigError, OutputError, ManifestError) as error:
         print(f"pain3d {args.command}: error: {error}", file=sys.stderr)
         return 2
 
