@@ -139,3 +139,42 @@ def test_export_overwrite_keeps_user_files_in_the_export_folders(dataset, tmp_pa
     (out / "notes.txt").write_text("beside the export, left alone")
     assert pain3d("export-official", dataset, out, "--overwrite").returncode == 0
     assert (out / "notes.txt").read_text() == "beside the export, left alone"
+
+
+# ---------------------------------------------------------------------------------------------- 5. another face model
+def test_resume_refuses_another_face_model(copy, tmp_path, face_model_file):
+    other = tmp_path / "other-model.npz"
+    other.write_bytes(face_model_file.read_bytes() + b"\0")  # another file: another sha256
+    (copy / "README.md").unlink()
+    before = tree(copy)
+    one_clear_error(generate(copy, "--resume", face_model=other), "another face model")
+    assert tree(copy) == before
+
+
+# ---------------------------------------------------------------------------------------------- 6. corrupt shards
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_shards_are_named_by_verify_and_rendered_again_by_resume(copy, face_model_file):
+    shards = tree(copy / "data")
+    assert pain3d("verify", copy).returncode == 0
+    image_shard, label_shard = sorted((copy / "data").glob("*.parquet"))[:2]
+    _flip(image_shard, image_shard.stat().st_size // 3)  # inside the image bytes
+    metadata = pq.read_metadata(label_shard)
+    pspi = next(i for i in range(metadata.num_columns) if metadata.schema.column(i).name == "pspi")
+    chunk = metadata.row_group(0).column(pspi)
+    start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+    _flip(label_shard, start + chunk.total_compressed_size - 3)  # a one-bit flip in the last pspi page
+    with pytest.raises(OSError, match="(?i)checksum|CRC"):
+        pq.read_table(label_shard, columns=["pspi"], page_checksum_verification=True)
+
+    checked = pain3d("verify", copy)
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert image_shard.name in checked.stderr and label_shard.name in checked.stderr and "--resume" in checked.stderr
+    resumed = generate(copy, "--resume", face_model=face_model_file)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "again" in resumed.stderr and tree(copy / "data") == shards
+    assert pain3d("verify", copy).returncode == 0
