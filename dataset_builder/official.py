@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -273,10 +274,17 @@ def _read_views(root: Path, images_dir: Path, view_names: Sequence[str] | None, 
     for folder in (images_dir, root):
         path = folder / VIEWS_FILE
         if path.is_file():
-            views = json.loads(path.read_text())
+            try:
+                views = json.loads(path.read_text())
+                indices_in_file = [int(view["index"]) for view in views]
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise OfficialLayoutError(
+                    f"{path} is unreadable ({type(error).__name__}: {error}); it should be a JSON list of "
+                    '{"index", "name", "yaw", "pitch"} objects as `pain3d export-official` writes it: export again, '
+                    "or delete it (views are then named view_000, ...)"
+                ) from None
             names = [f"view_{i:03d}" for i in range(count)]
-            for view in views:
-                i = int(view["index"])
+            for view, i in zip(views, indices_in_file):
                 if i >= len(names):
                     names.extend(f"view_{j:03d}" for j in range(len(names), i + 1))
                     yaw.extend([None] * (i + 1 - len(yaw)))
@@ -297,7 +305,14 @@ def read_split_csv(path: str | os.PathLike, report: OfficialLayoutReport | None 
         raise OfficialLayoutError(f"split CSV not found: {path} (pass split_csv=None for an automatic 70/20/10 split)")
     report = report if report is not None else OfficialLayoutReport(root=str(path))
     splits: dict[str, str] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise OfficialLayoutError(
+            f"split CSV {path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8 "
+            "(annotation_base_name,split per line)"
+        ) from None
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in (reader.fieldnames or [])]
         if "annotation_base_name" not in header or "split" not in header:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
-from .assets import cache_dir, prepare_face_model, resolve_face_model
+from .assets import ENV_SOURCE, cache_dir, download_face_model, prepare_face_model, resolve_face_model
 from .face_model import FaceModel, FaceModelError
 from .errors import ConfigError, OutputError
 from .manifest import ManifestError
@@ -29,11 +31,13 @@ def _add_face_model_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_assets(args: argparse.Namespace) -> int:
-    path = (
-        prepare_face_model(args.face_model, force=args.force)
-        if args.face_model
-        else resolve_face_model(progress=True)
-    )
+    source = args.face_model or os.environ.get(ENV_SOURCE)
+    if source:
+        path = prepare_face_model(source, force=args.force)
+    elif args.force:  # the cache came from a download: fetch and convert it again
+        path = download_face_model()
+    else:
+        path = resolve_face_model(progress=True)
     model = FaceModel.load(path)
     print(f"face model ready: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     print(
@@ -48,12 +52,33 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from .preview import render_preview_sheet
 
     action_units = parse_au_assignments(args.au or list(DEFAULT_PREVIEW_AUS))
+    if not 32 <= args.image_size <= 2048:
+        raise ConfigError(f"--image-size must be within 32-2048 pixels, got {args.image_size}")
+    output = preview_path(args.output)
     model = FaceModel.load(resolve_face_model(args.face_model))
-    out = render_preview_sheet(
-        model, action_units, args.output, seed=args.seed, image_size=args.image_size, title=args.title
-    )
+    try:
+        out = render_preview_sheet(
+            model, action_units, output, seed=args.seed, image_size=args.image_size, title=args.title
+        )
+    except OSError as error:
+        raise OutputError(f"cannot write {output} ({error.strerror or error}); choose a writable path") from None
     print(f"wrote {out} (PSPI {pspi(action_units):g})")
     return 0
+
+
+PREVIEW_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+
+
+def preview_path(output: Path) -> Path:
+    """The file the sheet goes to: a folder gets `preview.png` inside it, a name without an extension gets `.png`
+    (what matplotlib would do silently); an extension matplotlib cannot write is an error."""
+    if output.is_dir():
+        return output / "preview.png"
+    if not output.suffix:
+        return output.with_name(output.name + ".png")
+    if output.suffix.lower() not in PREVIEW_FORMATS:
+        raise ConfigError(f"--output {output}: cannot write {output.suffix} files; use one of {', '.join(PREVIEW_FORMATS)}")
+    return output
 
 
 def parse_views(spec: str | None):
@@ -66,6 +91,8 @@ def parse_views(spec: str | None):
     views = []
     for item in spec.split(","):
         name, *angles = item.strip().split(":")
+        if not name or len(angles) > 2:
+            raise ConfigError(f"view {item!r}: write a view as NAME or NAME:YAW[:PITCH] in degrees, e.g. up:0:20")
         if not angles:
             if name not in defaults:
                 raise ConfigError(
@@ -135,7 +162,6 @@ def diffusion_options(args: argparse.Namespace) -> tuple[dict, dict]:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     import hashlib
-    import os
 
     from .dataset_writer import generate_dataset
     from .pipeline import GenerationConfig
@@ -324,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FaceModelError, ActionUnitError, ConfigError, OutputError, ManifestError) as error:
         print(f"pain3d {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+        hint = "; rerun with --resume" if args.command == "generate" else ""
+        print(f"pain3d {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

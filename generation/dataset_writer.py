@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import platform
+import signal
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -195,6 +197,9 @@ _WORKER: dict = {}
 def _init_worker(config_dict: dict, face_model_path: str, device: str | None = None) -> None:
     from .face_model import FaceModel
 
+    if multiprocessing.parent_process() is not None:  # a pool worker: Ctrl-C is the main process's to handle
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     config = GenerationConfig.from_dict(config_dict)
     model = FaceModel.load(face_model_path)
     _WORKER.update(config=config, model=model, generator=PainFaceGenerator(config, model, device=device))
@@ -309,11 +314,17 @@ def _identity_results(identities: list[int], config: GenerationConfig, face_mode
                 _WORKER.pop("generator").close()
 
         return serial()
-    import multiprocessing
-
     # spawn: every worker opens its own OpenGL context; forking a process that holds one is unsafe
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(workers, initializer=_init_worker, initargs=(config.to_dict(), str(face_model_path), device))
+    # Workers start with Ctrl-C ignored (inherited across exec), so an interrupt reaches only this process, which
+    # stops the pool and prints one line instead of a traceback per worker.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool = context.Pool(
+            workers, initializer=_init_worker, initargs=(config.to_dict(), str(face_model_path), device)
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
     def parallel():
         try:

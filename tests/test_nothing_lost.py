@@ -178,3 +178,78 @@ def test_corrupt_shards_are_named_by_verify_and_rendered_again_by_resume(copy, f
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "again" in resumed.stderr and tree(copy / "data") == shards
     assert pain3d("verify", copy).returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------- one line, not a traceback
+def test_ctrl_c_during_generate_with_workers_is_one_line(tmp_path, face_model_file):
+    out = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "generation.cli", "generate", "-o", str(out), *SMALL, "--num-identities", "40",
+               "--workers", "2", "--face-model", str(face_model_file)]
+    # a terminal's Ctrl-C goes to the whole foreground process group: the main process and its workers
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "generation_config.json").exists():
+        time.sleep(0.2)
+    time.sleep(4)  # the workers are up and rendering
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+    assert [line for line in stderr.splitlines() if "interrupted" in line] == [
+        "pain3d generate: interrupted; rerun with --resume"
+    ]
+
+
+def test_corrupt_generation_config_on_resume(copy, face_model_file):
+    (copy / "generation_config.json").write_text('{"config": {"num_identities": 4,')
+    one_clear_error(generate(copy, "--resume", face_model=face_model_file), "generation_config.json", "--overwrite")
+
+
+def test_export_to_an_unwritable_place_is_one_line(dataset, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    one_clear_error(pain3d("export-official", dataset, blocker / "out"), "cannot write")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--image-size", "0"], "--image-size"),
+        (["--output", "{tmp}/sheet.xyz"], ".xyz"),
+        (["--output", "{tmp}/a-file/sheet.png"], "cannot write"),
+    ],
+)
+def test_preview_bad_output_is_one_line(tmp_path, face_model_file, args, message):
+    (tmp_path / "a-file").write_text("x")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--output" not in args:
+        args += ["--output", str(tmp_path / "sheet.png")]
+    one_clear_error(pain3d("preview", "--face-model", face_model_file, *args), message)
+
+
+def test_preview_says_which_file_it_wrote(tmp_path, face_model_file):
+    result = pain3d("preview", "--face-model", face_model_file, "--image-size", "32", "--output", tmp_path / "sheet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"wrote {tmp_path / 'sheet.png'} " in result.stdout and (tmp_path / "sheet.png").is_file()
+
+
+def test_cache_folder_that_is_a_file_is_one_line(tmp_path, face_model_source):
+    cache = tmp_path / "cache-file"
+    cache.write_text("x")
+    one_clear_error(pain3d("info", env={"PAIN3D_CACHE": str(cache)}), "PAIN3D_CACHE")
+    result = pain3d("assets", "--face-model", face_model_source, env={"PAIN3D_CACHE": str(cache)})
+    one_clear_error(result, "PAIN3D_CACHE")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--views", "a:10:5:3"], "NAME:YAW[:PITCH]"),
+        (["--views", ":10"], "NAME:YAW[:PITCH]"),
+        (["--au", "AU4=3", "--au", "au4=2"], "AU4 is given twice"),
+    ],
+)
+def test_ambiguous_generation_flags_are_refused(tmp_path, face_model_file, args, message):
+    one_clear_error(generate(tmp_path / "out", *args, face_model=face_model_file), message)
+    assert not (tmp_path / "out").exists()

@@ -271,3 +271,16 @@ def test_empty_and_truncated_images_are_reported_at_index_time(tmp_path, cache_d
             row["image"].load()
             if row["neutral_image"] is not None:
                 row["neutral_image"].load()
+
+
+def test_truncated_views_file_and_non_utf8_split_csv_are_clear_errors(tmp_path, cache_dir):
+    write_official(tmp_path, identities=2, expressions=1, views=1)
+    views = tmp_path / "meshes_inpainted" / "pain3d_views.json"
+    views.write_text('[{"index": 0, "name": "fron')
+    with pytest.raises(OfficialLayoutError, match="pain3d_views.json is unreadable"):
+        load_official_layout(tmp_path, cache_dir=cache_dir)
+    views.unlink()
+    split_csv = tmp_path / "splits.csv"
+    split_csv.write_bytes("annotation_base_name,split\nflame_sample_0000_pain_1,0\n".encode("utf-16"))
+    with pytest.raises(OfficialLayoutError, match="not UTF-8"):
+        load_official_layout(tmp_path, split_csv=split_csv, cache_dir=cache_dir)
