@@ -9,9 +9,10 @@ import signal
 import sys
 from pathlib import Path
 
-from .assets import ENV_SOURCE, cache_dir, download_face_model, prepare_face_model, resolve_face_model
-from .face_model import FaceModel, FaceModelError
 from .errors import ConfigError, OutputError
+from .face.assets import ENV_SOURCE, cache_dir, download_face_model, load_face_model, prepare_face_model
+from .face.assets import resolve_face_model
+from .face.model import FaceModel, FaceModelError
 from .manifest import ManifestError
 from .facs import ACTION_UNITS, ActionUnitError, parse_au_assignments, pspi
 
@@ -55,7 +56,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     if not 32 <= args.image_size <= 2048:
         raise ConfigError(f"--image-size must be within 32-2048 pixels, got {args.image_size}")
     output = preview_path(args.output)
-    model = FaceModel.load(resolve_face_model(args.face_model))
+    model = load_face_model(args.face_model)
     try:
         out = render_preview_sheet(
             model, action_units, output, seed=args.seed, image_size=args.image_size, title=args.title
@@ -83,7 +84,7 @@ def preview_path(output: Path) -> Path:
 
 def parse_views(spec: str | None):
     """'frontal,left,right' (default angles) or 'name:yaw:pitch,...' in degrees."""
-    from .render import DEFAULT_VIEWS, View
+    from .views import DEFAULT_VIEWS, View
 
     if not spec:
         return DEFAULT_VIEWS
@@ -163,8 +164,8 @@ def diffusion_options(args: argparse.Namespace) -> tuple[dict, dict]:
 def cmd_generate(args: argparse.Namespace) -> int:
     import hashlib
 
-    from .dataset_writer import generate_dataset
-    from .pipeline import GenerationConfig
+    from .config import GenerationConfig
+    from .writer import generate_dataset
 
     texture_options, background_options = diffusion_options(args)
     config = GenerationConfig(
@@ -233,7 +234,7 @@ def cmd_export_official(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .dataset_writer import verify_dataset
+    from .writer import verify_dataset
 
     checked, problems = verify_dataset(args.dataset)
     if not problems:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from generation import FaceModel, FaceModelError
-from generation.assets import HOW_TO_PROVIDE, prepare_face_model, resolve_face_model
-from generation.face_model import CM_TO_MM, NUM_VERTICES, REGIONS, read_obj_vertices
+from generation.face.assets import HOW_TO_PROVIDE, load_face_model, prepare_face_model, resolve_face_model
+from generation.face.model import CM_TO_MM, NUM_VERTICES, REGIONS, read_obj_vertices
 
 # Multi-PIE 68 landmark vertex indices as printed in the ICT-FaceKit README.
 README_LANDMARKS = [
@@ -133,7 +133,7 @@ def test_a_random_npz_is_not_a_face_model(tmp_path):
 
 
 def test_truncated_cache_is_replaced_by_assets_force(tmp_path, face_model_source, face_model_file, monkeypatch):
-    from generation.assets import _cache_file_for
+    from generation.face.assets import _cache_file_for
 
     monkeypatch.setenv("PAIN3D_CACHE", str(tmp_path / "cache"))
     cache = _cache_file_for(Path(face_model_source))
@@ -156,7 +156,7 @@ def test_the_download_is_checked_against_the_pinned_files(tmp_path, face_model_s
     import threading
     import zipfile
 
-    from generation import assets
+    from generation.face import assets
 
     unpacked = tmp_path / "unpacked"
     with tarfile.open(face_model_source) as archive:
@@ -183,3 +183,20 @@ def test_the_download_is_checked_against_the_pinned_files(tmp_path, face_model_s
     finally:
         server.shutdown()
     assert list((tmp_path / "cache").iterdir()) == []  # neither the archive nor a converted model is kept
+
+
+def test_loading_arrays_never_resolves_or_downloads(tmp_path, monkeypatch, face_model_file):
+    """`FaceModel.load` only reads a converted cache; finding or downloading the model is `face.assets`."""
+    import urllib.request
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("FaceModel.load touched the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("PAIN3D_CACHE", str(tmp_path / "empty-cache"))
+    for source in (None, tmp_path / "ict.tar.xz"):
+        with pytest.raises(FaceModelError, match="load_face_model"):
+            FaceModel.load(source)
+    assert not (tmp_path / "empty-cache").exists()
+    assert load_face_model(face_model_file).num_vertices == NUM_VERTICES

@@ -22,18 +22,22 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataset_builder.card import finalize_dataset_folder
 from dataset_builder.features import SPLITS, pain_features
+from dataset_builder.parquet import write_parquet
 
 from .errors import OutputError
+from .config import GenerationConfig
+from .face.model import FaceModel
 from .manifest import ManifestError, check_files, forget, read_manifest, record, remove_written
-from .pipeline import GenerationConfig, PainFaceGenerator, identity_spec, identity_split
+from .pipeline import PainFaceGenerator
+from .sampling.identity import identity_spec, identity_split
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "generation_config.json"
 CARD_FILES = ("README.md", "preview.png", "plots/pspi_histogram.png", "plots/action_units.png", "plots/demographics.png")
 MANIFEST_TOOL = "pain3d generate"
-ROW_GROUP_SIZE = 100  # small row groups keep the Hub viewer and random access fast for image rows
 VERSIONED_PACKAGES = (
     "numpy", "pillow", "pyrender", "PyOpenGL", "trimesh", "datasets", "pyarrow", "scipy", "torch", "diffusers",
     "transformers",
@@ -149,15 +153,6 @@ def bad_shards(output: Path, shards: list[Shard]) -> dict[str, str]:
     return check_files(output, [shard.relative_path for shard in shards])
 
 
-def write_shard(path: Path, rows: list[dict], schema: pa.Schema) -> None:
-    """Write rows atomically (a crash never leaves a shard that looks finished), with page checksums so a flipped
-    bit is an error on reading, not another label."""
-    table = pa.Table.from_pylist(rows, schema=schema)
-    partial = path.with_name(path.name + ".partial")
-    pq.write_table(table, partial, row_group_size=ROW_GROUP_SIZE, write_page_checksum=True)
-    partial.replace(path)
-
-
 def verify_dataset(output: str | Path) -> tuple[int, dict[str, str]]:
     """Check a generated folder against its manifest: every planned shard present with the sha256 recorded when it
     was written, and every other recorded file unchanged. Returns (files checked, {path: what is wrong}).
@@ -195,11 +190,8 @@ _WORKER: dict = {}
 
 
 def _init_worker(config_dict: dict, face_model_path: str, device: str | None = None) -> None:
-    from .face_model import FaceModel
-
     if multiprocessing.parent_process() is not None:  # a pool worker: Ctrl-C is the main process's to handle
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-
     config = GenerationConfig.from_dict(config_dict)
     model = FaceModel.load(face_model_path)
     _WORKER.update(config=config, model=model, generator=PainFaceGenerator(config, model, device=device))
@@ -281,7 +273,7 @@ def generate_dataset(
                 bar.update(1)
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(images_per_s=f"{(rows_written + len(rows)) / max(elapsed, 1e-9):.1f}")
-            write_shard(output / shard.relative_path, _encode_classes(rows, features), schema)
+            write_parquet(output / shard.relative_path, _encode_classes(rows, features), schema)
             record_files(output, [shard.relative_path])
             rows_written += len(rows)
     finally:
@@ -341,11 +333,6 @@ def finalize_dataset(output: Path, config: GenerationConfig) -> None:
     missing = [s.relative_path for s in plan_shards(config) if not (output / s.relative_path).is_file()]
     if missing:
         raise OutputError(f"{len(missing)} shards are missing (e.g. {missing[0]}): rerun with --resume")
-    from .preview import dataset_preview_sheet
-
-    dataset_preview_sheet(output, output / "preview.png")
-    from dataset_builder.card import write_dataset_card
-
     record = json.loads((output / CONFIG_FILE).read_text())
-    write_dataset_card(output, record)
+    finalize_dataset_folder(output, record)
     record_files(output, [name for name in CARD_FILES if (output / name).is_file()])
