@@ -78,7 +78,9 @@ def preview_path(output: Path) -> Path:
     if not output.suffix:
         return output.with_name(output.name + ".png")
     if output.suffix.lower() not in PREVIEW_FORMATS:
-        raise ConfigError(f"--output {output}: cannot write {output.suffix} files; use one of {', '.join(PREVIEW_FORMATS)}")
+        raise ConfigError(
+            f"--output {output}: cannot write {output.suffix} files; use one of {', '.join(PREVIEW_FORMATS)}"
+        )
     return output
 
 

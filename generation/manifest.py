@@ -153,7 +153,8 @@ def written_files(folder: str | os.PathLike, within: Iterable[str] | None = None
         if not ours:
             foreign.append(rel)
     if foreign or changed:
-        listed = [f"{rel} (not written by pain3d)" for rel in foreign] + [f"{rel} ({why})" for rel, why in changed.items()]
+        listed = [f"{rel} (not written by pain3d)" for rel in foreign]
+        listed += [f"{rel} ({why})" for rel, why in changed.items()]
         raise ManifestError(
             f"refusing to replace {folder}: {len(listed)} files there are not pain3d's as it wrote them: "
             f"{'; '.join(listed[:5])}{'; ...' if len(listed) > 5 else ''}. Nothing was deleted: move them elsewhere "

@@ -36,7 +36,9 @@ from .sampling.identity import identity_spec, identity_split
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "generation_config.json"
-CARD_FILES = ("README.md", "preview.png", "plots/pspi_histogram.png", "plots/action_units.png", "plots/demographics.png")
+CARD_FILES = (  # written by the last step; recorded in the manifest
+    "README.md", "preview.png", "plots/pspi_histogram.png", "plots/action_units.png", "plots/demographics.png",
+)
 MANIFEST_TOOL = "pain3d generate"
 VERSIONED_PACKAGES = (
     "numpy", "pillow", "pyrender", "PyOpenGL", "trimesh", "datasets", "pyarrow", "scipy", "torch", "diffusers",
