@@ -122,7 +122,7 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
         for anchor, strength in ((inner, 0.6), (outer, 1.0)):
             centre = anchor + (0.0, 4.0, 0.0)
             droop += strength * np.exp(-np.sum((p - centre) ** 2, axis=1) / (2 * 4.5**2))
-    droop = 0.25 * sag_mm * np.clip(droop, 0, 1)
+    droop = 0.3 * sag_mm * np.clip(droop, 0, 1)
     offsets[face, 1] -= droop
     offsets[face, 2] += 0.5 * droop
     return offsets

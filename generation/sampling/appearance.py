@@ -40,7 +40,7 @@ class Appearance:
     hair_rgb: tuple[float, float, float]
     iris_rgb: tuple[float, float, float]
     grey_fraction: float  # 0 (none) .. 1 (white hair and brows)
-    age_factor: float  # about 0 at 25 years .. 1 at 90 (with a personal pace): wrinkles, spots, sagging
+    age_factor: float  # 0 at 25 years .. 1 at 90: wrinkles, spots, sagging
     male: bool
     beard_density: float  # 0 clean-shaven .. 1 full stubble shadow
     brow_thickness_mm: float
@@ -108,7 +108,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     tone = rng.beta(2.0, 2.0)
     skin = (low + tone * (high - low)) / 255.0
     age = demographics.age
-    age_factor = float(np.clip((age - 25) / 65 * rng.uniform(0.75, 1.25), 0.0, 1.0))  # people age at their own pace
+    age_factor = float(np.clip((age - 25) / 65, 0.0, 1.0))
     skin = skin * (1.0 - 0.06 * age_factor) + np.array([0.02, 0.015, -0.01]) * age_factor  # older skin: duller
     hair = np.asarray(_pick(HAIR_COLORS.get(demographics.ethnicity, HAIR_COLORS["dark"]), rng), float) / 255.0
     iris = _pick(IRIS_COLORS.get(demographics.ethnicity, IRIS_COLORS["dark"]), rng)

@@ -270,7 +270,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
         height += 0.5 * age * np.exp(-((fold - 5.0) ** 2) / (2 * 3.0**2))
         # under-eye bag and the crease under it
         lid = masks[f"lower_lid_{side}_d"]
-        height += 0.45 * age**0.9 * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
+        height += 0.6 * age**0.9 * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
         height -= 0.6 * age**0.9 * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
         # crow's feet fanning out from the outer eye corner
         corner = lm[36] if side == "right" else lm[45]
