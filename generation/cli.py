@@ -161,6 +161,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown --texture {config.texture!r}; available: {', '.join(sorted(TEXTURE_BACKENDS))}")
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if args.audit:
+        from dataset_builder.audit import INSTALL_HINT, audit_available
+
+        if not audit_available():  # checked before anything is generated
+            raise ConfigError(f"--audit needs the real-face models of the `audit` extra: run {INSTALL_HINT}")
     model_path = resolve_face_model(args.face_model)
     sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
     rank, world_size, barrier, device = 0, 1, None, args.device
@@ -191,6 +196,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"rank {rank}: wrote {summary['rows']} images of {summary['identities']} identities in "
         f"{summary['seconds']:.1f} s ({summary['images_per_second']:.1f} images/s) to {args.output}"
     )
+    if args.audit and rank == 0:
+        from dataset_builder.audit import AUDIT_FILE, run_audit
+
+        run_audit(args.output, output=Path(args.output) / AUDIT_FILE, progress=not args.quiet)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from dataset_builder.audit import AUDIT_FILE, AuditError, run_audit
+
+    try:
+        run_audit(args.dataset, output=args.output or Path(args.dataset) / AUDIT_FILE, split=args.split,
+                  max_identities=args.max_identities, progress=not args.quiet)
+    except AuditError as error:
+        raise ConfigError(str(error)) from None
     return 0
 
 
@@ -256,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     generate.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in --output")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    generate.add_argument(
+        "--audit", action="store_true", help="run `pain3d audit` on the result (needs pip install -e '.[audit]')"
+    )
     diffusion = generate.add_argument_group(
         "diffusion texturing and backgrounds",
         "--texture diffusion bakes a depth-ControlNet Stable Diffusion portrait into each identity's texture; "
@@ -288,6 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("out", type=Path, help="folder to write")
     export.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
     export.set_defaults(func=cmd_export_official)
+
+    audit = sub.add_parser(
+        "audit", help="judge a dataset with models trained on real faces; writes audit.json and the card's section"
+    )
+    audit.add_argument("dataset", type=Path, help="dataset folder (anything datasets.load_dataset reads)")
+    audit.add_argument("--max-identities", type=int, metavar="N", help="audit only the first N identities")
+    audit.add_argument("--split", metavar="S", help="audit one split (default: all)")
+    audit.add_argument("--output", "-o", type=Path, metavar="FILE", help="default: DATASET/audit.json")
+    audit.add_argument("--quiet", action="store_true", help="no progress bar")
+    audit.set_defaults(func=cmd_audit)
 
     info = sub.add_parser("info", help="list the action units, their blendshapes and the cache location")
     info.set_defaults(func=cmd_info)
