@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -350,6 +351,7 @@ def audit_dataset(
     if max_identities is not None and max_identities < 1:
         raise AuditError(f"--max-identities must be at least 1, got {max_identities}")
     models = models or RealFaceModels.load()  # a missing extra fails before any data is read
+    started = time.perf_counter()
     rows = load_rows(path, split)
     view_names = _label_names(rows, "view")
     label_names = {c: _label_names(rows, c) for c in DEMOGRAPHIC_GROUPS}
@@ -408,6 +410,7 @@ def audit_dataset(
             image = _rgb(row["neutral_image"])
             read_neutral(key, image, None, models.read(image), row.get("yaw"))
 
+    seconds = time.perf_counter() - started
     result = {
         "format": AUDIT_FORMAT,
         "dataset": str(path),
@@ -416,6 +419,8 @@ def audit_dataset(
         "identities": len(identities),
         "images": len(records),
         "neutral_images": len(neutral),
+        "seconds": round(seconds, 1),
+        "images_per_second": round(len(records) / seconds, 2) if seconds > 0 else None,
         "max_identities": max_identities,
         "same_person_distance": SAME_PERSON_DISTANCE,
         "models": models.files,
@@ -645,7 +650,8 @@ def run_audit(path: str | Path, output: str | Path | None = None, *, split: str 
     result = audit_dataset(path, split=split, max_identities=max_identities, progress=progress, models=models)
     write_audit(result, output)
     print(summary_table(result))
-    print(f"wrote {output}")
+    print(f"wrote {output} ({result['images']} images in {result['seconds']:.0f} s, "
+          f"{result['images_per_second']} images/s)")
     folder = Path(path)
     if (folder / "generation_config.json").is_file() and output.resolve() == (folder / AUDIT_FILE).resolve():
         from .card import write_dataset_card

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 import pytest
 
+from dataset_builder import write_dataset_card
 from dataset_builder.audit import (
     AUDIT_FILE, AuditError, RealFaceModels, audit_dataset, balanced_accuracy, ita_degrees, nme, srgb_to_lab,
 )
@@ -56,6 +58,7 @@ def rewrite_shards(source: Path, target: Path, change) -> Path:
     for path in sorted((target / "data").glob("*.parquet")):
         table = pq.read_table(path)
         pq.write_table(change(table).replace_schema_metadata(table.schema.metadata), path)
+    write_dataset_card(target)  # split sizes in the card's YAML follow the shards
     return target
 
 
@@ -143,6 +146,23 @@ def test_swapped_gender_labels_score_lower(generated, audit, models, tmp_path):
     assert swapped["read"] == original["read"] > 0
     assert swapped["gender_balanced_accuracy"] == pytest.approx(1 - original["gender_balanced_accuracy"])
     assert swapped["gender_balanced_accuracy"] < original["gender_balanced_accuracy"]
+
+
+def test_rows_without_neutral_rows_use_the_paired_neutral_image(generated, audit, models, tmp_path):
+    def drop_neutral_rows(table: pa.Table) -> pa.Table:
+        return table.filter(pa.compute.greater(table["expression_index"], 0))
+
+    folder = rewrite_shards(generated[0], tmp_path / "pain-only", drop_neutral_rows)
+    pain_only = audit_dataset(folder, models=models, progress=False, max_identities=2)
+    assert pain_only["images"] == 2 * EXPRESSIONS * VIEWS and pain_only["neutral_images"] == 2 * VIEWS
+    first_two = {f["identity_id"] for f in audit["neutral_faces"]}
+    first_two = sorted(first_two)[:2]
+    expected = [f for f in audit["neutral_faces"] if f["identity_id"] in first_two]
+    key = lambda f: (f["identity_id"], f["view"])  # noqa: E731
+    # the same neutral images, read from the neutral_image column, give the same perceived age and gender
+    assert [(f["perceived_age"], f["perceived_gender"]) for f in sorted(pain_only["neutral_faces"], key=key)] == [
+        (f["perceived_age"], f["perceived_gender"]) for f in sorted(expected, key=key)]
+    assert pain_only["identity"]["consistency"]["overall"]["compared"] > 0
 
 
 def test_cli_max_identities_split_and_output(generated, tmp_path):
