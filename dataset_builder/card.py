@@ -317,6 +317,7 @@ def plot_audit_views(audit: dict, path: Path) -> Path:
     rates = [pick(audit["detection"], n)["rate"] or 0.0 for n in names]
     medians = [pick(audit["landmarks"], n)["median"] or np.nan for n in names]
     p90 = [pick(audit["landmarks"], n)["p90"] or np.nan for n in names]
+    inner = [pick(audit["landmarks"], n).get("inner_median") or np.nan for n in names]
     x = np.arange(len(names))
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=100)
     left.bar(x, rates, color="#55A868")
@@ -326,13 +327,14 @@ def plot_audit_views(audit: dict, path: Path) -> Path:
     left.set_ylim(0, 1.15)
     left.set_ylabel("images with a face found")
     left.set_title("dlib HOG face detection", fontsize=10)
-    right.bar(x - 0.2, medians, width=0.4, color="#8172B3", label="median")
-    right.bar(x + 0.2, p90, width=0.4, color="#CCB974", label="90th percentile")
+    right.bar(x - 0.27, medians, width=0.27, color="#8172B3", label="median")
+    right.bar(x, p90, width=0.27, color="#CCB974", label="90th percentile")
+    right.bar(x + 0.27, inner, width=0.27, color="#64B5CD", label="median, 51 inner points")
     right.set_xticks(x, names)
     right.set_ylabel("NME (outer-eye-corner distance)")
     right.set_title("dlib 68 landmarks vs landmarks_2d", fontsize=10)
     right.set_ylim(0, np.nanmax([*p90, *medians, 0.01]) * 1.3)
-    right.legend(fontsize=8, frameon=False, loc="upper left", ncol=2)
+    right.legend(fontsize=7, frameon=False, loc="upper left", ncol=3)
     for ax in (left, right):
         ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
@@ -439,6 +441,48 @@ def _audit_section(folder: Path, plots: Path) -> str:
     plot_audit_age(audit, plots / "audit_age.png")
     plot_audit_impostors(audit, plots / "audit_impostors.png")
     plot_audit_views(audit, plots / "audit_views.png")
+    tables = audit_tables(audit)
+    versions = ", ".join(f"{k} {v}" for k, v in audit.get("versions", {}).items() if v)
+    models = "; ".join(f"{k}: `{v.get('file') if isinstance(v, dict) else v}`" for k, v in audit.get("models", {}).items())
+    scope = (f"{audit['identities']} identities, {audit['images']} images"
+             + (f" (first {audit['max_identities']} identities)" if audit.get("max_identities") else "")
+             + (f", split {audit['split']}" if audit.get("split") not in (None, "all") else ", all splits"))
+    return "\n".join([
+        f"Models trained on photographs of real faces judge these synthetic faces (`pain3d audit`, {scope}, "
+        f"{audit.get('created', '')}; full figures in `{AUDIT_FILE}`). Detection is dlib's HOG face detector; "
+        f"landmark NME compares dlib's 68-point predictor with `landmarks_2d`, normalised by the outer-eye-corner "
+        f"distance; identity figures use dlib's 128-d face-recognition embedding, where two faces closer than "
+        f"{SAME_PERSON_DISTANCE:g} are taken as the same person (impostor pairs: neutral images of two different "
+        f"identities in the same view; consistency: pain images within {SAME_PERSON_DISTANCE:g} of their own "
+        f"neutral image); perceived age and gender come from dlib-models' Cydral networks on neutral images.",
+        "",
+        tables["per_view"],
+        "",
+        "![Face detection and landmark error per view](plots/audit_views.png)",
+        "![Impostor distances with the same-person threshold](plots/audit_impostors.png)",
+        "",
+        "Perceived against intended age:",
+        "",
+        tables["age"],
+        "",
+        "![Perceived vs intended age](plots/audit_age.png)",
+        "",
+        "By intended ethnicity (neutral images, all views; gender counts are intended->perceived; cheek ITA from the "
+        "most frontal view, median with its skin-tone category):",
+        "",
+        tables["ethnicity"],
+        "",
+        *(["Impostor pairs within other groups (neutral, same view):", "", tables["groups"], ""]
+          if tables["groups"] else []),
+        AUDIT_LIMITS,
+        "",
+        f"Models: {models}. Versions: {versions}.",
+    ])
+
+
+def audit_tables(audit: dict) -> dict[str, str]:
+    """Markdown of an `audit.json`: per view (`per_view`), perceived age per age group (`age`), by ethnicity
+    (`ethnicity`) and impostor pairs within gender / age group / demographic cell (`groups`, a list)."""
     n = _audit_number
     views = audit["views"]
 
@@ -453,11 +497,13 @@ def _audit_section(folder: Path, plots: Path) -> str:
         rows.append([
             f"**{name}**" if name == "overall" else name, f"{n(detection['rate'], '.1%')} of {detection['images']}",
             f"{n(landmarks['median'], '.3f')} / {n(landmarks['p90'], '.3f')}",
+            f"{n(landmarks.get('inner_median'), '.3f')} / {n(landmarks.get('inner_p90'), '.3f')}",
             f"{n(impostor['below_threshold'], '.1%')} of {impostor['pairs']}", n(impostor["median"], ".3f"),
             f"{n(consistency['within_threshold'], '.1%')} of {consistency['compared']}",
             n(demographics["gender_balanced_accuracy"], ".1%"), n(demographics["age_spearman"], ".2f"),
         ])
-    per_view = _table(["view", "face detected", "landmark NME median / p90", f"impostor pairs < {SAME_PERSON_DISTANCE:g}",
+    per_view = _table(["view", "face detected", "landmark NME median / p90", "inner 51 points: NME median / p90",
+                       f"impostor pairs < {SAME_PERSON_DISTANCE:g}",
                        "median impostor distance", "pain images consistent with neutral", "gender balanced accuracy",
                        "age Spearman"], rows)
     ages = audit["demographics"]["perceived_age_by_age_group"]
@@ -496,41 +542,7 @@ def _audit_section(folder: Path, plots: Path) -> str:
             group_lines.append(f"- same {label}: " + "; ".join(
                 f"{name} {n(v['below_threshold'], '.0%')} of {v['pairs']} pairs (median {n(v['median'], '.2f')})"
                 for name, v in groups.items()))
-    versions = ", ".join(f"{k} {v}" for k, v in audit.get("versions", {}).items() if v)
-    models = "; ".join(f"{k}: `{v.get('file') if isinstance(v, dict) else v}`" for k, v in audit.get("models", {}).items())
-    scope = (f"{audit['identities']} identities, {audit['images']} images"
-             + (f" (first {audit['max_identities']} identities)" if audit.get("max_identities") else "")
-             + (f", split {audit['split']}" if audit.get("split") not in (None, "all") else ", all splits"))
-    return "\n".join([
-        f"Models trained on photographs of real faces judge these synthetic faces (`pain3d audit`, {scope}, "
-        f"{audit.get('created', '')}; full figures in `{AUDIT_FILE}`). Detection is dlib's HOG face detector; "
-        f"landmark NME compares dlib's 68-point predictor with `landmarks_2d`, normalised by the outer-eye-corner "
-        f"distance; identity figures use dlib's 128-d face-recognition embedding, where two faces closer than "
-        f"{SAME_PERSON_DISTANCE:g} are taken as the same person (impostor pairs: neutral images of two different "
-        f"identities in the same view; consistency: pain images within {SAME_PERSON_DISTANCE:g} of their own "
-        f"neutral image); perceived age and gender come from dlib-models' Cydral networks on neutral images.",
-        "",
-        per_view,
-        "",
-        "![Face detection and landmark error per view](plots/audit_views.png)",
-        "![Impostor distances with the same-person threshold](plots/audit_impostors.png)",
-        "",
-        "Perceived against intended age:",
-        "",
-        age_table,
-        "",
-        "![Perceived vs intended age](plots/audit_age.png)",
-        "",
-        "By intended ethnicity (neutral images, all views; gender counts are intended->perceived; cheek ITA from the "
-        "most frontal view, median with its skin-tone category):",
-        "",
-        ethnicity_table,
-        "",
-        *(["Impostor pairs within other groups (neutral, same view):", "", *group_lines, ""] if group_lines else []),
-        AUDIT_LIMITS,
-        "",
-        f"Models: {models}. Versions: {versions}.",
-    ])
+    return {"per_view": per_view, "age": age_table, "ethnicity": ethnicity_table, "groups": "\n".join(group_lines)}
 
 
 def _find(config: dict, *keys: str) -> Any:

@@ -197,21 +197,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"{summary['seconds']:.1f} s ({summary['images_per_second']:.1f} images/s) to {args.output}"
     )
     if args.audit and rank == 0:
-        from dataset_builder.audit import AUDIT_FILE, run_audit
-
-        run_audit(args.output, output=Path(args.output) / AUDIT_FILE, progress=not args.quiet)
+        _audit(args.output, progress=not args.quiet)
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from dataset_builder.audit import AUDIT_FILE, AuditError, run_audit
+    _audit(args.dataset, output=args.output, split=args.split, max_identities=args.max_identities,
+           progress=not args.quiet)
+    return 0
+
+
+def _audit(dataset: Path, **options) -> None:
+    """`pain3d audit` (also the end of `generate --audit`): audit.json, summary table, the card's section."""
+    from dataset_builder.audit import AuditError, run_audit
 
     try:
-        run_audit(args.dataset, output=args.output or Path(args.dataset) / AUDIT_FILE, split=args.split,
-                  max_identities=args.max_identities, progress=not args.quiet)
+        run_audit(dataset, **options)
     except AuditError as error:
         raise ConfigError(str(error)) from None
-    return 0
 
 
 def cmd_export_official(args: argparse.Namespace) -> int:

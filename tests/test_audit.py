@@ -18,7 +18,7 @@ import pytest
 
 from dataset_builder import write_dataset_card
 from dataset_builder.audit import (
-    AUDIT_FILE, AuditError, RealFaceModels, audit_dataset, balanced_accuracy, ita_degrees, nme, srgb_to_lab,
+    AUDIT_FILE, INNER_POINTS, AuditError, RealFaceModels, audit_dataset, balanced_accuracy, ita_degrees, nme, srgb_to_lab,
 )
 
 IDENTITIES, EXPRESSIONS, VIEWS = 6, 1, 3
@@ -68,6 +68,9 @@ def test_measures_pin_known_values():
     points[36], points[45] = (30.0, 40.0), (70.0, 40.0)  # outer eye corners 40 px apart
     assert nme(points, points) == 0.0
     assert nme(points + [4.0, 0.0], points) == pytest.approx(0.1)
+    jaw_moved = points.copy()
+    jaw_moved[:17] += [0.0, 8.0]  # only the jaw contour moves: 17 of 68 points by 0.2 eye distances
+    assert nme(jaw_moved, points) == pytest.approx(0.2 * 17 / 68) and nme(jaw_moved, points, INNER_POINTS) == 0.0
     assert srgb_to_lab(np.array([255, 0, 0])) == pytest.approx([53.24, 80.09, 67.20], abs=0.02)
     assert srgb_to_lab(np.array([255, 255, 255])) == pytest.approx([100, 0, 0], abs=0.01)
     assert ita_degrees(np.array([[50.0, 0, 10.0]])) == pytest.approx(0.0)
