@@ -413,9 +413,10 @@ def audit_dataset(
         bar.update()
     bar.close()
     if without_neutral and "neutral_image" in rows.column_names:  # layouts without neutral rows: read the pairs
+        pairs = rows.select_columns([c for c in ("neutral_image", "yaw") if c in rows.column_names])
         for key, index in tqdm(without_neutral.items(), desc="audit neutral images", unit="image",
                                disable=not progress):
-            row = rows[index]
+            row = pairs[index]
             image = _rgb(row["neutral_image"])
             read_neutral(key, image, None, models.read(image), row.get("yaw"))
 
