@@ -655,20 +655,3 @@ def summary_table(result: dict) -> str:
             f"{group} {_fmt(v['median'], '.0f')}" for group, v in tones.items()))
     return "\n".join(text)
 
-
-def run_audit(path: str | Path, output: str | Path | None = None, *, split: str | None = None,
-              max_identities: int | None = None, progress: bool = True, models: RealFaceModels | None = None) -> dict:
-    """Audit `path`, write `output` (default `path/audit.json`), print the summary table and, when `path` is a
-    folder pain3d generated and the audit sits beside it, rewrite its card with the "Independent audit" section."""
-    output = check_output(output if output is not None else Path(path) / AUDIT_FILE)  # before the long part
-    result = audit_dataset(path, split=split, max_identities=max_identities, progress=progress, models=models)
-    write_audit(result, output)
-    print(summary_table(result))
-    print(f"wrote {output} ({result['images']} images in {result['seconds']:.0f} s, "
-          f"{result['images_per_second']} images/s)")
-    folder = Path(path)
-    if (folder / "generation_config.json").is_file() and output.resolve() == (folder / AUDIT_FILE).resolve():
-        from .card import write_dataset_card
-
-        print(f"updated {write_dataset_card(folder)} (section 'Independent audit')")
-    return result

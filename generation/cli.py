@@ -197,7 +197,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"{summary['seconds']:.1f} s ({summary['images_per_second']:.1f} images/s) to {args.output}"
     )
     if args.audit and rank == 0:
-        _audit(args.output, progress=not args.quiet)
+        _audit(Path(args.output), progress=not args.quiet)
     return 0
 
 
@@ -207,14 +207,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit(dataset: Path, **options) -> None:
-    """`pain3d audit` (also the end of `generate --audit`): audit.json, summary table, the card's section."""
-    from dataset_builder.audit import AuditError, run_audit
+def _audit(dataset: Path, output: Path | None = None, **options) -> None:
+    """`pain3d audit` (also the end of `generate --audit`): write audit.json, print the summary table and, when the
+    audit sits in a folder pain3d generated, rewrite its card with the "Independent audit" section."""
+    from dataset_builder.audit import AUDIT_FILE, AuditError, audit_dataset, check_output, summary_table, write_audit
+    from dataset_builder.card import write_dataset_card
 
     try:
-        run_audit(dataset, **options)
+        output = check_output(output or dataset / AUDIT_FILE)  # before the long part
+        result = audit_dataset(dataset, **options)
+        write_audit(result, output)
     except AuditError as error:
         raise ConfigError(str(error)) from None
+    print(summary_table(result))
+    print(f"wrote {output} ({result['images']} images in {result['seconds']:.0f} s, "
+          f"{result['images_per_second']} images/s)")
+    if (dataset / "generation_config.json").is_file() and output.resolve() == (dataset / AUDIT_FILE).resolve():
+        print(f"updated {write_dataset_card(dataset)} (section 'Independent audit')")
 
 
 def cmd_export_official(args: argparse.Namespace) -> int:
