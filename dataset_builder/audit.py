@@ -25,7 +25,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
-import logging
 import math
 import os
 import time
@@ -36,8 +35,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 AUDIT_FILE = "audit.json"
 AUDIT_FORMAT = "pain3d-audit/1"
@@ -485,23 +482,26 @@ def _detection_and_landmarks(records: list[_ImageRecord], views: list[str]) -> d
 def _identity(records, neutral, attributes, views) -> dict:
     per_view, histograms, distances_all, group_distances = {}, {}, [], defaultdict(list)
     for view in views:
-        entries = [e for (identity, v), e in sorted(neutral.items()) if v == view and e["embedding"] is not None]
+        entries = [e for (_, v), e in sorted(neutral.items()) if v == view and e["embedding"] is not None]
         embeddings = np.array([e["embedding"] for e in entries]).reshape(-1, 128)
         distances, i, j = _pair_distances(embeddings)
         per_view[view] = {**_distance_summary(distances), "identities_embedded": len(entries)}
         histograms[view] = np.histogram(np.clip(distances, 0, HISTOGRAM_EDGES[-1] - 1e-9), HISTOGRAM_EDGES)[0].tolist()
         distances_all.append(distances)
-        info = [attributes.get(e["identity_id"], {}) for e in entries]
-        for d, a, b in zip(distances, i, j):
-            for column in DEMOGRAPHIC_GROUPS:
-                value = info[a].get(column)
-                if value is not None and value == info[b].get(column):
-                    group_distances[(column, value)].append(d)
-            if all(info[a].get(c) is not None and info[a].get(c) == info[b].get(c) for c in DEMOGRAPHIC_GROUPS):
-                group_distances[("cell", "same age group, gender and ethnicity")].append(d)
+        labels = {c: np.array([str(attributes.get(e["identity_id"], {}).get(c)) for e in entries], dtype=object)
+                  for c in DEMOGRAPHIC_GROUPS}  # "None" where a label is missing
+        same_cell = np.ones(len(distances), dtype=bool)
+        for column, values in labels.items():
+            same = (values[i] == values[j]) & (values[i] != "None")
+            same_cell &= same
+            for value in np.unique(values[i][same]):
+                group_distances[(column, value)].append(distances[same & (values[i] == value)])
+        group_distances[("cell", "same age group, gender and ethnicity")].append(distances[same_cell])
     within = defaultdict(dict)
-    for (column, value), values in sorted(group_distances.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
-        within[column][str(value)] = _distance_summary(values)
+    for (column, value), parts in sorted(group_distances.items()):
+        summary = _distance_summary(np.concatenate(parts))
+        if summary["pairs"]:
+            within[column][value] = summary
 
     def consistency(subset):
         distances = []

@@ -18,7 +18,7 @@ import pytest
 
 from dataset_builder import write_dataset_card
 from dataset_builder.audit import (
-    AUDIT_FILE, INNER_POINTS, AuditError, RealFaceModels, audit_dataset, balanced_accuracy, ita_degrees, nme, srgb_to_lab,
+    AUDIT_FILE, INNER_POINTS, AuditError, RealFaceModels, _identity, _ImageRecord, audit_dataset, balanced_accuracy, ita_degrees, nme, srgb_to_lab,
 )
 
 IDENTITIES, EXPRESSIONS, VIEWS = 6, 1, 3
@@ -76,6 +76,31 @@ def test_measures_pin_known_values():
     assert ita_degrees(np.array([[50.0, 0, 10.0]])) == pytest.approx(0.0)
     assert ita_degrees(np.array([[60.0, 0, 10.0]])) == pytest.approx(45.0)
     assert balanced_accuracy(["f", "f", "f", "m"], ["f", "f", "m", "f"]) == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_impostor_pairs_and_groups_by_hand():
+    """Four identities in one view: pair distances 0.3 (a-b), 0.5 (c-d) and >= 0.8 for the rest."""
+    embedding = {"a": [0.0, 0.0], "b": [0.3, 0.0], "c": [0.0, 0.8], "d": [0.0, 1.3]}
+    attributes = {"a": {"gender": "female", "ethnicity": "X", "age_group": "20-34"},
+                  "b": {"gender": "female", "ethnicity": "X", "age_group": "20-34"},
+                  "c": {"gender": "male", "ethnicity": "X", "age_group": "80-90"},
+                  "d": {"gender": "male", "ethnicity": "Y", "age_group": "80-90"}}
+    neutral = {(k, "frontal"): {"identity_id": k, "embedding": np.array(v + [0.0] * 126)} for k, v in embedding.items()}
+    pain = [_ImageRecord("a", "frontal", 1, True, None, None, np.array([0.0, 0.7] + [0.0] * 126)),
+            _ImageRecord("b", "frontal", 1, True, None, None, np.array([0.3, 0.1] + [0.0] * 126))]
+    identity = _identity(pain, neutral, attributes, ["frontal"])
+    impostor = identity["impostor"]
+    assert impostor["overall"]["pairs"] == 6 and impostor["overall"]["below_threshold"] == pytest.approx(2 / 6)
+    # distances: ab 0.3, ac 0.8, ad 1.3, bc 0.854, bd 1.334, cd 0.5
+    assert impostor["overall"]["median"] == pytest.approx((0.8 + 0.8544) / 2, abs=1e-3)
+    groups = impostor["within_groups"]
+    assert groups["gender"]["female"] == {"pairs": 1, "below_threshold": 1.0, "median": pytest.approx(0.3)}
+    assert groups["gender"]["male"]["median"] == pytest.approx(0.5)
+    assert groups["ethnicity"]["X"]["pairs"] == 3 and groups["ethnicity"]["X"]["below_threshold"] == pytest.approx(1 / 3)
+    assert "Y" not in groups["ethnicity"]  # a group of one identity has no pairs
+    assert groups["cell"]["same age group, gender and ethnicity"]["pairs"] == 1  # a-b only
+    consistency = identity["consistency"]["overall"]
+    assert consistency["compared"] == 2 and consistency["within_threshold"] == 0.5  # a moved 0.7, b moved 0.1
 
 
 # ----------------------------------------------------------------------------------------------- the audit
