@@ -224,6 +224,8 @@ def _audit(dataset: Path, output: Path | None = None, **options) -> None:
           f"{result['images_per_second']} images/s)")
     if (dataset / "generation_config.json").is_file() and output.resolve() == (dataset / AUDIT_FILE).resolve():
         print(f"updated {write_dataset_card(dataset)} (section 'Independent audit')")
+    else:
+        print(f"card not updated: only a folder pain3d generated, audited into its own {AUDIT_FILE}, gets the section")
 
 
 def cmd_export_official(args: argparse.Namespace) -> int:

@@ -201,6 +201,7 @@ def test_cli_max_identities_split_and_output(generated, tmp_path):
     two = json.loads(out.read_text())
     assert two["identities"] == 2 and two["images"] == 2 * (EXPRESSIONS + 1) * VIEWS and two["max_identities"] == 2
     assert "audit:" not in result.stderr  # --quiet
+    assert "card not updated" in result.stdout and "Independent audit" in (generated[0] / "README.md").read_text()
     split = run_cli("audit", str(generated[0]), "--split", "nope", "--output", str(tmp_path / "x.json"))
     assert split.returncode == 2 and "split 'nope'" in split.stderr and "train" in split.stderr
     assert "Traceback" not in split.stderr and not (tmp_path / "x.json").exists()
