@@ -428,6 +428,9 @@ AUDIT_LIMITS = (
 )
 
 
+AUDIT_PLOTS = ("plots/audit_age.png", "plots/audit_impostors.png", "plots/audit_views.png")
+
+
 def _audit_section(folder: Path, plots: Path) -> str:
     """The card's "Independent audit" section from `folder/audit.json` (written by `pain3d audit`), with three plots."""
     path = folder / AUDIT_FILE
@@ -437,9 +440,8 @@ def _audit_section(folder: Path, plots: Path) -> str:
                 f"whether these faces are detected, distinct, consistent and look their intended age and gender, "
                 f"and writes the figures here.")
     audit = json.loads(path.read_text())
-    plot_audit_age(audit, plots / "audit_age.png")
-    plot_audit_impostors(audit, plots / "audit_impostors.png")
-    plot_audit_views(audit, plots / "audit_views.png")
+    for draw, name in zip((plot_audit_age, plot_audit_impostors, plot_audit_views), AUDIT_PLOTS):
+        draw(audit, folder / name)
     tables = audit_tables(audit)
     versions = ", ".join(f"{k} {v}" for k, v in audit.get("versions", {}).items() if v)
     models = "; ".join(f"{k}: `{v.get('file') if isinstance(v, dict) else v}`" for k, v in audit.get("models", {}).items())

@@ -27,6 +27,8 @@ from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillati
 from modeling_vitpain.distillation import init_student_from_teacher  # noqa: E402
 from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, dataset_splits, run_training  # noqa: E402
 from training_common import init_source, logger, parse_args, setup_logging  # noqa: E402
+from safe_output import UsageError, check_training_output, finish_training_run, require_rows, run_main  # noqa: E402
+from safe_output import SPLITS_NEEDED, check_parquet_rows, start_training_run, usage_errors  # noqa: E402
 
 
 @dataclass
@@ -38,19 +40,25 @@ class TeacherArgs:
 def main(argv: list[str] | None = None) -> dict | None:
     setup_logging()
     parser = HfArgumentParser((TeacherArgs, DistillationWeights, ModelArgs, DataArgs, LoopArgs))
-    teacher_args, weights, model_args, data_args, loop_args = parse_args(parser, argv)
+    with usage_errors():  # bad input is one line, checked before anything is written or trained
+        teacher_args, weights, model_args, data_args, loop_args = parse_args(parser, argv)
     if model_args.modality != "rgb":
-        raise ValueError("The distilled student is an RGB model: drop --modality or pass --modality rgb.")
-    teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
-    splits = dataset_splits(data_args, seed=loop_args.seed)
+        raise UsageError("The distilled student is an RGB model: drop --modality or pass --modality rgb.")
     if teacher_args.init_student_from_teacher and model_args.init_from:
-        raise ValueError("Give either --init_from (a ViTPain folder to fine-tune) or --init_student_from_teacher, "
+        raise UsageError("Give either --init_from (a ViTPain folder to fine-tune) or --init_student_from_teacher, "
                          "not both: the student can start from one set of weights.")
+    check_training_output(loop_args, keep=[teacher_args.teacher])
+    teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
+    with usage_errors():
+        check_parquet_rows(data_args.dataset, SPLITS_NEEDED)
+        splits = dataset_splits(data_args, seed=loop_args.seed)
+    require_rows(splits, SPLITS_NEEDED, data_args.dataset)
     student = build_model(model_args, seed=loop_args.seed)
     if teacher_args.init_student_from_teacher:
         fresh = init_student_from_teacher(student, teacher)
         logger.info("student starts from the teacher's weights except %s", fresh)
-    return run_training(
+    start_training_run(loop_args, "scripts/distill_vitpain.py")
+    evaluation = run_training(
         student,
         splits,
         data_args,
@@ -69,6 +77,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             else init_source(model_args)
         ),
     )
+    finish_training_run(loop_args, evaluation)
+    return evaluation
 
 
 def distillation_recipe(teacher: str, modality: str, weights: DistillationWeights) -> str:
@@ -84,4 +94,4 @@ def distillation_recipe(teacher: str, modality: str, weights: DistillationWeight
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main, "distill_vitpain.py"))

@@ -201,6 +201,7 @@ class LoopArgs:
     seed: int = 0
     num_workers: int = 0
     report_to: str = "tensorboard"  # "none" to disable
+    overwrite: bool = False  # replace what an earlier run wrote in output_dir (only the files it recorded)
 
 
 def training_arguments(loop: LoopArgs, run_name: str | None = None):

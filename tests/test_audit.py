@@ -147,6 +147,15 @@ def test_card_section_plots_and_summary(generated, audit):
     assert "audit:" in result.stderr  # the progress bar
 
 
+def test_audited_folder_still_verifies(generated):
+    """The audit's files are recorded in the folder's manifest: `pain3d verify` passes after the card changed."""
+    folder = generated[0]
+    manifest = json.loads((folder / "pain3d_manifest.json").read_text())["files"]
+    assert {AUDIT_FILE, "README.md", "plots/audit_age.png"} <= set(manifest)
+    result = run_cli("verify", str(folder))
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_identical_images_are_at_distance_zero(generated, audit, models, tmp_path):
     def pain_shows_the_neutral_image(table: pa.Table) -> pa.Table:
         return table.set_column(table.schema.get_field_index("image"), "image", table["neutral_image"])
