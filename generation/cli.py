@@ -191,6 +191,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown --texture {config.texture!r}; available: {', '.join(sorted(TEXTURE_BACKENDS))}")
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if args.audit:
+        from dataset_builder.audit import INSTALL_HINT, audit_available
+
+        if not audit_available():  # checked before anything is generated
+            raise ConfigError(f"--audit needs the real-face models of the `audit` extra: run {INSTALL_HINT}")
     model_path = resolve_face_model(args.face_model)
     sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
     rank, world_size, barrier, device = 0, 1, None, args.device
@@ -221,7 +226,43 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"rank {rank}: wrote {summary['rows']} images of {summary['identities']} identities in "
         f"{summary['seconds']:.1f} s ({summary['images_per_second']:.1f} images/s) to {args.output}"
     )
+    if args.audit and rank == 0:
+        _audit(Path(args.output), progress=not args.quiet)
     return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    _audit(args.dataset, output=args.output, split=args.split, max_identities=args.max_identities,
+           progress=not args.quiet)
+    return 0
+
+
+def _audit(dataset: Path, output: Path | None = None, **options) -> None:
+    """`pain3d audit` (also the end of `generate --audit`): write audit.json, print the summary table and, when the
+    audit sits in a folder pain3d generated, rewrite its card with the "Independent audit" section."""
+    from dataset_builder.audit import AUDIT_FILE, AuditError, audit_dataset, check_output, summary_table, write_audit
+    from dataset_builder.card import AUDIT_PLOTS, write_dataset_card
+
+    from .manifest import read_manifest, record
+
+    try:
+        output = check_output(output or dataset / AUDIT_FILE)  # before the long part
+        result = audit_dataset(dataset, **options)
+        write_audit(result, output)
+    except AuditError as error:
+        raise ConfigError(str(error)) from None
+    print(summary_table(result))
+    print(f"wrote {output} ({result['images']} images in {result['seconds']:.0f} s, "
+          f"{result['images_per_second']} images/s)")
+    if (dataset / "generation_config.json").is_file() and output.resolve() == (dataset / AUDIT_FILE).resolve():
+        print(f"updated {write_dataset_card(dataset)} (section 'Independent audit')")
+        if read_manifest(dataset) is not None:  # pain3d wrote these too: `verify` checks and `--overwrite` may delete them
+            from .writer import CARD_FILES, MANIFEST_TOOL
+
+            written = [AUDIT_FILE, *CARD_FILES, *AUDIT_PLOTS]
+            record(dataset, [name for name in written if (dataset / name).is_file()], tool=MANIFEST_TOOL)
+    else:
+        print(f"card not updated: only a folder pain3d generated, audited into its own {AUDIT_FILE}, gets the section")
 
 
 def cmd_export_official(args: argparse.Namespace) -> int:
@@ -303,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     generate.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in --output")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    generate.add_argument(
+        "--audit", action="store_true", help="run `pain3d audit` on the result (needs pip install -e '.[audit]')"
+    )
     diffusion = generate.add_argument_group(
         "diffusion texturing and backgrounds",
         "--texture diffusion bakes a depth-ControlNet Stable Diffusion portrait into each identity's texture; "
@@ -335,6 +379,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("out", type=Path, help="folder to write")
     export.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
     export.set_defaults(func=cmd_export_official)
+
+    audit = sub.add_parser(
+        "audit", help="judge a dataset with models trained on real faces; writes audit.json and the card's section"
+    )
+    audit.add_argument("dataset", type=Path, help="dataset folder (anything datasets.load_dataset reads)")
+    audit.add_argument("--max-identities", type=int, metavar="N", help="audit only the first N identities")
+    audit.add_argument("--split", metavar="S", help="audit one split (default: all)")
+    audit.add_argument("--output", "-o", type=Path, metavar="FILE", help="default: DATASET/audit.json")
+    audit.add_argument("--quiet", action="store_true", help="no progress bar")
+    audit.set_defaults(func=cmd_audit)
 
     verify = sub.add_parser("verify", help="check a generated dataset's files against the sha256 recorded when written")
     verify.add_argument("dataset", type=Path, help="dataset folder written by pain3d generate")
