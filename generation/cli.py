@@ -205,6 +205,38 @@ def cmd_export_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """A ViTPain model on one split of a dataset: metrics JSON and per-row predictions, through the model's own image
+    processor (what `pipeline("pain-estimation")` uses)."""
+    import modeling_vitpain  # registers ViTPain with the Auto classes: no remote code to trust
+    from dataset_builder.evaluation import evaluate_model
+    from modeling_vitpain.model_card import fairness_markdown
+    from transformers import AutoImageProcessor, AutoModel
+
+    model = AutoModel.from_pretrained(args.model).eval()
+    try:
+        processor = AutoImageProcessor.from_pretrained(args.model)
+    except OSError:  # a folder saved without its processor: the one that matches the config
+        processor = modeling_vitpain.ViTPainImageProcessor.from_model_config(model.config)
+    local = Path(args.model).is_dir()
+    output = args.output or (Path(args.model) if local else Path(".")) / f"evaluation_{args.split}.json"
+    try:
+        evaluation = evaluate_model(
+            model, processor, args.dataset, split=args.split, split_csv=args.split_csv, max_samples=args.max_samples,
+            calibration_samples=args.calibration_samples, batch_size=args.batch_size, output=output,
+            predictions=args.predictions,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    metrics = evaluation["metrics"]
+    print(f"{args.split}: n={evaluation['num_samples']} PSPI MAE {metrics['pspi_mae']:.4f} RMSE "
+          f"{metrics['pspi_rmse']:.4f} Pearson {metrics['pspi_pearson']} ICC {metrics['pspi_icc']}")
+    if evaluation.get("fairness"):
+        print(fairness_markdown(evaluation["fairness"]))
+    print(f"wrote {output}" + (f" and {args.predictions}" if args.predictions else ""))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     print("action units (intensity 0-5, AU43 0/1; PSPI = AU4 + max(AU6,AU7) + max(AU9,AU10) + AU43):")
     for au in ACTION_UNITS.values():
@@ -288,6 +320,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("out", type=Path, help="folder to write")
     export.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
     export.set_defaults(func=cmd_export_official)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="evaluate a ViTPain model on a dataset split: metrics JSON and per-row predictions",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    evaluate.add_argument("--model", required=True, help="ViTPain folder or Hub id")
+    evaluate.add_argument("--dataset", required=True, help="generated folder, official-layout folder or Hub id")
+    evaluate.add_argument("--split", default="test", help="split to evaluate")
+    evaluate.add_argument("--split-csv", dest="split_csv", help="identity split CSV of an official-layout folder")
+    evaluate.add_argument("--predictions", type=Path, metavar="FILE.jsonl",
+                          help="write one JSON line per row (sample_id, pspi, action_units, pain_probability)")
+    evaluate.add_argument("--output", type=Path, help="metrics JSON (default: MODEL/evaluation_SPLIT.json)")
+    evaluate.add_argument("--max-samples", dest="max_samples", type=int, help="a seeded subset of the split")
+    evaluate.add_argument("--calibration-samples", dest="calibration_samples", type=int, default=1000,
+                          help="training rows whose predictions calibrate the F1 cut-offs (0: uncalibrated)")
+    evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=64)
+    evaluate.set_defaults(func=cmd_evaluate)
 
     info = sub.add_parser("info", help="list the action units, their blendshapes and the cache location")
     info.set_defaults(func=cmd_info)

@@ -13,55 +13,55 @@ Checkpoint selection, outputs and logs as in `train_vitpain.py`.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
-from pathlib import Path
+import argparse
+from dataclasses import dataclass, field
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from transformers import HfArgumentParser, TrainingArguments
 
-from transformers import HfArgumentParser  # noqa: E402
-
-from modeling_vitpain import ViTPainModel  # noqa: E402
-from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillationTrainer  # noqa: E402
-from modeling_vitpain.distillation import init_student_from_teacher  # noqa: E402
-from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, dataset_splits, run_training  # noqa: E402
-from training_common import init_source, logger, parse_args, setup_logging  # noqa: E402
+from modeling_vitpain import ViTPainModel
+from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillationTrainer, init_student_from_teacher
+from training_common import DataArguments, ModelArguments, as_dict, build_model, collator_for, dataset_splits
+from training_common import image_processor_for, init_source, logger, parse_args, run_training, setup_logging
 
 
 @dataclass
-class TeacherArgs:
-    teacher: str = "runs/teacher"  # a ViTPain folder (usually the heatmap teacher)
-    init_student_from_teacher: bool = False  # start the student from the teacher's transformer and heads
+class TeacherArguments:
+    teacher: str = field(default="runs/teacher", metadata={"help": "a ViTPain folder (usually the heatmap teacher)"})
+    init_student_from_teacher: bool = field(
+        default=False, metadata={"help": "start the student from the teacher's transformer and heads"}
+    )
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     setup_logging()
-    parser = HfArgumentParser((TeacherArgs, DistillationWeights, ModelArgs, DataArgs, LoopArgs))
-    teacher_args, weights, model_args, data_args, loop_args = parse_args(parser, argv)
+    parser = HfArgumentParser(
+        (TeacherArguments, DistillationWeights, ModelArguments, DataArguments, TrainingArguments),
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    teacher_args, weights, model_args, data_args, training_args = parse_args(parser, argv)
     if model_args.modality != "rgb":
         raise ValueError("The distilled student is an RGB model: drop --modality or pass --modality rgb.")
-    teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
-    splits = dataset_splits(data_args, seed=loop_args.seed)
     if teacher_args.init_student_from_teacher and model_args.init_from:
         raise ValueError("Give either --init_from (a ViTPain folder to fine-tune) or --init_student_from_teacher, "
                          "not both: the student can start from one set of weights.")
-    student = build_model(model_args, seed=loop_args.seed)
+    teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
+    teacher_processor = image_processor_for(teacher, ModelArguments(init_from=teacher_args.teacher), data_args)
+    splits = dataset_splits(data_args, seed=training_args.seed)
+    student = build_model(model_args, seed=training_args.seed)
     if teacher_args.init_student_from_teacher:
         fresh = init_student_from_teacher(student, teacher)
         logger.info("student starts from the teacher's weights except %s", fresh)
+    image_processor = image_processor_for(student, model_args, data_args)
     return run_training(
         student,
+        image_processor,
         splits,
         data_args,
-        loop_args,
+        training_args,
         trainer_class=ViTPainDistillationTrainer,
         trainer_kwargs={"teacher": teacher, "distillation": weights},
-        collator_kwargs={
-            "teacher_modality": teacher.config.input_modality,
-            "teacher_neutral_reference": teacher.config.use_neutral_reference,
-        },
-        run_config=as_dict(teacher_args, weights, model_args, data_args, loop_args),
+        collator=collator_for(student.config, image_processor, teacher, teacher_processor),
+        run_config=as_dict(teacher_args, weights, model_args, data_args, training_args),
         recipe=distillation_recipe(teacher_args.teacher, teacher.config.input_modality, weights),
         initialised_from=(
             f"the teacher `{teacher_args.teacher}` (all but the patch projection)"

@@ -11,26 +11,24 @@ logs go to `<output_dir>/tensorboard`.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `training_common` beside this script
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the project packages, when not installed
+from transformers import HfArgumentParser, TrainingArguments
 
-from transformers import HfArgumentParser  # noqa: E402
-
-from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, dataset_splits, run_training  # noqa: E402
-from training_common import init_source, parse_args, setup_logging  # noqa: E402
+from training_common import DataArguments, ModelArguments, as_dict, build_model, dataset_splits, image_processor_for
+from training_common import init_source, parse_args, run_training, setup_logging
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     setup_logging()
-    model_args, data_args, loop_args = parse_args(HfArgumentParser((ModelArgs, DataArgs, LoopArgs)), argv)
-    splits = dataset_splits(data_args, seed=loop_args.seed)
-    model = build_model(model_args, seed=loop_args.seed)
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments), description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    model_args, data_args, training_args = parse_args(parser, argv)
+    splits = dataset_splits(data_args, seed=training_args.seed)
+    model = build_model(model_args, seed=training_args.seed)
     return run_training(
-        model, splits, data_args, loop_args, run_config=as_dict(model_args, data_args, loop_args),
-        initialised_from=init_source(model_args),
+        model, image_processor_for(model, model_args, data_args), splits, data_args, training_args,
+        run_config=as_dict(model_args, data_args, training_args), initialised_from=init_source(model_args),
     )
 
 
