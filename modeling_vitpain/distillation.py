@@ -194,8 +194,13 @@ class ViTPainDistillationTrainer(Trainer):
             if "pixel_values" not in teacher_inputs:
                 raise ValueError("The batch has no `teacher_pixel_values`: the collator must give the teacher's input.")
             self.teacher.eval()
-            with torch.no_grad():
-                teacher_output = self.teacher(**teacher_inputs)
+            weights = self.distillation
+            with torch.no_grad():  # feature and token terms need only the teacher's features, not its heads
+                teacher_output = (
+                    self.teacher(**teacher_inputs)
+                    if weights.prediction_weight or weights.attention_weight
+                    else self.teacher.forward_features(**teacher_inputs)
+                )
             terms = distillation_losses(outputs, teacher_output, self._student_config(model), self.distillation)
             for name, value in terms.items():
                 loss = loss + value

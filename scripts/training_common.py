@@ -95,12 +95,14 @@ def parse_args(parser, argv: Sequence[str] | None = None):
     `TrainingArguments` start from `TRAINING_DEFAULTS`, and checkpoints are saved at every evaluation (so the best
     one exists) unless `save_steps` is given."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    known = {action.dest for action in parser._actions}
+    defaults = {key: value for key, value in TRAINING_DEFAULTS.items() if key in known}
     if len(argv) == 1 and argv[0].endswith(".json"):
         given = json.loads(Path(argv[0]).read_text())
-        parsed = parser.parse_dict({**TRAINING_DEFAULTS, **given})
+        parsed = parser.parse_dict({**defaults, **given})
     else:
         given = {arg.split("=")[0].lstrip("-") for arg in argv if arg.startswith("--")}
-        parser.set_defaults(**TRAINING_DEFAULTS)
+        parser.set_defaults(**defaults)
         parsed = parser.parse_args_into_dataclasses(args=argv)
     for item in parsed:
         if hasattr(item, "save_steps") and "save_steps" not in given:
