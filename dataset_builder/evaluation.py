@@ -49,11 +49,33 @@ def select_rows(dataset, max_rows: int | None, seed: int = 0):
     return dataset.select(sorted(rows.tolist()))
 
 
+class TransformedRows(torch.utils.data.Dataset):
+    """Rows of any indexable source that is not a `datasets.Dataset` (e.g. frames read from another archive), with a
+    `PainTransform` applied as `set_transform` would: `rows[i]` one row, `rows.__getitems__(indices)` one batch."""
+
+    def __init__(self, rows, transform: PainTransform):
+        self.rows, self.transform = rows, transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitems__(self, indices) -> list[dict]:
+        rows = [self.rows[int(i)] for i in indices]
+        batch = self.transform({key: [row[key] for row in rows] for key in rows[0]})
+        return [{key: value[i] for key, value in batch.items()} for i in range(len(rows))]
+
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
+
+
 def with_transform(dataset, image_processor, *, train: bool = False, seed: int = 0, return_ids: bool = False):
     """`dataset` with the columns training and the fairness table need, images undecoded, and a `PainTransform`
     built from `image_processor` attached (`set_transform`): indexing gives model-ready tensors."""
     from datasets import ClassLabel
 
+    if not hasattr(dataset, "set_transform"):
+        return TransformedRows(dataset, PainTransform.from_image_processor(
+            image_processor, train=train, seed=seed, return_ids=return_ids))
     columns = tuple(TRAINING_COLUMNS) + tuple(c for c in FAIRNESS_ATTRIBUTES if c in dataset.column_names)
     dataset = prepare_dataset(dataset, columns=columns)
     view = dataset.features.get("view")
@@ -87,6 +109,8 @@ def demographic_groups(dataset) -> dict[str, list[str]]:
     """Group names per row for each demographic ClassLabel column the dataset has (names, not integer ids)."""
     from datasets import ClassLabel
 
+    if not hasattr(dataset, "with_format"):
+        return {}
     dataset = dataset.with_format(None)  # plain columns, not the attached training transform
     groups = {}
     for attribute in FAIRNESS_ATTRIBUTES:

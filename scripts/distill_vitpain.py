@@ -20,8 +20,9 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from modeling_vitpain import ViTPainModel
 from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillationTrainer, init_student_from_teacher
-from training_common import DataArguments, ModelArguments, as_dict, build_model, collator_for, dataset_splits
-from training_common import image_processor_for, init_source, logger, parse_args, run_training, setup_logging
+from training_args import DataArguments, ModelArguments, parse_args
+from training_common import as_dict, build_model, collator_for, dataset_splits
+from training_common import image_processor_for, init_source, logger, run_training, setup_logging
 
 
 @dataclass

@@ -15,8 +15,9 @@ import argparse
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from training_common import DataArguments, ModelArguments, as_dict, build_model, dataset_splits, image_processor_for
-from training_common import init_source, parse_args, run_training, setup_logging
+from training_args import DataArguments, ModelArguments, parse_args
+from training_common import as_dict, build_model, dataset_splits, image_processor_for
+from training_common import init_source, run_training, setup_logging
 
 
 def main(argv: list[str] | None = None) -> dict | None:

@@ -6,8 +6,8 @@
     run_training(model, image_processor_for(model, model_args, data_args), dataset_splits(data_args), data_args,
                  training_args)
 
-`TrainingArguments` is transformers' own; `TRAINING_DEFAULTS` only changes its defaults to this project's recipe
-(evaluate and save every `eval_steps`, pick the checkpoint on validation PSPI MAE, keep raw columns for the
+`TrainingArguments` is transformers' own; `training_args.TRAINING_DEFAULTS` only changes its defaults to this project's
+recipe (evaluate and save every `eval_steps`, pick the checkpoint on validation PSPI MAE, keep raw columns for the
 transforms). Each split gets its own `PainTransform` (`set_transform`), built from the model's image processor, so a
 model is trained and evaluated on what `pipeline("pain-estimation")` feeds it. The collator lives in
 `dataset_builder.collator`, evaluation in `dataset_builder.evaluation`, metrics and the fairness table in
@@ -19,96 +19,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-import torch
 
 from dataset_builder.collator import PainCollator
 from dataset_builder.evaluation import evaluate_split, load_pain_dataset, select_rows, with_transform
 from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel, save_model_folder
 from modeling_vitpain.model_card import fill_model_card
+from training_args import DataArguments, ModelArguments, warn_single_process_launch
 
 logger = logging.getLogger("pain3d.training")
-
-TRAINING_DEFAULTS = dict(
-    max_steps=1000,
-    per_device_train_batch_size=32,
-    per_device_eval_batch_size=64,
-    learning_rate=3e-4,
-    weight_decay=0.05,
-    warmup_steps=0.05,  # a fraction of max_steps
-    lr_scheduler_type="cosine",
-    eval_strategy="steps",
-    eval_steps=200,
-    save_strategy="steps",  # at every evaluation unless --save_steps says otherwise (see `parse_args`)
-    save_total_limit=2,
-    # The best checkpoint is reloaded with `from_pretrained` after training (see `load_best`).
-    load_best_model_at_end=False,
-    metric_for_best_model="pspi_mae",
-    greater_is_better=False,
-    logging_steps=20,
-    report_to="tensorboard",
-    use_cpu=not torch.cuda.is_available(),
-    ddp_find_unused_parameters=False,
-    remove_unused_columns=False,  # the transforms read raw columns (images, labels, identities)
-    label_names=["pspi_labels", "action_unit_labels"],
-)
-
-
-@dataclass
-class ModelArguments:
-    """A CPU-sized ViTPain (or `init_from`: a ViTPain folder to fine-tune, whose config wins)."""
-
-    modality: str = "rgb"  # "rgb" or "heatmap" (the teacher)
-    image_size: int = 112
-    patch_size: int = 16
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    use_neutral_reference: bool = False
-    neutral_fusion: str = "difference"  # "difference" (early: image stacked with image - neutral) or "cross_attention"
-    head_hidden_size: int = 128
-    head_dropout: float = 0.1
-    init_from: str | None = None
-
-
-@dataclass
-class DataArguments:
-    """Which data: a generated folder, an official-layout folder or a Hub id, and optional subsets (for quick runs)."""
-
-    dataset: str = "data/pain3d"
-    split_csv: str | None = None
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    max_test_samples: int | None = None
-    calibration_samples: int = 1000  # training rows whose predictions calibrate the F1 cut-offs
-    augment: bool = True  # the field's training augmentation (flip, rotation, shift/scale, colour jitter, blur)
-    heatmap_scale_mm: float | None = None  # millimetres that map to 1.0 in a heatmap input (default 10)
-    repo_id: str | None = None  # the Hub id the model card names (default: the output folder)
-
-
-def parse_args(parser, argv: Sequence[str] | None = None):
-    """Dataclasses from the command line, or from one JSON file (`script.py config.json`) holding the same keys;
-    `TrainingArguments` start from `TRAINING_DEFAULTS`, and checkpoints are saved at every evaluation (so the best
-    one exists) unless `save_steps` is given."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    known = {action.dest for action in parser._actions}
-    defaults = {key: value for key, value in TRAINING_DEFAULTS.items() if key in known}
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        given = json.loads(Path(argv[0]).read_text())
-        parsed = parser.parse_dict({**defaults, **given})
-    else:
-        given = {arg.split("=")[0].lstrip("-") for arg in argv if arg.startswith("--")}
-        parser.set_defaults(**defaults)
-        parsed = parser.parse_args_into_dataclasses(args=argv)
-    for item in parsed:
-        if hasattr(item, "save_steps") and "save_steps" not in given:
-            item.save_steps = item.eval_steps
-    return parsed
-
 
 def build_model(args: ModelArguments, seed: int = 0) -> ViTPainModel:
     """The model `args` describe; `seed` fixes its random initial weights (each training seed starts elsewhere)."""
@@ -189,14 +111,17 @@ def compute_pain_metrics(eval_prediction) -> dict[str, float]:
 
 def run_training(model, image_processor, splits: Mapping[str, Any], data: DataArguments, args, *,
                  trainer_class=None, trainer_kwargs: dict | None = None, collator: PainCollator | None = None,
-                 run_config: dict | None = None, recipe: str | None = None,
-                 initialised_from: str | None = None) -> dict | None:
+                 run_config: dict | None = None, recipe: str | None = None, initialised_from: str | None = None,
+                 dataset_name: str | None = None,
+                 protocol: str = "identity-disjoint train/validation/test; checkpoint picked on validation PSPI MAE",
+                 ) -> dict | None:
     """Train on `splits["train"]`, pick the checkpoint on `splits["validation"]` (lowest PSPI MAE), then (main process
     only) evaluate on `splits["test"]` and write the self-contained model folder, `evaluation.json` and the model card
     into `args.output_dir`. Returns the evaluation dict on the main process, None on the others."""
     from transformers import Trainer, set_seed
 
     set_seed(args.seed)
+    warn_single_process_launch()
     rank, world = rank_info()
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(args.output_dir) / "tensorboard")  # transformers 5 reads it here
     train = with_transform(splits["train"], image_processor, train=data.augment, seed=args.seed + rank)
@@ -220,8 +145,7 @@ def run_training(model, image_processor, splits: Mapping[str, Any], data: DataAr
     model = load_best(trainer)
     evaluation, _ = evaluate_split(
         model, test, collator, calibration=with_transform(splits["calibration"], image_processor),
-        dataset_name=data.dataset, split="test",
-        protocol="identity-disjoint train/validation/test; checkpoint picked on validation PSPI MAE",
+        dataset_name=dataset_name or data.dataset, split="test", protocol=protocol,
     )
     evaluation["validation"] = {
         "best_pspi_mae": state.best_metric, "num_samples": len(validation),

@@ -21,21 +21,19 @@ evaluation.json, model card) and `<output_dir>/summary.json` (mean and std over 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from transformers import HfArgumentParser, TrainingArguments
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-
-from transformers import HfArgumentParser  # noqa: E402
-
-from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, rank_info, run_training  # noqa: E402
-from training_common import init_source, parse_args, select_rows, setup_logging  # noqa: E402
+from dataset_builder.evaluation import select_rows
+from training_args import DataArguments, ModelArguments, parse_args
+from training_common import as_dict, build_model, image_processor_for, init_source, rank_info, run_training
+from training_common import setup_logging
 
 FRAMES_FILE = "frames_unbc_2020-09-21-05-42-04.hdf5"
 ANNOTATIONS_FILE = "annotations_unbc_2020-10-13-22-55-04.hdf5"
@@ -214,9 +212,9 @@ def run_fold(cv: CrossValArgs, fold: int, annotations, model_args, data_args, lo
     splits = {name: UNBCFrames(cv.data_dir, annotations, subjects[name], neutral) for name in subjects}
     splits["calibration"] = select_rows(splits["train"], data_args.calibration_samples, loop_args.seed + 1)
     logger.info("fold %d subjects: train %s, validation %s, test %s", fold, *subjects.values())
-    fold_loop = LoopArgs(**{**loop_args.__dict__, "output_dir": str(Path(loop_args.output_dir) / f"fold-{fold}")})
+    fold_loop = dataclasses.replace(loop_args, output_dir=str(Path(loop_args.output_dir) / f"fold-{fold}"))
     evaluation = run_training(
-        model, splits, data_args, fold_loop,
+        model, image_processor_for(model, model_args, data_args), splits, data_args, fold_loop,
         run_config={**as_dict(cv, model_args, data_args, fold_loop), "fold": fold, "subjects": subjects},
         dataset_name=Path(cv.data_dir).name or "UNBC-McMaster",
         protocol=f"subject-disjoint CV fold {fold}: test = held-out subjects, checkpoint picked on "
@@ -243,7 +241,7 @@ def summarise(evaluations: dict[int, dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> dict | None:
     setup_logging()
-    parser = HfArgumentParser((CrossValArgs, ModelArgs, DataArgs, LoopArgs))
+    parser = HfArgumentParser((CrossValArgs, ModelArguments, DataArguments, TrainingArguments))
     cv, model_args, data_args, loop_args = parse_args(parser, argv)
     data_args.dataset = cv.data_dir
     if not model_args.init_from:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,10 +36,7 @@ def _save_model(folder: Path, modality: str, use_neutral_reference: bool) -> Pat
 @pytest.mark.parametrize("modality, neutral", [("rgb", True), ("heatmap", False)])
 def test_evaluate_predictions_equal_the_pipeline(tmp_path, modality, neutral):
     from datasets import load_dataset
-    from PIL import Image
     from transformers import pipeline
-
-    import modeling_vitpain  # noqa: F401  (registers the task for the in-process pipeline)
 
     dataset = write_tiny_dataset(tmp_path / "data")
     model = _save_model(tmp_path / "model", modality, neutral)
@@ -81,8 +77,6 @@ def test_evaluate_predictions_equal_the_pipeline(tmp_path, modality, neutral):
 def test_pipeline_names_neutral_images_when_the_neutral_is_missing(tmp_path):
     import numpy as np
     from transformers import pipeline
-
-    import modeling_vitpain  # noqa: F401
 
     pain = pipeline("pain-estimation", model=str(_save_model(tmp_path / "model", "rgb", True)), trust_remote_code=True)
     with pytest.raises(ValueError, match="neutral_images="):

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -220,7 +221,9 @@ def test_heatmap_model_needs_heatmaps(tiny_dataset):
 def test_two_cpu_processes_train_and_distill(tiny_dataset, tmp_path):
     """`accelerate launch --multi_gpu --num_processes 2` on CPU: both ranks train, their weights agree, rank 0 saves
     a model that loads."""
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+    accelerate = shutil.which("accelerate")  # the console script users type, not `python -m`
+    assert accelerate, "the accelerate console script is not installed"
+    launch = [accelerate, "launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(REPO)}
@@ -239,6 +242,44 @@ def test_two_cpu_processes_train_and_distill(tiny_dataset, tmp_path):
         assert len(set(reports.values())) == 1, reports  # DDP kept the two replicas identical
         evaluation = _check_model_folder(tmp_path / name, "heatmap" if name == "teacher" else "rgb")
         assert evaluation["training"]["world_size"] == 2
+
+
+def test_accelerate_console_script_starts(tmp_path):
+    """`accelerate env` imports what `accelerate launch` imports (a broken optional timm once made it crash)."""
+    accelerate = shutil.which("accelerate")
+    assert accelerate, "the accelerate console script is not installed"
+    result = subprocess.run([accelerate, "env"], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "`Accelerate` version" in result.stdout
+
+
+def test_a_launch_that_runs_one_process_instead_of_several_is_detected():
+    import torch
+    from training_args import single_process_launch
+
+    if torch.cuda.is_available():
+        pytest.skip("with a GPU, accelerate starts the processes it was asked for")
+    launcher = ["/venv/bin/accelerate", "launch", "--num_processes", "2", "scripts/train_vitpain.py", "--seed", "0"]
+    assert single_process_launch(launcher, world_size=1) == 2
+    assert single_process_launch([*launcher[:2], "--num_processes=3", *launcher[4:]], world_size=1) == 3
+    assert single_process_launch([*launcher[:2], "--multi_gpu", *launcher[2:]], world_size=1) is None
+    assert single_process_launch(launcher, world_size=2) is None  # it did start two
+    assert single_process_launch(["/venv/bin/accelerate", "launch", "script.py"], world_size=1) is None
+
+
+@pytest.mark.slow
+def test_single_process_launch_warns(tiny_dataset, tmp_path):
+    accelerate = shutil.which("accelerate")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [accelerate, "launch", "--num_processes", "2", "--mixed_precision", "no", "--dynamo_backend", "no",
+         str(REPO / "scripts" / "train_vitpain.py"), "--dataset", str(tiny_dataset), *TINY_MODEL, *TINY_LOOP,
+         "--output_dir", str(tmp_path / "run")],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "asked for 2 processes but started one: on CPU add --multi_gpu" in result.stderr
 
 
 def test_trains_on_the_official_layout(tiny_dataset, tmp_path):
