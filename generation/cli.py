@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .assets import cache_dir, prepare_face_model, resolve_face_model
+from .assets import cache_dir, face_model_status, prepare_face_model, resolve_face_model
 from .face_model import FaceModel, FaceModelError
 from .errors import ConfigError, OutputError
 from .facs import ACTION_UNITS, ActionUnitError, parse_au_assignments, pspi
@@ -243,12 +243,23 @@ def cmd_info(args: argparse.Namespace) -> int:
         shapes = ", ".join(f"{k}x{v:g}" for k, v in au.blendshapes.items())
         print(f"  {au.name:<5} {au.description:<18} {'pain ' if au.in_pspi else 'extra'}  -> {shapes}")
     print(f"face model cache: {cache_dir()}")
+    print(f"face model file: {face_model_status()}")
     return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pain3d")
+    except PackageNotFoundError:  # a checkout that is not installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pain3d", description="3DPain: synthetic pain faces with exact FACS labels")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"pain3d {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     assets = sub.add_parser("assets", help="prepare the face model cache (convert or download ICT-FaceKit)")
@@ -263,22 +274,27 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument(
         "--au", action="append", metavar="AU=INTENSITY", help=f"repeatable; default {' '.join(DEFAULT_PREVIEW_AUS)}"
     )
-    preview.add_argument("--image-size", type=int, default=256)
+    preview.add_argument("--image-size", type=int, default=256, help="image side in pixels")
     preview.add_argument("--title", help="heading of the sheet")
     preview.set_defaults(func=cmd_preview)
 
-    generate = sub.add_parser("generate", help="generate a 3DPain dataset folder (a Hub dataset repository)")
+    generate = sub.add_parser(
+        "generate", help="generate a 3DPain dataset folder (a Hub dataset repository)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     _add_face_model_flag(generate)
     generate.add_argument("--output", "-o", type=Path, required=True, help="dataset folder to write")
-    generate.add_argument("--num-identities", type=int, required=True)
-    generate.add_argument("--expressions-per-identity", type=int, default=10, help="pain expressions per identity")
+    generate.add_argument("--num-identities", type=int, required=True,
+                          help="number of synthetic identities (balanced over age group, gender and ethnicity)")
+    generate.add_argument("--expressions-per-identity", type=int, default=10,
+                          help="pain expressions per identity (plus one neutral)")
     generate.add_argument("--views", help="comma list: frontal,left,right (default) or NAME:YAW[:PITCH] in degrees")
-    generate.add_argument("--image-size", type=int, default=256)
-    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--image-size", type=int, default=256, help="image side in pixels")
+    generate.add_argument("--seed", type=int, default=0, help="identity i depends only on (seed, i)")
     generate.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
     generate.add_argument("--texture", default="procedural", help="texture backend: procedural (CPU) or diffusion")
     generate.add_argument("--distractor-probability", type=float, default=0.2, help="chance of a non-pain AU")
-    generate.add_argument("--identities-per-shard", type=int, default=25)
+    generate.add_argument("--identities-per-shard", type=int, default=25, help="identities per parquet shard")
     generate.add_argument(
         "--au", action="append", metavar="AU=INTENSITY", help="fix an AU in every pain expression (repeatable)"
     )
@@ -294,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--background inpaint paints a scene around each view. Models are Hub ids (cached with `hf download ID`) "
         "or local folders; presets pick the ids: sd15 (SD 1.5 + depth ControlNet, 512 px), sdxl (1024 px).",
     )
-    diffusion.add_argument("--background", default="procedural", choices=("procedural", "inpaint"))
+    diffusion.add_argument("--background", default="procedural", choices=("procedural", "inpaint"),
+                           help="procedural backgrounds, or a scene painted around each view by an inpainting model")
     diffusion.add_argument("--diffusion-preset", choices=("sd15", "sdxl"), help="model family (default sd15)")
     diffusion.add_argument("--base-model", metavar="ID", help="text-to-image pipeline (default: the preset's)")
     diffusion.add_argument("--controlnet-model", metavar="ID", help="depth ControlNet (default: the preset's)")
@@ -335,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-samples", dest="max_samples", type=int, help="a seeded subset of the split")
     evaluate.add_argument("--calibration-samples", dest="calibration_samples", type=int, default=1000,
                           help="training rows whose predictions calibrate the F1 cut-offs (0: uncalibrated)")
-    evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=64)
+    evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=64, help="images per model call")
     evaluate.set_defaults(func=cmd_evaluate)
 
     info = sub.add_parser("info", help="list the action units, their blendshapes and the cache location")

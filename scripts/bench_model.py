@@ -35,19 +35,12 @@ import statistics
 import time
 import types
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-try:
-    from modeling_vitpain import ViTPainConfig, ViTPainModel
-except ImportError:  # a checkout that is not (or not freshly) pip-installed: use the package beside this script
-    for _name in [name for name in sys.modules if name.split(".")[0] == "modeling_vitpain"]:
-        del sys.modules[_name]
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from modeling_vitpain import ViTPainConfig, ViTPainModel
+from modeling_vitpain import ViTPainConfig, ViTPainModel
 
 from peft import LoraConfig, inject_adapter_in_model
 
