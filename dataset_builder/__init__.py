@@ -11,6 +11,10 @@ from .export import export_official  # noqa: E402
 from .hub import build_hub_folder, push_to_hub  # noqa: E402
 from .official import OfficialLayoutError, OfficialLayoutReport, identity_splits, load_official_layout  # noqa: E402
 
+# Real data as it ships (UNBC-McMaster) and the face aligner to the synthetic framing (issue 16).
+from .alignment import AlignedFace, FaceNotFoundError, align_face, align_photo  # noqa: E402
+from .unbc import UNBCLayoutError, UNBCReport, load_unbc, write_unbc_layout  # noqa: E402
+
 # Training views import torch: loaded on first use so `import dataset_builder` stays light.
 _LAZY = {"Augmentation": "transforms", "PainTransform": "transforms", "pain_dataloader": "transforms"}
 
@@ -24,7 +28,15 @@ def __getattr__(name: str):
 
 
 __all__ += [
+    "AlignedFace",
     "Augmentation",
+    "FaceNotFoundError",
+    "UNBCLayoutError",
+    "UNBCReport",
+    "align_face",
+    "align_photo",
+    "load_unbc",
+    "write_unbc_layout",
     "OfficialLayoutError",
     "OfficialLayoutReport",
     "Pain3D",

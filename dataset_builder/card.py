@@ -10,19 +10,19 @@ data was generated, the distributions, intended use, limitations, citation and t
 from __future__ import annotations
 
 import json
-import string
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 from datasets import ClassLabel, Features
 
-from generation.facs import PAIN_AUS, PSPI_MAX
+from generation.facs import PAIN_AUS, PAIN_THRESHOLDS, PSPI_MAX
 
 from .features import HEATMAP_UNITS_PER_MM, SPLITS
 
@@ -32,7 +32,6 @@ STAT_COLUMNS = (
     "identity_id", "expression_index", "view", "yaw", "pitch", "action_units", "pspi", "age", "age_group", "gender",
     "ethnicity",
 )
-PAIN_THRESHOLDS = (1, 2, 3)
 SPLIT_COLORS = {"train": "#4C72B0", "validation": "#DD8452", "test": "#55A868"}
 
 
@@ -478,7 +477,9 @@ def write_dataset_card(folder: str | Path, generation_config: dict | None = None
                               width=120).strip()
     has_preview = (folder / "preview.png").is_file()
     preview = "![Preview: neutral, pain and heatmap per view](preview.png)" if has_preview else ""
-    text = string.Template(TEMPLATE.read_text()).substitute(
+    # jinja2 with StrictUndefined, the engine of the model card too: a missing value is an error, never blank text
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    text = environment.from_string(TEMPLATE.read_text()).render(
         yaml=metadata,
         title=pretty_name,
         preview=preview,
@@ -498,3 +499,12 @@ def write_dataset_card(folder: str | Path, generation_config: dict | None = None
     path = folder / "README.md"
     path.write_text(text)
     return path
+
+
+def finalize_dataset_folder(folder: str | Path, generation_config: dict | None = None) -> Path:
+    """The last step of a generated dataset: `preview.png` from the shards, then the card (`README.md`, plots)."""
+    from .preview import dataset_preview_sheet
+
+    folder = Path(folder)
+    dataset_preview_sheet(folder, folder / "preview.png")
+    return write_dataset_card(folder, generation_config)

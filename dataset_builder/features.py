@@ -12,7 +12,7 @@ from datasets import ClassLabel, Features, Image, List, Value
 
 from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS
 from generation.facs import PAIN_AUS
-from generation.render import DEFAULT_VIEWS
+from generation.views import DEFAULT_VIEWS
 
 # Heatmaps are 16-bit PNGs holding micrometres: heatmap_mm = pixel / HEATMAP_UNITS_PER_MM (lossless for
 # 0-65.535 mm at 1 um resolution; never normalised per sample).

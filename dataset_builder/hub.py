@@ -18,18 +18,17 @@ import os
 import shutil
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from datasets import DatasetDict
 from datasets.table import embed_table_storage
 
 from .card import write_dataset_card
 from .features import SPLITS
 from .official import load_official_layout
+from .parquet import ROWS_PER_ROW_GROUP, ParquetShardWriter
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SHARD_BYTES = 500 * 2**20  # the Hub's parquet-converter default
-ROWS_PER_ROW_GROUP = 100  # image rows: small row groups keep streaming and random access cheap
 COPIED_FILES = ("preview.png", "generation_config.json")
 
 
@@ -61,19 +60,17 @@ def write_parquet_shards(
             continue
         schema = dataset.features.arrow_schema
         parts: list[Path] = []
-        writer, shard_bytes = None, 0
+        shard = None
         for start in range(0, len(dataset), row_group_size):
-            if writer is None:
-                parts.append(data / f".{split}-{len(parts):05d}.parquet.partial")
-                writer, shard_bytes = pq.ParquetWriter(parts[-1], schema), 0
-            table = embed_table_storage(dataset.with_format("arrow")[start : start + row_group_size]).cast(schema)
-            writer.write_table(table, row_group_size=row_group_size)
-            shard_bytes += table.nbytes  # image bytes are PNG/JPEG already: arrow size ~ parquet size
-            if shard_bytes >= max_shard_bytes:
-                writer.close()
-                writer = None
-        if writer is not None:
-            writer.close()
+            if shard is None:
+                parts.append(data / f".{split}-{len(parts):05d}.parquet")
+                shard = ParquetShardWriter(parts[-1], schema, row_group_size)
+            shard.write(embed_table_storage(dataset.with_format("arrow")[start : start + row_group_size]).cast(schema))
+            if shard.bytes_written >= max_shard_bytes:
+                shard.close()
+                shard = None
+        if shard is not None:
+            shard.close()
         final = [data / f"{split}-{i:05d}-of-{len(parts):05d}.parquet" for i in range(len(parts))]
         for part, path in zip(parts, final):
             os.replace(part, path)

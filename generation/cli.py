@@ -7,9 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-from .assets import cache_dir, face_model_status, prepare_face_model, resolve_face_model
-from .face_model import FaceModel, FaceModelError
 from .errors import ConfigError, OutputError
+from .face.assets import cache_dir, face_model_status, load_face_model, prepare_face_model, resolve_face_model
+from .face.model import FaceModel, FaceModelError
 from .facs import ACTION_UNITS, ActionUnitError, parse_au_assignments, pspi
 
 logger = logging.getLogger("pain3d")
@@ -47,7 +47,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from .preview import render_preview_sheet
 
     action_units = parse_au_assignments(args.au or list(DEFAULT_PREVIEW_AUS))
-    model = FaceModel.load(resolve_face_model(args.face_model))
+    model = load_face_model(args.face_model)
     out = render_preview_sheet(
         model, action_units, args.output, seed=args.seed, image_size=args.image_size, title=args.title
     )
@@ -57,7 +57,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def parse_views(spec: str | None):
     """'frontal,left,right' (default angles) or 'name:yaw:pitch,...' in degrees."""
-    from .render import DEFAULT_VIEWS, View
+    from .views import DEFAULT_VIEWS, View
 
     if not spec:
         return DEFAULT_VIEWS
@@ -136,8 +136,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import hashlib
     import os
 
-    from .dataset_writer import generate_dataset
-    from .pipeline import GenerationConfig
+    from .config import GenerationConfig
+    from .writer import generate_dataset
 
     texture_options, background_options = diffusion_options(args)
     config = GenerationConfig(

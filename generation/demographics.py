@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import numpy as np
+from .rng import stream
 
 # (label, lowest age, highest age) in years; the elderly are well represented because the people automated pain
 # assessment serves most (dementia, intensive care) are often old.
@@ -48,9 +48,9 @@ def identity_demographics(seed: int, index: int) -> Demographics:
         raise ValueError(f"identity index must be >= 0, got {index}")
     cells = demographic_cells()
     block, position = divmod(index, len(cells))
-    age_group, gender, ethnicity = cells[np.random.default_rng([seed, block, 0xDE40]).permutation(len(cells))[position]]
+    age_group, gender, ethnicity = cells[stream("demographic_cells", seed, block).permutation(len(cells))[position]]
     low, high = next((low, high) for name, low, high in AGE_GROUPS if name == age_group)
-    age = int(np.random.default_rng([seed, index, 0xA6E]).integers(low, high + 1))
+    age = int(stream("age", seed, index).integers(low, high + 1))
     return Demographics(age_group, gender, ethnicity, age)
 
 

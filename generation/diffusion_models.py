@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigError
-from .prompts import SCENE_NEGATIVE_PROMPT, SCENES, TEXTURE_NEGATIVE_PROMPT, TEXTURE_PROMPT_SUFFIX
+from .background.prompts import SCENE_NEGATIVE_PROMPT, SCENES, TEXTURE_NEGATIVE_PROMPT, TEXTURE_PROMPT_SUFFIX
 
 
 @dataclass(frozen=True)

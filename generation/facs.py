@@ -52,6 +52,8 @@ ACTION_UNITS: dict[str, ActionUnit] = {
 PAIN_AUS: tuple[str, ...] = tuple(name for name, au in ACTION_UNITS.items() if au.in_pspi)
 EXTENDED_AUS: tuple[str, ...] = tuple(name for name, au in ACTION_UNITS.items() if not au.in_pspi)
 PSPI_MAX = 16
+# Pain detection is reported at PSPI >= each threshold (model heads, metrics, dataset card).
+PAIN_THRESHOLDS: tuple[int, ...] = (1, 2, 3)
 
 # AU9 and AU10 both pull the nasolabial region; at full strength together the folds intersect on this model,
 # so mouthUpperUp is eased off in proportion to the nose wrinkle (tuned on renders, docs/au_AU9_AU10.png).

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from .face_model import FaceModel  # noqa: E402
-from .uv_atlas import atlas_texcoords, skin_triangles  # noqa: E402
+from .face.geometry import atlas_texcoords, barycentric_2d, skin_triangles, vertex_normals  # noqa: E402
+from .face.model import FaceModel  # noqa: E402
+from .views import DEFAULT_VIEWS, Lighting, View  # noqa: E402,F401  (re-exported from generation.render)
 
 # Geometry that is a transparent overlay in the original (Unreal) shaders and renders as artefacts otherwise.
 # The sclera is an outer cornea-like shell that hides the iris, and the eyelashes are strips meant for alpha
@@ -41,32 +42,6 @@ IRIS_COLOR = (0.30, 0.18, 0.10)
 SKIN_ROUGHNESS = 0.62
 IRIS_RADIUS_MM = 5.8
 PUPIL_RADIUS_MM = 2.0
-
-
-@dataclass(frozen=True)
-class View:
-    """A camera orbiting the head. `yaw` > 0 moves the camera toward the subject's left (+x); `pitch` > 0 looks
-    from above. Degrees."""
-
-    name: str
-    yaw: float = 0.0
-    pitch: float = 0.0
-
-
-DEFAULT_VIEWS: tuple[View, ...] = (View("frontal", 0.0, 0.0), View("left", 35.0, 5.0), View("right", -35.0, 5.0))
-
-
-@dataclass(frozen=True)
-class Lighting:
-    """A key light and a fill light fixed to the camera (so every view is lit alike), plus ambient light.
-    Directions are (azimuth, elevation) in degrees relative to the camera's viewing direction."""
-
-    key_direction: tuple[float, float] = (-30.0, 30.0)
-    key_intensity: float = 3.2
-    fill_direction: tuple[float, float] = (40.0, 5.0)
-    fill_intensity: float = 1.3
-    ambient: float = 0.35
-    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass
@@ -145,16 +120,6 @@ def srgb_to_linear(colors: np.ndarray) -> np.ndarray:
     """sRGB (0-1) to linear light, float32."""
     colors = np.asarray(colors, dtype=np.float32)
     return np.where(colors <= 0.04045, colors / 12.92, ((colors + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (V, 3)."""
-    corners = vertices[faces]
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        normals[:, k] = sum(np.bincount(faces[:, c], face_normals[:, k], len(vertices)) for c in range(3))
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
 class FaceRenderer:
@@ -352,13 +317,7 @@ class FaceRenderer:
         tri = self.faces[triangles]
         pixels, w = self.project(vertices, view)
         a, b, c = (pixels[tri[:, k]] for k in range(3))
-        p = np.stack([cols + 0.5, rows + 0.5], axis=1)
-        v0, v1, v2 = b - a, c - a, p - a
-        denom = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-        denom = np.where(np.abs(denom) < 1e-12, 1e-12, denom)
-        l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / denom
-        l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / denom
-        bary = np.clip(np.stack([1 - l1 - l2, l1, l2], axis=1), 0.0, 1.0)
+        bary = barycentric_2d(np.stack([cols + 0.5, rows + 0.5], axis=1), a, b, c)
         bary /= w[tri]  # screen-space -> perspective-correct weights
         bary /= bary.sum(axis=1, keepdims=True)
         return rows, cols, triangles, bary

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from generation import PAIN_AUS, ACTION_UNITS, FaceModel, FaceRenderer
-from generation.assets import resolve_face_model
+from generation.face.assets import resolve_face_model
 from generation.preview import render_preview_sheet
 
 HIGH_PSPI = {"AU4": 5, "AU6": 4, "AU7": 5, "AU9": 3, "AU10": 4, "AU43": 1}

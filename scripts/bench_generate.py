@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="write the dataset here instead of a temporary folder")
     args = parser.parse_args()
 
-    from generation.assets import resolve_face_model
-    from generation.dataset_writer import generate_dataset
+    from generation.face.assets import resolve_face_model
+    from generation.writer import generate_dataset
     from generation.pipeline import GenerationConfig
 
     model_path = str(resolve_face_model(args.face_model))

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from generation import DEFAULT_VIEWS, FaceModel, FaceRenderer, displacement_mm, pose_face, sample_identity
-from generation.assets import resolve_face_model
+from generation.face.assets import resolve_face_model
 
 
 def rate(fn, frames: int) -> float:

@@ -44,8 +44,9 @@ def main() -> None:
 
     from generation.cli import parse_texture_views
     from generation.diffusion_models import resolve_device, resolve_dtype
-    from generation.face_model import FaceModel
+    from generation.face.assets import load_face_model
     from generation.pipeline import GenerationConfig, PainFaceGenerator, identity_spec
+    from generation.rng import stream
     from generation.texture import create_texturer
     from generation.tiny_diffusion import save_tiny_texture_models, tiny_texture_pipeline
 
@@ -54,7 +55,7 @@ def main() -> None:
     resolution = args.resolution or (512 if args.full_size else 64)
     steps = args.steps or (20 if args.full_size else 2)
     device = resolve_device(args.device)
-    model = FaceModel.load(args.face_model)
+    model = load_face_model(args.face_model)
     config = GenerationConfig(num_identities=args.num_identities, image_size=args.atlas_size)
     meshes = PainFaceGenerator(config, model)  # for identity meshes; its renderer stays unused
     identities = []
@@ -72,7 +73,7 @@ def main() -> None:
         """Texture every identity once; print the median seconds; return the per-stage seconds (diffusion)."""
         seconds, stages = [], []
         for spec, neutral in identities:
-            rng = np.random.default_rng([config.seed, spec.index, 0x7E7])
+            rng = stream("texture", config.seed, spec.index)
             started = time.perf_counter()
             texturer(spec.appearance, rng, neutral_vertices=neutral, demographics=spec.demographics)
             if device.startswith("cuda"):
@@ -146,9 +147,11 @@ def stage_sheet(texturer, model, spec, neutral, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from generation.render import DEFAULT_VIEWS, FaceRenderer, View
+    from generation.render import FaceRenderer
+    from generation.rng import stream
+    from generation.views import DEFAULT_VIEWS, View
 
-    rng = np.random.default_rng([0, spec.index, 0x7E7])
+    rng = stream("texture", 0, spec.index)
     texture = texturer(spec.appearance, rng, neutral_vertices=neutral, demographics=spec.demographics)
     report = texturer.last_report
     geometry = texturer.baker.view_geometry(neutral, texturer.views[0])

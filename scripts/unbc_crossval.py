@@ -1,22 +1,30 @@
-"""Subject-disjoint k-fold cross-validation on UNBC-McMaster (or any real pain data in the same HDF5 layout),
-fine-tuning a synthetic-pretrained ViTPain.
+"""Subject-disjoint k-fold cross-validation on UNBC-McMaster, from scratch or fine-tuning a 3DPain-pretrained ViTPain.
 
-    accelerate launch scripts/unbc_crossval.py --data_dir datasets/UNBC-McMaster --init_from runs/rgb \
-        --output_dir runs/unbc --folds 0,1,2,3,4
+    python scripts/unbc_crossval.py --data_dir UNBC-McMaster --output_dir runs/unbc                       # from scratch
+    python scripts/unbc_crossval.py --data_dir UNBC-McMaster --init_from exp/student_s0 --output_dir runs/unbc-ft
 
-Layout (the one the official Pain-in-3D code reads, `data/unbc_loader.py`), three files in `--data_dir`:
+`--data_dir` is either of two layouts:
 
-    frames_unbc_2020-09-21-05-42-04.hdf5        image (N, H, W, 3) or (N, H, W) uint8; index (N,)
-    annotations_unbc_2020-10-13-22-55-04.hdf5   index, subject_name ("042-ll042": subject number before "-"),
-                                                label_AU_4/6/7/9/10/43 (a value or a per-frame sequence, NaN = 0),
-                                                label_pspi (optional: else PSPI from the AUs)
-    UNBC_CVFolds_2019-05-16-15-16-36.hdf5       fold-K/train_subjects, fold-K/validation_subjects (subject numbers)
+- **The archive as its authors ship it** (`Images/`, `Frame_Labels/{PSPI,FACS}/`, `AAM_landmarks/`,
+  `Sequence_Labels/`), read by `dataset_builder.load_unbc`. Frames are aligned to the 3DPain framing from their AAM
+  landmarks (`--align false` keeps the raw frames). Folds: the subjects, shuffled with `--split_seed`, dealt into
+  `--num_folds` groups; fold K tests group K.
+- **The HDF5 files the official Pain-in-3D code reads** (`data/unbc_loader.py`), three files in `--data_dir`:
 
-Annotation row i describes frame i (rows pointing past the last frame are dropped, as the official loader does).
-Protocol per fold K: the fold's `validation_subjects` are the held-out TEST subjects; a seeded `--inner_val_ratio` of
-the fold's `train_subjects` becomes the VALIDATION subjects that pick the checkpoint; the rest train. The three sets
-are disjoint by subject, and the test fold never picks a checkpoint. Writes `<output_dir>/fold-K/` (model folder,
-evaluation.json, model card) and `<output_dir>/summary.json` (mean and std over folds).
+      frames_unbc_2020-09-21-05-42-04.hdf5        image (N, H, W, 3) or (N, H, W) uint8; index (N,)
+      annotations_unbc_2020-10-13-22-55-04.hdf5   index, subject_name ("042-ll042": subject number before "-"),
+                                                  label_AU_4/6/7/9/10/43 (a value or a per-frame sequence, NaN = 0),
+                                                  label_pspi (optional: else PSPI from the AUs)
+      UNBC_CVFolds_2019-05-16-15-16-36.hdf5       fold-K/train_subjects, fold-K/validation_subjects (subject numbers)
+
+  Annotation row i describes frame i (rows pointing past the last frame are dropped, as the official loader does);
+  fold K tests the file's `fold-K/validation_subjects`.
+
+Protocol per fold K: the fold's held-out subjects are the TEST subjects; a seeded `--inner_val_ratio` of the other
+subjects become the VALIDATION subjects that pick the checkpoint; the rest train. The three sets are disjoint by
+subject, and the test subjects never pick anything. Writes `<output_dir>/fold-K/` (model folder, evaluation.json,
+model card), `<output_dir>/summary.json` (per fold, mean and std) and `<output_dir>/results.md` (the results table:
+PSPI MAE, PCC, ICC, AUROC and F1 at PSPI >= 1/2/3, per fold and overall, and what was tuned on validation).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import numpy as np
 from transformers import HfArgumentParser, TrainingArguments
 
 from dataset_builder.evaluation import select_rows
+from generation.facs import pspi
 from training_args import DataArguments, ModelArguments, parse_args
 from training_common import as_dict, build_model, image_processor_for, init_source, rank_info, run_training
 from training_common import setup_logging
@@ -59,11 +68,6 @@ def _value(entry) -> float:
     if array.size == 0 or np.all(np.isnan(array)):
         return 0.0
     return float(np.nanmax(array))
-
-
-def pspi_from_aus(aus: dict) -> float:
-    """PSPI = AU4 + max(AU6, AU7) + max(AU9, AU10) + AU43 (Prkachin & Solomon)."""
-    return aus["AU4"] + max(aus["AU6"], aus["AU7"]) + max(aus["AU9"], aus["AU10"]) + aus["AU43"]
 
 
 @dataclass
@@ -98,10 +102,10 @@ def read_annotations(data_dir: str | Path) -> UNBCAnnotations:
             aus["AU43"] = 1.0 if aus["AU43"] > 0 else 0.0  # eyes closed is binary, as the official loader keeps it
             action_units.append(aus)
         if "label_pspi" in ann:
-            pspi = np.array([_value(v) for v in ann["label_pspi"][:][keep]])
+            scores = np.array([_value(v) for v in ann["label_pspi"][:][keep]])
         else:
-            pspi = np.array([pspi_from_aus(aus) for aus in action_units])
-    return UNBCAnnotations(subjects, action_units, pspi, num_frames)
+            scores = np.array([pspi(aus) for aus in action_units])
+    return UNBCAnnotations(subjects, action_units, scores, num_frames)
 
 
 def read_fold(data_dir: str | Path, fold: int) -> tuple[list[int], list[int]]:
@@ -123,13 +127,21 @@ def list_folds(data_dir: str | Path) -> list[int]:
 
 
 def fold_subjects(data_dir, fold: int, inner_val_ratio: float = 0.2, seed: int = 0) -> dict[str, list[int]]:
+    """Subject lists of one fold of the HDF5 folds file (see `split_fold`)."""
+    return split_fold(*read_fold(data_dir, fold), fold, inner_val_ratio, seed)
+
+
+def split_fold(train_pool, test, fold: int, inner_val_ratio: float = 0.2, seed: int = 0) -> dict[str, list]:
     """Subject lists of one fold: `test` = the fold's held-out subjects, `validation` = a seeded `inner_val_ratio` of
-    its training subjects (at least one), `train` = the other training subjects. Disjoint by construction."""
-    train_pool, test = read_fold(data_dir, fold)
+    its other subjects (at least one), `train` = the rest. Disjoint by construction."""
+    train_pool, test = sorted(train_pool), sorted(test)
+    if len(train_pool) < 2:
+        raise ValueError(f"fold {fold} leaves {len(train_pool)} subject(s) outside its test set: training and "
+                         "validation need at least one subject each (use fewer folds or more subjects).")
     overlap = set(train_pool) & set(test)
     if overlap:
         raise ValueError(f"fold-{fold} lists subjects {sorted(overlap)} as both training and held-out.")
-    order = np.array(train_pool)
+    order = np.array(train_pool, dtype=object)
     np.random.default_rng(seed + int(fold)).shuffle(order)
     n_val = max(1, min(len(order) - 1, int(round(len(order) * inner_val_ratio))))
     return {"train": sorted(order[n_val:].tolist()), "validation": sorted(order[:n_val].tolist()), "test": test}
@@ -195,21 +207,100 @@ class UNBCFrames:
         return state
 
 
+def archive_folds(subjects, num_folds: int, seed: int = 0) -> list[list[str]]:
+    """Test subjects of each fold for the archive layout: the sorted subjects, shuffled with `seed`, dealt round-robin
+    into `num_folds` groups (every subject is tested exactly once)."""
+    subjects = sorted(set(subjects))
+    largest_test = -(-len(subjects) // max(num_folds, 1))
+    if not 2 <= num_folds <= len(subjects) or len(subjects) - largest_test < 2:
+        raise ValueError(f"--num_folds {num_folds} does not fit {len(subjects)} subjects: use 2 to "
+                         f"{len(subjects)} folds (leave-one-subject-out), with at least 2 subjects outside each "
+                         "fold's test group to train and validate.")
+    order = np.random.default_rng(seed).permutation(len(subjects))
+    return [sorted(subjects[i] for i in order[k::num_folds]) for k in range(num_folds)]
+
+
+class HDF5Source:
+    """The official code's HDF5 files: folds from the folds file, frames read lazily from the frames file."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.annotations = read_annotations(data_dir)
+
+    def folds(self) -> list[int]:
+        return list_folds(self.data_dir)
+
+    def fold(self, fold: int) -> tuple[list, list]:
+        return read_fold(self.data_dir, fold)
+
+    def frames(self, subjects, neutral_reference: bool):
+        return UNBCFrames(self.data_dir, self.annotations, subjects, neutral_reference)
+
+
+class ArchiveSource:
+    """The archive as shipped, through `dataset_builder.load_unbc` (aligned to the 3DPain framing with `align`)."""
+
+    def __init__(self, data_dir, num_folds: int, seed: int, align: bool, image_size: int | None):
+        from dataset_builder import load_unbc
+
+        self.dataset = load_unbc(data_dir, align=align, image_size=image_size if align else None)
+        self.report = self.dataset.report
+        self.subject_of_row = np.asarray(self.dataset["identity_id"], dtype=object)
+        self.test_subjects = archive_folds(self.subject_of_row.tolist(), num_folds, seed)
+
+    def folds(self) -> list[int]:
+        return list(range(len(self.test_subjects)))
+
+    def fold(self, fold: int) -> tuple[list, list]:
+        if not 0 <= fold < len(self.test_subjects):
+            last = len(self.test_subjects) - 1
+            raise KeyError(f"fold {fold} does not exist: the archive is split into folds 0-{last} (--num_folds)")
+        test = self.test_subjects[fold]
+        return sorted(set(self.subject_of_row) - set(test)), test
+
+    def frames(self, subjects, neutral_reference: bool):
+        rows = np.flatnonzero(np.isin(self.subject_of_row, list(subjects)))
+        frames = self.dataset.select(rows.tolist())  # the training transform picks and decodes the columns it needs
+        return frames if neutral_reference else frames.remove_columns("neutral_image")
+
+
+def open_source(cv: "CrossValArgs", image_size: int):
+    path = Path(cv.data_dir)
+    if (path / "Images").is_dir():
+        return ArchiveSource(path, cv.num_folds, cv.split_seed, cv.align, image_size)
+    if (path / FOLDS_FILE).is_file() or (path / FRAMES_FILE).is_file():
+        return HDF5Source(path)
+    raise FileNotFoundError(
+        f"{path} is neither layout: the archive as shipped has Images/, Frame_Labels/, AAM_landmarks/ and "
+        f"Sequence_Labels/; the official code's layout has {FRAMES_FILE}, {ANNOTATIONS_FILE} and {FOLDS_FILE}."
+    )
+
+
 @dataclass
 class CrossValArgs:
     data_dir: str = "datasets/UNBC-McMaster"
     folds: str = "all"  # "all" or a comma-separated list of fold numbers
+    num_folds: int = 5  # archive layout: subject-disjoint folds (the HDF5 layout brings its own)
+    align: bool = True  # archive layout: align frames to the 3DPain framing from their AAM landmarks
     inner_val_ratio: float = 0.2
     split_seed: int = 0
 
 
-def run_fold(cv: CrossValArgs, fold: int, annotations, model_args, data_args, loop_args) -> dict | None:
-    subjects = fold_subjects(cv.data_dir, fold, cv.inner_val_ratio, cv.split_seed)
+def model_image_size(model_args) -> int:
+    if model_args.init_from:
+        from modeling_vitpain import ViTPainConfig
+
+        return int(ViTPainConfig.from_pretrained(model_args.init_from).image_size)
+    return int(model_args.image_size)
+
+
+def run_fold(cv: CrossValArgs, fold: int, source, model_args, data_args, loop_args) -> dict | None:
+    subjects = split_fold(*source.fold(fold), fold, cv.inner_val_ratio, cv.split_seed)
     model = build_model(model_args, seed=loop_args.seed)
     if model.config.input_modality != "rgb":
         raise ValueError("UNBC frames are RGB: fine-tune an RGB ViTPain (--init_from an RGB model folder).")
     neutral = model.config.use_neutral_reference
-    splits = {name: UNBCFrames(cv.data_dir, annotations, subjects[name], neutral) for name in subjects}
+    splits = {name: source.frames(subjects[name], neutral) for name in subjects}
     splits["calibration"] = select_rows(splits["train"], data_args.calibration_samples, loop_args.seed + 1)
     logger.info("fold %d subjects: train %s, validation %s, test %s", fold, *subjects.values())
     fold_loop = dataclasses.replace(loop_args, output_dir=str(Path(loop_args.output_dir) / f"fold-{fold}"))
@@ -227,16 +318,49 @@ def run_fold(cv: CrossValArgs, fold: int, annotations, model_args, data_args, lo
     return evaluation
 
 
-def summarise(evaluations: dict[int, dict]) -> dict:
-    summary = {"folds": sorted(evaluations), "per_fold": {}, "mean": {}, "std": {}}
+TUNED = (
+    "Tuned on the validation subjects of each fold: the checkpoint (lowest validation PSPI MAE, evaluated every "
+    "`eval_steps`). F1 cut-offs: calibrated on predictions for training subjects. Nothing was chosen on test "
+    "subjects; the other settings (learning rate, steps, batch size, augmentation) are the command line's, not tuned."
+)
+TABLE_COLUMNS = (("pspi_mae", "PSPI MAE"), ("pspi_pearson", "PCC"), ("pspi_icc", "ICC"), ("auroc_ge1", "AUROC>=1"),
+                 ("auroc_ge2", "AUROC>=2"), ("auroc_ge3", "AUROC>=3"), ("f1_ge1", "F1>=1"), ("f1_ge2", "F1>=2"),
+                 ("f1_ge3", "F1>=3"))
+
+
+def summarise(evaluations: dict[int, dict], init_from: str | None = None) -> dict:
+    summary = {"folds": sorted(evaluations), "per_fold": {}, "mean": {}, "std": {}, "tuned_on_validation": TUNED,
+               "initialised_from": init_from}
     for fold, evaluation in evaluations.items():
-        summary["per_fold"][fold] = {k: evaluation["metrics"].get(k) for k in SUMMARY_METRICS}
+        row = {k: evaluation["metrics"].get(k) for k in SUMMARY_METRICS}
+        row["num_test_frames"] = evaluation["num_samples"]
+        row["test_subjects"] = evaluation.get("subjects", {}).get("test")
+        row["validation_subjects"] = evaluation.get("subjects", {}).get("validation")
+        row["best_checkpoint"] = evaluation.get("validation", {}).get("best_checkpoint")
+        summary["per_fold"][fold] = row
     for key in SUMMARY_METRICS:
         values = [v[key] for v in summary["per_fold"].values() if v.get(key) is not None]
         if values:
             summary["mean"][key] = float(np.mean(values))
             summary["std"][key] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
     return summary
+
+
+def results_markdown(summary: dict) -> str:
+    """The results table: one row per fold, then the mean +/- std over folds, and what was tuned on validation."""
+    cell = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731 - n/a: one class only among a fold's tests
+    header = "| fold | test subjects | test frames | " + " | ".join(name for _, name in TABLE_COLUMNS) + " |"
+    lines = [header, "|" + " --- |" * (3 + len(TABLE_COLUMNS))]
+    for fold, row in summary["per_fold"].items():
+        subjects = ", ".join(str(s) for s in row.get("test_subjects") or [])
+        cells = [cell(row.get(key)) for key, _ in TABLE_COLUMNS]
+        lines.append(f"| {fold} | {subjects} | {row['num_test_frames']} | " + " | ".join(cells) + " |")
+    overall = [f"{summary['mean'][k]:.3f} +/- {summary['std'][k]:.3f}" if k in summary["mean"] else "n/a"
+               for k, _ in TABLE_COLUMNS]
+    total = sum(row["num_test_frames"] for row in summary["per_fold"].values())
+    lines.append(f"| mean +/- std | all | {total} | " + " | ".join(overall) + " |")
+    start = f"fine-tuned from `{summary['initialised_from']}`" if summary.get("initialised_from") else "from scratch"
+    return "\n".join(lines) + f"\n\nTraining {start}. {summary['tuned_on_validation']}\n"
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -246,19 +370,22 @@ def main(argv: list[str] | None = None) -> dict | None:
     data_args.dataset = cv.data_dir
     if not model_args.init_from:
         logger.warning("No --init_from: training from random weights instead of a synthetic-pretrained ViTPain.")
-    annotations = read_annotations(cv.data_dir)
-    folds = list_folds(cv.data_dir) if cv.folds == "all" else [int(f) for f in cv.folds.split(",")]
+    source = open_source(cv, model_image_size(model_args))
+    folds = source.folds() if cv.folds == "all" else [int(f) for f in cv.folds.split(",")]
     evaluations = {}
     for fold in folds:
-        evaluation = run_fold(cv, fold, annotations, model_args, data_args, loop_args)
+        evaluation = run_fold(cv, fold, source, model_args, data_args, loop_args)
         if evaluation is not None:
             evaluations[fold] = evaluation
     if rank_info()[0] != 0:
         return None
-    summary = summarise(evaluations)
-    Path(loop_args.output_dir).mkdir(parents=True, exist_ok=True)
-    (Path(loop_args.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print("UNBC cross-validation:", json.dumps({k: round(v, 4) for k, v in summary["mean"].items()}))
+    summary = summarise(evaluations, model_args.init_from)
+    output_dir = Path(loop_args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    table = results_markdown(summary)
+    (output_dir / "results.md").write_text(table)
+    print("UNBC cross-validation:\n" + table)
     return summary
 
 

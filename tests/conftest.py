@@ -27,7 +27,7 @@ def face_model_source() -> Path:
 
 @pytest.fixture(scope="session")
 def face_model_file(face_model_source, tmp_path_factory) -> Path:
-    from generation.assets import prepare_face_model
+    from generation.face.assets import prepare_face_model
 
     if not os.environ.get("PAIN3D_CACHE"):
         os.environ["PAIN3D_CACHE"] = str(tmp_path_factory.mktemp("pain3d-cache"))

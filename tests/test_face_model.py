@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from generation import FaceModel, FaceModelError
-from generation.assets import HOW_TO_PROVIDE, prepare_face_model, resolve_face_model
-from generation.face_model import CM_TO_MM, NUM_VERTICES, REGIONS, read_obj_vertices
+from generation.face.assets import HOW_TO_PROVIDE, load_face_model, prepare_face_model, resolve_face_model
+from generation.face.model import CM_TO_MM, NUM_VERTICES, REGIONS, read_obj_vertices
 
 # Multi-PIE 68 landmark vertex indices as printed in the ICT-FaceKit README.
 README_LANDMARKS = [
@@ -116,3 +116,20 @@ def test_corrupt_cache_error(tmp_path):
     bad.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(FaceModelError, match="pain3d assets"):
         FaceModel.load(bad)
+
+
+def test_loading_arrays_never_resolves_or_downloads(tmp_path, monkeypatch, face_model_file):
+    """`FaceModel.load` only reads a converted cache; finding or downloading the model is `face.assets`."""
+    import urllib.request
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("FaceModel.load touched the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("PAIN3D_CACHE", str(tmp_path / "empty-cache"))
+    for source in (None, tmp_path / "ict.tar.xz"):
+        with pytest.raises(FaceModelError, match="load_face_model"):
+            FaceModel.load(source)
+    assert not (tmp_path / "empty-cache").exists()
+    assert load_face_model(face_model_file).num_vertices == NUM_VERTICES

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generation.au_sampling import PSPI_LEVELS, pspi_target, sample_pain_action_units
+from generation.sampling.au_sampling import PSPI_LEVELS, pspi_target, sample_pain_action_units
 from generation.demographics import AGE_GROUPS, ETHNICITIES, GENDERS, assign_demographics
 from generation.errors import ConfigError
 from generation.facs import EXTENDED_AUS, pspi

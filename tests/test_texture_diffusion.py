@@ -11,10 +11,10 @@ from scipy.ndimage import binary_erosion, uniform_filter
 from generation.demographics import AGE_GROUP_NAMES, Demographics
 from generation.errors import ConfigError
 from generation.pipeline import GenerationConfig, PainFaceGenerator, identity_spec
-from generation.prompts import AGE_WORDS, identity_prompt
+from generation.background.prompts import AGE_WORDS, identity_prompt
 from generation.render import Lighting, View
 from generation.texture import SkinTexture, create_texturer
-from generation.texture_bake import TextureBaker
+from generation.texture.bake import TextureBaker
 
 FRONTAL = View("frontal", 0.0, 0.0)
 TINY = {"steps": 2, "resolution": 64}  # 64 px, 2 denoising steps: about a second per identity on a CPU core
@@ -259,7 +259,7 @@ def test_diffusion_flags_need_their_backend():
 
 
 def test_resume_accepts_a_record_from_before_the_diffusion_fields(tmp_path):
-    from generation.dataset_writer import CONFIG_FILE, config_record, prepare_output
+    from generation.writer import CONFIG_FILE, config_record, prepare_output
 
     config = GenerationConfig(num_identities=2)
     record = config_record(config)
@@ -272,13 +272,13 @@ def test_resume_accepts_a_record_from_before_the_diffusion_fields(tmp_path):
 # ----------------------------------------------------------------------------------------------- inpainting
 @pytest.fixture(scope="module")
 def inpainter(tiny_models):
-    from generation.inpaint import BackgroundInpainter
+    from generation.background.inpaint import BackgroundInpainter
 
     return BackgroundInpainter({"model": tiny_models["inpaint"], **TINY}, device="cpu")
 
 
 def test_inpainted_background_keeps_face_pixels_exactly(face_model, renderer, tiny_models, inpainter):
-    from generation.inpaint import SOURCE_BACKGROUND
+    from generation.background.inpaint import SOURCE_BACKGROUND
 
     config = GenerationConfig(
         num_identities=2, image_size=128, expressions_per_identity=1, views=(FRONTAL,), background="inpaint",

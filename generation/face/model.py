@@ -177,12 +177,15 @@ class FaceModel:
     landmarks: np.ndarray  # (68,) Multi-PIE landmark vertex indices
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "FaceModel":
-        """Load the converted cache file, or resolve the model from its usual sources when `path` is None
-        (see `generation.assets.resolve_face_model`)."""
-        from .assets import resolve_face_model
-
-        cache = Path(path) if path is not None and str(path).endswith(".npz") else resolve_face_model(path)
+    def load(cls, path: str | Path) -> "FaceModel":
+        """Load a converted face model cache (`.npz`). Only reads arrays: finding, converting or downloading the
+        model is `generation.face.assets.load_face_model` (or `pain3d assets`)."""
+        if path is None or not str(path).endswith(".npz"):
+            raise FaceModelError(
+                f"FaceModel.load reads a converted face model cache (.npz), got {path!r}; use "
+                "generation.face.assets.load_face_model(path_or_None) to find, convert or download the model"
+            )
+        cache = Path(path)
         try:
             with np.load(cache, allow_pickle=False) as data:
                 if int(data["format_version"]) != CACHE_FORMAT_VERSION:

@@ -6,8 +6,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .face_model import FaceModel
-from .facs import blendshape_weights
+from .model import FaceModel
+from ..facs import blendshape_weights
 
 
 def sample_identity(rng: np.random.Generator, num_components: int = 100, scale: float = 1.0) -> np.ndarray:

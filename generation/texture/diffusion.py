@@ -19,14 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .appearance import Appearance
-from .demographics import Demographics
-from .diffusion_models import DiffusionTextureOptions, load_texture_pipeline, resolve_device
-from .face_model import FaceModel
-from .prompts import identity_prompt
-from .render import FaceRenderer, View
-from .texture import ProceduralTexturer, SkinTexture, register_texture_backend
-from .texture_bake import TextureBaker
+from ..background.prompts import identity_prompt
+from ..demographics import Demographics
+from ..diffusion_models import DiffusionTextureOptions, load_texture_pipeline, resolve_device
+from ..face.model import FaceModel
+from ..render import FaceRenderer
+from ..sampling.appearance import Appearance
+from ..views import View
+from .bake import TextureBaker
+from .procedural import ProceduralTexturer, SkinTexture
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,6 @@ class TextureReport:
     seconds: dict
 
 
-@register_texture_backend("diffusion")
 class DiffusionTexturer:
     """Textures a neutral mesh with a depth-conditioned diffusion model prompted with the identity's demographics.
 

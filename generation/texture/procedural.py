@@ -1,25 +1,20 @@
-"""Skin textures: a registry of texture backends and the procedural one (the CPU default).
+"""The procedural skin texture backend (the CPU default) and `SkinTexture`, what every backend returns.
 
-A backend turns an identity's `Appearance` (and, for backends that need them, its neutral mesh and demographics)
-into a `SkinTexture`: an sRGB albedo image over the skin UV atlas (see `uv_atlas`) plus per-vertex colours for the
-parts that are not skin (eyes, teeth, mouth). The same texture is used for the neutral and every pain expression of
-the identity. Backends: `procedural` (here, CPU) and `diffusion` (`diffusion_texture`, depth-ControlNet Stable
-Diffusion baked into the atlas).
+It paints an identity's `Appearance` onto the skin UV atlas with 3D rules (hairline, brows, stubble, wrinkles,
+age spots) and gives per-vertex colours for the parts that are not skin (eyes, teeth, mouth).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
 
 import numpy as np
 from matplotlib.path import Path as PolygonPath
 from scipy import ndimage
 
-from .appearance import Appearance
-from .demographics import Demographics
-from .errors import ConfigError
-from .face_model import FaceModel
+from ..face.model import FaceModel
+from ..render import region_vertex_colors
+from ..sampling.appearance import Appearance
 from .uv_atlas import UVAtlas, build_uv_atlas
 
 
@@ -27,38 +22,6 @@ from .uv_atlas import UVAtlas, build_uv_atlas
 class SkinTexture:
     albedo: np.ndarray  # (H, 2H, 3) uint8 sRGB over the UV atlas
     vertex_colors: np.ndarray  # (V, 3) float32 sRGB 0-1 for non-skin geometry (eyes, teeth, mouth interior)
-
-
-class Texturer(Protocol):
-    def __call__(
-        self,
-        appearance: Appearance,
-        rng: np.random.Generator,
-        *,
-        neutral_vertices: np.ndarray | None = None,  # (V, 3) mm, the identity's neutral mesh
-        demographics: Demographics | None = None,
-    ) -> SkinTexture: ...
-
-
-TEXTURE_BACKENDS: dict[str, Callable[..., Texturer]] = {}
-
-
-def register_texture_backend(name: str):
-    """Class decorator: make a texture backend selectable as `pain3d generate --texture NAME`."""
-
-    def decorate(factory):
-        TEXTURE_BACKENDS[name] = factory
-        return factory
-
-    return decorate
-
-
-def create_texturer(name: str, face_model: FaceModel, **options) -> Texturer:
-    """Build backend `name`; every backend takes `atlas_size` and `device` (ignored by CPU-only ones) and its own
-    options."""
-    if name not in TEXTURE_BACKENDS:
-        raise ConfigError(f"unknown texture backend {name!r}; available: {', '.join(sorted(TEXTURE_BACKENDS))}")
-    return TEXTURE_BACKENDS[name](face_model, **options)
 
 
 # ----------------------------------------------------------------------------------------------- geometry helpers
@@ -107,7 +70,6 @@ def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np
 
 
 # ----------------------------------------------------------------------------------------------- the backend
-@register_texture_backend("procedural")
 class ProceduralTexturer:
     """Paints skin tone, pores and blotches, lips, brows, a hair cap, stubble, redness and age cues (wrinkles,
     spots, greying) onto the UV atlas with 3D rules anchored on the 68 landmarks of the mean face."""
@@ -150,7 +112,6 @@ class ProceduralTexturer:
     def __call__(self, appearance: Appearance, rng: np.random.Generator, **_mesh) -> SkinTexture:
         """The texture of `appearance` (all its randomness comes from `appearance.texture_seed`; the mesh and
         demographics keyword arguments of the protocol are not needed)."""
-        from .render import region_vertex_colors
 
         atlas, lm, masks = self.atlas, self.landmarks, self._masks
         a = appearance
@@ -251,7 +212,3 @@ class ProceduralTexturer:
 def _mix(base: np.ndarray, color, weight: np.ndarray) -> np.ndarray:
     weight = np.clip(weight, 0.0, 1.0)[..., None]
     return base * (1 - weight) + np.asarray(color, np.float32) * weight
-
-
-# The diffusion backend registers itself; it imports torch and diffusers only when one is built.
-from . import diffusion_texture  # noqa: E402,F401

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .diffusion_models import InpaintOptions, load_inpaint_pipeline, resolve_device
+from ..diffusion_models import InpaintOptions, load_inpaint_pipeline, resolve_device
 
 # The neutral render is shown to the inpainting model over this flat grey.
 SOURCE_BACKGROUND = (128, 128, 128)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .demographics import Demographics
+from ..demographics import Demographics
 
 # One age word per age group of `demographics.AGE_GROUPS` (a test checks every group has one).
 AGE_WORDS: dict[str, str] = {

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .demographics import Demographics
+from ..demographics import Demographics
 
 # Skin albedo ranges (sRGB 0-255, darkest .. lightest) per intended ethnicity; a tone is drawn along each range.
 SKIN_TONES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {

@@ -21,16 +21,20 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataset_builder.card import finalize_dataset_folder
 from dataset_builder.features import SPLITS, pain_features
+from dataset_builder.parquet import write_parquet
 
 from .errors import OutputError
-from .pipeline import GenerationConfig, PainFaceGenerator, identity_spec, identity_split
+from .config import GenerationConfig
+from .face.model import FaceModel
+from .pipeline import PainFaceGenerator
+from .sampling.identity import identity_spec, identity_split
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "generation_config.json"
 ARTEFACTS = ("data", "plots", "README.md", "preview.png", CONFIG_FILE)
-ROW_GROUP_SIZE = 100  # small row groups keep the Hub viewer and random access fast for image rows
 VERSIONED_PACKAGES = (
     "numpy", "pillow", "pyrender", "PyOpenGL", "trimesh", "datasets", "pyarrow", "scipy", "torch", "diffusers",
     "transformers",
@@ -131,21 +135,11 @@ def shard_is_complete(path: Path, expected_rows: int) -> bool:
         return False
 
 
-def write_shard(path: Path, rows: list[dict], schema: pa.Schema) -> None:
-    """Write rows atomically (a crash never leaves a shard that looks finished)."""
-    table = pa.Table.from_pylist(rows, schema=schema)
-    partial = path.with_name(path.name + ".partial")
-    pq.write_table(table, partial, row_group_size=ROW_GROUP_SIZE)
-    partial.replace(path)
-
-
 # ----------------------------------------------------------------------------------------------- rendering workers
 _WORKER: dict = {}
 
 
 def _init_worker(config_dict: dict, face_model_path: str, device: str | None = None) -> None:
-    from .face_model import FaceModel
-
     config = GenerationConfig.from_dict(config_dict)
     model = FaceModel.load(face_model_path)
     _WORKER.update(config=config, model=model, generator=PainFaceGenerator(config, model, device=device))
@@ -223,7 +217,7 @@ def generate_dataset(
                 bar.update(1)
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(images_per_s=f"{(rows_written + len(rows)) / max(elapsed, 1e-9):.1f}")
-            write_shard(output / shard.relative_path, _encode_classes(rows, features), schema)
+            write_parquet(output / shard.relative_path, _encode_classes(rows, features), schema)
             rows_written += len(rows)
     finally:
         results.close()
@@ -276,10 +270,5 @@ def finalize_dataset(output: Path, config: GenerationConfig) -> None:
     missing = [s.relative_path for s in plan_shards(config) if not (output / s.relative_path).is_file()]
     if missing:
         raise OutputError(f"{len(missing)} shards are missing (e.g. {missing[0]}): rerun with --resume")
-    from .preview import dataset_preview_sheet
-
-    dataset_preview_sheet(output, output / "preview.png")
-    from dataset_builder.card import write_dataset_card
-
     record = json.loads((output / CONFIG_FILE).read_text())
-    write_dataset_card(output, record)
+    finalize_dataset_folder(output, record)

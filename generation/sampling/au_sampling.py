@@ -11,7 +11,8 @@ import itertools
 
 import numpy as np
 
-from .facs import ACTION_UNITS, EXTENDED_AUS, PSPI_MAX, pspi
+from ..facs import ACTION_UNITS, EXTENDED_AUS, PSPI_MAX, pspi
+from ..rng import stream
 
 PSPI_LEVELS = tuple(range(1, PSPI_MAX + 1))
 # (AU4, max(AU6, AU7), max(AU9, AU10), AU43) for every reachable PSPI
@@ -24,7 +25,7 @@ def pspi_target(seed: int, identity_index: int, expression: int, expressions_per
     balanced to within one per level."""
     position = identity_index * expressions_per_identity + expression
     block, offset = divmod(position, len(PSPI_LEVELS))
-    return PSPI_LEVELS[np.random.default_rng([seed, block, 0x9591]).permutation(len(PSPI_LEVELS))[offset]]
+    return PSPI_LEVELS[stream("pspi_targets", seed, block).permutation(len(PSPI_LEVELS))[offset]]
 
 
 def _split_terms(target: int, rng: np.random.Generator) -> tuple[int, int, int, int]:

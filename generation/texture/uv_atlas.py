@@ -1,7 +1,6 @@
 """The skin UV atlas of the face model: which surface point every texel shows.
 
-ICT-FaceKit lays its skin out in two UDIM tiles: the face (u in 0-1) and the back of the head (u in 1-2). The atlas
-packs both side by side into one image (texture coordinate = (u / 2, v)). For every texel it records the point of
+The atlas packs the two UDIM tiles side by side (see `generation.face.geometry`). For every texel it records the point of
 the mean neutral face it covers (mm), the surface normal and the model region, so textures can be painted with
 3D rules ("above the hairline", "near the lip landmarks") and stay put on every identity and expression.
 """
@@ -14,10 +13,9 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from .face_model import REGIONS, FaceModel
+from ..face.geometry import UDIM_TILES, atlas_texcoords, skin_triangles, texcoords_to_texels, vertex_normals
+from ..face.model import REGIONS, FaceModel
 
-SKIN_MATERIALS = ("M_Face", "M_BackHead")
-UDIM_TILES = 2
 REGION_NAMES = tuple(REGIONS)
 
 
@@ -37,17 +35,6 @@ class UVAtlas:
         return np.isin(self.region, wanted)
 
 
-def skin_triangles(face_model: FaceModel) -> np.ndarray:
-    """Indices of the triangles textured by the skin atlas."""
-    skin = [face_model.materials.index(name) for name in SKIN_MATERIALS]
-    return np.nonzero(np.isin(face_model.face_material, skin))[0]
-
-
-def atlas_texcoords(uv: np.ndarray) -> np.ndarray:
-    """Model UVs (UDIM) -> atlas texture coordinates in 0-1."""
-    return np.stack([uv[:, 0] / UDIM_TILES, uv[:, 1]], axis=1).astype(np.float32)
-
-
 def _vertex_regions(face_model: FaceModel) -> np.ndarray:
     regions = np.full(face_model.num_vertices, -1, dtype=np.int16)
     for k, (start, stop) in enumerate(REGIONS.values()):
@@ -57,13 +44,10 @@ def _vertex_regions(face_model: FaceModel) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _build(face_model: FaceModel, size: int) -> UVAtlas:
-    from .render import vertex_normals
-
     height, width = size, size * UDIM_TILES
     triangles = skin_triangles(face_model)
     faces = face_model.faces[triangles]
-    texel = atlas_texcoords(face_model.uv)[face_model.face_uv_index[triangles]]  # (T, 3, 2)
-    texel = np.stack([texel[..., 0] * width, (1.0 - texel[..., 1]) * height], axis=-1)
+    texel = texcoords_to_texels(atlas_texcoords(face_model.uv)[face_model.face_uv_index[triangles]], width, height)
     corners = face_model.neutral[faces]
     normals = vertex_normals(face_model.neutral, face_model.faces)[faces]
     region_of = _vertex_regions(face_model)[faces[:, 0]]

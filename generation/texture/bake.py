@@ -21,9 +21,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from .face_model import FaceModel
-from .render import FaceRenderer, View, vertex_normals
-from .uv_atlas import UVAtlas, atlas_texcoords, build_uv_atlas
+from ..face.geometry import atlas_texcoords, barycentric_2d, texcoords_to_texels, vertex_normals
+from ..face.model import FaceModel
+from ..render import FaceRenderer
+from ..views import View
+from .uv_atlas import UVAtlas, build_uv_atlas
 
 PAINTED_REGIONS = ("face", "head_and_neck")  # sockets of the mouth and eyes keep the procedural colours
 MIN_COS = 0.1  # surfaces seen more edge-on than about 84 degrees are not baked
@@ -54,15 +56,9 @@ def texel_surface(face_model: FaceModel, atlas_size: int) -> TexelSurface:
     rows, cols = np.nonzero(atlas.triangle >= 0)
     triangles = atlas.triangle[rows, cols]
     height, width = atlas.region.shape
-    uv = atlas_texcoords(face_model.uv)[face_model.face_uv_index[triangles]]  # (N, 3, 2)
-    a, b, c = (np.stack([uv[:, k, 0] * width, (1.0 - uv[:, k, 1]) * height], axis=1) for k in range(3))
+    texel = texcoords_to_texels(atlas_texcoords(face_model.uv)[face_model.face_uv_index[triangles]], width, height)
     p = np.stack([cols + 0.5, rows + 0.5], axis=1)  # texel centres, as uv_atlas and the renderer sample them
-    v0, v1, v2 = b - a, c - a, p - a
-    denom = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-    denom = np.where(np.abs(denom) < 1e-12, 1e-12, denom)
-    l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / denom
-    l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / denom
-    bary = np.clip(np.stack([1 - l1 - l2, l1, l2], axis=1), 0.0, 1.0)  # padding texels snap onto their triangle
+    bary = barycentric_2d(p, texel[:, 0], texel[:, 1], texel[:, 2])  # padding texels snap onto their triangle
     bary /= np.maximum(bary.sum(axis=1, keepdims=True), 1e-12)
     painted = atlas.region_mask(*PAINTED_REGIONS)[rows, cols]
     return TexelSurface(

@@ -17,7 +17,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from .face_model import NEUTRAL_OBJ, FaceModelError, convert_face_model
+from .model import NEUTRAL_OBJ, FaceModel, FaceModelError, convert_face_model
 
 logger = logging.getLogger(__name__)
 
@@ -140,3 +140,9 @@ def resolve_face_model(source: str | Path | None = None, download: bool = True, 
     if download:
         return download_face_model(progress=progress)
     raise FaceModelError(f"no face model found in {cache_dir()}. {HOW_TO_PROVIDE}")
+
+
+def load_face_model(source: str | Path | None = None, download: bool = True, progress: bool = True) -> FaceModel:
+    """Find the model (see `resolve_face_model`: `source`, $PAIN3D_FACE_MODEL, the cache, then a download when
+    `download`), convert it once if needed and load it."""
+    return FaceModel.load(resolve_face_model(source, download=download, progress=progress))
