@@ -331,3 +331,14 @@ def test_the_seed_sets_the_initial_weights():
     assert all(torch.equal(first[k], again[k]) for k in first)
     projection = "backbone.embeddings.patch_embeddings.projection.weight"
     assert not torch.equal(first[projection], other[projection])
+
+
+@pytest.mark.parametrize("script", ["train_vitpain.py", "distill_vitpain.py"])
+def test_training_scripts_explain_their_flags(script):
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--help"], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "what the model reads" in result.stdout and "--per_device_train_batch_size" in result.stdout
+    assert "accelerate launch" in result.stdout  # the script's own usage text
+    if script == "distill_vitpain.py":
+        assert "token-by-token feature distillation" in result.stdout
