@@ -27,6 +27,8 @@ import pyarrow.parquet as pq
 from datasets import ClassLabel, DatasetDict, Features
 from PIL import Image as PILImage
 
+from generation.manifest import ManifestError, record, remove_written, written_files
+
 from .features import SPLITS
 from .official import ANNOTATION_DIR_NAMES, SPLIT_IDS, VIEWS_FILE, official_annotation
 
@@ -91,13 +93,21 @@ def _source_batches(src, batch_size: int) -> Iterator[tuple[str, Features, pa.Ta
             raise ExportError(
                 f"{shard.name}: shard names must start with one of {SPLITS} (data/<split>-NNNNN-of-MMMMM.parquet)"
             )
-        parquet = pq.ParquetFile(shard)
-        features = Features.from_arrow_schema(parquet.schema_arrow)
-        missing = [c for c in _COLUMNS if c not in features]
-        if missing:
-            raise ExportError(f"{shard} lacks the columns {missing}: export needs pain_features() columns")
-        for batch in parquet.iter_batches(batch_size=batch_size, columns=list(_COLUMNS)):
-            yield split, features, pa.Table.from_batches([batch])
+        try:
+            parquet = pq.ParquetFile(shard, page_checksum_verification=True)
+            features = Features.from_arrow_schema(parquet.schema_arrow)
+            missing = [c for c in _COLUMNS if c not in features]
+            if missing:
+                raise ExportError(f"{shard} lacks the columns {missing}: export needs pain_features() columns")
+            batches = [pa.Table.from_batches([batch]) for batch in
+                       parquet.iter_batches(batch_size=batch_size, columns=list(_COLUMNS))]
+        except (OSError, pa.ArrowException) as error:
+            raise ExportError(
+                f"cannot read the shard {shard} ({error}): it is truncated or corrupt; `pain3d verify` names every "
+                "bad shard and `pain3d generate --resume` renders them again"
+            ) from None
+        for batch in batches:
+            yield split, features, batch
 
 
 def _shards(folder: Path) -> list[Path]:
@@ -137,7 +147,13 @@ def _official_identities(identity_ids: list[str]) -> dict[str, str]:
     return {i: f"flame_sample_{n:04d}" for n, i in enumerate(sorted(identity_ids))}
 
 
-def _prepare_out(out: Path, overwrite: bool, images_dir: str) -> None:
+def _export_paths(images_dir: str) -> tuple[str, ...]:
+    """What an export writes (and `overwrite` replaces) in its target; anything else there is left alone."""
+    return (images_dir, *ANNOTATION_DIR_NAMES, SPLIT_CSV_NAME, VIEWS_FILE)
+
+
+def _check_out(out: Path, overwrite: bool, images_dir: str) -> None:
+    """Refuse a target that cannot be replaced safely, before anything is read or written."""
     if out.exists() and not out.is_dir():
         raise ExportError(f"export target {out} is a file: choose a folder path")
     if out.is_dir() and any(out.iterdir()):
@@ -146,12 +162,25 @@ def _prepare_out(out: Path, overwrite: bool, images_dir: str) -> None:
                 f"export target {out} is not empty; choose an empty or new folder, or pass overwrite=True "
                 f"(CLI: --overwrite) to replace the exported files in it"
             )
-        for name in (images_dir, *ANNOTATION_DIR_NAMES):
-            shutil.rmtree(out / name, ignore_errors=True)
-        for name in (SPLIT_CSV_NAME, VIEWS_FILE):
-            (out / name).unlink(missing_ok=True)
-    (out / images_dir).mkdir(parents=True, exist_ok=True)
-    (out / ANNOTATION_DIR_NAMES[0]).mkdir(parents=True, exist_ok=True)
+        try:  # an image or annotation the user put there would be mixed into the export: refuse it
+            written_files(out, _export_paths(images_dir))
+        except ManifestError as error:
+            raise ExportError(str(error)) from None
+
+
+def _swap_in(staging: Path, out: Path, images_dir: str) -> None:
+    """Replace the previous export in `out` (only the files it recorded) by the finished one in `staging`."""
+    if not out.exists() or not any(out.iterdir()):
+        out.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, out)
+        return
+    remove_written(out, _export_paths(images_dir))
+    for entry in staging.iterdir():
+        target = out / entry.name
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        os.replace(entry, target)
+    staging.rmdir()
 
 
 def export_official(
@@ -165,8 +194,10 @@ def export_official(
     """Write `src` (a generated dataset folder, or a `DatasetDict` with `pain_features` columns) to `out` in the
     official 3D-Pain layout (see the module docstring). Rows with `expression_index` 0 and every row's
     `neutral_image` give the neutral image of each identity and view (written once); each pain expression gets one
-    JSON with its AUs and stored PSPI. Refuses a non-empty `out` unless `overwrite` (then it replaces the image and
-    annotation folders, the split CSV and the views file, and leaves anything else there alone).
+    JSON with its AUs and stored PSPI. Refuses a non-empty `out` unless `overwrite`; then it replaces the image and
+    annotation folders, the split CSV and the views file of an earlier export (only files its manifest,
+    `pain3d_manifest.json`, records, and none at all if those folders hold anything else) and leaves anything else
+    there alone. The export is written beside `out` and swapped in when complete.
     """
     out = Path(out)
     if not isinstance(src, DatasetDict) and Path(src).resolve() == out.resolve():
@@ -178,9 +209,35 @@ def export_official(
             identity_ids.update(dataset.unique("identity_id"))
     else:
         for shard in _shards(Path(src)):  # checks the source before anything is written
-            identity_ids.update(pq.read_table(shard, columns=["identity_id"])["identity_id"].to_pylist())
-    _prepare_out(out, overwrite, images_dir)
+            try:
+                identity_ids.update(pq.read_table(shard, columns=["identity_id"])["identity_id"].to_pylist())
+            except (OSError, pa.ArrowException) as error:
+                raise ExportError(
+                    f"cannot read the shard {shard} ({error}): it is truncated or corrupt; `pain3d verify` names "
+                    "every bad shard and `pain3d generate --resume` renders them again"
+                ) from None
+    _check_out(out, overwrite, images_dir)
+    # The export is written beside the target and swapped in when complete: a source that turns out corrupt
+    # half-way leaves the previous export as it was.
+    staging = out.parent / f".{out.name}.pain3d-export-{os.getpid()}"
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / images_dir).mkdir(parents=True)
+        (staging / ANNOTATION_DIR_NAMES[0]).mkdir()
+        report = _write_export(src, staging, identity_ids, images_dir, batch_size)
+        record(staging, [str(p.relative_to(staging)) for p in sorted(staging.rglob("*")) if p.is_file()],
+               tool="pain3d export-official")
+        _swap_in(staging, out, images_dir)
+    except OSError as error:
+        raise ExportError(f"cannot write the export to {out} ({error}); choose a writable folder") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report.out, report.split_csv = out, out / SPLIT_CSV_NAME
+    logger.info(report.summary())
+    return report
 
+
+def _write_export(src, out: Path, identity_ids: set[str], images_dir: str, batch_size: int) -> OfficialExportReport:
     report = OfficialExportReport(out=out, split_csv=out / SPLIT_CSV_NAME)
     report.identity_map = _official_identities(sorted(identity_ids))
     images = out / images_dir
@@ -239,5 +296,4 @@ def export_official(
     (out / VIEWS_FILE).write_text(json.dumps([views[v] for v in sorted(views)], indent=1))
     report.view_names = [views[v]["name"] for v in sorted(views)]
     report.split_identities = {s: sum(1 for v in identity_split.values() if v == s) for s in SPLITS}
-    logger.info(report.summary())
     return report

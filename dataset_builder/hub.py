@@ -127,6 +127,15 @@ def build_hub_folder(
     return out
 
 
+def _is_network_error(error: BaseException | None) -> bool:
+    """True when the error, or what caused it, is a connection failure of the Hub client's HTTP library."""
+    while error is not None:
+        if type(error).__name__ in {"ConnectError", "ConnectTimeout", "ReadTimeout", "NetworkError", "ProxyError"}:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def _offline() -> bool:
     import huggingface_hub.constants
 
@@ -160,11 +169,27 @@ def push_to_hub(
         )
     from huggingface_hub import HfApi
 
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+
     api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        folder_path=str(folder), repo_id=repo_id, repo_type="dataset", revision=revision,
-        commit_message=commit_message, ignore_patterns=[".*", "**/.*"],
-    )
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        commit = api.upload_folder(
+            folder_path=str(folder), repo_id=repo_id, repo_type="dataset", revision=revision,
+            commit_message=commit_message, ignore_patterns=[".*", "**/.*"],
+        )
+    except (HfHubHTTPError, LocalTokenNotFoundError, OSError) as error:  # OSError: the network layer's errors
+        raise HubError(
+            f"cannot push {folder} to {repo_id}: the Hub could not be reached or refused the upload "
+            f"({type(error).__name__}: {error}). Check the network and log in (`hf auth login`, or pass token=...); "
+            "nothing was changed locally"
+        ) from None
+    except Exception as error:
+        if not _is_network_error(error):
+            raise
+        raise HubError(
+            f"cannot push {folder} to {repo_id}: the Hub is not reachable ({type(error).__name__}: {error}). Check "
+            "the network, or set HF_HUB_OFFLINE=1 to work offline; nothing was changed locally"
+        ) from None
     logger.info("pushed %s to https://huggingface.co/datasets/%s", folder, repo_id)
     return str(getattr(commit, "commit_url", commit))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -55,7 +56,7 @@ VIEWS_FILE = "pain3d_views.json"
 SPLIT_IDS = {0: "train", 1: "validation", 2: "test"}
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.2, 0.1)
 DEFAULT_SPLIT_SEED = 42
-INDEX_CACHE_VERSION = 1  # bump when the index format or its meaning changes
+INDEX_CACHE_VERSION = 2  # bump when the index format or its meaning changes
 
 ROW_FIELDS = (
     "image", "neutral_image", "sample_id", "identity_id", "expression_index", "view", "yaw", "pitch", "action_units",
@@ -73,7 +74,10 @@ ANNOTATION_NAME = re.compile(r"^(?P<base>(?P<identity>flame_sample_\d+)_pain_(?P
 # One line per kind of problem, as the summary prints it.
 PROBLEMS: dict[str, str] = {
     "malformed_annotation": "annotation JSON files that could not be parsed (their images are left out)",
-    "invalid_action_units": "annotations with an AU intensity FACS does not allow (their images are left out)",
+    "invalid_action_units": "annotations with an AU intensity FACS does not allow, or not a number (their images are "
+    "left out)",
+    "no_action_units": "annotations with no recognised AU key, so no label at all (their images are left out)",
+    "unreadable_image": "images that are empty, truncated or neither PNG nor JPEG (left out)",
     "missing_action_units": "annotations missing some pain AUs (counted as 0)",
     "unknown_annotation_key": "annotation keys that are neither a known AU nor PSPI (ignored)",
     "pspi_mismatch": "annotations whose stored PSPI differs from PSPI recomputed from their AUs (recomputed kept)",
@@ -177,11 +181,14 @@ def _check_labels(items: tuple[tuple[str, object], ...]) -> tuple[_Annotation | 
     stored_pspi = values.pop("PSPI", None)
     action_units: dict[str, object] = {}
     for key, value in values.items():
-        name = key.upper()
+        name = str(key).upper()
         if name in ACTION_UNITS:
             action_units[name] = value
         else:
             problems.append(("unknown_annotation_key", key))
+    if not action_units:  # not zero pain: a file in some other format, whose labels would all read as 0
+        problems.append(("no_action_units", f"keys {sorted(map(str, values))}, none of them {', '.join(PAIN_AUS)}"))
+        return None, tuple(problems)
     missing = [name for name in PAIN_AUS if name not in action_units]
     if missing:
         problems.append(("missing_action_units", ", ".join(missing)))
@@ -211,6 +218,13 @@ def _parse_annotation(base: str, raw: object, report: OfficialLayoutReport) -> _
     for nested in ("AUs", "action_units"):  # tolerate {"AUs": {...}, "PSPI": x}
         if isinstance(raw.get(nested), dict):
             raw = {**{k: v for k, v in raw.items() if k != nested}, **raw[nested]}
+    # A string or true/false is another writer's convention, not an intensity. Checked here, not in the memoised
+    # check: true == 1 as a cache key.
+    not_numbers = [f"{key}={value!r}" for key, value in raw.items() if str(key).upper() in ACTION_UNITS
+                   and (isinstance(value, bool) or not isinstance(value, (int, float)))]
+    if not_numbers:
+        report.add("invalid_action_units", f"{base}: intensities must be JSON numbers, got {', '.join(not_numbers)}")
+        return None
     try:
         annotation, problems = _check_labels(tuple(raw.items()))
     except TypeError:  # unhashable values (lists, objects) cannot be intensities
@@ -260,10 +274,17 @@ def _read_views(root: Path, images_dir: Path, view_names: Sequence[str] | None, 
     for folder in (images_dir, root):
         path = folder / VIEWS_FILE
         if path.is_file():
-            views = json.loads(path.read_text())
+            try:
+                views = json.loads(path.read_text())
+                indices_in_file = [int(view["index"]) for view in views]
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise OfficialLayoutError(
+                    f"{path} is unreadable ({type(error).__name__}: {error}); it should be a JSON list of "
+                    '{"index", "name", "yaw", "pitch"} objects as `pain3d export-official` writes it: export again, '
+                    "or delete it (views are then named view_000, ...)"
+                ) from None
             names = [f"view_{i:03d}" for i in range(count)]
-            for view in views:
-                i = int(view["index"])
+            for view, i in zip(views, indices_in_file):
                 if i >= len(names):
                     names.extend(f"view_{j:03d}" for j in range(len(names), i + 1))
                     yaw.extend([None] * (i + 1 - len(yaw)))
@@ -284,7 +305,14 @@ def read_split_csv(path: str | os.PathLike, report: OfficialLayoutReport | None 
         raise OfficialLayoutError(f"split CSV not found: {path} (pass split_csv=None for an automatic 70/20/10 split)")
     report = report if report is not None else OfficialLayoutReport(root=str(path))
     splits: dict[str, str] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise OfficialLayoutError(
+            f"split CSV {path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8 "
+            "(annotation_base_name,split per line)"
+        ) from None
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in (reader.fieldnames or [])]
         if "annotation_base_name" not in header or "split" not in header:
@@ -388,6 +416,43 @@ def _classify_images(image_names: Sequence[str], report: OfficialLayoutReport):
     return pain, neutrals
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_problem(path: str) -> str | None:
+    """What makes an image file unusable, from its first bytes and its last kilobyte (no pixel decoding): empty,
+    neither PNG nor JPEG, or cut short (a PNG without its IEND chunk, a JPEG without its end-of-image marker).
+    None when it looks whole."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - 1024))
+            tail = handle.read()
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if not head:
+        return "empty file"
+    if head.startswith(_PNG_SIGNATURE):
+        return None if b"IEND" in tail else "truncated PNG (no IEND chunk at its end)"
+    if head.startswith(b"\xff\xd8"):
+        return None if b"\xff\xd9" in tail else "truncated JPEG (no end-of-image marker)"
+    return "neither PNG nor JPEG"
+
+
+def _drop_unreadable(pain, neutrals, folder: Path, report: OfficialLayoutReport):
+    """Pain and neutral images without the unreadable ones (each reported), so training never meets them."""
+    prefix = os.path.join(str(folder), "")
+
+    def usable(name: str) -> bool:
+        problem = image_problem(prefix + name)
+        if problem:
+            report.add("unreadable_image", f"{name}: {problem}")
+        return problem is None
+
+    return [item for item in pain if usable(item[0])], {key: name for key, name in neutrals.items() if usable(name)}
+
+
 def _pair_rows(pain, neutrals, annotations, folder: Path, cameras, zero_aus, include_neutral_rows, report):
     """Row tuples (ROW_FIELDS order), sorted by (identity, expression, view, sample): each labelled pain image with
     the neutral of its identity and view, then (optionally) one row per neutral image."""
@@ -437,6 +502,7 @@ def _index(
     annotation_names = image_names if annotations_dir == images_dir else _scan(annotations_dir)
     annotations = _read_annotations(annotations_dir, annotation_names, report)
     pain, neutrals = _classify_images(image_names, report)
+    pain, neutrals = _drop_unreadable(pain, neutrals, images_dir, report)
     if report.images_found == 0:
         raise OfficialLayoutError(
             f"no 3D-Pain images (flame_sample_XXXX_pain_Y_...png/jpg or flame_sample_XXXX_neutral_...) in "

@@ -20,7 +20,8 @@ class ParquetShardWriter:
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.row_group_size = row_group_size
-        self._writer = pq.ParquetWriter(self.partial, schema)
+        # page checksums: a flipped bit is an error for a reader that verifies them, not another label
+        self._writer = pq.ParquetWriter(self.partial, schema, write_page_checksum=True)
         self.bytes_written = 0  # arrow bytes of the rows (image bytes are PNG/JPEG already: about the file size)
 
     def write(self, table: pa.Table) -> None:

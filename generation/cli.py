@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
 from .errors import ConfigError, OutputError
-from .face.assets import cache_dir, face_model_status, load_face_model, prepare_face_model, resolve_face_model
+from .face.assets import ENV_SOURCE, cache_dir, download_face_model, face_model_status, load_face_model
+from .face.assets import prepare_face_model, resolve_face_model
 from .face.model import FaceModel, FaceModelError
+from .manifest import ManifestError
 from .facs import ACTION_UNITS, ActionUnitError, parse_au_assignments, pspi
 
 logger = logging.getLogger("pain3d")
@@ -28,11 +32,13 @@ def _add_face_model_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_assets(args: argparse.Namespace) -> int:
-    path = (
-        prepare_face_model(args.face_model, force=args.force)
-        if args.face_model
-        else resolve_face_model(progress=True)
-    )
+    source = args.face_model or os.environ.get(ENV_SOURCE)
+    if source:
+        path = prepare_face_model(source, force=args.force)
+    elif args.force:  # the cache came from a download: fetch and convert it again
+        path = download_face_model()
+    else:
+        path = resolve_face_model(progress=True)
     model = FaceModel.load(path)
     print(f"face model ready: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     print(
@@ -47,12 +53,35 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from .preview import render_preview_sheet
 
     action_units = parse_au_assignments(args.au or list(DEFAULT_PREVIEW_AUS))
+    if not 32 <= args.image_size <= 2048:
+        raise ConfigError(f"--image-size must be within 32-2048 pixels, got {args.image_size}")
+    output = preview_path(args.output)
     model = load_face_model(args.face_model)
-    out = render_preview_sheet(
-        model, action_units, args.output, seed=args.seed, image_size=args.image_size, title=args.title
-    )
+    try:
+        out = render_preview_sheet(
+            model, action_units, output, seed=args.seed, image_size=args.image_size, title=args.title
+        )
+    except OSError as error:
+        raise OutputError(f"cannot write {output} ({error.strerror or error}); choose a writable path") from None
     print(f"wrote {out} (PSPI {pspi(action_units):g})")
     return 0
+
+
+PREVIEW_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+
+
+def preview_path(output: Path) -> Path:
+    """The file the sheet goes to: a folder gets `preview.png` inside it, a name without an extension gets `.png`
+    (what matplotlib would do silently); an extension matplotlib cannot write is an error."""
+    if output.is_dir():
+        return output / "preview.png"
+    if not output.suffix:
+        return output.with_name(output.name + ".png")
+    if output.suffix.lower() not in PREVIEW_FORMATS:
+        raise ConfigError(
+            f"--output {output}: cannot write {output.suffix} files; use one of {', '.join(PREVIEW_FORMATS)}"
+        )
+    return output
 
 
 def parse_views(spec: str | None):
@@ -65,6 +94,8 @@ def parse_views(spec: str | None):
     views = []
     for item in spec.split(","):
         name, *angles = item.strip().split(":")
+        if not name or len(angles) > 2:
+            raise ConfigError(f"view {item!r}: write a view as NAME or NAME:YAW[:PITCH] in degrees, e.g. up:0:20")
         if not angles:
             if name not in defaults:
                 raise ConfigError(
@@ -134,7 +165,6 @@ def diffusion_options(args: argparse.Namespace) -> tuple[dict, dict]:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     import hashlib
-    import os
 
     from .config import GenerationConfig
     from .writer import generate_dataset
@@ -235,6 +265,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(fairness_markdown(evaluation["fairness"]))
     print(f"wrote {output}" + (f" and {args.predictions}" if args.predictions else ""))
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .writer import verify_dataset
+
+    checked, problems = verify_dataset(args.dataset)
+    if not problems:
+        print(f"{args.dataset}: all {checked} files match the sizes and sha256 recorded when pain3d wrote them")
+        return 0
+    for path, problem in sorted(problems.items()):
+        print(f"{args.dataset}/{path}: {problem}", file=sys.stderr)
+    print(
+        f"pain3d verify: {len(problems)} of {checked} files are bad; rerun `pain3d generate --resume` with the same "
+        "parameters to render bad or missing shards again",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -355,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=64, help="images per model call")
     evaluate.set_defaults(func=cmd_evaluate)
 
+    verify = sub.add_parser("verify", help="check a generated dataset's files against the sha256 recorded when written")
+    verify.add_argument("dataset", type=Path, help="dataset folder written by pain3d generate")
+    verify.set_defaults(func=cmd_verify)
+
     info = sub.add_parser("info", help="list the action units, their blendshapes and the cache location")
     info.set_defaults(func=cmd_info)
     return parser
@@ -365,9 +416,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (FaceModelError, ActionUnitError, ConfigError, OutputError) as error:
+    except (FaceModelError, ActionUnitError, ConfigError, OutputError, ManifestError) as error:
         print(f"pain3d {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+        hint = "; rerun with --resume" if args.command == "generate" else ""
+        print(f"pain3d {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -60,8 +60,13 @@ class GenerationConfig:
             problems.append(f"distractor probability must be within 0-1, got {self.distractor_probability}")
         if self.identities_per_shard <= 0:
             problems.append("identities per shard must be positive")
-        try:
-            validate_action_units(self.au_overrides, fill=False)
+        # the seed feeds numpy's SeedSequence, which takes non-negative integers only
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            problems.append(f"--seed must be a non-negative integer, got {self.seed!r}")
+        if not 0 <= self.png_compress_level <= 9:
+            problems.append(f"PNG compress level must be within 0-9, got {self.png_compress_level}")
+        try:  # stored under the canonical names ('au12' -> 'AU12'), so labels and columns use them too
+            object.__setattr__(self, "au_overrides", validate_action_units(self.au_overrides, fill=False))
         except ActionUnitError as error:
             problems.append(f"--au: {error}")
         if problems:

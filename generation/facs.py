@@ -72,12 +72,16 @@ def validate_action_units(action_units: Mapping[str, float], *, fill: bool = Tru
     if not isinstance(action_units, Mapping):
         raise ActionUnitError(f"action units must be a mapping like {{'AU4': 3}}, got {type(action_units).__name__}")
     checked: dict[str, float] = {name: 0.0 for name in PAIN_AUS} if fill else {}
+    given: dict[str, str] = {}
     for name, value in action_units.items():
         au = ACTION_UNITS.get(str(name).upper())
         if au is None:
             raise ActionUnitError(
                 f"unknown action unit {name!r}; known: {', '.join(ACTION_UNITS)} (write them as 'AU4', 'AU43', ...)"
             )
+        if au.name in given:  # 'au12' and 'AU12' in one mapping: which one was meant is unknown
+            raise ActionUnitError(f"{au.name} is given twice ({given[au.name]!r} and {name!r}): give each AU once")
+        given[au.name] = name
         try:
             value = float(value)
         except (TypeError, ValueError):
@@ -109,6 +113,9 @@ def parse_au_assignments(assignments: list[str] | tuple[str, ...]) -> dict[str, 
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
             raise ActionUnitError(f"write action units as NAME=INTENSITY, e.g. AU4=3; got {item!r}")
+        earlier = next((f"{k}={v}" for k, v in parsed.items() if k.upper() == name.strip().upper()), None)
+        if earlier is not None:  # silently keeping the last one would hide a typo
+            raise ActionUnitError(f"{name.strip().upper()} is given twice ({earlier} and {item}): give each AU once")
         parsed[name.strip()] = value.strip()
     return validate_action_units(parsed, fill=False)
 

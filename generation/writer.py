@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import platform
-import shutil
+import signal
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -28,13 +29,17 @@ from dataset_builder.parquet import write_parquet
 from .errors import OutputError
 from .config import GenerationConfig
 from .face.model import FaceModel
+from .manifest import ManifestError, check_files, forget, read_manifest, record, remove_written
 from .pipeline import PainFaceGenerator
 from .sampling.identity import identity_spec, identity_split
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "generation_config.json"
-ARTEFACTS = ("data", "plots", "README.md", "preview.png", CONFIG_FILE)
+CARD_FILES = (  # written by the last step; recorded in the manifest
+    "README.md", "preview.png", "plots/pspi_histogram.png", "plots/action_units.png", "plots/demographics.png",
+)
+MANIFEST_TOOL = "pain3d generate"
 VERSIONED_PACKAGES = (
     "numpy", "pillow", "pyrender", "PyOpenGL", "trimesh", "datasets", "pyarrow", "scipy", "torch", "diffusers",
     "transformers",
@@ -94,7 +99,14 @@ def prepare_output(output: Path, config: GenerationConfig, resume: bool, overwri
         saved = output / CONFIG_FILE
         if not saved.is_file():
             raise OutputError(f"cannot resume: {output} has no {CONFIG_FILE}; it was not written by pain3d generate")
-        previous = json.loads(saved.read_text())["config"]
+        try:
+            saved_record = json.loads(saved.read_text())
+            previous = saved_record["config"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise OutputError(
+                f"cannot resume {output}: its {CONFIG_FILE} is unreadable ({type(error).__name__}: {error}), so the "
+                "parameters it was generated with are unknown; use --overwrite to start again, or a new folder"
+            ) from None
         try:  # fields added since that run was started take their defaults, which reproduce its bytes
             previous = json.loads(json.dumps(GenerationConfig.from_dict(previous).to_dict()))
         except (TypeError, ValueError):
@@ -106,16 +118,17 @@ def prepare_output(output: Path, config: GenerationConfig, resume: bool, overwri
                 f"cannot resume {output}: it was generated with different parameters ({', '.join(changed)}); "
                 "rerun with the original parameters, or use --overwrite to start again"
             )
-    elif existing and overwrite:
-        foreign = [name for name in existing if name not in ARTEFACTS]
-        if foreign:
+        before, now = saved_record.get("face_model"), record.get("face_model")
+        if before and now and before != now:  # shards from two face models must never be mixed in one dataset
             raise OutputError(
-                f"refusing to overwrite {output}: it holds files pain3d did not write ({', '.join(foreign[:5])}); "
-                "choose an empty or new folder"
+                f"cannot resume {output}: it was generated with another face model (sha256 {before[:12]}..., this "
+                f"one is {now[:12]}...); rerun with the original face model, or use --overwrite to start again"
             )
-        for name in existing:
-            target = output / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
+    elif existing and overwrite:
+        try:  # deletes only files recorded in the manifest, and nothing at all if anything else is there
+            remove_written(output)
+        except ManifestError as error:
+            raise OutputError(str(error)) from None
     elif existing:
         raise OutputError(
             f"output {output} is not empty: pass --resume to continue an interrupted run, --overwrite to replace "
@@ -124,15 +137,54 @@ def prepare_output(output: Path, config: GenerationConfig, resume: bool, overwri
     try:
         (output / "data").mkdir(parents=True, exist_ok=True)
         (output / CONFIG_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        planned = [shard.relative_path for shard in plan_shards(config)] + list(CARD_FILES)
+        record_files(output, [CONFIG_FILE], planned=planned)
+    except ManifestError as error:
+        raise OutputError(str(error)) from None
     except OSError as error:
         raise OutputError(f"cannot write to {output} ({error.strerror or error}); choose a writable folder") from None
 
 
-def shard_is_complete(path: Path, expected_rows: int) -> bool:
+def record_files(output: Path, written, planned=()) -> dict:
+    return record(output, written, planned=planned, tool=MANIFEST_TOOL)
+
+
+def bad_shards(output: Path, shards: list[Shard]) -> dict[str, str]:
+    """Shards whose bytes are not the ones recorded when they were written: {path: what is wrong}. A shard that
+    was never recorded (an interrupted write, or a folder from a pain3d without manifests) counts as not done."""
+    return check_files(output, [shard.relative_path for shard in shards])
+
+
+def verify_dataset(output: str | Path) -> tuple[int, dict[str, str]]:
+    """Check a generated folder against its manifest: every planned shard present with the sha256 recorded when it
+    was written, and every other recorded file unchanged. Returns (files checked, {path: what is wrong}).
+    Shards that were never recorded (a pain3d without manifests) are read with their page checksums instead."""
+    output = Path(output)
     try:
-        return pq.read_metadata(path).num_rows == expected_rows
-    except (OSError, pa.ArrowInvalid):
-        return False
+        config = GenerationConfig.from_dict(json.loads((output / CONFIG_FILE).read_text())["config"])
+        manifest = read_manifest(output)
+    except ManifestError as error:
+        raise OutputError(str(error)) from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise OutputError(
+            f"{output} is not a dataset written by pain3d generate: its {CONFIG_FILE} is missing or unreadable "
+            f"({type(error).__name__}: {error})"
+        ) from None
+    recorded = (manifest or {"files": {}})["files"]
+    shards = [shard.relative_path for shard in plan_shards(config)]
+    problems = check_files(output, [path for path in recorded if path not in shards])
+    for path in shards:
+        if path in recorded:
+            problems.update(check_files(output, [path]))
+        elif not (output / path).is_file():
+            problems[path] = "missing: the run was interrupted"
+        else:
+            try:
+                pq.read_table(output / path, page_checksum_verification=True)
+                problems[path] = "not recorded in the manifest (an interrupted write, or an older pain3d)"
+            except (OSError, pa.ArrowException) as error:
+                problems[path] = f"unreadable ({error})"
+    return len(set(recorded) | set(shards)), problems
 
 
 # ----------------------------------------------------------------------------------------------- rendering workers
@@ -140,6 +192,8 @@ _WORKER: dict = {}
 
 
 def _init_worker(config_dict: dict, face_model_path: str, device: str | None = None) -> None:
+    if multiprocessing.parent_process() is not None:  # a pool worker: Ctrl-C is the main process's to handle
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     config = GenerationConfig.from_dict(config_dict)
     model = FaceModel.load(face_model_path)
     _WORKER.update(config=config, model=model, generator=PainFaceGenerator(config, model, device=device))
@@ -193,9 +247,13 @@ def generate_dataset(
     features = pain_features([v.name for v in config.views], config.extended_aus)
     schema = features.arrow_schema
     shards = [s for k, s in enumerate(plan_shards(config)) if k % world_size == rank]
-    todo = [s for s in shards if not shard_is_complete(output / s.relative_path, s.rows(config))]
+    bad = bad_shards(output, shards)
+    todo = [s for s in shards if s.relative_path in bad]
     for shard in todo:  # leftovers of an interrupted write of this rank's own shards
         (output / (shard.relative_path + ".partial")).unlink(missing_ok=True)
+        if (output / shard.relative_path).exists():
+            logger.warning("rank %d: rendering %s again (%s)", rank, shard.relative_path, bad[shard.relative_path])
+    forget(output, [shard.relative_path for shard in todo])
     identities = [index for shard in todo for index in shard.identities]
     logger.info(
         "rank %d/%d: %d shards (%d identities) to render, %d already complete",
@@ -218,6 +276,7 @@ def generate_dataset(
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(images_per_s=f"{(rows_written + len(rows)) / max(elapsed, 1e-9):.1f}")
             write_parquet(output / shard.relative_path, _encode_classes(rows, features), schema)
+            record_files(output, [shard.relative_path])
             rows_written += len(rows)
     finally:
         results.close()
@@ -237,8 +296,8 @@ def generate_dataset(
 
 def _identity_results(identities: list[int], config: GenerationConfig, face_model_path, workers: int, device=None):
     """Generator of (index, rows, render seconds) in submission order, rendered in-process or by a pool of worker processes."""
-    if not identities:
-        return iter(())
+    if not identities:  # a generator all the same: the caller closes it
+        return (result for result in ())
     if workers <= 1:
         def serial():
             _init_worker(config.to_dict(), str(face_model_path), device)
@@ -249,11 +308,17 @@ def _identity_results(identities: list[int], config: GenerationConfig, face_mode
                 _WORKER.pop("generator").close()
 
         return serial()
-    import multiprocessing
-
     # spawn: every worker opens its own OpenGL context; forking a process that holds one is unsafe
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(workers, initializer=_init_worker, initargs=(config.to_dict(), str(face_model_path), device))
+    # Workers start with Ctrl-C ignored (inherited across exec), so an interrupt reaches only this process, which
+    # stops the pool and prints one line instead of a traceback per worker.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool = context.Pool(
+            workers, initializer=_init_worker, initargs=(config.to_dict(), str(face_model_path), device)
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
     def parallel():
         try:
@@ -272,3 +337,4 @@ def finalize_dataset(output: Path, config: GenerationConfig) -> None:
         raise OutputError(f"{len(missing)} shards are missing (e.g. {missing[0]}): rerun with --resume")
     record = json.loads((output / CONFIG_FILE).read_text())
     finalize_dataset_folder(output, record)
+    record_files(output, [name for name in CARD_FILES if (output / name).is_file()])

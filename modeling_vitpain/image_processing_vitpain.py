@@ -218,7 +218,10 @@ def _open_image(path, where: str) -> PIL.Image.Image:
 
 def _to_numpy(image, where: str) -> np.ndarray:
     if isinstance(image, torch.Tensor):
-        return image.detach().cpu().numpy()
+        image = image.detach().cpu()
+        if image.is_floating_point() and image.dtype not in (torch.float32, torch.float64):
+            image = image.float()  # numpy has no bfloat16; float32 holds every bfloat16 / float16 value exactly
+        return image.numpy()
     if isinstance(image, np.ndarray):
         return image
     raise TypeError(f"{where}: expected a {_ACCEPTED}, got {type(image).__name__}.")

@@ -61,6 +61,8 @@ class PainEstimationPipeline(Pipeline):
         """
         if neutral_images is not None:
             images = _pair(images, neutral_images)
+        if isinstance(images, (list, tuple)) and not images:
+            return []  # a list in, a list out: no images, no results
         return super().__call__(images, **kwargs)
 
     def _sanitize_parameters(self, **kwargs):

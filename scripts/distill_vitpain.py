@@ -14,15 +14,18 @@ Checkpoint selection, outputs and logs as in `train_vitpain.py`.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
 
 from modeling_vitpain import ViTPainModel
 from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillationTrainer, init_student_from_teacher
-from training_args import DataArguments, ModelArguments, parse_args
+from training_args import DataArguments, ModelArguments, output_policy, parse_args
 from training_common import as_dict, build_model, collator_for, dataset_splits
 from training_common import image_processor_for, init_source, logger, run_training, setup_logging
+from safe_output import UsageError, check_training_output, finish_training_run, require_rows, run_main
+from safe_output import SPLITS_NEEDED, check_parquet_rows, start_training_run, usage_errors
 
 
 @dataclass
@@ -39,21 +42,28 @@ def main(argv: list[str] | None = None) -> dict | None:
         (TeacherArguments, DistillationWeights, ModelArguments, DataArguments, TrainingArguments),
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    teacher_args, weights, model_args, data_args, training_args = parse_args(parser, argv)
+    with usage_errors():  # bad input is one line, checked before anything is written or trained
+        teacher_args, weights, model_args, data_args, training_args = parse_args(parser, argv)
     if model_args.modality != "rgb":
-        raise ValueError("The distilled student is an RGB model: drop --modality or pass --modality rgb.")
+        raise UsageError("The distilled student is an RGB model: drop --modality or pass --modality rgb.")
     if teacher_args.init_student_from_teacher and model_args.init_from:
-        raise ValueError("Give either --init_from (a ViTPain folder to fine-tune) or --init_student_from_teacher, "
+        raise UsageError("Give either --init_from (a ViTPain folder to fine-tune) or --init_student_from_teacher, "
                          "not both: the student can start from one set of weights.")
+    output = output_policy(training_args, data_args)
+    check_training_output(output, keep=[teacher_args.teacher])
     teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
     teacher_processor = image_processor_for(teacher, ModelArguments(init_from=teacher_args.teacher), data_args)
-    splits = dataset_splits(data_args, seed=training_args.seed)
+    with usage_errors():
+        check_parquet_rows(data_args.dataset, SPLITS_NEEDED)
+        splits = dataset_splits(data_args, seed=training_args.seed)
+    require_rows(splits, SPLITS_NEEDED, data_args.dataset)
     student = build_model(model_args, seed=training_args.seed)
     if teacher_args.init_student_from_teacher:
         fresh = init_student_from_teacher(student, teacher)
         logger.info("student starts from the teacher's weights except %s", fresh)
     image_processor = image_processor_for(student, model_args, data_args)
-    return run_training(
+    start_training_run(output, "scripts/distill_vitpain.py")
+    evaluation = run_training(
         student,
         image_processor,
         splits,
@@ -70,6 +80,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             else init_source(model_args)
         ),
     )
+    finish_training_run(output, evaluation)
+    return evaluation
 
 
 def distillation_recipe(teacher: str, modality: str, weights: DistillationWeights) -> str:
@@ -85,4 +97,4 @@ def distillation_recipe(teacher: str, modality: str, weights: DistillationWeight
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main, "distill_vitpain.py"))

@@ -26,6 +26,9 @@ from transformers import AutoImageProcessor, AutoModel, pipeline
 import modeling_vitpain
 from modeling_vitpain.model_card import DEFAULT_TEMPLATE, EvaluationError, fill_model_card, load_evaluation
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `safe_output` beside this script
+from safe_output import UsageError, check_output_dir, swap_in  # noqa: E402
+
 logger = logging.getLogger("push_model")
 TEMPLATE = DEFAULT_TEMPLATE
 EXIT_BAD_INPUT, EXIT_HUB_UNREACHABLE = 1, 2
@@ -39,6 +42,7 @@ class PushConfig:
     private: bool = False
     commit_message: str = "Upload ViTPain model"
     stage_only: Path | None = None  # write the upload-ready folder here and stop
+    overwrite: bool = False  # let --stage-only replace an earlier staged folder (only the files it recorded)
 
 
 def parse_args(argv: list[str] | None = None) -> PushConfig:
@@ -50,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> PushConfig:
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--commit-message", default=PushConfig.commit_message)
     parser.add_argument("--stage-only", type=Path, help="write the upload-ready folder here and do not upload")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="with --stage-only: replace an earlier staged folder there"
+    )
     return PushConfig(**vars(parser.parse_args(argv)))
 
 
@@ -101,7 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_HUB_UNREACHABLE
     try:
         if cfg.stage_only is not None:
-            folder = stage(cfg, cfg.stage_only)
+            # checked before anything is written; staged beside the target and swapped in when complete
+            check_output_dir(cfg.stage_only, cfg.overwrite, keep=[cfg.model_dir])
+            cfg.stage_only.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{cfg.stage_only.name}.staging-", dir=cfg.stage_only.parent))
+            try:
+                folder = swap_in(stage(cfg, staging), cfg.stage_only, tool="scripts/push_model.py --stage-only")
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
             print(f"push_model: upload-ready folder written to {folder} (not uploaded)")
             return 0
         with tempfile.TemporaryDirectory(prefix="vitpain-push-") as tmp:
@@ -119,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"push_model: the Hugging Face Hub is not reachable ({error}); nothing was uploaded.", file=sys.stderr
             )
             return EXIT_HUB_UNREACHABLE
-        if isinstance(error, (EvaluationError, OSError, ValueError)):  # missing files, wrong folder, bad JSON
+        if isinstance(error, (EvaluationError, OSError, ValueError, UsageError)):  # missing files, bad JSON, ...
             print(f"push_model: {error}", file=sys.stderr)
             return EXIT_BAD_INPUT
         raise

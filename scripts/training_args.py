@@ -10,6 +10,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Sequence
 
 import torch
@@ -64,7 +65,8 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    """Which data: a generated folder, an official-layout folder or a Hub id, and optional subsets (for quick runs)."""
+    """Which data: a generated folder, an official-layout folder or a Hub id, optional subsets (for quick runs), and
+    what the outputs are called and may replace."""
 
     dataset: str = _help("data/pain3d", "a `pain3d generate` folder, an official-layout folder or a Hub id")
     split_csv: str | None = _help(None, "identity split CSV of an official-layout folder (relative to it or not)")
@@ -75,6 +77,13 @@ class DataArguments:
     augment: bool = _help(True, "the field's training augmentation (flip, rotation, shift/scale, colour jitter, blur)")
     heatmap_scale_mm: float | None = _help(None, "millimetres that map to 1.0 in a heatmap input (default 10)")
     repo_id: str | None = _help(None, "the Hub id the model card names (default: the output folder)")
+    overwrite: bool = _help(False, "replace what an earlier run wrote in --output_dir (only the files it recorded in "
+                            "its pain3d_manifest.json; anything else there stops the run)")
+
+
+def output_policy(training_args, data_args) -> SimpleNamespace:
+    """Where a run writes and whether it may replace an earlier run there (what `safe_output` checks)."""
+    return SimpleNamespace(output_dir=training_args.output_dir, overwrite=data_args.overwrite)
 
 
 def parse_args(parser, argv: Sequence[str] | None = None):

@@ -16,6 +16,7 @@ model is trained and evaluated on what `pipeline("pain-estimation")` feeds it. T
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -127,8 +128,10 @@ def run_training(model, image_processor, splits: Mapping[str, Any], data: DataAr
     train = with_transform(splits["train"], image_processor, train=data.augment, seed=args.seed + rank)
     validation, test = (with_transform(splits[name], image_processor) for name in ("validation", "test"))
     collator = collator or collator_for(model.config, image_processor)
+    trainer_args = copy.copy(args)  # the Trainer's checkpoints go to <output_dir>/checkpoints, the model to output_dir
+    trainer_args.output_dir = str(Path(args.output_dir) / "checkpoints")
     trainer = (trainer_class or Trainer)(
-        model=model, args=args, train_dataset=train, eval_dataset=validation, data_collator=collator,
+        model=model, args=trainer_args, train_dataset=train, eval_dataset=validation, data_collator=collator,
         compute_metrics=compute_pain_metrics,
         # Keep (pspi, action_units) of the outputs: the Trainer would otherwise gather every token.
         preprocess_logits_for_metrics=lambda logits, labels: tuple(logits[:2]),

@@ -280,3 +280,12 @@ def test_real_generation_round_trip(tmp_path, face_model_file):
     pain = torch.tensor(train["expression_index"]) > 0
     assert batch["heatmap"][~pain].abs().max() == 0  # neutral rows: no displacement
     assert 0.5 < batch["heatmap"][pain].amax().item() < 50  # millimetres, not micrometres or 0-1
+
+
+def test_push_to_hub_without_network_is_one_clear_error(generated, tmp_path, monkeypatch):
+    folder = build_hub_folder(generated, tmp_path / "hub")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(HubError, match="not reachable|could not be reached"):
+        push_to_hub(folder, "someone/3dpain", token="hf_not_a_real_token")

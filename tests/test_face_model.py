@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -114,8 +117,72 @@ def test_incomplete_folder_error(tmp_path, monkeypatch, raw_objs):
 def test_corrupt_cache_error(tmp_path):
     bad = tmp_path / "broken.npz"
     bad.write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(FaceModelError, match="pain3d assets"):
+    with pytest.raises(FaceModelError, match="truncated or corrupt.*archive or folder instead"):
         FaceModel.load(bad)
+
+
+def test_a_random_npz_is_not_a_face_model(tmp_path):
+    pickled = tmp_path / "objects.npz"
+    np.savez(pickled, things=np.array([{"a": 1}], dtype=object))
+    other = tmp_path / "other.npz"
+    np.savez(other, weights=np.zeros(3))
+    for path in (pickled, other):
+        with pytest.raises(FaceModelError, match="not a pain3d face model cache") as error:
+            FaceModel.load(path)
+        assert "allow_pickle" not in str(error.value)  # numpy's advice would be unsafe to follow here
+
+
+def test_truncated_cache_is_replaced_by_assets_force(tmp_path, face_model_source, face_model_file, monkeypatch):
+    from generation.face.assets import _cache_file_for
+
+    monkeypatch.setenv("PAIN3D_CACHE", str(tmp_path / "cache"))
+    cache = _cache_file_for(Path(face_model_source))
+    cache.parent.mkdir()
+    cache.write_bytes(face_model_file.read_bytes()[:100_000])  # an interrupted copy
+    env = {**os.environ, "PAIN3D_FACE_MODEL": str(face_model_source)}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "generation.cli", *args], capture_output=True,  # noqa
+                                       text=True, env=env, timeout=600)
+    plain = run("assets")
+    assert plain.returncode == 2 and "pain3d assets --force" in plain.stderr and "Traceback" not in plain.stderr
+    forced = run("assets", "--force")
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert FaceModel.load(cache).num_vertices == NUM_VERTICES
+
+
+def test_the_download_is_checked_against_the_pinned_files(tmp_path, face_model_source, monkeypatch):
+    """The pinned sha256 is that of the shared archive's FaceXModel/ files (the same files as the ICT-FaceKit
+    repository at the pinned commit); a download with other files is refused before conversion."""
+    import http.server
+    import threading
+    import zipfile
+
+    from generation.face import assets
+
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(face_model_source) as archive:
+        archive.extractall(unpacked, filter="data")
+    assert assets.facex_digest(unpacked / "FaceXModel") == assets.FACEX_MODEL_SHA256
+    assert assets.PUBLIC_COMMIT in assets.PUBLIC_ARCHIVE_URL
+
+    served = tmp_path / "served"
+    served.mkdir()
+    with zipfile.ZipFile(served / "tampered.zip", "w") as tampered:
+        for path in sorted((unpacked / "FaceXModel").iterdir())[:3]:
+            tampered.write(path, f"ICT-FaceKit-x/FaceXModel/{path.name}")
+        tampered.writestr("ICT-FaceKit-x/FaceXModel/generic_neutral_mesh.obj", "v 0 0 0\n")
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(served), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(assets, "PUBLIC_ARCHIVE_URL", f"http://127.0.0.1:{server.server_port}/tampered.zip")
+        monkeypatch.setenv("PAIN3D_CACHE", str(tmp_path / "cache"))
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("PAIN3D_OFFLINE", raising=False)
+        with pytest.raises(FaceModelError, match="not the pinned one"):
+            assets.download_face_model(progress=False)
+    finally:
+        server.shutdown()
+    assert list((tmp_path / "cache").iterdir()) == []  # neither the archive nor a converted model is kept
 
 
 def test_loading_arrays_never_resolves_or_downloads(tmp_path, monkeypatch, face_model_file):

@@ -210,3 +210,10 @@ def test_unwritable_output(tmp_path, face_model_file):
     blocker.write_text("x")
     result = run_generate(blocker / "out", face_model=face_model_file)
     assert result.returncode == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_action_unit_names_are_normalised_in_the_config():
+    config = GenerationConfig(num_identities=2, distractor_probability=0, au_overrides={"au12": 3})
+    assert config.au_overrides == {"AU12": 3.0} and config.extended_aus == ("AU12",)
+    with pytest.raises(ConfigError, match="--seed"):
+        GenerationConfig(num_identities=2, seed=-1)

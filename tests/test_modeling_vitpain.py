@@ -743,3 +743,20 @@ def test_pipeline_loads_from_a_saved_folder(saved_pipeline_folder):
     pipe = pipeline("pain-estimation", model=str(folder), trust_remote_code=True)
     result = pipe(str(folder.parent / "image.png"), neutral_images=str(folder.parent / "neutral.png"))
     assert result["pspi"] == pytest.approx(expected["pspi"], abs=1e-5)
+
+
+def test_processor_takes_bfloat16_and_half_tensors(processor):
+    image = torch.rand(3, 20, 20)
+    reference = processor(image)["pixel_values"]
+    for dtype in (torch.bfloat16, torch.float16):
+        torch.testing.assert_close(processor(image.to(dtype))["pixel_values"], processor(image.to(dtype).float())[
+            "pixel_values"])
+    assert processor(image.to(torch.bfloat16))["pixel_values"].dtype == reference.dtype == torch.float32
+
+
+def test_pipeline_on_an_empty_list_returns_an_empty_list():
+    model = tiny_model()
+    pipe = pipeline(
+        "pain-estimation", model=model, image_processor=ViTPainImageProcessor.from_model_config(model.config)
+    )
+    assert pipe([]) == []

@@ -240,3 +240,53 @@ def test_view_names_and_extended_action_units(tmp_path, cache_dir):
     assert list(features["action_units"]) == [*PAIN_AUS, "AU12"]
     with pytest.raises(OfficialLayoutError, match="one name per view number"):
         load_official_layout(tmp_path / "root", view_names=["frontal"], cache_dir=cache_dir)
+
+
+def test_annotations_without_a_recognised_action_unit_are_problems_not_zero_pain(tmp_path, cache_dir):
+    write_official(tmp_path, identities=3, expressions=1, views=1)
+    annotations = tmp_path / "annotations"
+    (annotations / "flame_sample_0000_pain_1_annotations.json").write_text(json.dumps({"brow_lowerer": 3}))
+    (annotations / "flame_sample_0001_pain_1_annotations.json").write_text(json.dumps({**{a: 0 for a in PAIN_AUS},
+                                                                                       "AU4": "3"}))
+    (annotations / "flame_sample_0002_pain_1_annotations.json").write_text(json.dumps({**{a: 0 for a in PAIN_AUS},
+                                                                                       "AU43": True}))
+    loaded = load_official_layout(tmp_path, cache_dir=cache_dir)
+    report = loaded.report
+    assert report.count("no_action_units") == 1 and "flame_sample_0000_pain_1" in report.problems["no_action_units"][0]
+    invalid = " ".join(report.problems["invalid_action_units"])
+    assert "flame_sample_0001_pain_1" in invalid and "flame_sample_0002_pain_1" in invalid
+    pain_rows = [row for split in loaded.values() for row in split.select_columns(["expression_index"])
+                 if row["expression_index"] > 0]
+    assert pain_rows == []  # none of the three is kept as a zero-pain (or any other) label
+
+
+def test_empty_and_truncated_images_are_reported_at_index_time(tmp_path, cache_dir):
+    write_official(tmp_path, identities=2, expressions=1, views=1)
+    images = tmp_path / "meshes_inpainted"
+    (images / "flame_sample_0000_pain_1_textured_view_000_inpainted.png").write_bytes(b"")
+    truncated = images / "flame_sample_0001_pain_1_textured_view_000_inpainted.png"
+    truncated.write_bytes(truncated.read_bytes()[:-20])
+    jpeg = _image_bytes(7, "JPEG")
+    (images / "flame_sample_0001_neutral_textured_view_000_inpainted.png").write_bytes(jpeg[: len(jpeg) // 2])
+    loaded = load_official_layout(tmp_path, cache_dir=cache_dir)
+    unreadable = " ".join(loaded.report.problems.get("unreadable_image", []))
+    assert "flame_sample_0000_pain_1" in unreadable and "flame_sample_0001_pain_1" in unreadable
+    assert "flame_sample_0001_neutral" in unreadable
+    for split in loaded.values():  # every image the dataset serves decodes
+        for row in split:
+            row["image"].load()
+            if row["neutral_image"] is not None:
+                row["neutral_image"].load()
+
+
+def test_truncated_views_file_and_non_utf8_split_csv_are_clear_errors(tmp_path, cache_dir):
+    write_official(tmp_path, identities=2, expressions=1, views=1)
+    views = tmp_path / "meshes_inpainted" / "pain3d_views.json"
+    views.write_text('[{"index": 0, "name": "fron')
+    with pytest.raises(OfficialLayoutError, match="pain3d_views.json is unreadable"):
+        load_official_layout(tmp_path, cache_dir=cache_dir)
+    views.unlink()
+    split_csv = tmp_path / "splits.csv"
+    split_csv.write_bytes("annotation_base_name,split\nflame_sample_0000_pain_1,0\n".encode("utf-16"))
+    with pytest.raises(OfficialLayoutError, match="not UTF-8"):
+        load_official_layout(tmp_path, split_csv=split_csv, cache_dir=cache_dir)

@@ -69,7 +69,8 @@ def write_tiny_dataset(folder: Path, identities_per_split=(4, 2, 2), expressions
                         "expression_index": expression, "view": view, "yaw": 0.0, "pitch": 0.0,
                         "action_units": aus, "pspi": pspi, "landmarks_2d": [[0.0, 0.0]] * 68, **demographics,
                     })
-        dataset = Dataset.from_list(rows, features=features)
+        dataset = (Dataset.from_list(rows, features=features) if rows
+                   else Dataset.from_dict({name: [] for name in features}, features=features))
         dataset.to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
     assert views
     return folder
@@ -342,3 +343,55 @@ def test_training_scripts_explain_their_flags(script):
     assert "accelerate launch" in result.stdout  # the script's own usage text
     if script == "distill_vitpain.py":
         assert "token-by-token feature distillation" in result.stdout
+
+
+# ------------------------------------------------------------------------------------- bad input, nothing lost
+def _script(name: str, *args, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, str(REPO / "scripts" / name), *map(str, args)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def _one_line_error(result, *words):
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    for word in words:
+        assert word in result.stderr, result.stderr[-3000:]
+
+
+def test_existing_output_dir_is_refused_and_only_recorded_files_are_replaced(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.md").write_text("my notes")
+    args = ["--dataset", tiny_dataset, *TINY_MODEL, *TINY_LOOP, "--modality", "rgb", "--output_dir", out]
+    _one_line_error(_script("train_vitpain.py", *args, tmp_path=tmp_path), "not empty", "--overwrite")
+    _one_line_error(_script("train_vitpain.py", *args, "--overwrite", tmp_path=tmp_path), "notes.md")
+    assert [p.name for p in out.iterdir()] == ["notes.md"] and (out / "notes.md").read_text() == "my notes"
+
+    (out / "notes.md").unlink()
+    import train_vitpain
+
+    train_vitpain.main([*map(str, args)])
+    assert (out / "model.safetensors").is_file() and (out / "checkpoints").is_dir()
+    _one_line_error(_script("train_vitpain.py", *args, tmp_path=tmp_path), "not empty")
+    train_vitpain.main([*map(str, args), "--overwrite", "true"])  # replaces its own earlier run
+    assert json.loads((out / "pain3d_manifest.json").read_text())["files"]["model.safetensors"]["size"] > 0
+
+
+def test_an_empty_split_is_refused_before_training(tmp_path):
+    dataset = write_tiny_dataset(tmp_path / "no-test", identities_per_split=(4, 2, 0))
+    out = tmp_path / "run"
+    result = _script("train_vitpain.py", "--dataset", dataset, *TINY_MODEL, *TINY_LOOP, "--output_dir", out,
+                     tmp_path=tmp_path)
+    _one_line_error(result, "no rows in the test split")
+    assert not out.exists()  # refused before anything was written or trained
+
+
+def test_training_argument_errors_are_one_line(tiny_dataset, tmp_path):
+    teacher = tmp_path / "teacher"
+    result = _script("distill_vitpain.py", "--dataset", tiny_dataset, "--teacher", teacher, "--modality", "heatmap",
+                     "--output_dir", tmp_path / "student", tmp_path=tmp_path)
+    _one_line_error(result, "RGB model")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"dataset": str(tiny_dataset), "output_dir": str(tmp_path / "x"), "max_step": 2}))
+    _one_line_error(_script("train_vitpain.py", config, tmp_path=tmp_path), "max_step")

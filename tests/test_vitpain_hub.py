@@ -291,3 +291,26 @@ def test_bench_script_runs_both_arms_on_a_tiny_model(tmp_path):
     for ours, official, ratio in rows.values():
         assert float(ours) > 0 and float(official) > 0
         assert float(ratio) == pytest.approx(float(ours) / float(official), rel=0.02, abs=0.01)
+
+
+def test_stage_only_never_replaces_what_it_did_not_write(model_folder, tmp_path, capsys):
+    push_model = load_script("push_model")
+    base = [str(model_folder), "--repo-id", "me/vitpain-tiny", "--stage-only"]
+    before = {p.name: p.read_bytes() for p in model_folder.iterdir()}
+    assert push_model.main([*base, str(model_folder), "--overwrite"]) == 1  # onto the model folder itself
+    assert "overlaps" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in model_folder.iterdir()} == before
+
+    staged = tmp_path / "upload"
+    staged.mkdir()
+    (staged / "mine.txt").write_text("the user's")
+    assert push_model.main([*base, str(staged)]) == 1
+    assert "not empty" in capsys.readouterr().err
+    assert push_model.main([*base, str(staged), "--overwrite"]) == 1
+    assert "mine.txt" in capsys.readouterr().err
+    assert [p.name for p in staged.iterdir()] == ["mine.txt"]
+
+    (staged / "mine.txt").unlink()
+    assert push_model.main([*base, str(staged)]) == 0
+    assert push_model.main([*base, str(staged), "--overwrite"]) == 0  # replaces its own staged folder
+    assert (staged / "model.safetensors").is_file() and not list(tmp_path.glob(".upload.staging-*"))

@@ -24,7 +24,13 @@ logger = logging.getLogger(__name__)
 ENV_SOURCE = "PAIN3D_FACE_MODEL"
 ENV_CACHE = "PAIN3D_CACHE"
 DEFAULT_CACHE_NAME = "ict-facekit-light.npz"
-PUBLIC_ARCHIVE_URL = "https://github.com/ICT-VGL/ICT-FaceKit/archive/refs/heads/master.zip"
+# A fixed commit, so the download cannot change under us; its FaceXModel/ files are pinned by FACEX_MODEL_SHA256.
+PUBLIC_COMMIT = "da5f95a607f5e6b37755b38d3385d7f2853732e5"
+PUBLIC_ARCHIVE_URL = f"https://github.com/ICT-VGL/ICT-FaceKit/archive/{PUBLIC_COMMIT}.zip"
+# sha256 of the FaceXModel/ listing (`facex_digest`): the 160 files of that commit (git blob ids checked equal to the
+# ICT-FaceKit repository at PUBLIC_COMMIT). The files, not the zip: GitHub builds the zip on request, and its bytes
+# are not promised to stay the same.
+FACEX_MODEL_SHA256 = "26595cfc96f5516713db635db4d3a120f1d60170301a18f8f2627fa33ee01ec0"
 
 HOW_TO_PROVIDE = (
     "Provide the ICT-FaceKit Light face model (MIT, USC ICT): pass --face-model PATH or set "
@@ -35,7 +41,22 @@ HOW_TO_PROVIDE = (
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "pain3d")
+    folder = Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "pain3d")
+    if folder.exists() and not folder.is_dir():
+        raise FaceModelError(
+            f"the face model cache {folder} is a file, not a folder: set {ENV_CACHE} to a folder (or unset it to use "
+            "~/.cache/pain3d)"
+        )
+    return folder
+
+
+def facex_digest(folder: str | Path) -> str:
+    """sha256 over the sorted `sha256  name` lines of every file in a FaceXModel/ folder."""
+    lines = []
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_file():
+            lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def _cache_file_for(source: Path) -> Path:
@@ -85,7 +106,8 @@ def prepare_face_model(source: str | Path, force: bool = False, progress: bool =
 
 
 def download_face_model(progress: bool = True) -> Path:
-    """Download the public ICT-FaceKit archive into the cache and convert it."""
+    """Download the public ICT-FaceKit archive (a pinned commit) into the cache, check its FaceXModel/ files against
+    FACEX_MODEL_SHA256 and convert them."""
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("PAIN3D_OFFLINE") == "1":
         raise FaceModelError(f"offline mode is set, so the face model cannot be downloaded. {HOW_TO_PROVIDE}")
     cache_dir().mkdir(parents=True, exist_ok=True)
@@ -97,9 +119,19 @@ def download_face_model(progress: bool = True) -> Path:
     except OSError as error:
         archive.unlink(missing_ok=True)
         raise FaceModelError(f"downloading the face model failed ({error}). {HOW_TO_PROVIDE}") from None
-    converted = prepare_face_model(archive, force=True, progress=progress)
-    final = cache_dir() / DEFAULT_CACHE_NAME
-    converted.replace(final)
+    try:
+        with tempfile.TemporaryDirectory(prefix="pain3d-facemodel-") as tmp:
+            folder = _unpack(archive, Path(tmp))
+            digest = facex_digest(folder)
+            if digest != FACEX_MODEL_SHA256:
+                raise FaceModelError(
+                    f"the downloaded face model from {PUBLIC_ARCHIVE_URL} is not the pinned one (sha256 of its "
+                    f"FaceXModel/ files {digest[:16]}..., expected {FACEX_MODEL_SHA256[:16]}...); it was not used. "
+                    f"{HOW_TO_PROVIDE}"
+                )
+            final = convert_face_model(folder, cache_dir() / DEFAULT_CACHE_NAME, progress=progress)
+    finally:
+        archive.unlink(missing_ok=True)
     return final
 
 

@@ -157,6 +157,12 @@ def convert_face_model(folder: str | Path, output: str | Path, progress: bool = 
     return output
 
 
+_CACHE_KEYS = (
+    "format_version", "neutral", "identity_basis", "expression_basis", "expression_names", "faces", "face_uv_index",
+    "uv", "face_material", "materials", "landmarks",
+)
+
+
 @dataclass(frozen=True, eq=False)  # identity semantics: hashable, cheap to use as a cache key
 class FaceModel:
     """ICT-FaceKit Light: a neutral head, 100 identity PCA shapes and ARKit expression shapes, in millimetres.
@@ -186,10 +192,20 @@ class FaceModel:
                 "generation.face.assets.load_face_model(path_or_None) to find, convert or download the model"
             )
         cache = Path(path)
+        # A cache pain3d converted can be converted again; a .npz the user gave can only be replaced by its source.
+        fix = (
+            "if it is in the pain3d cache, run `pain3d assets --force` (with the same --face-model or "
+            "PAIN3D_FACE_MODEL) to convert it again; otherwise pass the ICT-FaceKit archive or folder instead"
+        )
         try:
             with np.load(cache, allow_pickle=False) as data:
+                missing = [key for key in _CACHE_KEYS if key not in data.files]
+                if missing:
+                    raise FaceModelError(
+                        f"{cache} is not a pain3d face model cache (it has no {', '.join(missing[:3])}); {fix}"
+                    )
                 if int(data["format_version"]) != CACHE_FORMAT_VERSION:
-                    raise FaceModelError(f"{cache} is an old cache format: run `pain3d assets` again")
+                    raise FaceModelError(f"{cache} is an old cache format: {fix}")
                 return cls(
                     neutral=data["neutral"],
                     # float16 on disk, float32 in memory: posing is a hot path and float16 math is slow on CPUs
@@ -203,9 +219,17 @@ class FaceModel:
                     materials=tuple(str(m) for m in data["materials"]),
                     landmarks=data["landmarks"],
                 )
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        except ValueError as error:
+            if "allow_pickle" in str(error):  # numpy's advice (allow pickles) would be unsafe here: do not repeat it
+                raise FaceModelError(
+                    f"{cache} holds Python objects, so it is not a pain3d face model cache (which holds plain arrays "
+                    f"only); {fix}"
+                ) from None
+            raise FaceModelError(f"cannot read the face model cache {cache} ({error}): it is corrupt; {fix}") from None
+        except (OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise FaceModelError(
-                f"cannot read the face model cache {cache} ({error}); delete it and run `pain3d assets`"
+                f"cannot read the face model cache {cache} ({type(error).__name__}: {error}): it is truncated or "
+                f"corrupt; {fix}"
             ) from None
 
     @property

@@ -1,0 +1,191 @@
+"""The "Rig a pain face" engine: one face model, one renderer and a small cache of identities, so a new pain
+expression only re-rigs and renders (the identity's mesh, texture and neutral renders are kept)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from dataset_builder.preview import HEATMAP_VIEW_MAX_MM, colorize_heatmap
+from generation import DEFAULT_VIEWS, FaceModel, FaceRenderer, View, displacement_mm, pose_face, pspi
+from generation.demographics import AGE_GROUPS, Demographics
+from generation.face.rig import age_sag_offsets, demographic_identity
+from generation.facs import EXTENDED_AUS, PAIN_AUS, validate_action_units
+from generation.preview import vertical_gradient
+from generation.rng import stream
+from generation.sampling.appearance import sample_appearance
+from generation.sampling.identity import sample_lighting
+from generation.texture import create_texturer
+
+VIEWS: dict[str, View] = {view.name: view for view in DEFAULT_VIEWS}
+MIN_AGE, MAX_AGE = AGE_GROUPS[0][1], AGE_GROUPS[-1][2]
+
+
+def demographics_for(age: int, gender: str, ethnicity: str) -> Demographics:
+    """The intended demographics of a demo identity (the age picks its group)."""
+    age = int(age)
+    group = next((name for name, low, high in AGE_GROUPS if low <= age <= high), None)
+    if group is None:
+        raise ValueError(f"age must be within {MIN_AGE}-{MAX_AGE} years, got {age}")
+    return Demographics(age_group=group, gender=gender, ethnicity=ethnicity, age=age)
+
+
+def pspi_formula(action_units: dict[str, float]) -> str:
+    """'PSPI = AU4 + max(AU6, AU7) + max(AU9, AU10) + AU43 = 3 + max(2, 4) + ... = 9' with the value from `pspi`."""
+    au = validate_action_units(action_units)
+    filled = f"{au['AU4']:g} + max({au['AU6']:g}, {au['AU7']:g}) + max({au['AU9']:g}, {au['AU10']:g}) + {au['AU43']:g}"
+    return f"PSPI = AU4 + max(AU6, AU7) + max(AU9, AU10) + AU43 = {filled} = {pspi(au):g}"
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType
+        return ImageFont.load_default()
+
+
+def heatmap_with_colorbar(heatmap_mm: np.ndarray, vmax: float = HEATMAP_VIEW_MAX_MM) -> np.ndarray:
+    """The colourised heatmap (fixed 0..vmax mm scale) with a labelled colour bar on its right; uint8 RGB."""
+    size = heatmap_mm.shape[0]
+    bar_width, margin = max(10, size // 20), max(56, size // 4)
+    canvas = Image.new("RGB", (size + margin, size), (255, 255, 255))
+    canvas.paste(Image.fromarray(colorize_heatmap(heatmap_mm, vmax)), (0, 0))
+    pad = max(8, size // 24)
+    ramp = np.linspace(vmax, 0.0, size - 2 * pad, dtype=np.float32)[:, None].repeat(bar_width, axis=1)
+    x0 = size + 6
+    canvas.paste(Image.fromarray(colorize_heatmap(ramp, vmax)), (x0, pad))
+    draw, font = ImageDraw.Draw(canvas), _font(max(9, size // 22))
+    for tick in np.linspace(0.0, vmax, 5):
+        y = pad + (1 - tick / vmax) * (size - 2 * pad - 1)
+        draw.line([(x0 + bar_width, y), (x0 + bar_width + 3, y)], fill=(40, 40, 40))
+        label = f"{tick:g} mm" if tick == vmax else f"{tick:g}"
+        draw.text((x0 + bar_width + 5, y), label, fill=(40, 40, 40), font=font, anchor="lm")
+    return np.asarray(canvas)
+
+
+def draw_landmarks(image: np.ndarray, landmarks_2d: np.ndarray, color=(53, 208, 255)) -> np.ndarray:
+    canvas = Image.fromarray(image)
+    draw = ImageDraw.Draw(canvas)
+    radius = max(1.0, image.shape[0] / 200)
+    for x, y in landmarks_2d:
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=color)
+    return np.asarray(canvas)
+
+
+@dataclass
+class Identity:
+    """What stays the same while the expression changes: shape, age sag, texture, light and neutral renders."""
+
+    coefficients: np.ndarray
+    sag: np.ndarray
+    neutral: np.ndarray
+    texture: object
+    lighting: object
+    neutral_renders: dict = field(default_factory=dict)  # view name -> Render
+
+
+@dataclass
+class FaceRender:
+    neutral: np.ndarray  # uint8 RGB
+    pain: np.ndarray
+    heatmap: np.ndarray  # colourised, with its colour bar
+    heatmap_mm: np.ndarray  # float32 millimetres
+    action_units: dict[str, float]
+    pspi: float
+    seconds: float
+    identity_cached: bool
+
+
+class FaceStudio:
+    """Renders (identity, AUs, view) -> neutral, pain and heatmap images.
+
+    OpenGL contexts belong to the thread that made them, and web servers answer from a pool of threads, so every
+    OpenGL call runs on one private thread; the lock keeps one render at a time.
+    """
+
+    def __init__(self, face_model: FaceModel, image_size: int = 256, max_identities: int = 8):
+        self.face_model = face_model
+        self.image_size = image_size
+        self.max_identities = max_identities
+        self._gl = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pain3d-gl")
+        self.renderer: FaceRenderer = self._gl.submit(FaceRenderer, face_model, image_size=image_size).result()
+        self.texturer = create_texturer("procedural", face_model, atlas_size=max(256, image_size))
+        self.background = vertical_gradient(image_size)
+        self._identities: OrderedDict[tuple, Identity] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._gl.submit(self.renderer.close).result()
+        self._gl.shutdown()
+
+    def identity(self, age: int, gender: str, ethnicity: str, seed: int) -> tuple[Identity, bool]:
+        """The identity for these demographics and seed (cached); also whether it came from the cache."""
+        key = (int(age), gender, ethnicity, int(seed))
+        if key in self._identities:
+            self._identities.move_to_end(key)
+            return self._identities[key], True
+        demographics = demographics_for(age, gender, ethnicity)
+        rng = stream("demo-identity", int(seed))
+        appearance = sample_appearance(demographics, rng)
+        coefficients = demographic_identity(self.face_model, appearance.male, rng)
+        lighting = sample_lighting(rng)
+        sag = age_sag_offsets(self.face_model, appearance.sag_mm)
+        neutral = pose_face(self.face_model, coefficients) + sag
+        texture = self.texturer(
+            appearance, stream("demo-texture", int(seed)), neutral_vertices=neutral, demographics=demographics
+        )
+        identity = Identity(coefficients, sag, neutral, texture, lighting)
+        self._identities[key] = identity
+        while len(self._identities) > self.max_identities:
+            self._identities.popitem(last=False)
+        return identity, False
+
+    def render(
+        self,
+        action_units: dict[str, float],
+        *,
+        age: int = 45,
+        gender: str = "female",
+        ethnicity: str = "White",
+        seed: int = 0,
+        view: str = "frontal",
+        landmarks: bool = False,
+    ) -> FaceRender:
+        started = time.perf_counter()
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
+        aus = validate_action_units({name: value for name, value in action_units.items() if value})
+        with self._lock:
+            identity, cached = self.identity(age, gender, ethnicity, seed)
+            pain = pose_face(self.face_model, identity.coefficients, aus) + identity.sag
+            displacement = displacement_mm(pain, identity.neutral)
+            neutral_render, pain_render = self._gl.submit(self._render_pair, identity, pain, displacement, view).result()
+        neutral_image, pain_image = neutral_render.image, pain_render.image
+        if landmarks:
+            neutral_image = draw_landmarks(neutral_image, neutral_render.landmarks_2d)
+            pain_image = draw_landmarks(pain_image, pain_render.landmarks_2d)
+        all_aus = {name: float(aus.get(name, 0.0)) for name in (*PAIN_AUS, *EXTENDED_AUS)}
+        return FaceRender(
+            neutral=neutral_image,
+            pain=pain_image,
+            heatmap=heatmap_with_colorbar(pain_render.heatmap),
+            heatmap_mm=pain_render.heatmap,
+            action_units=all_aus,
+            pspi=float(pspi(aus)),
+            seconds=time.perf_counter() - started,
+            identity_cached=cached,
+        )
+
+    def _render_pair(self, identity: Identity, pain: np.ndarray, displacement: np.ndarray, view_name: str):
+        view = VIEWS[view_name]
+        common = {"lighting": identity.lighting, "texture": identity.texture, "background": self.background}
+        if view_name not in identity.neutral_renders:
+            identity.neutral_renders[view_name] = self.renderer.render(identity.neutral, view, **common)
+        return identity.neutral_renders[view_name], self.renderer.render(pain, view, displacement, **common)
+

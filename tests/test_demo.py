@@ -1,0 +1,290 @@
+"""The demo Space (demo/app.py): its engines directly, its API through gradio_client, and its page in a real browser
+(Playwright driving Chromium headless). The server is a real `python demo/app.py` process on a free local port with
+a tiny random-weight ViTPain and a small generated dataset."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "demo"
+sys.path.insert(0, str(DEMO))
+
+from dataset_browser import DatasetBrowser  # noqa: E402
+from face_studio import FaceStudio, heatmap_with_colorbar, pspi_formula  # noqa: E402
+from pain_estimator import ALIGNED_SIZE, NoFaceError, align  # noqa: E402
+
+from dataset_builder.alignment import align_photo  # noqa: E402
+from generation import pspi  # noqa: E402
+from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel  # noqa: E402
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+def chromium_path() -> str:
+    for candidate in (os.environ.get("PAIN3D_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    pytest.fail("the browser test needs Chromium: `apt-get install chromium` (or set PAIN3D_CHROMIUM to a Chrome binary)")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("demo-model") / "vitpain-tiny"
+    backbone = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "intermediate_size": 37, "image_size": 32, "patch_size": 8}  # fmt: skip
+    torch.manual_seed(0)
+    model = ViTPainModel(ViTPainConfig(backbone_config=backbone, head_hidden_size=16, au_head_hidden_size=16))
+    model.save_pretrained(folder)
+    ViTPainImageProcessor.from_model_config(model.config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory, face_model_file) -> Path:
+    out = tmp_path_factory.mktemp("demo-data") / "3dpain-tiny"
+    command = [sys.executable, "-m", "generation.cli", "generate", "--output", str(out), "--num-identities", "3",
+               "--expressions-per-identity", "2", "--views", "frontal,left", "--image-size", "128", "--workers", "1",
+               "--face-model", str(face_model_file)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def studio(face_model):
+    studio = FaceStudio(face_model, image_size=128)
+    yield studio
+    studio.close()
+
+
+# ----------------------------------------------------------------------------------------------- the engines
+def test_pspi_formula_fills_in_the_terms():
+    aus = {"AU4": 3, "AU6": 2, "AU7": 4, "AU10": 1, "AU43": 1, "AU12": 5}
+    assert pspi_formula(aus) == (
+        f"PSPI = AU4 + max(AU6, AU7) + max(AU9, AU10) + AU43 = 3 + max(2, 4) + max(0, 1) + 1 = {pspi(aus):g}"
+    )
+    assert pspi(aus) == 9
+
+
+def test_heatmap_colour_bar_uses_the_fixed_scale():
+    flat = heatmap_with_colorbar(np.zeros((128, 128), np.float32))
+    hot = heatmap_with_colorbar(np.full((128, 128), 20.0, np.float32))
+    assert flat.shape == hot.shape and flat.shape[0] == 128 and flat.shape[1] > 128  # the bar sits on the right
+    assert np.array_equal(flat[:, 128:], hot[:, 128:])  # the bar does not depend on the data
+    assert flat[64, 64].sum() < 60 and hot[64, 64].sum() > 500  # 0 mm dark, beyond the scale's top bright
+
+
+def test_studio_keeps_the_identity_and_only_re_rigs(studio):
+    first = studio.render({"AU4": 0}, age=62, gender="male", ethnicity="South Asian", seed=5)
+    second = studio.render({"AU4": 5}, age=62, gender="male", ethnicity="South Asian", seed=5)
+    assert not first.identity_cached and second.identity_cached
+    assert np.array_equal(first.neutral, second.neutral)  # same person, same view
+    assert np.array_equal(first.pain, first.neutral) and first.heatmap_mm.max() == 0  # no AU: no movement
+    assert np.abs(second.pain.astype(int) - first.pain.astype(int)).mean() > 0.5
+    assert 3 < second.heatmap_mm.max() < 20 and second.pspi == 5
+    other = studio.render({"AU4": 5}, age=62, gender="female", ethnicity="South Asian", seed=5)
+    assert not other.identity_cached and not np.array_equal(other.neutral, first.neutral)
+    with pytest.raises(ValueError, match="AU4"):
+        studio.render({"AU4": 7})
+    with pytest.raises(ValueError, match="age"):
+        studio.render({}, age=12)
+
+
+def test_photos_are_aligned_or_refused_with_a_message(studio):
+    face = Image.fromarray(studio.render({"AU4": 2}, seed=11).pain)
+    photo = Image.new("RGB", (360, 300), (90, 100, 110))  # a small, turned face somewhere in a larger photo
+    photo.paste(face.rotate(12, resample=Image.Resampling.BILINEAR, fillcolor=(90, 100, 110)), (170, 90))
+    aligned = align(photo)
+    assert aligned.size == (ALIGNED_SIZE, ALIGNED_SIZE)
+    again = align_photo(aligned, size=ALIGNED_SIZE)  # aligning an aligned face moves it (almost) nowhere
+    np.testing.assert_allclose(again.matrix[:, :2], np.eye(2), atol=0.05)  # no turn, no zoom
+    np.testing.assert_allclose(again.matrix[:, 2], 0, atol=0.025 * ALIGNED_SIZE)  # no shift beyond 2.5%
+    with pytest.raises(NoFaceError, match="No face found.*already a face crop"):
+        align(Image.new("RGB", (200, 200), (120, 120, 120)))
+
+
+def test_dataset_browser_filters_and_reads_rows(small_dataset):
+    browser = DatasetBrowser(small_dataset)
+    assert len(browser.rows) == 3 * 3 * 2 and set(browser.splits) <= {"train", "validation", "test"}
+    pain_rows = browser.filter(pspi_min=1)
+    assert pain_rows and all(browser.rows[i]["pspi"] >= 1 for i in pain_rows)
+    assert len(browser.filter(view="left")) == 9
+    female = browser.filter(gender="female")
+    assert all(browser.rows[i]["gender"] == "female" for i in female)
+    neutral, image, heatmap = browser.images(pain_rows[0])
+    assert neutral.size == image.size == (128, 128) and heatmap.max() > 0
+    assert browser.tile(pain_rows[0]).size == (128 * 2 + 4, 128 * 2 + 4)
+    with pytest.raises(ValueError, match="pain3d generate"):
+        DatasetBrowser(small_dataset / "data")
+
+
+def test_page_without_model_or_face_model_says_what_to_do():
+    import gradio as gr
+
+    import app
+
+    demo = app.build_demo(None, None, face_problem="no face model at /nowhere")
+    texts = [block.value for block in demo.blocks.values() if isinstance(block, gr.Markdown)]
+    assert any("scripts/train_vitpain.py" in text and "--model" in text for text in texts)
+    assert any("no face model at /nowhere" in text for text in texts)
+
+
+# ----------------------------------------------------------------------------------------------- the live server
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_server(tiny_model, small_dataset, face_model_file, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("demo-log") / "app.log"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio-tmp"))}  # fmt: skip
+    command = [sys.executable, str(DEMO / "app.py"), "--model", str(tiny_model), "--dataset", str(small_dataset),
+               "--face-model", str(face_model_file), "--port", str(port)]  # fmt: skip
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the demo did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+    assert "[y/N]" not in log.read_text()  # nothing waited on a prompt
+
+
+def render_kwargs(**aus):
+    values = {name: 0 for name in ("AU4", "AU6", "AU7", "AU9", "AU10", "AU43", "AU12", "AU20", "AU25", "AU26")}
+    return {**values, **aus, "age": 58, "gender": "female", "ethnicity": "East Asian", "seed": 2, "view": "frontal",
+            "landmarks": False}  # fmt: skip
+
+
+def test_api_render_and_estimate(demo_server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(demo_server, download_files=str(tmp_path), verbose=False)
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    names = [p["parameter_name"] for p in endpoints["/render"]["parameters"]]
+    assert names[:6] == ["AU4", "AU6", "AU7", "AU9", "AU10", "AU43"]
+    assert {"age", "gender", "ethnicity", "seed", "view"} <= set(names)
+
+    calm = client.predict(**render_kwargs(), api_name="/render")
+    pain = client.predict(**render_kwargs(AU4=4, AU7=3, AU10=2, AU43=1, AU26=3), api_name="/render")
+    neutral_a, neutral_b = (np.asarray(Image.open(out[0])) for out in (calm, pain))
+    assert np.array_equal(neutral_a, neutral_b)  # the cached identity
+    assert np.abs(np.asarray(Image.open(pain[1]), int) - neutral_b).mean() > 1
+    labels = pain[4]
+    assert labels["pspi"] == pspi({"AU4": 4, "AU7": 3, "AU10": 2, "AU43": 1}) == 10
+    assert labels["action_units"]["AU26"] == 3 and labels["heatmap_max_mm"] > 3
+    assert pain[3].startswith("### PSPI = 10 / 16") and pain[3].endswith("= 4 + max(0, 3) + max(0, 2) + 1 = 10")
+    assert calm[4]["pspi"] == 0 and calm[4]["heatmap_max_mm"] == 0
+
+    result = client.predict(image=handle_file(pain[1]), api_name="/estimate")[-1]
+    assert 0 <= result["pspi"] <= 16 and set(result["action_units"]) == {"AU4", "AU6", "AU7", "AU9", "AU10", "AU43"}
+    assert set(result["pain_probability"]) == {">=1", ">=2", ">=3"}
+    assert "aligned" in result["notes"][0]  # the render went through detection and alignment
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 160), (200, 200, 200)).save(blank)
+    assert "No face found" in client.predict(image=handle_file(str(blank)), api_name="/estimate")[-1]["error"]
+
+
+def save_screenshot(page, path: Path) -> None:
+    """The whole page as a 256-colour PNG (small enough for the README)."""
+    shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+    shot.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
+
+
+@pytest.mark.slow
+def test_page_in_a_real_browser(demo_server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("PAIN3D_DEMO_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(demo_server)
+            pain_image = page.locator("#pain-image img")
+            expect(pain_image).to_be_visible(timeout=60_000)  # the first render, on page load
+            formula = page.locator("#pspi-formula")
+            expect(formula).to_contain_text("PSPI = 7 / 16", timeout=60_000)  # the opening expression
+
+            def pixels(image_id: str = "pain-image"):
+                body = page.request.get(page.locator(f"#{image_id} img").get_attribute("src")).body()
+                return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"), dtype=int)
+
+            def pain_pixels():
+                return pixels("pain-image")
+
+            before = pain_pixels()
+
+            page.locator("#au4 input[type=range]").fill("5")  # move the AU4 slider
+            expect(formula).to_contain_text("= 5 + max(2, 3) + max(0, 2) + 0", timeout=30_000)
+            assert np.abs(pain_pixels() - before).mean() > 0.5  # the brows came down
+            page.locator("#au43 input[type=range]").fill("1")
+            expect(formula).to_contain_text("PSPI = 11 / 16", timeout=30_000)
+            person = pixels("neutral-image")
+            page.locator("#age input[type=range]").fill("74")  # another person: older, male
+            page.locator("#gender").get_by_label("male", exact=True).check()
+            deadline = time.monotonic() + 30
+            while np.array_equal(pixels("neutral-image"), person):
+                assert time.monotonic() < deadline, "the neutral face did not change with age and gender"
+                page.wait_for_timeout(250)
+            expect(page.get_by_text("processing")).to_have_count(0, timeout=30_000)  # the last render is shown
+            page.wait_for_function("() => [...document.querySelectorAll('img')].every(i => i.complete)")
+            save_screenshot(page, shots / "demo_rig.png")
+
+            face = tmp_path / "generated_face.png"
+            face.write_bytes(page.request.get(page.locator("#pain-image img").get_attribute("src")).body())
+            page.get_by_role("tab", name="Estimate pain").click()
+            page.locator("#face-photo input[type=file]").set_input_files(str(face))
+            expect(page.locator("#face-photo img")).to_be_visible(timeout=30_000)
+            page.locator("#estimate-button").click()
+            gauge = page.locator(".pspi-gauge")
+            expect(gauge).to_be_visible(timeout=60_000)
+            shown = float(gauge.get_attribute("data-pspi"))
+            assert 0 <= shown <= 16
+            expect(gauge).to_contain_text(f"{shown:.1f}")
+            expect(page.locator("#attention-maps img").first).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("processing")).to_have_count(0, timeout=30_000)
+            save_screenshot(page, shots / "demo_estimate.png")
+
+            page.get_by_role("tab", name="Browse a dataset").click()
+            expect(page.locator("#dataset-gallery img").first).to_be_visible(timeout=30_000)
+            expect(page.locator("#dataset-summary")).to_contain_text("18 rows of 3 identities")
+            page.wait_for_function(  # every tile loaded before the screenshot
+                "() => [...document.querySelectorAll('#dataset-gallery img')].every(i => i.complete && i.naturalWidth)"
+            )
+            save_screenshot(page, shots / "demo_browse.png")
+        finally:
+            browser.close()
+    for name in ("demo_rig.png", "demo_estimate.png", "demo_browse.png"):
+        assert Image.open(shots / name).size[0] == 1280
