@@ -617,7 +617,8 @@ def load_official_layout(
     `view_000`, ...), `action_units` and `pspi` (recomputed with `generation.pspi`) from the JSON.
     `include_neutral_rows` adds one row per neutral image (AUs 0, PSPI 0), as the official loader does.
 
-    `split_csv` assigns splits by annotation base name (neutral rows follow their identity); without it the split
+    `split_csv` assigns splits by annotation base name (neutral rows follow their identity); a relative path that
+    does not exist from the working directory is read relative to `root`; without it the split
     is identity-disjoint 70/20/10 (`identity_splits`, `seed`). The returned dict carries `.report`
     (`OfficialLayoutReport`); its summary is logged, as a warning when there are problems.
 
@@ -629,6 +630,8 @@ def load_official_layout(
     root = Path(os.path.abspath(root))  # the index stores absolute image paths
     if not root.is_dir():
         raise OfficialLayoutError(f"3D-Pain folder not found: {root}")
+    if split_csv is not None and not Path(split_csv).is_absolute() and not Path(split_csv).exists():
+        split_csv = root / split_csv  # `load_official_layout("Pain-in-3D/", split_csv="splits.csv")`
     images_dir = _find_dir(root, IMAGE_DIR_NAMES)
     annotations_dir = _find_dir(root, ANNOTATION_DIR_NAMES)
     options = {

@@ -3,7 +3,7 @@
 `PainTransform` is a batched `datasets` transform (`ds.with_transform(t)` / `ds.set_transform(t)`) that turns rows
 with `pain_features` columns into model inputs:
 
-    pixel_values          float32 (B, 3, S, S)  the pain image, ImageNet-normalised
+    pixel_values          float32 (B, 3, S, S)  the pain image, normalised with the model's image_mean / image_std
     neutral_pixel_values  float32 (B, 3, S, S)  the neutral image of the same identity and view (zeros if missing)
     has_neutral           bool (B,)             whether the neutral image is real
     heatmap               float32 (B, 1, S, S)  pain-region heatmap in millimetres (zeros where missing); this key
@@ -11,6 +11,13 @@ with `pain_features` columns into model inputs:
     pspi_labels           float32 (B,)          PSPI, 0-16
     action_unit_labels    float32 (B, A)        AU intensities in `au_names` order (default PAIN_AUS)
     view                  int64 (B,)            view label; "left" <-> "right" swapped when the sample was flipped
+
+Resizing and normalisation belong to the model's image processor: `PainTransform.from_image_processor(processor)`
+resizes and rescales through `processor.preprocess(..., do_normalize=False)` and normalises with its `image_mean` /
+`image_std` after augmenting (as transformers' examples build `Normalize` from `image_processor.image_mean`), so a
+model is trained and evaluated on exactly what `pipeline("pain-estimation")` feeds it. Built without a processor, the
+transform resizes with PIL and normalises with the given statistics (ImageNet by default), for looking at data.
+The data side never imports the model side: any object with the processor's attributes works.
 
 Augmentations (train=True) follow the field's recipe (those of the official 3D-Pain loader): horizontal flip,
 small rotation, translation/scale, colour jitter and Gaussian blur. One geometric warp per sample is applied to
@@ -110,7 +117,9 @@ class PainTransform:
     `train` enables `augmentation`; `seed` makes augmentation reproducible (mixed with the DataLoader worker id);
     `view_names` the dataset's view ClassLabel names (needed to swap left/right on flips; `for_dataset` reads them);
     `neutral_cache_mb` memory per process for decoded neutral images (float32, 0.6 MB each at 224 px; 0 disables);
-    `return_ids` adds `sample_id` (a list of strings) to the output.
+    `return_ids` adds `sample_id` (a list of strings) to the output;
+    `image_mean` / `image_std` the normalisation (`from_image_processor` takes them from the model's processor);
+    `image_processor` resizes and rescales RGB images (and, for a heatmap processor, heatmaps) instead of PIL.
     """
 
     def __init__(
@@ -124,8 +133,14 @@ class PainTransform:
         au_names: Sequence[str] = PAIN_AUS,
         neutral_cache_mb: float = 512,
         return_ids: bool = False,
+        image_mean: Sequence[float] = IMAGENET_MEAN,
+        image_std: Sequence[float] = IMAGENET_STD,
+        image_processor: Any = None,
     ):
         self.image_size = int(image_size)
+        modality = getattr(image_processor, "input_modality", "rgb")
+        self.image_processor = image_processor if modality == "rgb" else None
+        self.heatmap_processor = image_processor if modality == "heatmap" else None
         self.train = train
         self.augmentation = augmentation or Augmentation()
         self.seed = seed
@@ -138,8 +153,21 @@ class PainTransform:
         self._cache: OrderedDict[Any, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()  # the cache is shared by `pain_dataloader`'s threads
         self._generator: torch.Generator | None = None
-        self._mean_np = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
-        self._std_np = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(3, 1, 1)
+        self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
+        self._mean_np = np.asarray(image_mean, dtype=np.float32).reshape(3, 1, 1)
+        self._std_np = np.asarray(image_std, dtype=np.float32).reshape(3, 1, 1)
+
+    @classmethod
+    def from_image_processor(cls, image_processor: Any, **kwargs) -> "PainTransform":
+        """The transform a model with this image processor trains and is evaluated on: the processor's size, and
+        its resizing, rescaling and normalisation (`image_mean` / `image_std`; none when `do_normalize` is off)."""
+        size = image_processor.size
+        if size["height"] != size["width"]:
+            raise ValueError(f"PainTransform makes square images; the image processor's size is {size}.")
+        normalise = getattr(image_processor, "do_normalize", True)
+        mean = image_processor.image_mean if normalise else (0.0, 0.0, 0.0)
+        std = image_processor.image_std if normalise else (1.0, 1.0, 1.0)
+        return cls(size["height"], image_mean=mean, image_std=std, image_processor=image_processor, **kwargs)
 
     @classmethod
     def for_dataset(cls, dataset: Dataset, **kwargs) -> "PainTransform":
@@ -172,6 +200,21 @@ class PainTransform:
 
     # ---- decoding -------------------------------------------------------------------------------------------------
 
+    def _rgb_into(self, value: Any, out: torch.Tensor) -> bool:
+        """Decode, resize and rescale an RGB image into `out` (3, S, S) in [0, 1]; False when there is none."""
+        if self.image_processor is None:
+            array = self._resize_rgb(value)
+            if array is None:
+                return False
+            self._unit(array, out)
+            return True
+        image = _open(value)
+        if image is None:
+            return False
+        unit = self.image_processor.preprocess(image, do_normalize=False, return_tensors="np")["pixel_values"][0]
+        np.copyto(out.numpy(), unit)
+        return True
+
     def _resize_rgb(self, value: Any) -> np.ndarray | None:
         image = _open(value)
         if image is None:
@@ -193,10 +236,8 @@ class PainTransform:
             if cached is not None:
                 np.copyto(out.numpy(), cached)
                 return True
-        array = self._resize_rgb(value)
-        if array is None:
+        if not self._rgb_into(value, out):
             return False
-        self._unit(array, out)
         if not self.train:
             self._normalise(out)
         if key is not None and self._cache_limit > 0:
@@ -217,6 +258,9 @@ class PainTransform:
                 f"heatmap has {units.shape[2]} channels; expected a one-channel 16-bit PNG in micrometres "
                 f"(pixel / {HEATMAP_UNITS_PER_MM} = mm), as the 3DPain generator writes"
             )
+        if self.heatmap_processor is not None:  # a heatmap model's processor owns the resize (in mm: scale 1)
+            mm = PILImage.fromarray(units / HEATMAP_UNITS_PER_MM, mode="F")
+            return self.heatmap_processor.preprocess(mm, heatmap_scale_mm=1.0, return_tensors="np")["pixel_values"][0, 0]
         if units.shape != (self.image_size, self.image_size):
             resized = PILImage.fromarray(units, mode="F").resize((self.image_size, self.image_size), PILImage.BILINEAR)
             units = np.asarray(resized, dtype=np.float32)
@@ -233,7 +277,7 @@ class PainTransform:
         np.divide(array.transpose(2, 0, 1), np.float32(255), out=out.numpy(), dtype=np.float32)
 
     def _normalise(self, unit: torch.Tensor) -> None:
-        """ImageNet normalisation of one (3, S, S) image, in place: (x - mean) / std."""
+        """Normalisation of one (3, S, S) image with `image_mean` / `image_std`, in place: (x - mean) / std."""
         values = unit.numpy()
         np.subtract(values, self._mean_np, out=values)
         np.divide(values, self._std_np, out=values)
@@ -255,7 +299,8 @@ class PainTransform:
         has_heatmap = torch.zeros(n, dtype=torch.bool)
         # One row at a time: per-image tensor ops stay in the CPU cache, whole-batch ones do not (3-4x slower).
         for i in range(n):
-            self._unit(self._resize_rgb(batch["image"][i]), pixels[i])
+            if not self._rgb_into(batch["image"][i], pixels[i]):
+                raise ValueError(f"row {i} of the batch has no image")
             key = (identities[i], views[i]) if identities is not None and views is not None else None
             if self._neutral_into(neutral_column[i], key, neutral_pixels[i]):
                 has_neutral[i] = True

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from .errors import ConfigError, OutputError
-from .face.assets import ENV_SOURCE, cache_dir, download_face_model, load_face_model, prepare_face_model
-from .face.assets import resolve_face_model
+from .face.assets import ENV_SOURCE, cache_dir, download_face_model, face_model_status, load_face_model
+from .face.assets import prepare_face_model, resolve_face_model
 from .face.model import FaceModel, FaceModelError
 from .manifest import ManifestError
 from .facs import ACTION_UNITS, ActionUnitError, parse_au_assignments, pspi
@@ -276,6 +276,38 @@ def cmd_export_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """A ViTPain model on one split of a dataset: metrics JSON and per-row predictions, through the model's own image
+    processor (what `pipeline("pain-estimation")` uses)."""
+    import modeling_vitpain  # registers ViTPain with the Auto classes: no remote code to trust
+    from dataset_builder.evaluation import evaluate_model
+    from modeling_vitpain.model_card import fairness_markdown
+    from transformers import AutoImageProcessor, AutoModel
+
+    model = AutoModel.from_pretrained(args.model).eval()
+    try:
+        processor = AutoImageProcessor.from_pretrained(args.model)
+    except OSError:  # a folder saved without its processor: the one that matches the config
+        processor = modeling_vitpain.ViTPainImageProcessor.from_model_config(model.config)
+    local = Path(args.model).is_dir()
+    output = args.output or (Path(args.model) if local else Path(".")) / f"evaluation_{args.split}.json"
+    try:
+        evaluation = evaluate_model(
+            model, processor, args.dataset, split=args.split, split_csv=args.split_csv, max_samples=args.max_samples,
+            calibration_samples=args.calibration_samples, batch_size=args.batch_size, output=output,
+            predictions=args.predictions,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    metrics = evaluation["metrics"]
+    print(f"{args.split}: n={evaluation['num_samples']} PSPI MAE {metrics['pspi_mae']:.4f} RMSE "
+          f"{metrics['pspi_rmse']:.4f} Pearson {metrics['pspi_pearson']} ICC {metrics['pspi_icc']}")
+    if evaluation.get("fairness"):
+        print(fairness_markdown(evaluation["fairness"]))
+    print(f"wrote {output}" + (f" and {args.predictions}" if args.predictions else ""))
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from .writer import verify_dataset
 
@@ -299,12 +331,23 @@ def cmd_info(args: argparse.Namespace) -> int:
         shapes = ", ".join(f"{k}x{v:g}" for k, v in au.blendshapes.items())
         print(f"  {au.name:<5} {au.description:<18} {'pain ' if au.in_pspi else 'extra'}  -> {shapes}")
     print(f"face model cache: {cache_dir()}")
+    print(f"face model file: {face_model_status()}")
     return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pain3d")
+    except PackageNotFoundError:  # a checkout that is not installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pain3d", description="3DPain: synthetic pain faces with exact FACS labels")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"pain3d {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     assets = sub.add_parser("assets", help="prepare the face model cache (convert or download ICT-FaceKit)")
@@ -319,22 +362,27 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument(
         "--au", action="append", metavar="AU=INTENSITY", help=f"repeatable; default {' '.join(DEFAULT_PREVIEW_AUS)}"
     )
-    preview.add_argument("--image-size", type=int, default=256)
+    preview.add_argument("--image-size", type=int, default=256, help="image side in pixels")
     preview.add_argument("--title", help="heading of the sheet")
     preview.set_defaults(func=cmd_preview)
 
-    generate = sub.add_parser("generate", help="generate a 3DPain dataset folder (a Hub dataset repository)")
+    generate = sub.add_parser(
+        "generate", help="generate a 3DPain dataset folder (a Hub dataset repository)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     _add_face_model_flag(generate)
     generate.add_argument("--output", "-o", type=Path, required=True, help="dataset folder to write")
-    generate.add_argument("--num-identities", type=int, required=True)
-    generate.add_argument("--expressions-per-identity", type=int, default=10, help="pain expressions per identity")
+    generate.add_argument("--num-identities", type=int, required=True,
+                          help="number of synthetic identities (balanced over age group, gender and ethnicity)")
+    generate.add_argument("--expressions-per-identity", type=int, default=10,
+                          help="pain expressions per identity (plus one neutral)")
     generate.add_argument("--views", help="comma list: frontal,left,right (default) or NAME:YAW[:PITCH] in degrees")
-    generate.add_argument("--image-size", type=int, default=256)
-    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--image-size", type=int, default=256, help="image side in pixels")
+    generate.add_argument("--seed", type=int, default=0, help="identity i depends only on (seed, i)")
     generate.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
     generate.add_argument("--texture", default="procedural", help="texture backend: procedural (CPU) or diffusion")
     generate.add_argument("--distractor-probability", type=float, default=0.2, help="chance of a non-pain AU")
-    generate.add_argument("--identities-per-shard", type=int, default=25)
+    generate.add_argument("--identities-per-shard", type=int, default=25, help="identities per parquet shard")
     generate.add_argument(
         "--au", action="append", metavar="AU=INTENSITY", help="fix an AU in every pain expression (repeatable)"
     )
@@ -353,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--background inpaint paints a scene around each view. Models are Hub ids (cached with `hf download ID`) "
         "or local folders; presets pick the ids: sd15 (SD 1.5 + depth ControlNet, 512 px), sdxl (1024 px).",
     )
-    diffusion.add_argument("--background", default="procedural", choices=("procedural", "inpaint"))
+    diffusion.add_argument("--background", default="procedural", choices=("procedural", "inpaint"),
+                           help="procedural backgrounds, or a scene painted around each view by an inpainting model")
     diffusion.add_argument("--diffusion-preset", choices=("sd15", "sdxl"), help="model family (default sd15)")
     diffusion.add_argument("--base-model", metavar="ID", help="text-to-image pipeline (default: the preset's)")
     diffusion.add_argument("--controlnet-model", metavar="ID", help="depth ControlNet (default: the preset's)")
@@ -389,6 +438,23 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--output", "-o", type=Path, metavar="FILE", help="default: DATASET/audit.json")
     audit.add_argument("--quiet", action="store_true", help="no progress bar")
     audit.set_defaults(func=cmd_audit)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="evaluate a ViTPain model on a dataset split: metrics JSON and per-row predictions",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    evaluate.add_argument("--model", required=True, help="ViTPain folder or Hub id")
+    evaluate.add_argument("--dataset", required=True, help="generated folder, official-layout folder or Hub id")
+    evaluate.add_argument("--split", default="test", help="split to evaluate")
+    evaluate.add_argument("--split-csv", dest="split_csv", help="identity split CSV of an official-layout folder")
+    evaluate.add_argument("--predictions", type=Path, metavar="FILE.jsonl",
+                          help="write one JSON line per row (sample_id, pspi, action_units, pain_probability)")
+    evaluate.add_argument("--output", type=Path, help="metrics JSON (default: MODEL/evaluation_SPLIT.json)")
+    evaluate.add_argument("--max-samples", dest="max_samples", type=int, help="a seeded subset of the split")
+    evaluate.add_argument("--calibration-samples", dest="calibration_samples", type=int, default=1000,
+                          help="training rows whose predictions calibrate the F1 cut-offs (0: uncalibrated)")
+    evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=64, help="images per model call")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     verify = sub.add_parser("verify", help="check a generated dataset's files against the sha256 recorded when written")
     verify.add_argument("dataset", type=Path, help="dataset folder written by pain3d generate")

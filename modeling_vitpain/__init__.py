@@ -25,6 +25,17 @@ if PIPELINE_TASK not in PIPELINE_REGISTRY.get_supported_tasks():
     PIPELINE_REGISTRY.register_pipeline(
         PIPELINE_TASK, pipeline_class=PainEstimationPipeline, pt_model=AutoModel, type="image"
     )
+
+
+def save_model_folder(model, image_processor, folder) -> None:
+    """Save `model` and `image_processor` through the `pain-estimation` pipeline: weights, config (`auto_map` and
+    `custom_pipelines`), processor and all remote code, so the folder loads the model, the processor and the
+    pipeline with `trust_remote_code=True` where this package is not installed."""
+    from transformers import pipeline
+
+    pipeline(PIPELINE_TASK, model=model, image_processor=image_processor).save_pretrained(str(folder))
+
+
 ViTPainConfig.register_for_auto_class()
 ViTPainModel.register_for_auto_class("AutoModel")
 ViTPainImageProcessor.register_for_auto_class("AutoImageProcessor")
@@ -40,4 +51,5 @@ __all__ = [
     "ViTPainModel",
     "ViTPainOutput",
     "ViTPainPreTrainedModel",
+    "save_model_folder",
 ]

@@ -16,7 +16,7 @@ transformers (the model side travels alone).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -30,12 +30,12 @@ TEACHER_PREFIX = "teacher_"
 class DistillationWeights:
     """Weights of the loss terms; `temperature` softens the teacher's pain probabilities."""
 
-    task_weight: float = 1.0
-    feature_weight: float = 1.0
-    token_weight: float = 8.0
-    prediction_weight: float = 1.0
-    attention_weight: float = 0.0
-    temperature: float = 2.0
+    task_weight: float = field(default=1.0, metadata={"help": "weight of the student's own PSPI / AU / pain loss"})
+    feature_weight: float = field(default=1.0, metadata={"help": "[CLS] feature distillation"})
+    token_weight: float = field(default=8.0, metadata={"help": "token-by-token feature distillation"})
+    prediction_weight: float = field(default=1.0, metadata={"help": "distillation of PSPI, AUs and pain logits"})
+    attention_weight: float = field(default=0.0, metadata={"help": "distillation of the per-AU attention maps"})
+    temperature: float = field(default=2.0, metadata={"help": "softens the teacher's pain probabilities"})
 
 
 def _layer_normalised_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -194,8 +194,13 @@ class ViTPainDistillationTrainer(Trainer):
             if "pixel_values" not in teacher_inputs:
                 raise ValueError("The batch has no `teacher_pixel_values`: the collator must give the teacher's input.")
             self.teacher.eval()
-            with torch.no_grad():
-                teacher_output = self.teacher(**teacher_inputs)
+            weights = self.distillation
+            with torch.no_grad():  # feature and token terms need only the teacher's features, not its heads
+                teacher_output = (
+                    self.teacher(**teacher_inputs)
+                    if weights.prediction_weight or weights.attention_weight
+                    else self.teacher.forward_features(**teacher_inputs)
+                )
             terms = distillation_losses(outputs, teacher_output, self._student_config(model), self.distillation)
             for name, value in terms.items():
                 loss = loss + value

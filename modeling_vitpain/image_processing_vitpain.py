@@ -25,6 +25,10 @@ BACKBONE_NORMALIZATION = {
     "dinov2": (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD),
 }
 DEFAULT_HEATMAP_SCALE_MM = 10.0
+# The 3DPain dataset stores heatmaps as 16-bit PNGs of micrometres (its column contract; pinned by a test to
+# `dataset_builder.features.HEATMAP_UNITS_PER_MM`, which this file may not import: it travels alone).
+HEATMAP_PNG_UNITS_PER_MM = 1000.0
+_INTEGER_HEATMAP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _MODALITY_CHANNELS = {"rgb": 3, "heatmap": 1}
 _ALPHA_BACKGROUND = 1.0  # transparent pixels become white, as transformers' convert_to_rgb does
 _ACCEPTED = "PIL.Image.Image, numpy.ndarray, torch.Tensor or a path to an image file"
@@ -40,9 +44,13 @@ class ViTPainImageProcessor(BaseImageProcessor):
     with `image_mean` / `image_std`.
 
     Heatmap (`input_modality="heatmap"`): one-channel float maps in millimetres of vertex displacement: PIL mode "F"
-    or 2-D float arrays / tensors (a singleton channel axis is allowed). After resizing, values are divided by the
-    fixed `heatmap_scale_mm` (default 10 mm -> 1.0). There is no per-sample normalisation: a stronger expression
-    gives larger values.
+    or 2-D float arrays / tensors (a singleton channel axis is allowed), or the dataset's own 16-bit PNGs (PIL mode
+    "I;16", micrometres: pixel / 1000 = mm). After resizing, values are divided by the fixed `heatmap_scale_mm`
+    (default 10 mm -> 1.0). There is no per-sample normalisation: a stronger expression gives larger values.
+
+    This processor is the one owner of resizing and normalisation: training builds its transform from the processor
+    saved with the model (`size`, `image_mean`, `image_std`, and `preprocess(..., do_normalize=False)` before
+    augmentation), so what is evaluated is what `pipeline("pain-estimation")` serves.
 
     Args:
         input_modality (`str`, *optional*, defaults to `"rgb"`): `"rgb"` or `"heatmap"`.
@@ -99,23 +107,45 @@ class ViTPainImageProcessor(BaseImageProcessor):
     def __call__(self, images, neutral_images=None, **kwargs) -> BatchFeature:
         return self.preprocess(images, neutral_images=neutral_images, **kwargs)
 
-    def preprocess(self, images, neutral_images=None, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
+    def preprocess(
+        self,
+        images,
+        neutral_images=None,
+        return_tensors: str | None = "pt",
+        *,
+        do_resize: bool | None = None,
+        size: dict[str, int] | int | None = None,
+        do_normalize: bool | None = None,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        heatmap_scale_mm: float | None = None,
+        input_data_format: str | None = None,
+        data_format: str | None = "channels_first",
+    ) -> BatchFeature:
         """
         Args:
             images: one image or a list (or a 4-D batch array / tensor) of images.
             neutral_images: optional neutral image(s) of the same faces, one per image, same structure.
             return_tensors: `"pt"` (default) for torch tensors, `"np"` for numpy arrays.
+            do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm: per-call overrides of the
+                processor's settings (as transformers image processors take them).
+            input_data_format: `"channels_first"` or `"channels_last"` for array inputs (inferred when omitted).
+            data_format: only `"channels_first"` (the model's layout).
 
         Returns:
             `BatchFeature` with `pixel_values` of shape `(batch, channels, height, width)` (channels 3 for RGB, 1 for
             heatmaps) and `neutral_pixel_values` of the same shape when neutral images were given.
         """
-        if kwargs:
-            raise TypeError(f"Unexpected arguments {sorted(kwargs)}: set them when creating the processor.")
         if return_tensors not in ("pt", "np", None):
             raise ValueError(f"return_tensors={return_tensors!r}: use 'pt' or 'np'.")
+        if str(getattr(data_format, "value", data_format) or "channels_first") != "channels_first":
+            raise ValueError(f"data_format={data_format!r}: ViTPain takes channels-first pixel values.")
+        settings = self._settings(do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm)
+        layout = getattr(input_data_format, "value", input_data_format)
+        if layout not in (None, "channels_first", "channels_last"):
+            raise ValueError(f"input_data_format={input_data_format!r}: use 'channels_first' or 'channels_last'.")
         image_list = _as_list(images, "images")
-        data = {"pixel_values": self._process_batch(image_list, "images")}
+        data = {"pixel_values": self._process_batch(image_list, "images", settings, layout)}
         if neutral_images is not None:
             neutral_list = _as_list(neutral_images, "neutral_images")
             if len(neutral_list) != len(image_list):
@@ -123,26 +153,46 @@ class ViTPainImageProcessor(BaseImageProcessor):
                     f"Got {len(image_list)} image(s) but {len(neutral_list)} neutral image(s): pass exactly one "
                     "neutral image of the same face per image."
                 )
-            data["neutral_pixel_values"] = self._process_batch(neutral_list, "neutral_images")
+            data["neutral_pixel_values"] = self._process_batch(neutral_list, "neutral_images", settings, layout)
         if return_tensors == "np":
             data = {key: value.numpy() for key, value in data.items()}
         return BatchFeature(data=data)
 
-    def _process_batch(self, images: list, role: str) -> torch.Tensor:
-        return torch.stack([self._process_one(image, f"{role}[{index}]") for index, image in enumerate(images)])
+    def _settings(self, do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm) -> dict:
+        """This processor's settings with the per-call overrides applied (validated like the constructor's)."""
+        if isinstance(size, int):
+            size = {"height": size, "width": size}
+        if size is not None and (set(size) != {"height", "width"} or min(size.values()) < 1):
+            raise ValueError(f"size must be {{'height': H, 'width': W}} with positive H and W, got {size}.")
+        if heatmap_scale_mm is not None and not heatmap_scale_mm > 0:
+            raise ValueError(f"heatmap_scale_mm must be positive, got {heatmap_scale_mm}.")
+        return {
+            "do_resize": True if do_resize is None else bool(do_resize),
+            "size": dict(size) if size is not None else self.size,
+            "do_normalize": self.do_normalize if do_normalize is None else bool(do_normalize),
+            "image_mean": [float(v) for v in (self.image_mean if image_mean is None else image_mean)],
+            "image_std": [float(v) for v in (self.image_std if image_std is None else image_std)],
+            "heatmap_scale_mm": float(heatmap_scale_mm or self.heatmap_scale_mm),
+        }
 
-    def _process_one(self, image, where: str) -> torch.Tensor:
+    def _process_batch(self, images: list, role: str, settings: dict, layout: str | None) -> torch.Tensor:
+        return torch.stack(
+            [self._process_one(image, f"{role}[{index}]", settings, layout) for index, image in enumerate(images)]
+        )
+
+    def _process_one(self, image, where: str, settings: dict, layout: str | None) -> torch.Tensor:
         if isinstance(image, (str, os.PathLike)):
             image = _open_image(image, where)
         if self.input_modality == "heatmap":
-            array = _heatmap_to_array(image, where) / self.heatmap_scale_mm
+            array = _heatmap_to_array(image, where, layout) / settings["heatmap_scale_mm"]
         else:
-            array = _rgb_to_array(image, where)
+            array = _rgb_to_array(image, where, layout)
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-        tensor = _resize(tensor, self.size["height"], self.size["width"])
-        if self.input_modality == "rgb" and self.do_normalize:
-            mean = torch.tensor(self.image_mean, dtype=tensor.dtype).view(-1, 1, 1)
-            std = torch.tensor(self.image_std, dtype=tensor.dtype).view(-1, 1, 1)
+        if settings["do_resize"]:
+            tensor = _resize(tensor, settings["size"]["height"], settings["size"]["width"])
+        if self.input_modality == "rgb" and settings["do_normalize"]:
+            mean = torch.tensor(settings["image_mean"], dtype=tensor.dtype).view(-1, 1, 1)
+            std = torch.tensor(settings["image_std"], dtype=tensor.dtype).view(-1, 1, 1)
             tensor = (tensor - mean) / std
         return tensor
 
@@ -177,10 +227,14 @@ def _to_numpy(image, where: str) -> np.ndarray:
     raise TypeError(f"{where}: expected a {_ACCEPTED}, got {type(image).__name__}.")
 
 
-def _channels_first(array: np.ndarray, where: str) -> np.ndarray:
-    """(H, W) or (H, W, C) or (C, H, W) with C in {1, 3, 4} -> (C, H, W)."""
+def _channels_first(array: np.ndarray, where: str, layout: str | None = None) -> np.ndarray:
+    """(H, W) or (H, W, C) or (C, H, W) with C in {1, 3, 4} -> (C, H, W); `layout` settles ambiguous shapes."""
     if array.ndim == 2:
         return array[None]
+    if array.ndim == 3 and layout == "channels_first":
+        return array
+    if array.ndim == 3 and layout == "channels_last":
+        return np.moveaxis(array, -1, 0)
     if array.ndim == 3:
         if array.shape[0] in (1, 3, 4):
             return array
@@ -191,7 +245,7 @@ def _channels_first(array: np.ndarray, where: str) -> np.ndarray:
     )
 
 
-def _rgb_to_array(image, where: str) -> np.ndarray:
+def _rgb_to_array(image, where: str, layout: str | None = None) -> np.ndarray:
     """Any colour / gray image -> float32 (3, H, W) in [0, 1]."""
     if isinstance(image, PIL.Image.Image):
         if image.mode in ("F", "I", "I;16", "I;16B", "I;16L", "I;16N"):
@@ -203,7 +257,7 @@ def _rgb_to_array(image, where: str) -> np.ndarray:
         array = np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / 255.0
         array = np.moveaxis(array, -1, 0)
     else:
-        array = _channels_first(_to_numpy(image, where), where)
+        array = _channels_first(_to_numpy(image, where), where, layout)
         if array.dtype == np.uint8:
             array = array.astype(np.float32) / 255.0
         elif np.issubdtype(array.dtype, np.floating):
@@ -222,16 +276,20 @@ def _rgb_to_array(image, where: str) -> np.ndarray:
     return array
 
 
-def _heatmap_to_array(heatmap, where: str) -> np.ndarray:
-    """A float heatmap in millimetres (PIL "F", 2-D array / tensor, optional singleton channel) -> (1, H, W)."""
+def _heatmap_to_array(heatmap, where: str, layout: str | None = None) -> np.ndarray:
+    """A heatmap in millimetres (PIL "F", 2-D float array / tensor, optional singleton channel) or the dataset's
+    16-bit PNG in micrometres (PIL "I;16") -> float32 (1, H, W) in millimetres."""
     if isinstance(heatmap, PIL.Image.Image):
-        if heatmap.mode != "F":
+        if heatmap.mode in _INTEGER_HEATMAP_MODES:
+            array = np.asarray(heatmap, dtype=np.float32)[None] / np.float32(HEATMAP_PNG_UNITS_PER_MM)
+        elif heatmap.mode == "F":
+            array = np.asarray(heatmap, dtype=np.float32)[None]
+        else:
             raise ValueError(
-                f"{where}: heatmaps must be float millimetres (PIL mode 'F' or a float array), got PIL mode "
-                f"{heatmap.mode!r}. A colourised heatmap is for viewing only; an integer one needs its fixed scale "
-                "applied first."
+                f"{where}: heatmaps must be float millimetres (PIL mode 'F' or a float array) or the dataset's "
+                f"16-bit PNG of micrometres (mode 'I;16'), got PIL mode {heatmap.mode!r}. A colourised heatmap is "
+                "for viewing only."
             )
-        array = np.asarray(heatmap, dtype=np.float32)[None]
     else:
         array = _to_numpy(heatmap, where)
         if not np.issubdtype(array.dtype, np.floating):
@@ -239,7 +297,7 @@ def _heatmap_to_array(heatmap, where: str) -> np.ndarray:
                 f"{where}: heatmaps must be float arrays in millimetres, got dtype {array.dtype}; convert integer "
                 "maps with their fixed scale first."
             )
-        array = _channels_first(array, where)
+        array = _channels_first(array, where, layout)
         if array.shape[0] != 1:
             raise ValueError(f"{where}: heatmaps have one channel, got an array of shape {tuple(heatmap.shape)}.")
         array = array.astype(np.float32)

@@ -166,6 +166,7 @@ def fill_model_card(
         "card_data": card_data.to_yaml(),
         "model_name": repo_id.split("/")[-1],
         "repo_id": repo_id,
+        "split": split,
         "pspi_max": f"{config.pspi_max:g}",
         "au_list": ", ".join(config.au_names),
         "threshold_list": _join(thresholds),
@@ -204,11 +205,8 @@ def fill_model_card(
             f"max intensity) + {config.pain_loss_weight:g} x mean BCE over the thresholds"
         ),
         "num_parameters": f"{num_parameters:,}" if num_parameters is not None else "see `model.num_parameters()`",
-        "usage_call": (
-            'pain("face.png", neutral_images="neutral_face.png")'
-            if config.use_neutral_reference
-            else 'pain("face.png")'
-        ),
+        "usage_call": _usage_call(config),
+        "fairness_table": fairness_markdown(evaluation["fairness"]) if evaluation.get("fairness") else "",
         "evaluation_sentence": _evaluation_sentence(evaluation, dataset_name, dataset_id),
         "metrics_table": "\n".join(f"| {name} | {_format(value)} |" for _, _, name, value in rows),
     }
@@ -219,6 +217,26 @@ def fill_model_card(
         raise ValueError(f"The filled model card still holds a placeholder near {text[leftover.start() :][:40]!r}.")
     ModelCard(text)  # parses the YAML header: a malformed card fails here, not on the Hub
     return text
+
+
+def _usage_call(config) -> str:
+    """The pipeline call the card shows: a heatmap model reads the dataset's 16-bit heatmap PNG (micrometres)."""
+    if config.input_modality == "heatmap":
+        return 'pain("heatmap.png")  # the dataset\'s 16-bit heatmap PNG (micrometres), or a float map in mm'
+    if config.use_neutral_reference:
+        return 'pain("face.png", neutral_images="neutral_face.png")'
+    return 'pain("face.png")'
+
+
+def fairness_markdown(fairness: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The fairness table (attribute -> group -> {"n", "pspi_mae", "auroc_ge1", ...}) as Markdown rows."""
+    keys = [k for k in next(iter(next(iter(fairness.values())).values())) if k != "n"]
+    lines = ["| Attribute | Group | n | " + " | ".join(keys) + " |", "| --- | --- | --- |" + " --- |" * len(keys)]
+    for attribute, table in fairness.items():
+        for group, row in table.items():
+            cells = ["undefined" if row[k] is None or not math.isfinite(row[k]) else f"{row[k]:.3f}" for k in keys]
+            lines.append(f"| {attribute} | {group} | {row['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def describe_metric(key: str) -> tuple[str | None, str]:
@@ -260,4 +278,11 @@ def _looks_like_hub_id(name: str | None) -> bool:
     return bool(name) and re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None and not Path(name).exists()
 
 
-__all__ = ["EvaluationError", "describe_metric", "fill_model_card", "load_evaluation", "validate_evaluation"]
+__all__ = [
+    "EvaluationError",
+    "describe_metric",
+    "fairness_markdown",
+    "fill_model_card",
+    "load_evaluation",
+    "validate_evaluation",
+]

@@ -6,6 +6,7 @@ This file travels alone as remote code (``trust_remote_code=True``): it imports 
 
 from __future__ import annotations
 
+import copy
 import weakref
 from dataclasses import dataclass, field
 
@@ -83,6 +84,26 @@ class ViTPainOutput(ModelOutput):
     pooled_output: torch.FloatTensor | None = None
     last_hidden_state: torch.FloatTensor | None = None
     au_attentions: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class ViTPainFeatures(ModelOutput):
+    r"""
+    Output of [`ViTPainModel.forward_features`]: what the heads (and a distillation loss) read.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, 1 + num_patches, hidden_size)`):
+            All tokens of the pain image (after the neutral-reference attention when used).
+        pooled_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+            The [CLS] token: what the PSPI and pain heads read.
+        hidden_states, attentions (`tuple(torch.FloatTensor)`, *optional*):
+            Backbone hidden states / attention maps of the pain image, when requested.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooled_output: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
@@ -204,14 +225,29 @@ class ViTPainPreTrainedModel(PreTrainedModel):
     config_class = ViTPainConfig
     base_model_prefix = "vitpain"
     main_input_name = "pixel_values"
+    input_modalities = ("image",)
     supports_gradient_checkpointing = True
+    _no_split_modules = ["ViTEmbeddings", "ViTLayer", "Dinov2Embeddings", "Dinov2Layer"]
+    # The backbone runs every attention kernel its family supports; ViTPain's own attention (neutral reference, AU
+    # queries) is plain torch and does not depend on the choice.
     _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        # transformers guesses from the source (an `*Attention(nn.Module)` class without the attention interface):
+        # ViTPain's `NeutralReferenceAttention` is not a backbone kernel, and the backbone itself can switch.
+        return True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         if isinstance(module, AUQueryHead):
             nn.init.trunc_normal_(module.queries, std=self.config.initializer_range)
+        if getattr(module, "_is_lora_b", False):  # LoRA starts as no change: B = 0 (A stays random)
+            nn.init.zeros_(module.weight)
 
 
 class ViTPainModel(ViTPainPreTrainedModel):
@@ -247,6 +283,42 @@ class ViTPainModel(ViTPainPreTrainedModel):
         elif config.freeze_backbone:
             self.backbone.requires_grad_(False)
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The backbone's patch embeddings (the module that reads the pixels)."""
+        return self.backbone.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.backbone.set_input_embeddings(value)
+
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, every_n_layers=1, offload=False):
+        super().activation_checkpointing_enable(activation_checkpointing_kwargs, every_n_layers, offload)
+        # Reentrant checkpointing only back-propagates into a block whose input needs a gradient; with a frozen
+        # (LoRA or frozen) backbone nothing before the first block does, so make the patch embeddings' output need one.
+        reentrant = (activation_checkpointing_kwargs or {}).get("use_reentrant", False)
+        if reentrant and (self.config.use_lora or self.config.freeze_backbone):
+            self.enable_input_require_grads()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`. Asking for LoRA (`use_lora=True` or a `config=` with it) on a checkpoint
+        saved without LoRA (fine-tuning a 3DPain model) loads the checkpoint as saved, then adds the adapters: every
+        attention projection keeps its weights as LoRA's base layer, and the adapters start as no change."""
+        saved = _saved_config(cls, pretrained_model_name_or_path, kwargs)
+        config = kwargs.get("config")
+        requested = kwargs["use_lora"] if "use_lora" in kwargs else getattr(config, "use_lora", None)
+        if not requested or saved is None or saved.use_lora:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        if "use_lora" in kwargs:
+            kwargs["use_lora"] = False
+        if isinstance(config, ViTPainConfig):
+            kwargs["config"] = config = copy.deepcopy(config)
+            config.use_lora = False
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model.config.use_lora = True
+        model._add_lora(model.config)
+        return loaded
+
     def _build_backbone(self, config: ViTPainConfig) -> PreTrainedModel:
         for key, value in self.backbone_spec.config_overrides.items():
             setattr(config.backbone_config, key, value)
@@ -266,6 +338,9 @@ class ViTPainModel(ViTPainPreTrainedModel):
             bias="none",
         )
         inject_adapter_in_model(lora_config, self.backbone)
+        for module in self.backbone.modules():
+            for adapter in getattr(module, "lora_B", {}).values() if isinstance(getattr(module, "lora_B", None), nn.ModuleDict) else ():
+                adapter._is_lora_b = True  # `_init_weights` keeps B at zero when loading fills missing weights
         if config.lora_dropout > 0:
             # One module for all adapters: q/k/v adapters read the same tensor, so they share one mask.
             shared_dropout = SharedMaskDropout(config.lora_dropout)
@@ -311,15 +386,78 @@ class ViTPainModel(ViTPainPreTrainedModel):
         )
         return cls(vitpain_config, backbone=backbone)
 
+    def forward_features(
+        self,
+        pixel_values: torch.Tensor,
+        neutral_pixel_values: torch.Tensor | None = None,
+        output_hidden_states: bool | list[int] | None = None,
+        output_attentions: bool | None = None,
+    ) -> ViTPainFeatures:
+        """The backbone (and the neutral reference): every token of the pain image, plus hidden states / attention
+        maps when requested (layer indices select hidden states, as transformers' backbones take them)."""
+        self._check_inputs(pixel_values, neutral_pixel_values)
+        batch_size = pixel_values.shape[0]
+        backbone_kwargs = dict(self.backbone_spec.forward_kwargs)
+        if output_hidden_states:
+            backbone_kwargs["output_hidden_states"] = output_hidden_states
+        if output_attentions:
+            backbone_kwargs["output_attentions"] = True  # fused kernels form no maps: the backbone warns
+        if self.config.fuses_difference:  # early fusion: the expression change is an input, not something to find
+            images = torch.cat([pixel_values, pixel_values - neutral_pixel_values], dim=1)
+        elif neutral_pixel_values is not None:
+            # One backbone pass over pain and neutral images: shared weights, and larger matmuls run faster.
+            images = torch.cat([pixel_values, neutral_pixel_values])
+        else:
+            images = pixel_values
+        backbone_outputs = self.backbone(images, **backbone_kwargs)
+        tokens = backbone_outputs.last_hidden_state
+        hidden_states = getattr(backbone_outputs, "hidden_states", None) if output_hidden_states else None
+        attentions = getattr(backbone_outputs, "attentions", None) if output_attentions else None
+        if self.neutral_attention is not None:
+            tokens = self.neutral_attention(tokens[:batch_size], tokens[batch_size:])
+            hidden_states = _first_rows(hidden_states, batch_size)
+            attentions = _first_rows(attentions, batch_size)
+        return ViTPainFeatures(
+            last_hidden_state=tokens, pooled_output=tokens[:, 0], hidden_states=hidden_states, attentions=attentions
+        )
+
+    def forward_head(
+        self,
+        features: ViTPainFeatures,
+        pspi_labels: torch.Tensor | None = None,
+        action_unit_labels: torch.Tensor | None = None,
+    ) -> ViTPainOutput:
+        """The heads on the features: PSPI from the [CLS] token, one logit per pain threshold, AU queries over the
+        patch tokens; the loss when labels are given."""
+        tokens, pooled_output = features.last_hidden_state, features.pooled_output
+        pspi = self.pspi_head(pooled_output)
+        pain_logits = self.pain_heads(pooled_output)
+        action_units, au_attentions = self.au_head(tokens[:, self.backbone_spec.num_prefix_tokens :])
+        loss = None
+        if pspi_labels is not None or action_unit_labels is not None:
+            loss = self.compute_loss(pspi, action_units, pain_logits, pspi_labels, action_unit_labels)
+        return ViTPainOutput(
+            loss=loss,
+            pspi=pspi,
+            action_units=action_units,
+            pain_logits=pain_logits,
+            pooled_output=pooled_output,
+            last_hidden_state=tokens,
+            au_attentions=au_attentions,
+            hidden_states=features.hidden_states,
+            attentions=features.attentions,
+        )
+
     def forward(
         self,
         pixel_values: torch.Tensor,
         neutral_pixel_values: torch.Tensor | None = None,
         pspi_labels: torch.Tensor | None = None,
         action_unit_labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
+        output_hidden_states: bool | list[int] | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        **kwargs,
     ) -> ViTPainOutput | tuple:
         r"""
         Args:
@@ -332,61 +470,24 @@ class ViTPainModel(ViTPainPreTrainedModel):
                 Target PSPI (0-16). Enables the PSPI regression and the pain-threshold losses.
             action_unit_labels (`torch.FloatTensor` of shape `(batch_size, num_aus)`, *optional*):
                 Target AU intensities (FACS units, columns in `config.au_names` order). Enables the AU loss.
-            output_hidden_states / output_attentions (`bool`, *optional*):
-                Return the backbone's hidden states / attention maps for the pain image.
+            output_hidden_states (`bool` or `list[int]`, *optional*):
+                Return the backbone's hidden states of the pain image (all, or those layer indices; other entries
+                are `None`). Defaults to `config.output_hidden_states`.
+            output_attentions (`bool`, *optional*):
+                Return the backbone's attention maps (they need `attn_implementation="eager"`; fused kernels warn and
+                return none). Defaults to `config.output_attentions`.
             return_dict (`bool`, *optional*):
-                Return a plain tuple when `False`.
+                Return a plain tuple when `False`. Defaults to `config.return_dict`.
         """
-        self._check_inputs(pixel_values, neutral_pixel_values)
-        batch_size = pixel_values.shape[0]
-        backbone_kwargs = dict(self.backbone_spec.forward_kwargs)
-        if output_hidden_states:
-            backbone_kwargs["output_hidden_states"] = True
-        if output_attentions:
-            if self.backbone.config._attn_implementation != "eager":
-                raise ValueError(
-                    "output_attentions=True needs the eager attention (fused kernels never form the attention maps): "
-                    "load with attn_implementation='eager' or call model.set_attn_implementation('eager')."
-                )
-            backbone_kwargs["output_attentions"] = True
-        if self.config.fuses_difference:  # early fusion: the expression change is an input, not something to find
-            images = torch.cat([pixel_values, pixel_values - neutral_pixel_values], dim=1)
-        elif neutral_pixel_values is not None:
-            # One backbone pass over pain and neutral images: shared weights, and larger matmuls run faster.
-            images = torch.cat([pixel_values, neutral_pixel_values])
-        else:
-            images = pixel_values
-        backbone_outputs = self.backbone(images, **backbone_kwargs)
-        tokens = backbone_outputs.last_hidden_state
-        if self.neutral_attention is not None:
-            tokens = self.neutral_attention(tokens[:batch_size], tokens[batch_size:])
-
-        pooled_output = tokens[:, 0]
-        pspi = self.pspi_head(pooled_output)
-        pain_logits = self.pain_heads(pooled_output)
-        action_units, au_attentions = self.au_head(tokens[:, self.backbone_spec.num_prefix_tokens :])
-
-        loss = None
-        if pspi_labels is not None or action_unit_labels is not None:
-            loss = self.compute_loss(pspi, action_units, pain_logits, pspi_labels, action_unit_labels)
-
-        hidden_states = getattr(backbone_outputs, "hidden_states", None)
-        attentions = getattr(backbone_outputs, "attentions", None)
-        if self.neutral_attention is not None:
-            hidden_states = _first_rows(hidden_states, batch_size)
-            attentions = _first_rows(attentions, batch_size)
-        output = ViTPainOutput(
-            loss=loss,
-            pspi=pspi,
-            action_units=action_units,
-            pain_logits=pain_logits,
-            pooled_output=pooled_output,
-            last_hidden_state=tokens,
-            au_attentions=au_attentions,
-            hidden_states=hidden_states if output_hidden_states else None,
-            attentions=attentions if output_attentions else None,
-        )
-        return output if return_dict is not False else output.to_tuple()
+        config = self.config
+        if output_hidden_states is None:
+            output_hidden_states = config.output_hidden_states
+        if output_attentions is None:
+            output_attentions = config.output_attentions
+        return_dict = return_dict if return_dict is not None else getattr(config, "return_dict", True)
+        features = self.forward_features(pixel_values, neutral_pixel_values, output_hidden_states, output_attentions)
+        output = self.forward_head(features, pspi_labels, action_unit_labels)
+        return output if return_dict else output.to_tuple()
 
     def compute_loss(
         self,
@@ -452,7 +553,18 @@ class ViTPainModel(ViTPainPreTrainedModel):
 
 def _first_rows(tensors: tuple[torch.Tensor, ...] | None, batch_size: int) -> tuple[torch.Tensor, ...] | None:
     """Keep the pain-image rows of per-layer tensors computed on the concatenated pain + neutral batch."""
-    return None if tensors is None else tuple(tensor[:batch_size] for tensor in tensors)
+    if tensors is None:
+        return None
+    return tuple(None if tensor is None else tensor[:batch_size] for tensor in tensors)
+
+
+def _saved_config(cls, pretrained_model_name_or_path, kwargs: dict) -> ViTPainConfig | None:
+    """The config saved with a checkpoint (None when it cannot be read here; `from_pretrained` then reports why)."""
+    hub = {k: kwargs[k] for k in ("cache_dir", "local_files_only", "revision", "token", "subfolder") if k in kwargs}
+    try:
+        return cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub)
+    except (OSError, ValueError):
+        return None
 
 
 def _adapt_patch_projection(backbone: PreTrainedModel, spec: BackboneSpec, new_weight) -> None:
@@ -476,4 +588,4 @@ def _adapt_patch_projection(backbone: PreTrainedModel, spec: BackboneSpec, new_w
     backbone.config.num_channels = weight.shape[1]
 
 
-__all__ = ["BACKBONES", "BackboneSpec", "ViTPainModel", "ViTPainOutput", "ViTPainPreTrainedModel"]
+__all__ = ["BACKBONES", "BackboneSpec", "ViTPainFeatures", "ViTPainModel", "ViTPainOutput", "ViTPainPreTrainedModel"]

@@ -30,8 +30,10 @@ class PainEstimationPipeline(Pipeline):
     Inputs may also be dicts `{"image": ..., "neutral_image": ...}`.
     """
 
+    # Declared so that `pipeline()` resolves (and asks about remote code for) nothing but the image processor.
     _load_processor = False
     _load_image_processor = True
+    _load_video_processor = False
     _load_feature_extractor = False
     _load_tokenizer = False
 
@@ -77,6 +79,12 @@ class PainEstimationPipeline(Pipeline):
             image, neutral_image = inputs["image"], inputs.get("neutral_image")
         else:
             image, neutral_image = inputs, None
+        if self.model.config.use_neutral_reference and neutral_image is None:
+            raise ValueError(
+                "This model compares each face with a neutral image of the same face and view "
+                "(config.use_neutral_reference=True): call the pipeline with neutral_images=, e.g. "
+                "pain(face, neutral_images=neutral_face)."
+            )
         model_inputs = self.image_processor(image, neutral_images=neutral_image, return_tensors="pt")
         return model_inputs.to(self.dtype)
 

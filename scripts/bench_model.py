@@ -11,9 +11,10 @@ reference, heads on the [CLS] token, AU queries over patch tokens).
     python scripts/bench_model.py --neutral-reference  # both arms encode a neutral image too
     python scripts/bench_model.py --hidden-size 32 --layers 2 --heads 4 --image-size 32 --patch-size 8  # smoke
 
-Needs `timm` (`pip install --no-deps timm`: its torchvision dependency would drag in a CUDA torch). timm imports
-torchvision at import time but its ViT never calls it; when torchvision is missing or cannot load, inert stand-ins are
-installed for it so the real timm ViT code runs.
+Needs `timm`: `pip install -e '.[bench]' --extra-index-url https://download.pytorch.org/whl/cpu` (timm and a
+torchvision built for your torch; PyPI's torchvision would drag in a CUDA torch). timm imports torchvision at import
+time but its ViT never calls it; when torchvision is missing or cannot load, inert stand-ins are installed for it (in
+this process only) so the real timm ViT code runs.
 """
 
 # ruff: noqa: E402  (the malloc re-exec below must run before torch is imported)
@@ -35,19 +36,12 @@ import statistics
 import time
 import types
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-try:
-    from modeling_vitpain import ViTPainConfig, ViTPainModel
-except ImportError:  # a checkout that is not (or not freshly) pip-installed: use the package beside this script
-    for _name in [name for name in sys.modules if name.split(".")[0] == "modeling_vitpain"]:
-        del sys.modules[_name]
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from modeling_vitpain import ViTPainConfig, ViTPainModel
+from modeling_vitpain import ViTPainConfig, ViTPainModel
 
 from peft import LoraConfig, inject_adapter_in_model
 
@@ -100,7 +94,7 @@ def import_timm():
     try:
         import timm
     except ImportError as error:
-        raise SystemExit(f"timm is needed for the official-style arm: pip install --no-deps timm ({error})") from error
+        raise SystemExit(f"timm is needed for the official-style arm: pip install -e '.[bench]' (README; {error})") from error
     return timm
 
 

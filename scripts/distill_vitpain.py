@@ -13,63 +13,66 @@ Checkpoint selection, outputs and logs as in `train_vitpain.py`.
 
 from __future__ import annotations
 
+import argparse
 import sys
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from transformers import HfArgumentParser, TrainingArguments
 
-from transformers import HfArgumentParser  # noqa: E402
-
-from modeling_vitpain import ViTPainModel  # noqa: E402
-from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillationTrainer  # noqa: E402
-from modeling_vitpain.distillation import init_student_from_teacher  # noqa: E402
-from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, dataset_splits, run_training  # noqa: E402
-from training_common import init_source, logger, parse_args, setup_logging  # noqa: E402
-from safe_output import UsageError, check_training_output, finish_training_run, require_rows, run_main  # noqa: E402
-from safe_output import SPLITS_NEEDED, check_parquet_rows, start_training_run, usage_errors  # noqa: E402
+from modeling_vitpain import ViTPainModel
+from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillationTrainer, init_student_from_teacher
+from training_args import DataArguments, ModelArguments, output_policy, parse_args
+from training_common import as_dict, build_model, collator_for, dataset_splits
+from training_common import image_processor_for, init_source, logger, run_training, setup_logging
+from safe_output import UsageError, check_training_output, finish_training_run, require_rows, run_main
+from safe_output import SPLITS_NEEDED, check_parquet_rows, start_training_run, usage_errors
 
 
 @dataclass
-class TeacherArgs:
-    teacher: str = "runs/teacher"  # a ViTPain folder (usually the heatmap teacher)
-    init_student_from_teacher: bool = False  # start the student from the teacher's transformer and heads
+class TeacherArguments:
+    teacher: str = field(default="runs/teacher", metadata={"help": "a ViTPain folder (usually the heatmap teacher)"})
+    init_student_from_teacher: bool = field(
+        default=False, metadata={"help": "start the student from the teacher's transformer and heads"}
+    )
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     setup_logging()
-    parser = HfArgumentParser((TeacherArgs, DistillationWeights, ModelArgs, DataArgs, LoopArgs))
+    parser = HfArgumentParser(
+        (TeacherArguments, DistillationWeights, ModelArguments, DataArguments, TrainingArguments),
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     with usage_errors():  # bad input is one line, checked before anything is written or trained
-        teacher_args, weights, model_args, data_args, loop_args = parse_args(parser, argv)
+        teacher_args, weights, model_args, data_args, training_args = parse_args(parser, argv)
     if model_args.modality != "rgb":
         raise UsageError("The distilled student is an RGB model: drop --modality or pass --modality rgb.")
     if teacher_args.init_student_from_teacher and model_args.init_from:
         raise UsageError("Give either --init_from (a ViTPain folder to fine-tune) or --init_student_from_teacher, "
                          "not both: the student can start from one set of weights.")
-    check_training_output(loop_args, keep=[teacher_args.teacher])
+    output = output_policy(training_args, data_args)
+    check_training_output(output, keep=[teacher_args.teacher])
     teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
+    teacher_processor = image_processor_for(teacher, ModelArguments(init_from=teacher_args.teacher), data_args)
     with usage_errors():
         check_parquet_rows(data_args.dataset, SPLITS_NEEDED)
-        splits = dataset_splits(data_args, seed=loop_args.seed)
+        splits = dataset_splits(data_args, seed=training_args.seed)
     require_rows(splits, SPLITS_NEEDED, data_args.dataset)
-    student = build_model(model_args, seed=loop_args.seed)
+    student = build_model(model_args, seed=training_args.seed)
     if teacher_args.init_student_from_teacher:
         fresh = init_student_from_teacher(student, teacher)
         logger.info("student starts from the teacher's weights except %s", fresh)
-    start_training_run(loop_args, "scripts/distill_vitpain.py")
+    image_processor = image_processor_for(student, model_args, data_args)
+    start_training_run(output, "scripts/distill_vitpain.py")
     evaluation = run_training(
         student,
+        image_processor,
         splits,
         data_args,
-        loop_args,
+        training_args,
         trainer_class=ViTPainDistillationTrainer,
         trainer_kwargs={"teacher": teacher, "distillation": weights},
-        collator_kwargs={
-            "teacher_modality": teacher.config.input_modality,
-            "teacher_neutral_reference": teacher.config.use_neutral_reference,
-        },
-        run_config=as_dict(teacher_args, weights, model_args, data_args, loop_args),
+        collator=collator_for(student.config, image_processor, teacher, teacher_processor),
+        run_config=as_dict(teacher_args, weights, model_args, data_args, training_args),
         recipe=distillation_recipe(teacher_args.teacher, teacher.config.input_modality, weights),
         initialised_from=(
             f"the teacher `{teacher_args.teacher}` (all but the patch projection)"
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             else init_source(model_args)
         ),
     )
-    finish_training_run(loop_args, evaluation)
+    finish_training_run(output, evaluation)
     return evaluation
 
 

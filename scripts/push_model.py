@@ -2,8 +2,8 @@
 """Upload a ViTPain model folder to the Hugging Face Hub: weights (safetensors), config with `auto_map`, the remote
 code, the image processor, the `pain-estimation` pipeline entry and a model card filled from an evaluation JSON.
 
-    python scripts/push_model.py out/vitpain --repo-id me/vitpain-rgb --evaluation out/vitpain/evaluation.json
-    python scripts/push_model.py out/vitpain --repo-id me/vitpain-rgb --stage-only out/upload  # build, do not upload
+    python scripts/push_model.py out/vitpain --repo_id me/vitpain-rgb --evaluation out/vitpain/evaluation.json
+    python scripts/push_model.py out/vitpain --repo_id me/vitpain-rgb --stage-only out/upload  # build, do not upload
 
 When the Hub cannot be reached (HF_HUB_OFFLINE=1, no network, no token) it says so in one message and exits non-zero.
 """
@@ -23,21 +23,14 @@ from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
 from transformers import AutoImageProcessor, AutoModel, pipeline
 
-try:
-    import modeling_vitpain
-    from modeling_vitpain.model_card import EvaluationError, fill_model_card, load_evaluation
-except ImportError:  # a checkout that is not (or not freshly) pip-installed: use the package beside this script
-    for _name in [name for name in sys.modules if name.split(".")[0] == "modeling_vitpain"]:
-        del sys.modules[_name]
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import modeling_vitpain
-    from modeling_vitpain.model_card import EvaluationError, fill_model_card, load_evaluation
+import modeling_vitpain
+from modeling_vitpain.model_card import DEFAULT_TEMPLATE, EvaluationError, fill_model_card, load_evaluation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `safe_output` beside this script
 from safe_output import UsageError, check_output_dir, swap_in  # noqa: E402
 
 logger = logging.getLogger("push_model")
-TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "model_card.md"
+TEMPLATE = DEFAULT_TEMPLATE
 EXIT_BAD_INPUT, EXIT_HUB_UNREACHABLE = 1, 2
 
 
@@ -55,7 +48,8 @@ class PushConfig:
 def parse_args(argv: list[str] | None = None) -> PushConfig:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model_dir", type=Path, help="folder written by save_pretrained / the training script")
-    parser.add_argument("--repo-id", required=True, help="Hub repository, e.g. user/vitpain-rgb")
+    parser.add_argument("--repo_id", "--repo-id", dest="repo_id", required=True,
+                        help="Hub repository, e.g. user/vitpain-rgb (as the training scripts' --repo_id)")
     parser.add_argument("--evaluation", type=Path, help="evaluation JSON (default: MODEL_DIR/evaluation.json)")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--commit-message", default=PushConfig.commit_message)

@@ -11,35 +11,36 @@ logs go to `<output_dir>/tensorboard`.
 
 from __future__ import annotations
 
+import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `training_common` beside this script
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the project packages, when not installed
+from transformers import HfArgumentParser, TrainingArguments
 
-from transformers import HfArgumentParser  # noqa: E402
-
-from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, dataset_splits, run_training  # noqa: E402
-from training_common import init_source, parse_args, setup_logging  # noqa: E402
-from safe_output import check_training_output, finish_training_run, require_rows, run_main  # noqa: E402
-from safe_output import SPLITS_NEEDED, check_parquet_rows, start_training_run, usage_errors  # noqa: E402
+from training_args import DataArguments, ModelArguments, output_policy, parse_args
+from training_common import as_dict, build_model, dataset_splits, image_processor_for
+from training_common import init_source, run_training, setup_logging
+from safe_output import check_training_output, finish_training_run, require_rows, run_main
+from safe_output import SPLITS_NEEDED, check_parquet_rows, start_training_run, usage_errors
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     setup_logging()
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments), description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     with usage_errors():  # bad input is one line, checked before anything is written or trained
-        model_args, data_args, loop_args = parse_args(HfArgumentParser((ModelArgs, DataArgs, LoopArgs)), argv)
-        check_training_output(loop_args)
+        model_args, data_args, training_args = parse_args(parser, argv)
+        output = output_policy(training_args, data_args)
+        check_training_output(output)
         check_parquet_rows(data_args.dataset, SPLITS_NEEDED)
-        splits = dataset_splits(data_args, seed=loop_args.seed)
+        splits = dataset_splits(data_args, seed=training_args.seed)
     require_rows(splits, SPLITS_NEEDED, data_args.dataset)
-    model = build_model(model_args, seed=loop_args.seed)
-    start_training_run(loop_args, "scripts/train_vitpain.py")
+    model = build_model(model_args, seed=training_args.seed)
+    start_training_run(output, "scripts/train_vitpain.py")
     evaluation = run_training(
-        model, splits, data_args, loop_args, run_config=as_dict(model_args, data_args, loop_args),
-        initialised_from=init_source(model_args),
+        model, image_processor_for(model, model_args, data_args), splits, data_args, training_args,
+        run_config=as_dict(model_args, data_args, training_args), initialised_from=init_source(model_args),
     )
-    finish_training_run(loop_args, evaluation)
+    finish_training_run(output, evaluation)
     return evaluation
 
 

@@ -29,23 +29,20 @@ PSPI MAE, PCC, ICC, AUROC and F1 at PSPI >= 1/2/3, per fold and overall, and wha
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from transformers import HfArgumentParser, TrainingArguments
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-
-from transformers import HfArgumentParser  # noqa: E402
-
-from generation.facs import pspi  # noqa: E402
-
-from training_common import DataArgs, LoopArgs, ModelArgs, as_dict, build_model, rank_info, run_training  # noqa: E402
-from training_common import init_source, parse_args, prepared, select_rows, setup_logging  # noqa: E402
+from dataset_builder.evaluation import select_rows
+from generation.facs import pspi
+from training_args import DataArguments, ModelArguments, parse_args
+from training_common import as_dict, build_model, image_processor_for, init_source, rank_info, run_training
+from training_common import setup_logging
 
 FRAMES_FILE = "frames_unbc_2020-09-21-05-42-04.hdf5"
 ANNOTATIONS_FILE = "annotations_unbc_2020-10-13-22-55-04.hdf5"
@@ -263,7 +260,7 @@ class ArchiveSource:
 
     def frames(self, subjects, neutral_reference: bool):
         rows = np.flatnonzero(np.isin(self.subject_of_row, list(subjects)))
-        frames = prepared(self.dataset.select(rows.tolist()))
+        frames = self.dataset.select(rows.tolist())  # the training transform picks and decodes the columns it needs
         return frames if neutral_reference else frames.remove_columns("neutral_image")
 
 
@@ -306,9 +303,9 @@ def run_fold(cv: CrossValArgs, fold: int, source, model_args, data_args, loop_ar
     splits = {name: source.frames(subjects[name], neutral) for name in subjects}
     splits["calibration"] = select_rows(splits["train"], data_args.calibration_samples, loop_args.seed + 1)
     logger.info("fold %d subjects: train %s, validation %s, test %s", fold, *subjects.values())
-    fold_loop = LoopArgs(**{**loop_args.__dict__, "output_dir": str(Path(loop_args.output_dir) / f"fold-{fold}")})
+    fold_loop = dataclasses.replace(loop_args, output_dir=str(Path(loop_args.output_dir) / f"fold-{fold}"))
     evaluation = run_training(
-        model, splits, data_args, fold_loop,
+        model, image_processor_for(model, model_args, data_args), splits, data_args, fold_loop,
         run_config={**as_dict(cv, model_args, data_args, fold_loop), "fold": fold, "subjects": subjects},
         dataset_name=Path(cv.data_dir).name or "UNBC-McMaster",
         protocol=f"subject-disjoint CV fold {fold}: test = held-out subjects, checkpoint picked on "
@@ -368,7 +365,7 @@ def results_markdown(summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict | None:
     setup_logging()
-    parser = HfArgumentParser((CrossValArgs, ModelArgs, DataArgs, LoopArgs))
+    parser = HfArgumentParser((CrossValArgs, ModelArguments, DataArguments, TrainingArguments))
     cv, model_args, data_args, loop_args = parse_args(parser, argv)
     data_args.dataset = cv.data_dir
     if not model_args.init_from:

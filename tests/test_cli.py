@@ -52,3 +52,50 @@ def test_assets_and_info(face_model_file):
     assert "26719 vertices" in result.stdout and "MIT" in result.stdout
     info = run_cli("info")
     assert info.returncode == 0 and "AU43" in info.stdout and "eyeBlink_L" in info.stdout
+
+
+def test_a_converted_face_model_is_found_in_the_cache(tmp_path, face_model_file):
+    """`pain3d assets --face-model PATH` and `generate` store `ict-facekit-light-<hash>.npz`: later commands without
+    PAIN3D_FACE_MODEL find it offline, and `pain3d info` names the file."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    converted = cache / "ict-facekit-light-0123456789ab.npz"
+    shutil.copyfile(face_model_file, converted)
+    env = {"PAIN3D_FACE_MODEL": "", "PAIN3D_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    info = run_cli("info", env=env)
+    assert info.returncode == 0 and f"face model file: {converted} (from the cache)" in info.stdout
+    result = run_cli("preview", "-o", str(tmp_path / "sheet.png"), "--image-size", "64", env=env)
+    assert result.returncode == 0, result.stderr
+    empty = run_cli("info", env={**env, "PAIN3D_CACHE": str(tmp_path / "empty")})
+    assert "face model file: none yet" in empty.stdout
+
+
+def test_version_and_help():
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"pain3d {version('pain3d')}"
+    generate = run_cli("generate", "--help").stdout
+    assert "(default: 256)" in generate and "(default: 10)" in generate
+    assert "number of synthetic identities" in generate
+    evaluate = run_cli("evaluate", "--help").stdout
+    assert "--predictions FILE.jsonl" in evaluate
+
+
+def test_the_wheel_ships_the_card_templates_and_metrics(tmp_path):
+    """A non-editable install needs `hub_cards/` (dataset and model cards) and `metrics/` as package data
+    (`.ci/wheel_smoke` installs such a wheel in a clean venv and generates a dataset with its card)."""
+    import zipfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--wheel-dir",
+         str(tmp_path), str(repo)], capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = tmp_path.glob("pain3d-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"hub_cards/dataset_card.md", "hub_cards/model_card.md", "metrics/pain_metrics/pain_metrics.py"} <= names

@@ -222,7 +222,7 @@ def test_distillation_weights_come_from_cli_or_json(tmp_path):
     from transformers import HfArgumentParser
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from training_common import parse_args
+    from training_args import parse_args
 
     parser = HfArgumentParser(DistillationWeights)
     (weights,) = parse_args(parser, ["--feature_weight", "0.5", "--attention_weight", "2"])

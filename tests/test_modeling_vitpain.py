@@ -227,8 +227,8 @@ def test_hidden_states_and_attentions_on_request():
     assert len(output.attentions) == 2
     assert all(attention.shape == (2, 4, 1 + NUM_PATCHES, 1 + NUM_PATCHES) for attention in output.attentions)
     assert isinstance(model(random_pixels(), random_pixels(seed=3), return_dict=False), tuple)
-    with pytest.raises(ValueError, match="eager"):
-        tiny_model()(random_pixels(), output_attentions=True)
+    # Fused attention forms no maps: like transformers' ViT, warn and return none instead of failing.
+    assert not tiny_model()(random_pixels(), output_attentions=True).attentions
 
 
 def test_default_attention_is_sdpa():
@@ -644,8 +644,8 @@ def test_processor_requires_one_neutral_image_per_image(processor):
     assert output["neutral_pixel_values"].shape == output["pixel_values"].shape == (2, 3, IMAGE_SIZE, IMAGE_SIZE)
     with pytest.raises(ValueError, match="2 image.*3 neutral"):
         processor([image, image], neutral_images=[image, image, image])
-    with pytest.raises(TypeError, match="Unexpected"):
-        processor(image, do_resize=False)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        processor(image, no_such_option=False)
 
 
 def test_processor_round_trips_and_registers(tmp_path):
@@ -710,7 +710,7 @@ def test_pipeline_with_neutral_reference():
         pipe([image, image], neutral_images=[neutral])
     with pytest.raises(ValueError, match="both be lists"):
         pipe([image], neutral_images=neutral)
-    with pytest.raises(ValueError, match="neutral_pixel_values"):
+    with pytest.raises(ValueError, match="neutral_images="):  # the pipeline's own argument, not the model's
         pipe(image)
 
 

@@ -148,7 +148,7 @@ def test_pspi_mismatch_reported_and_recomputed(tmp_path, cache_dir, caplog):
     assert [r["pspi"] for r in rows] == [8.0, 8.0, 8.0]
 
 
-def test_split_csv_is_applied_and_neutrals_follow_identity(tmp_path, cache_dir):
+def test_split_csv_is_applied_and_neutrals_follow_identity(tmp_path, cache_dir, monkeypatch):
     write_official(tmp_path / "root")
     csv = tmp_path / "split.csv"
     assignment = {0: 0, 1: 0, 2: 1, 3: 2}
@@ -156,6 +156,12 @@ def test_split_csv_is_applied_and_neutrals_follow_identity(tmp_path, cache_dir):
         f"flame_sample_{i:04d}_pain_{e},{s}\n" for i, s in assignment.items() for e in (1, 2)
     ))
     result = load_official_layout(tmp_path / "root", csv, cache_dir=cache_dir)
+    # As the README shows it: a CSV name relative to the layout's root, from another working directory.
+    (tmp_path / "root" / "splits.csv").write_text(csv.read_text())
+    monkeypatch.chdir(tmp_path / "root" / "..")
+    relative = load_official_layout(tmp_path / "root", split_csv="splits.csv", cache_dir=cache_dir)
+    assert {split: sorted(d["sample_id"]) for split, d in relative.items()} == {
+        split: sorted(d["sample_id"]) for split, d in result.items()}
     names = {0: "train", 1: "validation", 2: "test"}
     for split, dataset in result.items():
         expected = {f"flame_sample_{i:04d}" for i, s in assignment.items() if names[s] == split}

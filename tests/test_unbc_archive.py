@@ -297,7 +297,7 @@ def test_facs_files_round_trip(archive):
     assert (12, 3.0) in rows and (27, 2.0) in rows
 
 
-TINY = ["--max_steps", "2", "--eval_steps", "2", "--batch_size", "4", "--calibration_samples", "8",
+TINY = ["--max_steps", "2", "--eval_steps", "2", "--per_device_train_batch_size", "4", "--calibration_samples", "8",
         "--report_to", "none", "--num_folds", "3", "--inner_val_ratio", "0.25"]
 
 

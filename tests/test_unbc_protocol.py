@@ -113,7 +113,7 @@ def test_crossval_fine_tunes_and_never_picks_on_test(unbc_dir, tmp_path, monkeyp
     output = tmp_path / "cv"
     summary = unbc_crossval.main([
         "--data_dir", str(unbc_dir), "--init_from", str(pretrained), "--folds", "0,2", "--inner_val_ratio", "0.25",
-        "--output_dir", str(output), "--max_steps", "2", "--eval_steps", "2", "--batch_size", "4",
+        "--output_dir", str(output), "--max_steps", "2", "--eval_steps", "2", "--per_device_train_batch_size", "4",
         "--calibration_samples", "8", "--report_to", "none",
     ])
     assert summary["folds"] == [0, 2] and "pspi_mae" in summary["mean"] and "pspi_mae" in summary["std"]

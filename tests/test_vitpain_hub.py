@@ -257,7 +257,7 @@ def test_push_reports_bad_inputs(model_folder, tmp_path, capsys):
 
 def test_bench_script_runs_both_arms_on_a_tiny_model(tmp_path):
     if importlib.util.find_spec("timm") is None:  # not imported here: timm itself imports torchvision
-        pytest.skip("the official-style arm needs timm: pip install --no-deps timm")
+        pytest.skip("the official-style arm needs timm and torchvision: pip install -e '.[bench]' (see the README)")
     # A subprocess: the script may install torchvision stand-ins, which must not leak into this test session.
     completed = subprocess.run(
         [

@@ -135,14 +135,39 @@ def download_face_model(progress: bool = True) -> Path:
     return final
 
 
+def cached_face_model() -> Path | None:
+    """The converted face model in the cache: the downloaded one, else the newest conversion of a local source
+    (`pain3d assets --face-model PATH` and `generate` store `ict-facekit-light-<hash>.npz`); None if there is none."""
+    downloaded = cache_dir() / DEFAULT_CACHE_NAME
+    if downloaded.is_file():
+        return downloaded
+    converted = sorted(cache_dir().glob("ict-facekit-light-*.npz"), key=lambda path: path.stat().st_mtime)
+    return converted[-1] if converted else None
+
+
+def face_model_status() -> str:
+    """Which face model file a command would use now, and why (for `pain3d info`); converts nothing."""
+    if os.environ.get(ENV_SOURCE):
+        source = Path(os.environ[ENV_SOURCE]).expanduser()
+        if not source.exists():
+            return f"${ENV_SOURCE}={source} does not exist"
+        target = source if source.suffix == ".npz" else _cache_file_for(source)
+        state = "converted" if target.is_file() else "converted on first use"
+        return f"{target} ({state}, from ${ENV_SOURCE}={source})"
+    cached = cached_face_model()
+    if cached is not None:
+        return f"{cached} (from the cache)"
+    return f"none yet: {HOW_TO_PROVIDE}"
+
+
 def resolve_face_model(source: str | Path | None = None, download: bool = True, progress: bool = True) -> Path:
     """The converted face model file, from (in order) `source`, $PAIN3D_FACE_MODEL, the cache, a download."""
     if source is not None:
         return prepare_face_model(source, progress=progress)
     if os.environ.get(ENV_SOURCE):
         return prepare_face_model(os.environ[ENV_SOURCE], progress=progress)
-    cached = cache_dir() / DEFAULT_CACHE_NAME
-    if cached.is_file():
+    cached = cached_face_model()
+    if cached is not None:
         return cached
     if download:
         return download_face_model(progress=progress)

@@ -113,6 +113,29 @@ def pain_metrics(
     return out
 
 
+def fairness_table(predictions, references, groups, thresholds=(1, 2, 3)):
+    """{attribute: {group: {"n", "pspi_mae", "auroc_ge1", ...}}}: PSPI MAE and AUROC (predicted PSPI as the score)
+    per demographic group (`groups`: {attribute: one group name per sample, None for unknown}); AUROC is NaN where a
+    group has only one class at that threshold."""
+    predictions, references = np.asarray(predictions, np.float64), np.asarray(references, np.float64)
+    table = {}
+    for attribute, values in groups.items():
+        values = np.asarray(values, dtype=object)
+        table[attribute] = {}
+        for group in sorted({str(v) for v in values if v is not None}):
+            mask = values == group
+            row = {"n": int(mask.sum()), "pspi_mae": float(np.abs(predictions[mask] - references[mask]).mean())}
+            for t in thresholds:
+                positives = references[mask] >= t
+                row[f"auroc_ge{t:g}"] = (
+                    float(skm.roc_auc_score(positives, predictions[mask]))
+                    if 0 < positives.sum() < mask.sum()
+                    else float("nan")
+                )
+            table[attribute][group] = row
+    return table
+
+
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class PainMetrics(evaluate.Metric):
     def _info(self):

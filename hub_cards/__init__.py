@@ -1,0 +1,1 @@
+"""Dataset and model card templates (jinja2), shipped as package data."""

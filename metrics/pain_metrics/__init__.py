@@ -1,0 +1,1 @@
+"""The `pain_metrics` evaluate module (see pain_metrics.py)."""
