@@ -45,6 +45,7 @@ from datasets.table import InMemoryTable, MemoryMappedTable, Table
 from generation.facs import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, ActionUnitError, pspi
 
 from .features import SPLITS, pain_features
+from .report import ProblemLog
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,10 @@ class OfficialLayoutError(ValueError):
 
 
 @dataclass
-class OfficialLayoutReport:
+class OfficialLayoutReport(ProblemLog):
     """What `load_official_layout` found. `problems[kind]` lists every affected file or name (see `PROBLEMS`)."""
+
+    KINDS = PROBLEMS
 
     root: str
     images_dir: str = ""
@@ -109,30 +112,13 @@ class OfficialLayoutReport:
     rows: dict[str, int] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, kind: str, item: str) -> None:
-        if kind not in PROBLEMS:
-            raise KeyError(f"unknown problem kind {kind!r}; known: {', '.join(PROBLEMS)}")
-        self.problems.setdefault(kind, []).append(item)
-
-    def count(self, kind: str) -> int:
-        return len(self.problems.get(kind, ()))
-
-    @property
-    def num_problems(self) -> int:
-        return sum(len(items) for items in self.problems.values())
-
     def summary(self, examples: int = 3) -> str:
         rows = ", ".join(f"{split} {n}" for split, n in self.rows.items())
         lines = [
             f"3D-Pain layout at {self.root}: {self.images_found} images, {self.annotations_found} annotations -> "
             f"rows: {rows or 'none'}"
         ]
-        for kind, description in PROBLEMS.items():
-            items = self.problems.get(kind)
-            if items:
-                shown = "; ".join(items[:examples]) + ("; ..." if len(items) > examples else "")
-                lines.append(f"  {len(items)} {description}: {shown}")
-        return "\n".join(lines)
+        return "\n".join(lines + self.problem_lines(examples))
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from generation.facs import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, PSPI_MAX, Acti
 
 from .alignment import DEFAULT_SIZE, TEMPLATE, align_face, transform_points, warp
 from .features import pain_features
+from .report import ProblemLog
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,11 @@ class UNBCLayoutError(ValueError):
 
 
 @dataclass
-class UNBCReport:
+class UNBCReport(ProblemLog):
     """What `load_unbc` found. `problems[kind]` lists every affected file or frame (see `PROBLEMS`)."""
+
+    KINDS = PROBLEMS
+    NOT_COUNTED = ("system_file",)
 
     root: str
     images_found: int = 0
@@ -83,29 +87,12 @@ class UNBCReport:
     sequences: int = 0
     problems: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, kind: str, item: str) -> None:
-        if kind not in PROBLEMS:
-            raise KeyError(f"unknown problem kind {kind!r}; known: {', '.join(PROBLEMS)}")
-        self.problems.setdefault(kind, []).append(item)
-
-    def count(self, kind: str) -> int:
-        return len(self.problems.get(kind, ()))
-
-    @property
-    def num_problems(self) -> int:
-        return sum(len(items) for kind, items in self.problems.items() if kind != "system_file")
-
     def summary(self, examples: int = 3) -> str:
         lines = [
             f"UNBC-McMaster archive at {self.root}: {self.images_found} images -> {self.rows} labelled frames of "
             f"{self.subjects} subjects in {self.sequences} sequences"
         ]
-        for kind, description in PROBLEMS.items():
-            items = self.problems.get(kind)
-            if items:
-                shown = "; ".join(items[:examples]) + ("; ..." if len(items) > examples else "")
-                lines.append(f"  {len(items)} {description}: {shown}")
-        return "\n".join(lines)
+        return "\n".join(lines + self.problem_lines(examples))
 
 
 # ---- parsing one file ------------------------------------------------------------------------------------------------
