@@ -288,7 +288,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     # rings around the neck
     neck = (y < lm[8, 1] - 18) & (y > lm[8, 1] - 75) & (z > -20)
     height -= 0.5 * age**0.9 * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0)) / 16.0), 0, 1) ** 6
-    return (height * (1.0 + 0.8 * age)).astype(np.float32)  # old skin creases deeper everywhere
+    return (height * (1.0 + 1.6 * age)).astype(np.float32)  # old skin creases deeper everywhere
 
 
 def normal_map(atlas: UVAtlas, height_mm: np.ndarray) -> np.ndarray:
