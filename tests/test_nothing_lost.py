@@ -190,9 +190,9 @@ def test_ctrl_c_during_generate_with_workers_is_one_line(tmp_path, face_model_fi
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not (out / "generation_config.json").exists():
-        time.sleep(0.2)
-    time.sleep(4)  # the workers are up and rendering
+    while time.time() < deadline and not list((out / "data").glob("*.parquet")):
+        time.sleep(0.2)  # until the first shard is written: the workers are up and rendering
+    assert process.poll() is None, "the run ended before it could be interrupted"
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-3000:]
