@@ -183,8 +183,8 @@ def test_corrupt_shards_are_named_by_verify_and_rendered_again_by_resume(copy, f
 # ---------------------------------------------------------------------------------------------- one line, not a traceback
 def test_ctrl_c_during_generate_with_workers_is_one_line(tmp_path, face_model_file):
     out = tmp_path / "interrupted"
-    # enough identities that no machine finishes them before the interrupt below
-    command = [sys.executable, "-m", "generation.cli", "generate", "-o", str(out), *SMALL, "--num-identities", "2000",
+    # enough identities that the run is still rendering when the interrupt below arrives
+    command = [sys.executable, "-m", "generation.cli", "generate", "-o", str(out), *SMALL, "--num-identities", "200",
                "--workers", "2", "--face-model", str(face_model_file)]
     # a terminal's Ctrl-C goes to the whole foreground process group: the main process and its workers
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
