@@ -187,8 +187,11 @@ def test_ctrl_c_during_generate_with_workers_is_one_line(tmp_path, face_model_fi
     command = [sys.executable, "-m", "generation.cli", "generate", "-o", str(out), *SMALL, "--num-identities", "200",
                "--workers", "2", "--face-model", str(face_model_file)]
     # a terminal's Ctrl-C goes to the whole foreground process group: the main process and its workers
+    # as from a terminal: Ctrl-C handled by default, even when this test runs under a parent that ignores SIGINT
+    # (a background job or nohup), which the child would otherwise inherit
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+                               stdin=subprocess.DEVNULL, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list((out / "data").glob("*.parquet")):
         time.sleep(0.2)  # until the first shard is written: the workers are up and rendering
