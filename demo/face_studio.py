@@ -135,7 +135,9 @@ class FaceStudio:
         demographics = demographics_for(age, gender, ethnicity)
         rng = stream("demo-identity", int(seed))
         appearance = sample_appearance(demographics, rng)
-        coefficients = demographic_identity(self.face_model, appearance.male, rng, age_factor=appearance.age_factor)
+        coefficients = demographic_identity(
+            self.face_model, appearance.male, rng, age_factor=appearance.age_factor, ethnicity=ethnicity
+        )
         lighting = sample_lighting(rng)
         sag = age_sag_offsets(self.face_model, appearance.sag_mm)
         neutral = pose_face(self.face_model, coefficients) + sag

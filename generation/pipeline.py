@@ -19,6 +19,7 @@ from .background.inpaint import SOURCE_BACKGROUND, BackgroundInpainter
 from .background.procedural import sample_background
 from .background.prompts import scene_prompt
 from .config import BACKGROUNDS, GenerationConfig
+from .face.accessories import build_earrings, combine
 from .face.hair import COVERINGS, build_hair
 from .face.model import FaceModel
 from .face.rig import age_sag_offsets, pose_face
@@ -49,18 +50,19 @@ def encode_heatmap(heatmap_mm: np.ndarray, compress_level: int) -> bytes:
 
 
 def identity_hair(face_model: FaceModel, neutral: np.ndarray, appearance: Appearance, rng: np.random.Generator):
-    """The hair or head covering an `appearance` asks for (a `HairMesh`, or None for a bald head), fitted to the
-    identity's neutral head (mm); greyed by age, fabric-coloured for coverings."""
+    """The hair or head covering and the earrings an `appearance` asks for, as one `HairMesh` (None for a bald head
+    without earrings), fitted to the identity's neutral head (mm); hair greyed by age, coverings fabric-coloured."""
     a = appearance
     covering = a.hair_style in COVERINGS
     grey = np.array([0.80, 0.79, 0.77])
     color = a.covering_rgb if covering else (1 - a.grey_fraction) * np.asarray(a.hair_rgb) + a.grey_fraction * grey
     brow_top = float(neutral[face_model.landmarks][17:27, 1].max())
-    return build_hair(
+    hair = build_hair(
         face_model, neutral, a.hair_style, tuple(color), front_hairline_y=brow_top + a.hairline_mm, rng=rng,
-        temple_dip=a.temple_dip_mm, volume=a.hair_volume, length_scale=a.hair_length_scale,
+        temple_dip=a.temple_dip_mm, tilt=a.hairline_tilt, volume=a.hair_volume, length_scale=a.hair_length_scale,
         roughness=0.8 if covering else 0.7,
     )
+    return combine(hair, build_earrings(face_model, neutral, a.earrings, a.earring_rgb) if a.earrings else None)
 
 
 class PainFaceGenerator:

@@ -168,3 +168,110 @@ def test_identities_get_their_own_camera_and_fill_light(face_model):
     assert len({spec.camera for spec in specs}) == 4
     assert all(abs(roll) <= 3 and 0.93 <= scale <= 1.07 for roll, scale in (spec.camera for spec in specs))
     assert identity_spec(config, face_model, 2).camera == specs[2].camera
+
+
+def test_short_hair_covers_the_temples_and_sideburns_but_leaves_the_ears_out(face_model):
+    """The side hairline runs down the temple to a sideburn in front of the ear; the ears stand out of short hair
+    instead of the hair bulging over them."""
+    from generation.face.hair import ear_vertices, hair_lower_edge
+
+    neutral = face_model.neutral
+    lm = neutral[face_model.landmarks]
+    temple = np.array([[70.0, lm[19, 1] + 10, 40.0], [-70.0, lm[19, 1] + 10, 40.0]])
+    assert (temple[:, 1] > hair_lower_edge(temple, 110.0, 0.0, -30.0)).all()  # the temple is under hair
+    forehead = np.array([[0.0, lm[19, 1] + 20, lm[27, 2]]])
+    assert (forehead[:, 1] < hair_lower_edge(forehead, 110.0, 0.0, -30.0)).all()  # the forehead is not
+    hair = _hair(face_model, "short")
+    ears = neutral[ear_vertices(face_model)]
+    assert len(ears) > 50 and (np.abs(ears[:, 0]) > 75).all()
+    # no hair point sits outside the ears at their height: the hair hugs the skull above and behind them
+    at_ear_height = (hair.vertices[:, 1] > ears[:, 1].min()) & (hair.vertices[:, 1] < ears[:, 1].max())
+    assert np.abs(hair.vertices[at_ear_height, 0]).max() < np.abs(ears[:, 0]).max()
+
+
+def test_a_side_swept_fringe_tilts_the_hairline():
+    from generation.face.hair import hairline_y
+
+    x = np.array([-40.0, 40.0])
+    level, tilted = hairline_y(x, 80.0, 0.0), hairline_y(x, 80.0, 0.0, tilt=0.3)
+    assert level[0] == level[1] and tilted[1] - tilted[0] == pytest.approx(24.0)
+
+
+def test_earrings_sit_on_each_ear_lobe_are_seeded_and_occlude(renderer, face_model):
+    from generation.face.accessories import build_earrings, combine, lobe_vertices
+
+    right, left = lobe_vertices(face_model)
+    lobes = face_model.neutral[[right, left]]
+    assert lobes[0, 0] > 75 and lobes[1, 0] < -75 and abs(lobes[0, 1] - lobes[1, 1]) < 1e-3
+    for kind in ("stud", "hoop"):
+        earrings = build_earrings(face_model, face_model.neutral, kind, (0.8, 0.6, 0.3))
+        again = build_earrings(face_model, face_model.neutral, kind, (0.8, 0.6, 0.3))
+        assert np.array_equal(earrings.vertices, again.vertices)
+        centres = [earrings.vertices[earrings.vertices[:, 0] * sign > 0].mean(axis=0) for sign in (1, -1)]
+        assert all(np.linalg.norm(c - lobe) < 12 for c, lobe in zip(centres, lobes))
+    with pytest.raises(ValueError, match="unknown earring"):
+        build_earrings(face_model, face_model.neutral, "nose ring", (1, 1, 1))
+    # drawn with the hair: one mesh, seen from the side where it covers the lobe
+    hair = _hair(face_model, "short")
+    both = combine(hair, earrings)
+    assert len(both.vertices) == len(hair.vertices) + len(earrings.vertices) and combine(None, None) is None
+    side = View("left", 60.0, 0.0)
+    ids = renderer.render_ids(face_model.neutral, side, both)
+    assert ((ids > len(renderer.faces) + len(hair.faces)) & (ids > 0)).sum() > 3  # earring pixels are in front
+
+
+def test_clothing_covers_the_chest_below_the_neckline_only(generator, face_model):
+    from generation.sampling.appearance import NECKLINES
+
+    spec = identity_spec(generator.config, face_model, 0)
+    texturer = generator.texturer
+    pos = np.nan_to_num(texturer.atlas.position)
+    lm = face_model.neutral[face_model.landmarks]
+    chest = texturer.atlas.region_mask("face", "head_and_neck") & (pos[..., 1] < lm[8, 1] - 85) & (pos[..., 2] > 20)
+    face = texturer.atlas.region_mask("face") & (pos[..., 1] > lm[8, 1]) & (pos[..., 2] > lm[0, 2])
+    red = replace(spec.appearance, clothing_rgb=(0.9, 0.05, 0.05), neckline="crew")
+    blue = replace(red, clothing_rgb=(0.05, 0.05, 0.9))
+    a, b = texturer(red, np.random.default_rng(0)), texturer(blue, np.random.default_rng(0))
+    differs = np.abs(a.albedo.astype(int) - b.albedo.astype(int)).sum(axis=-1) > 60
+    assert differs[chest].mean() > 0.9 and not differs[face].any()
+    # a V neckline reaches further down the chest than a crew neck, at the front centre only
+    centre = np.array([[0.0, 0.0, 60.0], [60.0, 0.0, 60.0]])
+    assert texturer.neckline("v", centre)[0] < texturer.neckline("crew", centre)[0] - 20
+    assert set(NECKLINES) == {"crew", "scoop", "v"}
+
+
+def test_ethnicity_groups_differ_on_average_in_nose_and_lip_measures(face_model):
+    """Group differences come from anthropometric surveys, with a person-to-person strength so groups overlap."""
+    from generation.face.rig import demographic_identity
+
+    a = measure_matrix(face_model)
+    nose, lips = list(MEASURES).index("nose_width"), list(MEASURES).index("lower_lip")
+
+    def measures(ethnicity):
+        return np.array([a @ demographic_identity(face_model, True, np.random.default_rng(k), ethnicity=ethnicity)
+                         for k in range(30)])
+
+    black, white = measures("Black"), measures("White")
+    assert black[:, nose].mean() > white[:, nose].mean() + 5.0
+    assert black[:, lips].mean() > white[:, lips].mean() + 1.5
+    assert black[:, nose].min() < white[:, nose].max()  # the groups overlap
+
+
+def test_grown_beards_cover_their_part_of_the_face(generator, face_model):
+    from generation.sampling.appearance import BEARDS
+
+    texturer = generator.texturer
+    lm = face_model.neutral[face_model.landmarks]
+    points = {"above the lip": lm[51] + (0, 3, 0), "chin": lm[8] + (0, 8, 0), "cheek": lm[4] + (8, 6, 0)}
+    cover = {style: {name: float(texturer.beard(style, p[None])[0]) for name, p in points.items()} for style in BEARDS}
+    assert cover["moustache"] == {"above the lip": 1.0, "chin": 0.0, "cheek": 0.0}
+    assert cover["goatee"]["chin"] == 1.0 and cover["goatee"]["cheek"] == 0.0
+    assert min(cover["full"].values()) == 1.0
+    spec = identity_spec(generator.config, face_model, 0)
+    shaven = replace(spec.appearance, beard_style="", beard_density=0.0, hair_rgb=(0.1, 0.08, 0.06), grey_fraction=0.0)
+    bearded = replace(shaven, beard_style="full")
+    a, b = texturer(shaven, np.random.default_rng(0)), texturer(bearded, np.random.default_rng(0))
+    darker = a.albedo.astype(int).sum(-1) - b.albedo.astype(int).sum(-1) > 60
+    pos = np.nan_to_num(texturer.atlas.position)
+    assert darker[(pos[..., 1] > lm[27, 1]) & texturer.atlas.region_mask("face")].mean() < 0.01  # not above the nose
+    assert darker.sum() > 1000

@@ -78,15 +78,41 @@ def head_radius(points: np.ndarray, directions: np.ndarray, cone_deg: float = 5.
     return out
 
 
+def ear_vertices(face_model: FaceModel) -> np.ndarray:
+    """Indices of the head vertices that belong to the outer ears (found on the mean face: the part of the side of
+    the head that stands out, between the top of the ear and the lobe)."""
+    head = face_model.region("face", "head_and_neck")
+    p = face_model.neutral[head]
+    ears = (np.abs(p[:, 0]) > 79.0) & (p[:, 1] > -16.0) & (p[:, 1] < 40.0) & (p[:, 2] > -35.0) & (p[:, 2] < 12.0)
+    return head[ears]
+
+
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: tuple[float, float]) -> np.ndarray:
     field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode=("nearest", "wrap"))
     return field / max(float(field.std()), 1e-9)
 
 
-def hairline_y(x: np.ndarray, front_y: float, temple_dip: float) -> np.ndarray:
+def hairline_y(x: np.ndarray, front_y: float, temple_dip: float, tilt: float = 0.0) -> np.ndarray:
     """Height (mm) of the front hairline across the forehead: `front_y` in the middle, rising by `temple_dip` toward
-    the temples (receding corners)."""
-    return front_y - 0.005 * x**2 + temple_dip * np.clip(np.abs(x) / 40.0, 0, 1.3) ** 2
+    the temples (receding corners), and sloping by `tilt` mm per mm across for a side-swept fringe."""
+    return front_y - 0.005 * x**2 + temple_dip * np.clip(np.abs(x) / 40.0, 0, 1.3) ** 2 + tilt * x
+
+
+# The hairline around the side of the head by |azimuth| (degrees from the front): (azimuth, height mm). It turns
+# down at the temple corner, runs down to the bottom of the sideburn in front of the ear, arches over the ear and
+# meets the nape behind it. Over the forehead (|azimuth| < 40) the front hairline rules.
+SIDE_HAIRLINE = ((40.0, 500.0), (50.0, 72.0), (60.0, 40.0), (76.0, 14.0), (84.0, 14.0), (92.0, 42.0), (118.0, 44.0))
+NAPE_AZIMUTH = 135.0
+
+
+def hair_lower_edge(position: np.ndarray, front_y: float, temple_dip: float, nape_y: float, tilt: float = 0.0):
+    """The lowest height (mm) hair reaches above each point (..., 3) of the head: the front hairline, the temple
+    and sideburn, over the ear, and `nape_y` at the back. Used by the hair geometry and the painted scalp alike."""
+    x, z = position[..., 0] - HEAD_CENTRE[0], position[..., 2] - HEAD_CENTRE[2]
+    azimuth = np.abs(np.degrees(np.arctan2(x, z)))
+    side_azimuths, side_heights = zip(*SIDE_HAIRLINE, (NAPE_AZIMUTH, nape_y), (180.0, nape_y))
+    side = np.interp(azimuth, side_azimuths, side_heights)
+    return np.minimum(hairline_y(x, front_y, temple_dip, tilt), np.where(azimuth < SIDE_HAIRLINE[0][0], np.inf, side))
 
 
 def build_hair(
@@ -98,13 +124,15 @@ def build_hair(
     rng: np.random.Generator,
     *,
     temple_dip: float = 0.0,
+    tilt: float = 0.0,
     volume: float = 1.0,
     length_scale: float = 1.0,
     roughness: float = 0.55,
 ) -> HairMesh | None:
     """The hair (or head covering) mesh of one identity, or None for a bald head.
 
-    `front_hairline_y` is the height of the hairline at the middle of the forehead (mm); `volume` scales the
+    `front_hairline_y` is the height of the hairline at the middle of the forehead (mm) and `tilt` its slope for a
+    side-swept fringe (see `hairline_y`); `volume` scales the
     thickness, `length_scale` the length of falling hair; all randomness (waves, strands, curls) comes from `rng`.
     """
     if style not in HAIR_STYLES:
@@ -116,13 +144,17 @@ def build_hair(
 
     head = face_model.region("face", "head_and_neck")
     points = np.asarray(neutral_vertices, np.float64)[head]
+    skull = np.asarray(neutral_vertices, np.float64)[np.setdiff1d(head, ear_vertices(face_model))]
     landmarks = np.asarray(neutral_vertices, np.float64)[face_model.landmarks]
     brow_top = landmarks[17:27, 1].max()
 
     azimuth = np.linspace(-180.0, 180.0, NUM_AZIMUTHS, endpoint=False)
     elevation = np.linspace(LOWEST_ELEVATION, 86.0, NUM_ELEVATIONS)
     directions = _directions(azimuth[None, :], elevation[:, None])  # (E, A, 3)
-    radius = ndimage.gaussian_filter(head_radius(points, directions), (1.0, 1.0), mode=("nearest", "wrap"))
+    # the widest point of the skull (ears stand out through short hair) near each direction, smoothed without sinking
+    # below the skin
+    radius = ndimage.maximum_filter(head_radius(skull, directions), size=3, mode=("nearest", "wrap"))
+    radius = ndimage.gaussian_filter(radius, (1.0, 1.0), mode=("nearest", "wrap")) + 0.8
     skin = HEAD_CENTRE + directions * radius[..., None]  # the head surface under each grid point
 
     # Thickness: fuller on top, thinner at the sides, thin at every edge so the hair meets the skin.
@@ -136,15 +168,9 @@ def build_hair(
     # Which grid points carry hair.
     x, y, z = skin[..., 0], skin[..., 1], skin[..., 2]
     abs_az = np.abs(azimuth)[None, :] + np.zeros_like(radius)
-    front = hairline_y(x, front_hairline_y, temple_dip)
-    nape = -30.0 if lowest is None else LOWEST_ELEVATION  # short hair stops at the nape
-    # The lower edge by azimuth: the front hairline, sideburns in front of the ear, above the ear, the nape behind.
-    edge = np.interp(abs_az, [0, 52, 70, 88, 110, 130, 180], [0, 0, 1, 1, 2, 3, 3])
-    lower = np.select(
-        [edge <= 0, edge <= 1, edge <= 2],
-        [front, front + (38.0 - front) * edge, 38.0 + (62.0 - 38.0) * (edge - 1)],
-        62.0 + (nape - 62.0) * (edge - 2),
-    )
+    nape = -30.0 if lowest is None else -50.0  # height (mm) where hair ends at the back: short hair at the nape
+    lower = hair_lower_edge(skin, front_hairline_y, temple_dip, nape, tilt)
+    front = hairline_y(x, front_hairline_y, temple_dip, tilt)
     if lowest is not None:  # long hair covers the ears and the sides down to where it falls
         lower = np.where(abs_az > 60, np.minimum(lower, -200.0), lower)
     if style in COVERINGS:
@@ -157,7 +183,7 @@ def build_hair(
 
     # Taper to the skin near the edge (in grid steps), so the hairline does not float.
     distance = ndimage.distance_transform_edt(np.pad(covered, ((0, 0), (3, 3)), mode="wrap"))[:, 3:-3]
-    thickness = np.maximum(thickness, 0.6) * np.clip(distance / 5.0, 0.1, 1.0) ** 1.5
+    thickness = np.maximum(thickness, 1.0) * np.clip(distance / 3.0, 0.3, 1.0)
     shell = HEAD_CENTRE + directions * (radius + thickness)[..., None]
     # A smooth edge instead of grid steps: the last bare point below hair slides up to where the edge crosses.
     edge_rows, edge_cols = np.nonzero(~covered[:-1] & covered[1:])

@@ -50,6 +50,24 @@ SEX_DIFFERENCE = {"jaw_width": 9.0, "face_width": 6.0, "lower_face_height": 7.0,
 # Change from 25 to 90 years (mm): thinner lips, a longer, drooping nose, a wider lower face, sunken cheeks.
 AGE_CHANGE = {"upper_lip": -2.5, "lower_lip": -2.5, "nose_length": 4.0, "nose_width": 2.0,
               "jaw_width": 3.0, "cheek_projection": -3.0, "mouth_width": 1.5, "lower_face_height": 2.0}
+# Average differences between the ethnicity groups (mm, from a common mean), after the direction and rough size of
+# the international anthropometric comparisons (Farkas et al. 2005, J Craniofac Surg 16:615): wider noses and fuller
+# lips in Black faces, a wider face, wider-set eyes and a flatter nose bridge in East Asian faces, a narrow,
+# projecting nose and thinner lips in White faces, a long, projecting nose and a marked brow in Middle Eastern faces.
+ETHNIC_DIFFERENCE = {
+    "Black": {"nose_width": 6.0, "nose_projection": -2.0, "upper_lip": 1.8, "lower_lip": 2.2, "mouth_width": 3.0,
+              "eye_spacing": 1.5, "chin_projection": -1.0},
+    "East Asian": {"nose_width": 1.5, "nose_projection": -3.0, "face_width": 6.0, "eye_spacing": 2.5,
+                   "brow_ridge": -1.5, "eye_width": -1.0, "chin_projection": -1.5, "lower_face_height": -1.5},
+    "Hispanic/Latino": {"nose_width": 1.5, "nose_projection": -0.5, "face_width": 2.0, "upper_lip": 0.5,
+                        "lower_lip": 0.5},
+    "Middle Eastern": {"nose_projection": 3.0, "nose_length": 3.0, "brow_ridge": 1.5, "face_width": -1.5,
+                       "lower_face_height": 2.0},
+    "South Asian": {"nose_width": 1.0, "nose_projection": 0.5, "upper_lip": 0.6, "lower_lip": 0.6,
+                    "face_width": -1.5, "eye_width": 0.5},
+    "White": {"nose_width": -3.5, "nose_projection": 2.5, "upper_lip": -0.8, "lower_lip": -1.0, "brow_ridge": 1.5,
+              "face_width": -3.0, "eye_spacing": -1.5, "chin_projection": 1.5},
+}
 # Person-to-person spread (standard deviation, mm) of each measure beyond the random PCA draw.
 FEATURE_SPREAD = {"jaw_width": 5.0, "face_width": 4.0, "lower_face_height": 4.0, "chin_height": 2.0,
                   "chin_projection": 2.0, "brow_ridge": 1.5, "brow_height": 2.0, "nose_width": 2.5,
@@ -87,18 +105,22 @@ def measure_vector(changes: dict[str, float]) -> np.ndarray:
 
 def demographic_identity(
     face_model: FaceModel, male: bool, rng: np.random.Generator, age_factor: float = 0.0, spread: float = 1.3,
+    ethnicity: str | None = None,
 ) -> np.ndarray:
     """Identity coefficients: a N(0, spread^2) draw, plus (through `measure_solver`) a share of the sex difference
-    toward the identity's sex with a person-to-person strength, the age change, and random feature-level differences
-    (nose, eyes, lips, jaw, chin)."""
+    toward the identity's sex with a person-to-person strength, the age change, random feature-level differences
+    (nose, eyes, lips, jaw, chin) and, for a named `ethnicity`, its group's average differences, also with a
+    person-to-person strength (groups overlap)."""
     solver = measure_solver(face_model)
     coefficients = sample_identity(rng, num_components=solver.shape[0], scale=spread)
     strength = float(np.clip(rng.normal(1.0, 0.3), 0.3, 1.8))
     # the model's mean face sits nearer the male average than the female one, so women move further from it
-    sex = (0.4 if male else -0.8) * strength * measure_vector(SEX_DIFFERENCE)
+    sex = (0.6 if male else -1.2) * strength * measure_vector(SEX_DIFFERENCE)
     age = age_factor * measure_vector(AGE_CHANGE)
     features = rng.normal(0.0, 1.5, len(MEASURES)) * measure_vector(FEATURE_SPREAD)
-    return (coefficients + solver @ (sex + age + features)).astype(np.float32)
+    # the ridge solver reaches about 60% of a target, so the group differences are scaled up to reach their size
+    group = measure_vector(ETHNIC_DIFFERENCE[ethnicity]) * float(rng.uniform(0.8, 2.0)) if ethnicity else 0.0
+    return (coefficients + solver @ (sex + age + features + group)).astype(np.float32)
 
 
 def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:

@@ -5,7 +5,7 @@ Everything is sampled from a `numpy.random.Generator`, so an identity's look dep
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -54,12 +54,18 @@ class Appearance:
     hair_volume: float = 1.0  # scales the style's thickness
     hair_length_scale: float = 1.0  # scales how far long hair falls
     temple_dip_mm: float = 0.0  # how far the hairline recedes at the temples
+    hairline_tilt: float = 0.0  # slope (mm per mm across) of a side-swept fringe
     covering_rgb: tuple[float, float, float] = (0.2, 0.2, 0.3)  # headscarf / cap fabric, sRGB 0-1
     makeup: float = 0.0  # 0 none .. 1 eyeliner and mascara
     lipstick: float = 0.0  # 0 none .. 1 full lipstick colour
     lipstick_rgb: tuple[float, float, float] = (0.62, 0.18, 0.22)
     eyeshadow_rgb: tuple[float, float, float] = (0.45, 0.33, 0.30)
     arched_brows: bool = False  # shaped, arched brows (more common in women)
+    earrings: str = ""  # "" none, or a kind in `accessories.EARRINGS`
+    earring_rgb: tuple[float, float, float] = (0.83, 0.66, 0.30)
+    beard_style: str = ""  # "" (clean-shaven or stubble only) or a grown style in `BEARDS`
+    neckline: str = "crew"  # a name in `NECKLINES`: where the clothing starts on the chest
+    clothing_rgb: tuple[float, float, float] = (0.25, 0.30, 0.40)
 
 
 # Hair style weights (before the adjustments in `sample_hair_style`); coverings are rare and never tied to a group.
@@ -67,8 +73,15 @@ FEMALE_STYLES = {"long_straight": 24, "long_wavy": 16, "medium": 18, "bun": 11, 
                  "headscarf": 5, "cap": 2}
 MALE_STYLES = {"short": 40, "buzz": 18, "medium": 7, "long_straight": 3, "long_wavy": 2, "curly": 7, "afro": 3,
                "cap": 4, "headscarf": 1, "receding": 0, "balding": 0, "bald": 3}
+METAL_COLORS = ((0.83, 0.66, 0.30), (0.78, 0.78, 0.80), (0.90, 0.75, 0.55))  # gold, silver, rose gold
 LIPSTICKS = ((0.62, 0.16, 0.20), (0.70, 0.30, 0.36), (0.48, 0.14, 0.22), (0.72, 0.40, 0.38), (0.55, 0.22, 0.18))
 EYESHADOWS = ((0.45, 0.33, 0.30), (0.40, 0.30, 0.38), (0.35, 0.33, 0.33), (0.55, 0.42, 0.36))
+# Grown facial hair, beyond the stubble shadow most men get: how often each style is worn.
+BEARDS = {"moustache": 0.1, "goatee": 0.08, "full": 0.14}
+# Clothing necklines by how deep they reach down the chest (mm below the base of the neck at the front).
+NECKLINES = {"crew": 8.0, "scoop": 32.0, "v": 45.0}
+CLOTHES = ((0.12, 0.14, 0.22), (0.85, 0.85, 0.82), (0.35, 0.36, 0.38), (0.55, 0.12, 0.14), (0.20, 0.35, 0.55),
+           (0.62, 0.55, 0.42), (0.10, 0.10, 0.10), (0.30, 0.45, 0.30), (0.70, 0.45, 0.55), (0.45, 0.62, 0.75))
 FABRICS = ((0.10, 0.12, 0.25), (0.40, 0.08, 0.12), (0.08, 0.08, 0.08), (0.72, 0.64, 0.52), (0.10, 0.35, 0.38),
            (0.45, 0.45, 0.48), (0.55, 0.30, 0.45), (0.20, 0.32, 0.16))
 
@@ -121,8 +134,10 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     temple_dip = float(rng.uniform(0, 6) + (rng.uniform(6, 16) if male and style in ("receding", "short", "buzz") else 0))
     covering = tuple(float(c) for c in FABRICS[int(rng.integers(len(FABRICS)))])
     hairline = float((rng.uniform(46, 58) + 8 * age_factor) if male else rng.uniform(42, 54))  # above the brows
+    tilt = 0.0
     if fringe:
         hairline = float(rng.uniform(12, 22))
+        tilt = float(rng.choice((-1, 1)) * rng.uniform(0.15, 0.4))
     made_up = (not male) and rng.random() < 0.6 - 0.25 * age_factor
     makeup = float(rng.uniform(0.3, 1.0)) if made_up else 0.0
     lipstick = float(rng.uniform(0.3, 0.8)) if made_up and rng.random() < 0.7 else 0.0
@@ -130,7 +145,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     eyeshadow_rgb = tuple(float(c) for c in EYESHADOWS[int(rng.integers(len(EYESHADOWS)))])
     arched_brows = bool(rng.random() < (0.8 if not male else 0.1))
     balding = {"receding": 0.25, "balding": 0.7, "bald": 1.0}.get(style, 0.0) * float(male)
-    return Appearance(
+    appearance = Appearance(
         skin_rgb=tuple(np.clip(skin, 0, 1)),
         hair_rgb=tuple(hair),
         iris_rgb=tuple(iris),
@@ -149,10 +164,30 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         hair_volume=hair_volume,
         hair_length_scale=hair_length_scale,
         temple_dip_mm=temple_dip,
+        hairline_tilt=tilt,
         covering_rgb=covering,
         makeup=makeup,
         lipstick=lipstick,
         lipstick_rgb=lipstick_rgb,
         eyeshadow_rgb=eyeshadow_rgb,
         arched_brows=arched_brows,
+    )
+    # earrings and clothes come from their own generator, so adding them left every other draw as it was
+    worn = np.random.default_rng((appearance.texture_seed, 1))
+    earrings = ""
+    if worn.random() < (0.55 if not male else 0.06):
+        earrings = "hoop" if worn.random() < 0.3 else "stud"
+    necklines = list(NECKLINES)
+    beard = ""
+    if male:
+        styles, weights = zip(*BEARDS.items())
+        pick = worn.random()
+        beard = next((name for name, edge in zip(styles, np.cumsum(weights)) if pick < edge), "")
+    return replace(
+        appearance,
+        beard_style=beard,
+        earrings=earrings,
+        earring_rgb=tuple(float(c) for c in METAL_COLORS[int(worn.integers(len(METAL_COLORS)))]),
+        neckline=necklines[int(worn.choice(len(necklines), p=(0.4, 0.35, 0.25) if not male else (0.7, 0.1, 0.2)))],
+        clothing_rgb=tuple(float(c) for c in CLOTHES[int(worn.integers(len(CLOTHES)))]),
     )

@@ -75,7 +75,9 @@ def identity_spec(config: GenerationConfig, face_model: FaceModel, index: int) -
     rng = stream("identity", config.seed, index)
     demographics = identity_demographics(config.seed, index)
     appearance = sample_appearance(demographics, rng)
-    coefficients = demographic_identity(face_model, appearance.male, rng, age_factor=appearance.age_factor)
+    coefficients = demographic_identity(
+        face_model, appearance.male, rng, age_factor=appearance.age_factor, ethnicity=demographics.ethnicity
+    )
     lighting = sample_lighting(rng)
     expressions = tuple(
         sample_pain_action_units(

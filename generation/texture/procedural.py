@@ -12,10 +12,10 @@ import numpy as np
 from matplotlib.path import Path as PolygonPath
 from scipy import ndimage
 
-from ..face.hair import hairline_y
+from ..face.hair import hair_lower_edge
 from ..face.model import FaceModel
 from ..render import region_vertex_colors
-from ..sampling.appearance import Appearance
+from ..sampling.appearance import NECKLINES, Appearance
 from .uv_atlas import UVAtlas, build_uv_atlas
 
 
@@ -83,6 +83,29 @@ class ProceduralTexturer:
         self.landmarks = face_model.neutral[face_model.landmarks].astype(np.float64)
         self._masks = self._static_masks()
 
+    def neckline(self, name: str, position: np.ndarray) -> np.ndarray:
+        """Height (mm) below which clothing covers the body: at the base of the neck behind and at the sides, and
+        dipping at the front by the neckline's depth, rounded (crew, scoop) or pointed (V)."""
+        x, z = position[..., 0], position[..., 2]
+        base = self.landmarks[8, 1] - 48.0  # the base of the neck at the front, below the chin
+        front = _smoothstep(-10.0, 25.0, z)
+        across = np.clip(1 - np.abs(x) / 40.0, 0, 1) if name == "v" else np.clip(1 - (x / 45.0) ** 2, 0, 1)
+        return np.minimum(base + 0.004 * x**2 + 8.0 * (1 - front) - front * NECKLINES[name] * across, base + 16.0)
+
+    def beard(self, style: str, position: np.ndarray) -> np.ndarray:
+        """Coverage (0-1) of a grown `style` of facial hair (see `BEARDS`) over the atlas, before the beard zone:
+        the moustache over the upper lip, the goatee around the mouth and chin, the full beard everywhere."""
+        lm = self.landmarks
+        x, y = position[..., 0], position[..., 1]
+        mouth_half = (lm[54, 0] - lm[48, 0]) / 2
+        moustache = (1 - _smoothstep(mouth_half + 2, mouth_half + 6, np.abs(x))) * _smoothstep(lm[51, 1] - 1, lm[51, 1] + 1, y)
+        if style == "moustache":
+            return moustache
+        goatee = np.maximum(moustache, (1 - _smoothstep(mouth_half - 2, mouth_half + 3, np.abs(x))) * (y < lm[51, 1]))
+        if style == "goatee":
+            return goatee
+        return np.ones_like(x)
+
     # -- masks that do not depend on the identity
     def _static_masks(self) -> dict[str, np.ndarray]:
         atlas, lm = self.atlas, self.landmarks
@@ -132,7 +155,7 @@ class ProceduralTexturer:
         hair_rgb = np.asarray(a.hair_rgb, np.float32)
         grey = np.array([0.80, 0.79, 0.77], np.float32)
         hair = (1 - a.grey_fraction) * hair_rgb + a.grey_fraction * grey
-        brow_hair = (1 - 0.6 * a.grey_fraction) * hair_rgb + 0.6 * a.grey_fraction * grey * 0.8
+        brow_hair = (1 - 0.45 * a.grey_fraction) * hair_rgb + 0.45 * a.grey_fraction * grey * 0.7  # salt and pepper
 
         albedo = np.broadcast_to(skin_rgb, shape + (3,)).copy()
         # low-frequency blotchiness and fine pores
@@ -179,14 +202,20 @@ class ProceduralTexturer:
             spots = ndimage.gaussian_filter(spots.astype(np.float32), 1.0) * (masks["skin"] & (z > lm[0, 2] - 20))
             albedo = _mix(albedo, skin_rgb * np.array([0.72, 0.6, 0.5]), np.clip(spots * 1.5, 0, 0.7))
 
-        # stubble / beard shadow
-        if a.beard_density > 0:
+        # stubble shadow, then a moustache, goatee or full beard of real hair in the hair's colour
+        if a.beard_density > 0 or a.beard_style:
             upper = lm[33, 1] - 2 - 0.3 * np.abs(x)  # the beard line drops toward the cheeks
             beard_zone = _smoothstep(lm[8, 1] - 28, lm[8, 1] - 12, y) * (1 - _smoothstep(upper - 10, upper, y))
             beard_zone *= 1 - _smoothstep(lm[1, 1] - 4, lm[1, 1] + 6, y) * (np.abs(x) > np.abs(lm[48, 0]) + 8)
             beard_zone *= (z > lm[0, 2] - 12) * (1 - np.clip(masks["lips"] * 3, 0, 1))
             stubble = np.clip(0.6 + 0.4 * _noise(trng, shape, 0.7 * px), 0, 1)
             albedo = _mix(albedo, 0.55 * hair + 0.45 * skin_rgb * 0.75, beard_zone * stubble * 0.55 * a.beard_density)
+            if a.beard_style:
+                grown = self.beard(a.beard_style, pos) * beard_zone.clip(0, 1) ** 0.5
+                strands = np.clip(0.75 + 0.35 * _noise(trng, shape, (0.5 * px, 1.2 * px)), 0, 1)
+                albedo = _mix(albedo, hair * (0.7 + 0.3 * strands)[..., None], grown * (0.55 + 0.4 * strands))
+                if relief is not None:  # hair stands off the skin: a soft raised, fibrous surface
+                    relief = relief * (1 - grown) + grown * (0.25 + 0.08 * _noise(trng, shape, 0.6 * px))
 
         # upper lash line (the alpha-textured eyelash strips are not rendered); make-up: eye shadow on the upper
         # lid, eyeliner with a wing, a touch of lower liner and blush
@@ -216,10 +245,9 @@ class ProceduralTexturer:
             albedo = _mix(albedo, brow_hair * 0.85, brow * streaks * 0.95)
 
         # hair cap: forehead hairline in front, lower at the sides and back, receding crown for balding men
-        front_line = hairline_y(x, brow_top + a.hairline_mm, a.temple_dip_mm) + 30 * a.balding
         back_line = lm[2, 1] - 4 - 45 * a.hair_length
-        blend = _smoothstep(lm[0, 2] - 35, lm[0, 2] + 5, z)
-        hairline = back_line + blend * (front_line - back_line)
+        hairline = hair_lower_edge(pos, brow_top + a.hairline_mm + 30 * a.balding, a.temple_dip_mm, back_line,
+                                   a.hairline_tilt)
         edge = np.clip(3.0 + 1.5 * _noise3d(trng, pos, 10.0), 1.0, 6.0)
         cap = _smoothstep(hairline - 1.5, hairline + edge, y + 1.0 * _noise(trng, shape, 1.5 * px))
         if a.balding > 0.3:
@@ -228,8 +256,16 @@ class ProceduralTexturer:
         ears = (np.abs(x) > 66) & (y < lm[19, 1] + 12) & (y > lm[3, 1])
         cap *= ~ears
         cap *= masks["skin"]
-        hair_texture = hair * np.clip(0.92 + 0.14 * _noise(trng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)[..., None]
+        # the scalp seen between hairs: the hair's colour, darkened by the hair's shade over it
+        hair_texture = 0.6 * hair * np.clip(0.92 + 0.14 * _noise(trng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)[..., None]
         albedo = _mix(albedo, hair_texture, cap * 0.97)
+
+        # clothing over the shoulders and chest, below a crew, scoop or V neckline
+        clothed = masks["skin"] * _smoothstep(0.0, 1.5, self.neckline(a.neckline, pos) - y + 0.3 * _noise(trng, shape, 2.0 * px))
+        fabric = np.asarray(a.clothing_rgb, np.float32) * (1 + 0.07 * _noise3d(trng, pos, 35.0))[..., None]
+        albedo = _mix(albedo, fabric, clothed)
+        if relief is not None:
+            relief = relief * (1 - clothed)
 
         # inside the mouth and the eye sockets
         albedo[atlas.region_mask("mouth_socket")] = (0.32, 0.10, 0.10)
@@ -249,42 +285,47 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     height = (0.008 + 0.04 * age) * _noise(rng, shape, 0.6 * px)  # pores and fine texture
     if age <= 0:
         return height.astype(np.float32)
+    # people age differently: each family of lines has its own depth (their mean stays 1, so the overall amount of
+    # ageing still follows the age), and the forehead lines their own spacing
+    depth = np.exp(rng.normal(0.0, 0.45, 6))
+    forehead_depth, frown_depth, fold_depth, bag_depth, crow_depth, marionette_depth = depth / depth.mean()
+    spacing = rng.uniform(7.5, 11.0)
     front = z > lm[0, 2] - 5
     brow_top, brow_low = lm[17:27, 1].max(), lm[17:27, 1].min()
     # forehead: horizontal furrows, wavy and broken
     forehead = _smoothstep(brow_top + 5, brow_top + 11, y) * (1 - _smoothstep(brow_top + 36, brow_top + 46, y))
     forehead *= front * (1 - _smoothstep(38, 48, np.abs(x)))
     wobble = 2.0 * _noise3d(rng, pos, 30.0)
-    furrows = np.clip(np.cos(2 * np.pi * (y + wobble) / 9.0), 0, 1) ** 10
-    height -= 0.55 * age**0.9 * furrows * forehead * np.clip(0.7 + 0.5 * _noise3d(rng, pos, 35.0), 0, 1)
+    furrows = np.clip(np.cos(2 * np.pi * (y + wobble) / spacing), 0, 1) ** 10
+    height -= 0.55 * forehead_depth * age**0.9 * furrows * forehead * np.clip(0.7 + 0.5 * _noise3d(rng, pos, 35.0), 0, 1)
     # frown lines between the brows
     for side in (-1, 1):
         d = np.hypot((x - side * 5.5) / 0.9, np.clip(y - (brow_low + brow_top) / 2, -9, 9) * 0) * front
         glabella = np.exp(-((x - side * 5.5) ** 2) / 1.2) * _smoothstep(brow_low - 6, brow_low, y)
         glabella *= 1 - _smoothstep(brow_top + 4, brow_top + 12, y)
-        height -= 0.4 * age**0.9 * glabella * front * (d >= 0)
+        height -= 0.4 * frown_depth * age**0.9 * glabella * front * (d >= 0)
     for side in ("right", "left"):
         # nasolabial fold: a valley with the cheek bulging above it
         fold = masks[f"fold_{side}_d"]
-        height -= (0.25 + 1.6 * age) * np.exp(-(fold**2) / (2 * (1.2 + 1.2 * age) ** 2))
-        height += 0.5 * age * np.exp(-((fold - 5.0) ** 2) / (2 * 3.0**2))
+        height -= (0.25 + 1.6 * fold_depth * age) * np.exp(-(fold**2) / (2 * (1.2 + 1.2 * age) ** 2))
+        height += 0.5 * fold_depth * age * np.exp(-((fold - 5.0) ** 2) / (2 * 3.0**2))
         # under-eye bag and the crease under it
         lid = masks[f"lower_lid_{side}_d"]
-        height += 0.6 * age**0.9 * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
-        height -= 0.6 * age**0.9 * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
+        height += 0.6 * bag_depth * age**0.9 * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
+        height -= 0.6 * bag_depth * age**0.9 * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
         # crow's feet fanning out from the outer eye corner
         corner = lm[36] if side == "right" else lm[45]
         r = np.hypot(x - corner[0], y - corner[1])
         angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
         lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
         rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0)), 0, 1) ** 8
-        height -= 0.35 * age**0.9 * rays * lateral * _smoothstep(4, 7, r) * (1 - _smoothstep(15, 22, r))
+        height -= 0.35 * crow_depth * age**0.9 * rays * lateral * _smoothstep(4, 7, r) * (1 - _smoothstep(15, 22, r))
         # marionette line from the mouth corner down toward the jaw
         mouth = lm[48] if side == "right" else lm[54]
         outward = -1 if side == "right" else 1
         line = np.array([mouth[:2] + [outward * 1.5, -2.0], mouth[:2] + [outward * 5.0, -20.0]])
         d, _ = _polyline_distance(np.stack([x, y], -1).reshape(-1, 2), line)
-        height -= 0.9 * age**0.9 * np.exp(-(d.reshape(shape) ** 2) / 3.0) * front
+        height -= 0.9 * marionette_depth * age**0.9 * np.exp(-(d.reshape(shape) ** 2) / 3.0) * front
     # rings around the neck
     neck = (y < lm[8, 1] - 18) & (y > lm[8, 1] - 75) & (z > -20)
     height -= 0.5 * age**0.9 * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0)) / 16.0), 0, 1) ** 6
