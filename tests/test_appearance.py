@@ -275,3 +275,17 @@ def test_grown_beards_cover_their_part_of_the_face(generator, face_model):
     pos = np.nan_to_num(texturer.atlas.position)
     assert darker[(pos[..., 1] > lm[27, 1]) & texturer.atlas.region_mask("face")].mean() < 0.01  # not above the nose
     assert darker.sum() > 1000
+
+
+def test_ageing_hollows_the_temples_and_lowers_the_nose_tip_in_proportion(face_model):
+    from generation.face.rig import age_sag_offsets
+
+    assert not age_sag_offsets(face_model, 0.0).any()
+    lm = face_model.landmarks
+    old, older = age_sag_offsets(face_model, 2.5), age_sag_offsets(face_model, 5.0)
+    assert older[lm[30], 1] < -1.5 and older[lm[30], 1] < old[lm[30], 1] < 0  # the nose tip droops
+    mean = face_model.neutral
+    temple = np.argmin(np.linalg.norm(mean - (mean[lm[16]] + (-3.0, 16.0, 8.0)), axis=1))
+    assert older[temple, 0] < -1.5  # the right temple (x > 0) sinks toward the middle of the head
+    chin = lm[8]
+    assert abs(older[chin]).max() < 3.0  # the chin itself stays nearly where it was

@@ -170,7 +170,6 @@ def build_hair(
     abs_az = np.abs(azimuth)[None, :] + np.zeros_like(radius)
     nape = -30.0 if lowest is None else -50.0  # height (mm) where hair ends at the back: short hair at the nape
     lower = hair_lower_edge(skin, front_hairline_y, temple_dip, nape, tilt)
-    front = hairline_y(x, front_hairline_y, temple_dip, tilt)
     if lowest is not None:  # long hair covers the ears and the sides down to where it falls
         lower = np.where(abs_az > 60, np.minimum(lower, -200.0), lower)
     if style in COVERINGS:
@@ -178,8 +177,6 @@ def build_hair(
     covered = y > lower
     if style == "balding":
         covered &= ~((y > brow_top + 40) & (abs_az < 135))
-    if style == "receding":
-        covered &= ~((y > brow_top + 10) & (abs_az < 60) & (y < front + 18) & (np.abs(x) > 15))
 
     # Taper to the skin near the edge (in grid steps), so the hairline does not float.
     distance = ndimage.distance_transform_edt(np.pad(covered, ((0, 0), (3, 3)), mode="wrap"))[:, 3:-3]

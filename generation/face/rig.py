@@ -40,7 +40,10 @@ MEASURES: dict[str, tuple[tuple[int, int, float], ...]] = {
     "eye_width": ((45, 0, 0.5), (42, 0, -0.5), (39, 0, 0.5), (36, 0, -0.5)),
     "eye_spacing": ((42, 0, 1), (39, 0, -1)),
     "cheek_projection": ((1, 2, 0.5), (15, 2, 0.5), (30, 2, -0.2)),
+    "nose_lead": ((30, 2, 1), (51, 2, -1)),  # how far the nose tip stands in front of the upper lip, in profile
 }
+# The profile stays human whatever the draws: the nose tip leads the upper lip by this much (mm).
+NOSE_LEAD_MM = (8.0, 24.0)
 # Male minus female averages (mm), from anthropometric surveys' direction and rough size: a stronger jaw, brow
 # ridge, nose and chin, thinner lips and relatively smaller eyes in men.
 SEX_DIFFERENCE = {"jaw_width": 9.0, "face_width": 6.0, "lower_face_height": 7.0, "chin_height": 3.5,
@@ -120,12 +123,22 @@ def demographic_identity(
     features = rng.normal(0.0, 1.5, len(MEASURES)) * measure_vector(FEATURE_SPREAD)
     # the ridge solver reaches about 60% of a target, so the group differences are scaled up to reach their size
     group = measure_vector(ETHNIC_DIFFERENCE[ethnicity]) * float(rng.uniform(0.8, 2.0)) if ethnicity else 0.0
-    return (coefficients + solver @ (sex + age + features + group)).astype(np.float32)
+    coefficients = coefficients + solver @ (sex + age + features + group)
+    lead_row = measure_matrix(face_model, solver.shape[0])[list(MEASURES).index("nose_lead")]
+    mean_lead = float(sum(sign * face_model.neutral[face_model.landmarks[lm], axis] for lm, axis, sign in MEASURES["nose_lead"]))
+    for _ in range(4):  # the ridge solver reaches part of a target per step
+        lead = mean_lead + float(lead_row @ coefficients)
+        wanted = float(np.clip(lead, *NOSE_LEAD_MM))
+        if abs(wanted - lead) < 0.25:
+            break
+        coefficients = coefficients + solver @ measure_vector({"nose_lead": wanted - lead})
+    return coefficients.astype(np.float32)
 
 
 def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
-    """Downward sag (V, 3) in mm of the lower cheeks and jowls, strongest beside the mouth, fading to zero at the
-    cheekbones, chin centre and neck, and hooding of the upper lids: the geometric part of ageing."""
+    """The geometric part of ageing (V, 3), in mm: downward sag of the lower cheeks and jowls (`sag_mm` at its
+    strongest, beside the mouth), hooding of the upper lids, and in proportion hollow temples, cheeks and tear
+    troughs, drooping outer brows and nose tip, a lax neck under the chin and longer ear lobes."""
     offsets = np.zeros_like(face_model.neutral)
     if sag_mm <= 0:
         return offsets
@@ -147,4 +160,44 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
     droop = 0.3 * sag_mm * np.clip(droop, 0, 1)
     offsets[face, 1] -= droop
     offsets[face, 2] += 0.5 * droop
-    return offsets
+    return offsets + _age_hollows(face_model, sag_mm / 5.0)
+
+
+_HOLLOWS: dict[int, tuple[FaceModel, np.ndarray]] = {}
+
+
+def _age_hollows(face_model: FaceModel, strength: float) -> np.ndarray:
+    """Offsets (V, 3) of fat loss and laxity, for `strength` 1 at about 90 years: cached per face model at strength
+    1 and scaled."""
+    cached = _HOLLOWS.get(id(face_model))
+    if cached is None or cached[0] is not face_model:
+        cached = _HOLLOWS[id(face_model)] = (face_model, _hollows_at_90(face_model))
+    return strength * cached[1]
+
+
+def _hollows_at_90(face_model: FaceModel) -> np.ndarray:
+    from .accessories import lobe_vertices
+    from .geometry import vertex_normals
+
+    mean = face_model.neutral.astype(np.float64)
+    lm = mean[face_model.landmarks]
+    normals = vertex_normals(mean, face_model.faces)
+    head = face_model.region("face", "head_and_neck")
+    p = mean[head]
+    offsets = np.zeros_like(mean)
+
+    def bump(centre, radius):
+        return np.exp(-np.sum((p - centre) ** 2, axis=1) / (2 * radius**2))[:, None]
+
+    inward, down = -normals[head], np.array([0.0, -1.0, 0.0])
+    for side, (jaw_top, brow_end, mouth, lower_lid) in ((-1, (0, 17, 48, (40, 41))), (1, (16, 26, 54, (46, 47)))):
+        temple = lm[jaw_top] + (-side * 3.0, 16.0, 8.0)
+        cheek = (lm[2 if side < 0 else 14] + lm[mouth]) / 2 + (0.0, 6.0, 0.0)
+        trough = mean[face_model.landmarks[list(lower_lid)]].mean(axis=0) + (0.0, -7.0, 0.0)
+        offsets[head] += 3.5 * bump(temple, 12.0) * inward + 3.0 * bump(cheek, 13.0) * inward
+        offsets[head] += 1.5 * bump(trough, 5.0) * inward + 3.0 * bump(lm[brow_end], 9.0) * down
+    offsets[head] += 2.5 * bump(lm[30], 8.0) * down  # the nose tip
+    offsets[head] += bump(lm[8] + (0.0, -20.0, -25.0), 18.0) * (0.0, -5.0, 2.0)  # under the chin
+    for lobe in lobe_vertices(face_model):
+        offsets[head] += 4.0 * bump(mean[lobe] + (0.0, 2.0, 0.0), 9.0) * down
+    return offsets.astype(np.float32)

@@ -131,7 +131,8 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     hair_volume = float(rng.uniform(0.8, 1.25))
     hair_length_scale = float(rng.uniform(0.75, 1.1))
     fringe = style in ("long_straight", "long_wavy", "medium", "short") and rng.random() < (0.35 if not male else 0.1)
-    temple_dip = float(rng.uniform(0, 6) + (rng.uniform(6, 16) if male and style in ("receding", "short", "buzz") else 0))
+    temple_dip = float(rng.uniform(0, 6) + (rng.uniform(6, 16) if male and style in ("receding", "short", "buzz") else 0)
+                       + (14.0 if style == "receding" else 0.0))
     covering = tuple(float(c) for c in FABRICS[int(rng.integers(len(FABRICS)))])
     hairline = float((rng.uniform(46, 58) + 8 * age_factor) if male else rng.uniform(42, 54))  # above the brows
     tilt = 0.0
@@ -159,7 +160,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         hair_length=float(rng.uniform(0.5, 1.0) if not male else rng.uniform(0.0, 0.2)),
         lip_redness=float((rng.uniform(0.2, 0.6) if not male else rng.uniform(0.05, 0.3)) * (1 - 0.6 * age_factor)),
         texture_seed=int(rng.integers(2**31)),
-        sag_mm=float(5.0 * age_factor**1.2 * rng.uniform(0.7, 1.2)),
+        sag_mm=float(5.0 * age_factor**0.9 * rng.uniform(0.7, 1.2)),
         hair_style=style,
         hair_volume=hair_volume,
         hair_length_scale=hair_length_scale,

@@ -188,13 +188,13 @@ class ProceduralTexturer:
             angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
             lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
             rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(trng, pos, 12.0)), 0, 1) ** 12
-            shade += 0.22 * age**0.9 * rays * lateral * _smoothstep(5, 8, r) * (1 - _smoothstep(14, 20, r))
+            shade += 0.22 * age**0.7 * rays * lateral * _smoothstep(5, 8, r) * (1 - _smoothstep(14, 20, r))
         brow_top = lm[17:27, 1].max()
         forehead = _smoothstep(brow_top + 6, brow_top + 12, y) * (1 - _smoothstep(brow_top + 38, brow_top + 48, y))
         forehead *= (z > lm[0, 2]) * (np.abs(x) < 45)
         wobble = 1.6 * _noise3d(trng, pos, 30.0)
         lines = np.clip(np.cos(2 * np.pi * (y + wobble) / 8.5), 0, 1) ** 16
-        shade += 0.32 * age**0.9 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0), -1, 1))
+        shade += 0.32 * age**0.7 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0), -1, 1))
         albedo *= (1 - np.clip(0.75 * shade, 0, 0.6))[..., None]  # creases hold dirt and shadow; the relief shades
         relief = skin_relief(masks, pos, lm, age, trng, px) * masks["skin"] if self.relief else None
         if age > 0.45:
@@ -208,14 +208,16 @@ class ProceduralTexturer:
             beard_zone = _smoothstep(lm[8, 1] - 28, lm[8, 1] - 12, y) * (1 - _smoothstep(upper - 10, upper, y))
             beard_zone *= 1 - _smoothstep(lm[1, 1] - 4, lm[1, 1] + 6, y) * (np.abs(x) > np.abs(lm[48, 0]) + 8)
             beard_zone *= (z > lm[0, 2] - 12) * (1 - np.clip(masks["lips"] * 3, 0, 1))
-            stubble = np.clip(0.6 + 0.4 * _noise(trng, shape, 0.7 * px), 0, 1)
-            albedo = _mix(albedo, 0.55 * hair + 0.45 * skin_rgb * 0.75, beard_zone * stubble * 0.55 * a.beard_density)
+            if a.beard_density > 0:
+                stubble = np.clip(0.6 + 0.4 * _noise(trng, shape, 0.7 * px), 0, 1)
+                albedo = _mix(albedo, 0.55 * hair + 0.45 * skin_rgb * 0.75, beard_zone * stubble * 0.55 * a.beard_density)
             if a.beard_style:
                 grown = self.beard(a.beard_style, pos) * beard_zone.clip(0, 1) ** 0.5
-                strands = np.clip(0.75 + 0.35 * _noise(trng, shape, (0.5 * px, 1.2 * px)), 0, 1)
+                grng = np.random.default_rng((a.texture_seed, 2))  # its own draws: a beard changes nothing else
+                strands = np.clip(0.75 + 0.35 * _noise(grng, shape, (0.5 * px, 1.2 * px)), 0, 1)
                 albedo = _mix(albedo, hair * (0.7 + 0.3 * strands)[..., None], grown * (0.55 + 0.4 * strands))
                 if relief is not None:  # hair stands off the skin: a soft raised, fibrous surface
-                    relief = relief * (1 - grown) + grown * (0.25 + 0.08 * _noise(trng, shape, 0.6 * px))
+                    relief = relief * (1 - grown) + grown * (0.25 + 0.08 * _noise(grng, shape, 0.6 * px))
 
         # upper lash line (the alpha-textured eyelash strips are not rendered); make-up: eye shadow on the upper
         # lid, eyeliner with a wing, a touch of lower liner and blush
@@ -249,7 +251,8 @@ class ProceduralTexturer:
         hairline = hair_lower_edge(pos, brow_top + a.hairline_mm + 30 * a.balding, a.temple_dip_mm, back_line,
                                    a.hairline_tilt)
         edge = np.clip(3.0 + 1.5 * _noise3d(trng, pos, 10.0), 1.0, 6.0)
-        cap = _smoothstep(hairline - 1.5, hairline + edge, y + 1.0 * _noise(trng, shape, 1.5 * px))
+        # the painted scalp reaches a few mm below the hair's geometric edge: fine, sparse hairs soften the line
+        cap = _smoothstep(hairline - 5.0, hairline + edge, y + 1.5 * _noise(trng, shape, 1.0 * px))
         if a.balding > 0.3:
             crown = np.hypot(x, z - (lm[0, 2] - 30)) < 60 * (a.balding - 0.3)
             cap *= 1 - ndimage.gaussian_filter(crown.astype(np.float32), 6) * (y > lm[19, 1] + 60)
@@ -290,6 +293,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     depth = np.exp(rng.normal(0.0, 0.45, 6))
     forehead_depth, frown_depth, fold_depth, bag_depth, crow_depth, marionette_depth = depth / depth.mean()
     spacing = rng.uniform(7.5, 11.0)
+    lines = age**0.7  # lines show from middle age on, then deepen
     front = z > lm[0, 2] - 5
     brow_top, brow_low = lm[17:27, 1].max(), lm[17:27, 1].min()
     # forehead: horizontal furrows, wavy and broken
@@ -297,13 +301,13 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     forehead *= front * (1 - _smoothstep(38, 48, np.abs(x)))
     wobble = 2.0 * _noise3d(rng, pos, 30.0)
     furrows = np.clip(np.cos(2 * np.pi * (y + wobble) / spacing), 0, 1) ** 10
-    height -= 0.55 * forehead_depth * age**0.9 * furrows * forehead * np.clip(0.7 + 0.5 * _noise3d(rng, pos, 35.0), 0, 1)
+    height -= 0.55 * forehead_depth * lines * furrows * forehead * np.clip(0.7 + 0.5 * _noise3d(rng, pos, 35.0), 0, 1)
     # frown lines between the brows
     for side in (-1, 1):
         d = np.hypot((x - side * 5.5) / 0.9, np.clip(y - (brow_low + brow_top) / 2, -9, 9) * 0) * front
         glabella = np.exp(-((x - side * 5.5) ** 2) / 1.2) * _smoothstep(brow_low - 6, brow_low, y)
         glabella *= 1 - _smoothstep(brow_top + 4, brow_top + 12, y)
-        height -= 0.4 * frown_depth * age**0.9 * glabella * front * (d >= 0)
+        height -= 0.4 * frown_depth * lines * glabella * front * (d >= 0)
     for side in ("right", "left"):
         # nasolabial fold: a valley with the cheek bulging above it
         fold = masks[f"fold_{side}_d"]
@@ -311,24 +315,24 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
         height += 0.5 * fold_depth * age * np.exp(-((fold - 5.0) ** 2) / (2 * 3.0**2))
         # under-eye bag and the crease under it
         lid = masks[f"lower_lid_{side}_d"]
-        height += 0.6 * bag_depth * age**0.9 * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
-        height -= 0.6 * bag_depth * age**0.9 * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
+        height += 0.6 * bag_depth * lines * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
+        height -= 0.6 * bag_depth * lines * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
         # crow's feet fanning out from the outer eye corner
         corner = lm[36] if side == "right" else lm[45]
         r = np.hypot(x - corner[0], y - corner[1])
         angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
         lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
         rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0)), 0, 1) ** 8
-        height -= 0.35 * crow_depth * age**0.9 * rays * lateral * _smoothstep(4, 7, r) * (1 - _smoothstep(15, 22, r))
+        height -= 0.35 * crow_depth * lines * rays * lateral * _smoothstep(4, 7, r) * (1 - _smoothstep(15, 22, r))
         # marionette line from the mouth corner down toward the jaw
         mouth = lm[48] if side == "right" else lm[54]
         outward = -1 if side == "right" else 1
         line = np.array([mouth[:2] + [outward * 1.5, -2.0], mouth[:2] + [outward * 5.0, -20.0]])
         d, _ = _polyline_distance(np.stack([x, y], -1).reshape(-1, 2), line)
-        height -= 0.9 * marionette_depth * age**0.9 * np.exp(-(d.reshape(shape) ** 2) / 3.0) * front
+        height -= 0.9 * marionette_depth * lines * np.exp(-(d.reshape(shape) ** 2) / 3.0) * front
     # rings around the neck
     neck = (y < lm[8, 1] - 18) & (y > lm[8, 1] - 75) & (z > -20)
-    height -= 0.5 * age**0.9 * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0)) / 16.0), 0, 1) ** 6
+    height -= 0.5 * lines * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0)) / 16.0), 0, 1) ** 6
     return (height * (1.0 + 1.6 * age)).astype(np.float32)  # old skin creases deeper everywhere
 
 
