@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from dataset_builder.preview import HEATMAP_VIEW_MAX_MM, colorize_heatmap
 from generation import DEFAULT_VIEWS, FaceModel, FaceRenderer, View, displacement_mm, pose_face, pspi
 from generation.demographics import AGE_GROUPS, Demographics
-from generation.face.rig import age_sag_offsets, demographic_identity
+from generation.face.rig import demographic_identity, identity_extras
 from generation.facs import EXTENDED_AUS, PAIN_AUS, validate_action_units
 from generation.pipeline import identity_hair
 from generation.preview import vertical_gradient
@@ -139,7 +139,7 @@ class FaceStudio:
             self.face_model, appearance.male, rng, age_factor=appearance.age_factor, ethnicity=ethnicity
         )
         lighting = sample_lighting(rng)
-        sag = age_sag_offsets(self.face_model, appearance.sag_mm)
+        sag = identity_extras(self.face_model, appearance.sag_mm, appearance.male)
         neutral = pose_face(self.face_model, coefficients) + sag
         texture = self.texturer(
             appearance, stream("demo-texture", int(seed)), neutral_vertices=neutral, demographics=demographics

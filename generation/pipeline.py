@@ -22,7 +22,7 @@ from .config import BACKGROUNDS, GenerationConfig
 from .face.accessories import build_earrings, combine
 from .face.hair import COVERINGS, build_hair
 from .face.model import FaceModel
-from .face.rig import age_sag_offsets, pose_face
+from .face.rig import identity_extras, pose_face
 from .facs import PAIN_AUS, pspi
 from .render import FaceRenderer, displacement_mm
 from .rng import stream
@@ -96,9 +96,9 @@ class PainFaceGenerator:
             self.texturer.close()
 
     def meshes(self, spec: IdentitySpec) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Neutral and pain vertices (mm) of an identity; age sag is part of the identity, so it never shows in
-        the heatmap."""
-        sag = age_sag_offsets(self.face_model, spec.appearance.sag_mm)
+        """Neutral and pain vertices (mm) of an identity; ageing and build are part of the identity, so they never
+        show in the heatmap."""
+        sag = identity_extras(self.face_model, spec.appearance.sag_mm, spec.appearance.male)
         neutral = pose_face(self.face_model, spec.coefficients) + sag
         pains = [pose_face(self.face_model, spec.coefficients, aus) + sag for aus in spec.expressions]
         return neutral, pains

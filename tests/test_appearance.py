@@ -289,3 +289,20 @@ def test_ageing_hollows_the_temples_and_lowers_the_nose_tip_in_proportion(face_m
     assert older[temple, 0] < -1.5  # the right temple (x > 0) sinks toward the middle of the head
     chin = lm[8]
     assert abs(older[chin]).max() < 3.0  # the chin itself stays nearly where it was
+
+
+def test_necks_are_built_by_sex_and_leave_the_face_alone(face_model):
+    from generation.face.rig import identity_extras, neck_offsets
+
+    lm = face_model.neutral[face_model.landmarks]
+    men, women = neck_offsets(face_model, True), neck_offsets(face_model, False)
+    assert np.abs(men[face_model.landmarks]).max() < 0.05 and np.abs(women[face_model.landmarks]).max() < 0.05
+    neck = face_model.region("face", "head_and_neck")
+    p = face_model.neutral[neck]
+    ring = np.nonzero((np.abs(p[:, 1] - (lm[8, 1] - 35)) < 3) & (np.abs(p[:, 2]) < 20))[0]
+    side = neck[ring[np.argmax(p[ring, 0])]]  # the side of the neck, half way down
+    assert men[side, 0] > 1.0 and women[side, 0] < -1.0  # wider in men, narrower in women
+    throat = np.nonzero((np.abs(p[:, 1] - (lm[8, 1] - 30)) < 3) & (np.abs(p[:, 0]) < 5))[0]
+    front = neck[throat[np.argmax(p[throat, 2])]]
+    assert men[front, 2] > women[front, 2] + 3.0  # the Adam's apple
+    assert np.array_equal(identity_extras(face_model, 0.0, True), men)

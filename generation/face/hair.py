@@ -170,6 +170,9 @@ def build_hair(
     abs_az = np.abs(azimuth)[None, :] + np.zeros_like(radius)
     nape = -30.0 if lowest is None else -50.0  # height (mm) where hair ends at the back: short hair at the nape
     lower = hair_lower_edge(skin, front_hairline_y, temple_dip, nape, tilt)
+    if style not in COVERINGS:  # the tips of the front hair hang unevenly, in small locks
+        locks = ndimage.gaussian_filter1d(rng.standard_normal(NUM_AZIMUTHS), 1.2, mode="wrap")
+        lower = lower - 2.5 * np.abs(locks / max(float(locks.std()), 1e-9))[None, :] * (abs_az < 55)
     if lowest is not None:  # long hair covers the ears and the sides down to where it falls
         lower = np.where(abs_az > 60, np.minimum(lower, -200.0), lower)
     if style in COVERINGS:

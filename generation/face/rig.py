@@ -163,6 +163,38 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
     return offsets + _age_hollows(face_model, sag_mm / 5.0)
 
 
+def neck_offsets(face_model: FaceModel, male: bool) -> np.ndarray:
+    """The neck's build (V, 3), in mm: about 7% wider and deeper in men and narrower in women, and in men the
+    laryngeal prominence (Adam's apple) at the front."""
+    mean = face_model.neutral.astype(np.float64)
+    lm = mean[face_model.landmarks]
+    head = face_model.region("face", "head_and_neck")
+    p = mean[head]
+    chin = lm[8]
+    # the neck band: from under the jaw to its base, fading in and out, behind the chin
+    band = _ramp(p[:, 1], chin[1] - 8, chin[1] - 20) * _ramp(p[:, 1], chin[1] - 62, chin[1] - 45)
+    band *= _ramp(p[:, 2], chin[2] - 20, chin[2] - 35)
+    offsets = np.zeros_like(mean)
+    offsets[head, 0] = (0.07 if male else -0.06) * p[:, 0] * band
+    offsets[head, 2] = (0.07 if male else -0.06) * p[:, 2] * band
+    if male:
+        front = np.array([0.0, chin[1] - 30.0, float(p[np.abs(p[:, 1] - (chin[1] - 30)) < 3, 2].max())])
+        offsets[head, 2] += 3.5 * np.exp(-np.sum((p - front) ** 2 * (1.0, 0.5, 1.0), axis=1) / (2 * 5.0**2))
+    return offsets.astype(np.float32)
+
+
+def _ramp(value: np.ndarray, zero: float, one: float) -> np.ndarray:
+    """0 at `zero`, 1 at `one` (either order), smooth between."""
+    t = np.clip((value - zero) / (one - zero), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def identity_extras(face_model: FaceModel, sag_mm: float, male: bool) -> np.ndarray:
+    """The offsets (V, 3) that belong to an identity beyond its PCA shape: ageing (`age_sag_offsets`) and the
+    neck's build (`neck_offsets`). The same for its neutral and every expression, so never in the heatmap."""
+    return age_sag_offsets(face_model, sag_mm) + neck_offsets(face_model, male)
+
+
 _HOLLOWS: dict[int, tuple[FaceModel, np.ndarray]] = {}
 
 

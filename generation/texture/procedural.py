@@ -252,7 +252,7 @@ class ProceduralTexturer:
                                    a.hairline_tilt)
         edge = np.clip(3.0 + 1.5 * _noise3d(trng, pos, 10.0), 1.0, 6.0)
         # the painted scalp reaches a few mm below the hair's geometric edge: fine, sparse hairs soften the line
-        cap = _smoothstep(hairline - 5.0, hairline + edge, y + 1.5 * _noise(trng, shape, 1.0 * px))
+        cap = _smoothstep(hairline - 3.0, hairline + edge, y + 1.0 * _noise(trng, shape, 1.0 * px))
         if a.balding > 0.3:
             crown = np.hypot(x, z - (lm[0, 2] - 30)) < 60 * (a.balding - 0.3)
             cap *= 1 - ndimage.gaussian_filter(crown.astype(np.float32), 6) * (y > lm[19, 1] + 60)
