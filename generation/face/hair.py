@@ -158,10 +158,12 @@ def build_hair(
     skin = HEAD_CENTRE + directions * radius[..., None]  # the head surface under each grid point
 
     # Thickness: fuller on top, thinner at the sides, thin at every edge so the hair meets the skin.
+    curls = np.zeros_like(radius)
     up = np.clip(np.sin(np.radians(elevation))[:, None], 0, 1)
     thickness = side + (top - side) * up + np.zeros_like(radius)
     if curl > 0:
-        thickness += curl * _smooth_noise(rng, radius.shape, (0.8, 1.2))
+        curls = _smooth_noise(rng, radius.shape, (0.8, 1.2))
+        thickness += curl * curls
     if wave > 0:
         thickness += 0.4 * wave * _smooth_noise(rng, radius.shape, (1.5, 2.0))
 
@@ -193,7 +195,7 @@ def build_hair(
     covered = covered.copy()
     covered[edge_rows, edge_cols] = True
 
-    grid, alive = shell, covered
+    grid, alive, grid_curls = shell, covered, curls
     if lowest is not None:
         # Curtains: from the fall elevation, straight down to the style's length, clear of cheeks, ears and neck.
         fall_row = int(np.argmin(np.abs(elevation - FALL_ELEVATION)))
@@ -203,6 +205,9 @@ def build_hair(
         sector = np.round((np.degrees(np.arctan2(horizontal_offset[:, 0], horizontal_offset[:, 1])) + 180) / 360
                           * NUM_AZIMUTHS).astype(int) % NUM_AZIMUTHS
         passed = (points[:, 1] < start[:, 1].max()) & (points[:, 1] > end_y - 10)  # what the curtain falls past
+        # the ends are uneven: locks of different lengths
+        tips = ndimage.gaussian_filter1d(rng.standard_normal(NUM_AZIMUTHS), 1.5, mode="wrap")
+        end_y = end_y + 14.0 * np.abs(tips / max(float(tips.std()), 1e-9)) * (lowest < -60)
         reach = np.zeros(NUM_AZIMUTHS)
         np.maximum.at(reach, sector[passed], np.linalg.norm(horizontal_offset[passed], axis=1))
         reach = ndimage.maximum_filter1d(reach, 9, mode="wrap")
@@ -219,11 +224,15 @@ def build_hair(
         curtain_alive = np.tile(np.abs(azimuth) > 58, (NUM_FALL_ROWS, 1)) & covered[fall_row]
         grid = np.concatenate([np.stack(curtain[::-1]), shell[fall_row:]], axis=0)
         alive = np.concatenate([curtain_alive, covered[fall_row:]], axis=0)
+        grid_curls = np.concatenate([np.zeros((NUM_FALL_ROWS, NUM_AZIMUTHS)), curls[fall_row:]], axis=0)
 
     vertices, faces = _grid_mesh(grid, alive)
     if style == "bun":
         vertices, faces = _add_bun(vertices, faces, radius, elevation, azimuth, volume)
-    colors = _strand_colors(rng, grid.shape[:2], color, style).reshape(-1, 3)
+    colors = _strand_colors(rng, grid.shape[:2], color, style)
+    if curl > 0:  # curls: the tops of the coils catch light, the hollows between them stay dark
+        colors *= (0.82 + 0.18 * np.clip(grid_curls, -1.5, 1.5) / 1.5)[..., None]
+    colors = colors.reshape(-1, 3)
     colors = np.vstack([colors, np.tile(colors.mean(axis=0), (len(vertices) - len(colors), 1))])  # crown, bun
     used, faces = np.unique(faces, return_inverse=True)  # keep only the vertices some triangle uses
     return HairMesh(vertices[used].astype(np.float32), faces.reshape(-1, 3).astype(np.int32),

@@ -123,6 +123,9 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     age = demographics.age
     age_factor = float(np.clip((age - 25) / 65, 0.0, 1.0))
     skin = skin * (1.0 - 0.06 * age_factor) + np.array([0.02, 0.015, -0.01]) * age_factor  # older skin: duller
+    # within every group women's skin is on average a little lighter and men's a little darker and ruddier
+    female = demographics.gender == "female"
+    skin = skin * (1.03 if female else 0.97) + (np.zeros(3) if female else np.array([0.012, -0.004, -0.006]))
     hair = np.asarray(_pick(HAIR_COLORS.get(demographics.ethnicity, HAIR_COLORS["dark"]), rng), float) / 255.0
     iris = _pick(IRIS_COLORS.get(demographics.ethnicity, IRIS_COLORS["dark"]), rng)
     grey = float(np.clip((age - 38) / 40 + rng.normal(0, 0.12), 0.0, 1.0))
@@ -154,7 +157,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         age_factor=age_factor,
         male=male,
         beard_density=float(rng.uniform(0.25, 0.9) if male and rng.random() < 0.7 else 0.0),
-        brow_thickness_mm=float(rng.uniform(5.5, 7.5) if male else rng.uniform(2.6, 4.2)),
+        brow_thickness_mm=float(rng.uniform(6.5, 9.0) if male else rng.uniform(2.6, 4.2)),
         hairline_mm=hairline,
         balding=balding,
         hair_length=float(rng.uniform(0.5, 1.0) if not male else rng.uniform(0.0, 0.2)),

@@ -128,6 +128,9 @@ class ProceduralTexturer:
             "fold_right": np.array([lm[31] + [-6, 2, 0], lm[48] + [-7, 3, 0], lm[48] + [-6, -3, 0]]),
             "fold_left": np.array([lm[35] + [6, 2, 0], lm[54] + [7, 3, 0], lm[54] + [6, -3, 0]]),
             # a higher, arched brow with a tapering tail, and an eyeliner wing past each outer eye corner
+            # men's brows sit lower, on the brow ridge, and run straighter
+            "low_brow_right": lm[[21, 20, 19, 18, 17]] + [[0, -2.0, 0], [0, -2.0, 0], [0, -2.0, 0], [0, -2.2, 0], [0, -2.8, 0]],
+            "low_brow_left": lm[[22, 23, 24, 25, 26]] + [[0, -2.0, 0], [0, -2.0, 0], [0, -2.0, 0], [0, -2.2, 0], [0, -2.8, 0]],
             "arched_brow_right": lm[[21, 20, 19, 18, 17]] + [[0, 0.5, 0], [0, 2.0, 0], [0, 3.0, 0], [0, 1.5, 0], [0, -1.5, 0]],
             "arched_brow_left": lm[[22, 23, 24, 25, 26]] + [[0, 0.5, 0], [0, 2.0, 0], [0, 3.0, 0], [0, 1.5, 0], [0, -1.5, 0]],
             "wing_right": np.array([lm[36], lm[36] + [-4.5, 2.0, 0]]),
@@ -240,7 +243,7 @@ class ProceduralTexturer:
         # eyebrows: thicker at the inner end, hair-like streaks
         streaks = np.clip(0.88 + 0.16 * _noise(trng, shape, (0.5 * px, 1.5 * px)), 0, 1)
         for side in ("right", "left"):
-            brow_line = "arched_brow" if a.arched_brows else "brow"
+            brow_line = "arched_brow" if a.arched_brows else "low_brow" if a.male else "brow"
             d, t = masks[f"{brow_line}_{side}_d"], masks[f"{brow_line}_{side}_t"]
             half = a.brow_thickness_mm / 2 * (1.0 - 0.5 * t)
             brow = (1 - _smoothstep(0.3 * half, half + 1.6, d)) * (1 - _smoothstep(0.85, 1.08, t))
