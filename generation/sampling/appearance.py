@@ -131,11 +131,11 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     grey = float(np.clip((age - 38) / 40 + rng.normal(0, 0.12), 0.0, 1.0))
     male = demographics.gender == "male"
     style = sample_hair_style(demographics, age_factor, rng)
-    hair_volume = float(rng.uniform(0.8, 1.25))
+    hair_volume = float(rng.uniform(0.8, 1.25) * (1 - 0.3 * age_factor))  # hair thins with age
     hair_length_scale = float(rng.uniform(0.75, 1.1))
     fringe = style in ("long_straight", "long_wavy", "medium", "short") and rng.random() < (0.35 if not male else 0.1)
     temple_dip = float(rng.uniform(0, 6) + (rng.uniform(6, 16) if male and style in ("receding", "short", "buzz") else 0)
-                       + (14.0 if style == "receding" else 0.0))
+                       + (14.0 if style == "receding" else 0.0) + (14.0 * age_factor if male else 0.0))
     covering = tuple(float(c) for c in FABRICS[int(rng.integers(len(FABRICS)))])
     hairline = float((rng.uniform(46, 58) + 8 * age_factor) if male else rng.uniform(42, 54))  # above the brows
     tilt = 0.0
