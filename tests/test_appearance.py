@@ -306,3 +306,21 @@ def test_necks_are_built_by_sex_and_leave_the_face_alone(face_model):
     front = neck[throat[np.argmax(p[throat, 2])]]
     assert men[front, 2] > women[front, 2] + 3.0  # the Adam's apple
     assert np.array_equal(identity_extras(face_model, 0.0, True), men)
+
+
+def test_profiles_keep_the_nose_in_front_of_the_lips(face_model):
+    from generation.face.rig import NOSE_LEAD_MM, keep_profile, measure_solver
+
+    def lead(coefficients):
+        lm = face_model.vertices(coefficients, None)[face_model.landmarks]
+        return lm[30, 2] - lm[51, 2]
+
+    solver = measure_solver(face_model)
+    row = measure_matrix(face_model)[list(MEASURES).index("nose_lead")]
+    lips_past_nose = (-40.0 * row / float(row @ row)).astype(np.float32)  # pushes the lead about 40 mm down
+    assert lead(lips_past_nose) < 0
+    fixed = [lead(keep_profile(face_model, k * lips_past_nose, solver)) for k in (1.0, 0.3, 0.1)]
+    assert NOSE_LEAD_MM[0] - 0.3 < fixed[0] < fixed[1] < fixed[2] < 12.0  # soft: order kept, nothing below the floor
+    config = GenerationConfig(num_identities=60)
+    leads = [lead(identity_spec(config, face_model, index).coefficients) for index in range(60)]
+    assert NOSE_LEAD_MM[0] - 0.5 < min(leads) and max(leads) < NOSE_LEAD_MM[1] + 0.5

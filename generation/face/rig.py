@@ -42,7 +42,7 @@ MEASURES: dict[str, tuple[tuple[int, int, float], ...]] = {
     "cheek_projection": ((1, 2, 0.5), (15, 2, 0.5), (30, 2, -0.2)),
     "nose_lead": ((30, 2, 1), (51, 2, -1)),  # how far the nose tip stands in front of the upper lip, in profile
 }
-# The profile stays human whatever the draws: the nose tip leads the upper lip by this much (mm).
+# The profile stays human whatever the draws: the nose tip stands in front of the upper lip by this much (mm).
 NOSE_LEAD_MM = (8.0, 24.0)
 # Male minus female averages (mm), from anthropometric surveys' direction and rough size: a stronger jaw, brow
 # ridge, nose and chin, thinner lips and relatively smaller eyes in men.
@@ -120,16 +120,33 @@ def demographic_identity(
     # the model's mean face sits nearer the male average than the female one, so women move further from it
     sex = (0.6 if male else -1.2) * strength * measure_vector(SEX_DIFFERENCE)
     age = age_factor * measure_vector(AGE_CHANGE)
-    features = rng.normal(0.0, 1.5, len(MEASURES)) * measure_vector(FEATURE_SPREAD)
+    features = measure_vector({name: rng.normal(0.0, 1.5) * spread for name, spread in FEATURE_SPREAD.items()})
     # the ridge solver reaches about 60% of a target, so the group differences are scaled up to reach their size
     group = measure_vector(ETHNIC_DIFFERENCE[ethnicity]) * float(rng.uniform(0.8, 2.0)) if ethnicity else 0.0
     coefficients = coefficients + solver @ (sex + age + features + group)
-    lead_row = measure_matrix(face_model, solver.shape[0])[list(MEASURES).index("nose_lead")]
-    mean_lead = float(sum(sign * face_model.neutral[face_model.landmarks[lm], axis] for lm, axis, sign in MEASURES["nose_lead"]))
-    for _ in range(4):  # the ridge solver reaches part of a target per step
-        lead = mean_lead + float(lead_row @ coefficients)
-        wanted = float(np.clip(lead, *NOSE_LEAD_MM))
-        if abs(wanted - lead) < 0.25:
+    return keep_profile(face_model, coefficients, solver)
+
+
+def keep_profile(face_model: FaceModel, coefficients: np.ndarray, solver: np.ndarray) -> np.ndarray:
+    """`coefficients` changed so that the nose tip stands `NOSE_LEAD_MM` in front of the upper lip (extreme draws
+    otherwise push the lips past the nose), through `measure_solver`, which holds the other measures where they are.
+    The limits are soft: leads keep their order and none piles up at a limit."""
+    terms = MEASURES["nose_lead"]
+    row = measure_matrix(face_model, len(coefficients))[list(MEASURES).index("nose_lead")]
+    mean = float(sum(sign * face_model.neutral[face_model.landmarks[lm], axis] for lm, axis, sign in terms))
+    low, high = NOSE_LEAD_MM
+    knee = (high - low) / 4
+    coefficients = coefficients.astype(np.float64)
+    lead = mean + float(row @ coefficients)
+    if lead < low + knee:
+        wanted = low + knee * np.exp((lead - low - knee) / knee)
+    elif lead > high - knee:
+        wanted = high - knee * np.exp((high - knee - lead) / knee)
+    else:
+        return coefficients.astype(np.float32)
+    for _ in range(10):  # the ridge solver reaches part of a target per step
+        lead = mean + float(row @ coefficients)
+        if abs(wanted - lead) < 0.05:
             break
         coefficients = coefficients + solver @ measure_vector({"nose_lead": wanted - lead})
     return coefficients.astype(np.float32)
