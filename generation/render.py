@@ -196,6 +196,7 @@ class FaceRenderer:
         self._offscreen = pyrender.OffscreenRenderer(self.image_size, self.image_size)
         _patch_multisampling(self._offscreen._renderer)
         self._id_material = pyrender.MetallicRoughnessMaterial()
+        self._two_sided_id_material = pyrender.MetallicRoughnessMaterial(doubleSided=True)
         self._build_scene()
 
     # ----------------------------------------------------------------------------------------------- set-up
@@ -229,7 +230,7 @@ class FaceRenderer:
         self._normal_texture = None
         self._linear_colors = None
         self._normal_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._hair_source = None
+        self._hair_sources: dict[str, object] = {}  # pass name -> the HairMesh its cached node shows
 
     def _stage(self, view: View, lighting: Lighting | None = None) -> None:
         pose = self.camera_pose(view)
@@ -300,33 +301,47 @@ class FaceRenderer:
             )
             primitives = [skin, self._primitive(vertices, normals, self._linear_colors, self._plain_faces)]
         self._show("shaded", pyrender.Mesh(primitives))
-        self._show_hair(hair)
+        self._show_cached("hair", hair, self._hair_mesh)
         self._offscreen._renderer.samples = 4 if self.msaa else 0
         color, depth = self._offscreen.render(self._scene, flags=pyrender.RenderFlags.RGBA)
         return np.ascontiguousarray(color), depth
 
-    def _show_hair(self, hair) -> None:
-        """Show `hair` (a `HairMesh`, or None) beside the shaded mesh. One identity's hair is drawn for many frames,
-        so it stays in the scene as its own node until another identity's hair replaces it."""
-        if self._hair_source is not hair:
-            self._hair_source = hair
-            old = self._mesh_nodes.pop("hair", None)
+    def _show_cached(self, name: str, hair, build) -> None:
+        """Show the mesh `build(hair)` under `name` beside the pass's own mesh (nothing for `hair` None). One
+        identity's hair is drawn for many frames, so its meshes stay in the scene (uploaded once) until another
+        identity's hair replaces them."""
+        if self._hair_sources.get(name, False) is not hair:
+            self._hair_sources[name] = hair
+            old = self._mesh_nodes.pop(name, None)
             if old is not None:
                 self._scene.remove_node(old)
             if hair is not None:
-                primitive = self._pyrender.Primitive(
-                    positions=hair.vertices,
-                    normals=vertex_normals(hair.vertices, hair.faces),
-                    color_0=srgb_to_linear(hair.colors),
-                    indices=hair.faces,
-                    material=self._pyrender.MetallicRoughnessMaterial(
-                        metallicFactor=0.0, roughnessFactor=hair.roughness, doubleSided=True
-                    ),
-                )
-                self._mesh_nodes["hair"] = self._scene.add(self._pyrender.Mesh([primitive]))
-        node = self._mesh_nodes.get("hair")
+                self._mesh_nodes[name] = self._scene.add(build(hair))
+        node = self._mesh_nodes.get(name)
         if node is not None:
             node.mesh.is_visible = hair is not None
+
+    def _hair_mesh(self, hair):
+        """The shaded hair: both sides of its surface."""
+        primitive = self._pyrender.Primitive(
+            positions=hair.vertices,
+            normals=vertex_normals(hair.vertices, hair.faces),
+            color_0=srgb_to_linear(hair.colors),
+            indices=hair.faces,
+            material=self._pyrender.MetallicRoughnessMaterial(
+                metallicFactor=0.0, roughnessFactor=hair.roughness, doubleSided=True
+            ),
+        )
+        return self._pyrender.Mesh([primitive])
+
+    def _hair_id_mesh(self, hair):
+        """The hair in the triangle-id pass: both sides (seen from inside too), ids after the face's."""
+        corners = np.asarray(hair.vertices, np.float32)[hair.faces]
+        ids = self._encode_ids(len(hair.faces), first=len(self.faces) + 1)
+        primitive = self._pyrender.Primitive(
+            positions=corners.reshape(-1, 3), color_0=ids, material=self._two_sided_id_material
+        )
+        return self._pyrender.Mesh([primitive])
 
     def _primitive(self, vertices, normals, colors, faces):
         return self._pyrender.Primitive(
@@ -349,14 +364,9 @@ class FaceRenderer:
         front = facing > 0
         positions = corners[front].reshape(-1, 3)
         colors = self._id_colors.reshape(-1, 3, 4)[front].reshape(-1, 4)  # colours keep the original indices
-        if hair is not None:
-            hair_corners = np.asarray(hair.vertices, np.float32)[hair.faces]
-            hair_corners = np.concatenate([hair_corners, hair_corners[:, ::-1]])  # both windings: seen from inside too
-            hair_ids = self._encode_ids(len(hair.faces), first=len(self.faces) + 1)
-            positions = np.concatenate([positions, hair_corners.reshape(-1, 3)])
-            colors = np.concatenate([colors, hair_ids, hair_ids])
         primitive = pyrender.Primitive(positions=positions, color_0=colors, material=self._id_material)
         self._show("ids", pyrender.Mesh([primitive]))
+        self._show_cached("hair_ids", hair, self._hair_id_mesh)
         self._offscreen._renderer.samples = 0
         color, _ = self._offscreen.render(self._scene, flags=pyrender.RenderFlags.FLAT)
         color = color.astype(np.int64)

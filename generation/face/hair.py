@@ -16,13 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from .model import FaceModel
 
 # Where the grid is centred: roughly the middle of the skull, between the ears.
 HEAD_CENTRE = np.array([0.0, 30.0, 0.0])
-NUM_AZIMUTHS, NUM_ELEVATIONS, NUM_FALL_ROWS = 240, 44, 20
+NUM_AZIMUTHS, NUM_ELEVATIONS, NUM_FALL_ROWS = 180, 40, 16
 LOWEST_ELEVATION = -50.0  # degrees; the shell goes no lower (the neck)
 FALL_ELEVATION = -12.0  # degrees; long hair leaves the head here and falls straight down
 
@@ -62,21 +61,28 @@ def _directions(azimuth: np.ndarray, elevation: np.ndarray) -> np.ndarray:
     return np.stack([np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)], axis=-1)
 
 
-def head_radius(points: np.ndarray, directions: np.ndarray, cone_deg: float = 5.0) -> np.ndarray:
-    """For each unit direction (..., 3) from HEAD_CENTRE, the largest distance of a head point within `cone_deg`
-    of it (mm); directions no point is near take their neighbours' values."""
+def head_radius(points: np.ndarray, azimuth: np.ndarray, elevation: np.ndarray, cone_deg: float = 5.0) -> np.ndarray:
+    """For each direction of the (elevation, azimuth) grid (degrees, evenly spaced) from HEAD_CENTRE, the largest
+    distance of a head point within about `cone_deg` of it (mm): points are binned to their nearest grid
+    direction, each bin keeps its farthest point, and a maximum filter spans the cone. Directions no point is near
+    take their neighbours' values."""
     offsets = points - HEAD_CENTRE
     radius = np.linalg.norm(offsets, axis=1)
-    tree = cKDTree(offsets / radius[:, None])
-    flat = directions.reshape(-1, 3)
-    chord = 2 * np.sin(np.radians(cone_deg) / 2)
-    neighbours = tree.query_ball_point(flat, chord)
-    out = np.array([radius[n].max() if n else np.nan for n in neighbours]).reshape(directions.shape[:-1])
-    if np.isnan(out).any():
-        _, (rows, cols) = ndimage.distance_transform_edt(np.isnan(out), return_indices=True)
-        out = out[rows, cols]
+    point_azimuth = np.degrees(np.arctan2(offsets[:, 0], offsets[:, 2]))
+    point_elevation = np.degrees(np.arcsin(np.clip(offsets[:, 1] / np.maximum(radius, 1e-9), -1, 1)))
+    step_azimuth, step_elevation = azimuth[1] - azimuth[0], elevation[1] - elevation[0]
+    cols = np.round((point_azimuth - azimuth[0]) / step_azimuth).astype(int) % len(azimuth)
+    rows = np.round((point_elevation - elevation[0]) / step_elevation).astype(int)
+    inside = (rows >= 0) & (rows < len(elevation))
+    out = np.full((len(elevation), len(azimuth)), -np.inf)
+    np.maximum.at(out, (rows[inside], cols[inside]), radius[inside])
+    size = (2 * int(cone_deg // step_elevation) + 1, 2 * int(cone_deg // step_azimuth) + 1)
+    out = ndimage.maximum_filter(out, size=size, mode=("nearest", "wrap"))
+    empty = ~np.isfinite(out)
+    if empty.any():
+        _, (r, c) = ndimage.distance_transform_edt(empty, return_indices=True)
+        out = out[r, c]
     return out
-
 
 def ear_vertices(face_model: FaceModel) -> np.ndarray:
     """Indices of the head vertices that belong to the outer ears (found on the mean face: the part of the side of
@@ -153,8 +159,7 @@ def build_hair(
     directions = _directions(azimuth[None, :], elevation[:, None])  # (E, A, 3)
     # the widest point of the skull (ears stand out through short hair) near each direction, smoothed without sinking
     # below the skin
-    radius = ndimage.maximum_filter(head_radius(skull, directions), size=3, mode=("nearest", "wrap"))
-    radius = ndimage.gaussian_filter(radius, (1.0, 1.0), mode=("nearest", "wrap")) + 0.8
+    radius = ndimage.gaussian_filter(head_radius(skull, azimuth, elevation), (0.7, 0.7), mode=("nearest", "wrap")) + 1.0
     skin = HEAD_CENTRE + directions * radius[..., None]  # the head surface under each grid point
 
     # Thickness: fuller on top, thinner at the sides, thin at every edge so the hair meets the skin.

@@ -53,16 +53,22 @@ def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def _noise3d(rng: np.random.Generator, position: np.ndarray, wavelength_mm: float, waves: int = 24) -> np.ndarray:
+def _noise3d(rng: np.random.Generator, position: np.ndarray, wavelength_mm: float, waves: int = 24,
+             where: np.ndarray | None = None) -> np.ndarray:
     """Smooth noise of unit standard deviation defined on the 3-D surface (a sum of random plane waves), so it
-    stays continuous across UV seams."""
+    stays continuous across UV seams. With a boolean `where`, it is evaluated there only (0 elsewhere): the same
+    values, for the cost of the region."""
     directions = rng.standard_normal((waves, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     k = directions * (2 * np.pi / wavelength_mm) * rng.uniform(0.7, 1.3, size=(waves, 1))
     phase = rng.uniform(0, 2 * np.pi, size=waves)
-    return (np.cos(position @ k.T.astype(np.float32) + phase.astype(np.float32)).sum(axis=-1) / np.sqrt(waves / 2)).astype(
-        np.float32
-    )
+    points = position if where is None else position[where]
+    values = (np.cos(points @ k.T.astype(np.float32) + phase.astype(np.float32)).sum(axis=-1) / np.sqrt(waves / 2))
+    if where is None:
+        return values.astype(np.float32)
+    out = np.zeros(position.shape[:-1], np.float32)
+    out[where] = values
+    return out
 
 
 def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
@@ -133,6 +139,9 @@ class ProceduralTexturer:
             "low_brow_left": lm[[22, 23, 24, 25, 26]] + [[0, -2.0, 0], [0, -2.0, 0], [0, -2.0, 0], [0, -2.2, 0], [0, -2.8, 0]],
             "arched_brow_right": lm[[21, 20, 19, 18, 17]] + [[0, 0.5, 0], [0, 2.0, 0], [0, 3.0, 0], [0, 1.5, 0], [0, -1.5, 0]],
             "arched_brow_left": lm[[22, 23, 24, 25, 26]] + [[0, 0.5, 0], [0, 2.0, 0], [0, 3.0, 0], [0, 1.5, 0], [0, -1.5, 0]],
+            # marionette lines from each mouth corner down toward the jaw
+            "marionette_right": np.array([lm[48] + [-1.5, -2.0, 0], lm[48] + [-5.0, -20.0, 0]]),
+            "marionette_left": np.array([lm[54] + [1.5, -2.0, 0], lm[54] + [5.0, -20.0, 0]]),
             "wing_right": np.array([lm[36], lm[36] + [-4.5, 2.0, 0]]),
             "wing_left": np.array([lm[45], lm[45] + [4.5, 2.0, 0]]),
         }.items():
@@ -190,14 +199,14 @@ class ProceduralTexturer:
             r = np.hypot(x - corner[0], y - corner[1])
             angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
             lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
-            rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(trng, pos, 12.0)), 0, 1) ** 12
+            rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(trng, pos, 12.0, where=lateral & (r < 20))), 0, 1) ** 12
             shade += 0.22 * age**0.7 * rays * lateral * _smoothstep(5, 8, r) * (1 - _smoothstep(14, 20, r))
         brow_top = lm[17:27, 1].max()
         forehead = _smoothstep(brow_top + 6, brow_top + 12, y) * (1 - _smoothstep(brow_top + 38, brow_top + 48, y))
         forehead *= (z > lm[0, 2]) * (np.abs(x) < 45)
-        wobble = 1.6 * _noise3d(trng, pos, 30.0)
+        wobble = 1.6 * _noise3d(trng, pos, 30.0, where=forehead > 0)
         lines = np.clip(np.cos(2 * np.pi * (y + wobble) / 8.5), 0, 1) ** 16
-        shade += 0.32 * age**0.7 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0), -1, 1))
+        shade += 0.32 * age**0.7 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0, where=forehead > 0), -1, 1))
         albedo *= (1 - np.clip(0.75 * shade, 0, 0.6))[..., None]  # creases hold dirt and shadow; the relief shades
         relief = skin_relief(masks, pos, lm, age, trng, px) * masks["skin"] if self.relief else None
         if age > 0.45:
@@ -253,7 +262,7 @@ class ProceduralTexturer:
         back_line = lm[2, 1] - 4 - 45 * a.hair_length
         hairline = hair_lower_edge(pos, brow_top + a.hairline_mm + 30 * a.balding, a.temple_dip_mm, back_line,
                                    a.hairline_tilt)
-        edge = np.clip(3.0 + 1.5 * _noise3d(trng, pos, 10.0), 1.0, 6.0)
+        edge = np.clip(3.0 + 1.5 * _noise3d(trng, pos, 10.0, where=np.abs(y - hairline) < 12), 1.0, 6.0)
         # the painted scalp reaches a few mm below the hair's geometric edge: fine, sparse hairs soften the line
         cap = _smoothstep(hairline - 3.0, hairline + edge, y + 1.0 * _noise(trng, shape, 1.0 * px))
         if a.balding > 0.3:
@@ -268,7 +277,7 @@ class ProceduralTexturer:
 
         # clothing over the shoulders and chest, below a crew, scoop or V neckline
         clothed = masks["skin"] * _smoothstep(0.0, 1.5, self.neckline(a.neckline, pos) - y + 0.3 * _noise(trng, shape, 2.0 * px))
-        fabric = np.asarray(a.clothing_rgb, np.float32) * (1 + 0.07 * _noise3d(trng, pos, 35.0))[..., None]
+        fabric = np.asarray(a.clothing_rgb, np.float32) * (1 + 0.07 * _noise3d(trng, pos, 35.0, where=clothed > 0))[..., None]
         albedo = _mix(albedo, fabric, clothed)
         if relief is not None:
             relief = relief * (1 - clothed)
@@ -302,9 +311,9 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     # forehead: horizontal furrows, wavy and broken
     forehead = _smoothstep(brow_top + 5, brow_top + 11, y) * (1 - _smoothstep(brow_top + 36, brow_top + 46, y))
     forehead *= front * (1 - _smoothstep(38, 48, np.abs(x)))
-    wobble = 2.0 * _noise3d(rng, pos, 30.0)
+    wobble = 2.0 * _noise3d(rng, pos, 30.0, where=forehead > 0)
     furrows = np.clip(np.cos(2 * np.pi * (y + wobble) / spacing), 0, 1) ** 10
-    height -= 0.55 * forehead_depth * lines * furrows * forehead * np.clip(0.7 + 0.5 * _noise3d(rng, pos, 35.0), 0, 1)
+    height -= 0.55 * forehead_depth * lines * furrows * forehead * np.clip(0.7 + 0.5 * _noise3d(rng, pos, 35.0, where=forehead > 0), 0, 1)
     # frown lines between the brows
     for side in (-1, 1):
         d = np.hypot((x - side * 5.5) / 0.9, np.clip(y - (brow_low + brow_top) / 2, -9, 9) * 0) * front
@@ -325,40 +334,57 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
         r = np.hypot(x - corner[0], y - corner[1])
         angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
         lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
-        rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0)), 0, 1) ** 8
+        rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0, where=lateral & (r < 22))), 0, 1) ** 8
         height -= 0.35 * crow_depth * lines * rays * lateral * _smoothstep(4, 7, r) * (1 - _smoothstep(15, 22, r))
         # marionette line from the mouth corner down toward the jaw
-        mouth = lm[48] if side == "right" else lm[54]
-        outward = -1 if side == "right" else 1
-        line = np.array([mouth[:2] + [outward * 1.5, -2.0], mouth[:2] + [outward * 5.0, -20.0]])
-        d, _ = _polyline_distance(np.stack([x, y], -1).reshape(-1, 2), line)
-        height -= 0.9 * marionette_depth * lines * np.exp(-(d.reshape(shape) ** 2) / 3.0) * front
+        d = masks[f"marionette_{side}_d"]
+        height -= 0.9 * marionette_depth * lines * np.exp(-(d**2) / 3.0) * front
     # rings around the neck
     neck = (y < lm[8, 1] - 18) & (y > lm[8, 1] - 75) & (z > -20)
-    height -= 0.5 * lines * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0)) / 16.0), 0, 1) ** 6
+    height -= 0.5 * lines * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0, where=neck)) / 16.0), 0, 1) ** 6
     return (height * (1.0 + 1.6 * age)).astype(np.float32)  # old skin creases deeper everywhere
+
+
+_FRAMES: dict[int, tuple[UVAtlas, dict[str, np.ndarray]]] = {}
+
+
+def _surface_frame(atlas: UVAtlas) -> dict[str, np.ndarray]:
+    """What `normal_map` needs of the atlas alone (computed once per atlas): the metric of the (u, v) texel
+    directions on the surface, and those directions in the shader's tangent frame."""
+    cached = _FRAMES.get(id(atlas))
+    if cached is not None and cached[0] is atlas:
+        return cached[1]
+    position, normal = atlas.position.astype(np.float64), atlas.normal.astype(np.float64)
+    du, dv = np.gradient(position, axis=1), np.gradient(position, axis=0)  # mm per texel along u (columns) and v
+    e, f, g = (du * du).sum(-1), (du * dv).sum(-1), (dv * dv).sum(-1)
+    det = e * g - f * f
+    step = np.nanmedian(np.sqrt(e[atlas.covered]))
+    valid = np.isfinite(det) & (det > 1e-12) & (e < (4 * step) ** 2) & (g < (4 * step) ** 2)
+    du, dv, normal = np.nan_to_num(du), np.nan_to_num(dv), np.nan_to_num(normal)
+    tangent = du - normal * (du * normal).sum(-1, keepdims=True)
+    tangent /= np.maximum(np.linalg.norm(tangent, axis=-1, keepdims=True), 1e-9)
+    bitangent = np.cross(normal, tangent)
+    frame = {"valid": valid, "det": np.where(valid, det, 1.0), "e": e, "f": f, "g": g}
+    for name, axis in (("t", tangent), ("b", bitangent), ("n", normal)):
+        frame[f"u{name}"], frame[f"v{name}"] = (du * axis).sum(-1), (dv * axis).sum(-1)
+    frame = {name: np.nan_to_num(value).astype(np.float32) if value.dtype != bool else value
+             for name, value in frame.items()}
+    _FRAMES[id(atlas)] = (atlas, frame)
+    return frame
 
 
 def normal_map(atlas: UVAtlas, height_mm: np.ndarray) -> np.ndarray:
     """Tangent-space normal map (uint8 RGB) of a height field over the atlas, in the frame pyrender's shader builds
     without tangents: x along +u, y = normal x tangent, z along the normal."""
-    position, normal = atlas.position.astype(np.float64), atlas.normal.astype(np.float64)
-    du, dv = np.gradient(position, axis=1), np.gradient(position, axis=0)  # mm per texel along u (columns) and v
-    hu, hv = np.gradient(height_mm.astype(np.float64), axis=1), np.gradient(height_mm.astype(np.float64), axis=0)
-    e, f, g = (du * du).sum(-1), (du * dv).sum(-1), (dv * dv).sum(-1)
-    det = e * g - f * f
-    step = np.nanmedian(np.sqrt(e[atlas.covered]))
-    valid = np.isfinite(det) & (det > 1e-12) & (e < (4 * step) ** 2) & (g < (4 * step) ** 2)
-    det = np.where(valid, det, 1.0)
-    a, c = (g * hu - f * hv) / det, (e * hv - f * hu) / det
-    gradient = np.where(valid[..., None], a[..., None] * du + c[..., None] * dv, 0.0)  # surface gradient of height
-    bent = normal - gradient
-    bent /= np.maximum(np.linalg.norm(bent, axis=-1, keepdims=True), 1e-9)
-    tangent = np.nan_to_num(du) - normal * (np.nan_to_num(du) * normal).sum(-1, keepdims=True)
-    tangent /= np.maximum(np.linalg.norm(tangent, axis=-1, keepdims=True), 1e-9)
-    bitangent = np.cross(normal, tangent)
-    local = np.stack([(bent * tangent).sum(-1), (bent * bitangent).sum(-1), (bent * normal).sum(-1)], axis=-1)
-    local = np.where(valid[..., None], local, (0.0, 0.0, 1.0))
+    fr = _surface_frame(atlas)
+    height = height_mm.astype(np.float32)
+    hu, hv = np.gradient(height, axis=1), np.gradient(height, axis=0)
+    a = (fr["g"] * hu - fr["f"] * hv) / fr["det"]  # the surface gradient of the height is a du + c dv
+    c = (fr["e"] * hv - fr["f"] * hu) / fr["det"]
+    # the bent normal (normal - gradient) in the tangent frame
+    local = np.stack([-(a * fr["ut"] + c * fr["vt"]), -(a * fr["ub"] + c * fr["vb"]), 1 - (a * fr["un"] + c * fr["vn"])], -1)
+    local /= np.maximum(np.linalg.norm(local, axis=-1, keepdims=True), 1e-9)
+    local = np.where(fr["valid"][..., None], local, np.float32((0.0, 0.0, 1.0)))
     return np.clip((local + 1) / 2 * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
