@@ -167,7 +167,7 @@ class ProceduralTexturer:
         hair_rgb = np.asarray(a.hair_rgb, np.float32)
         grey = np.array([0.80, 0.79, 0.77], np.float32)
         hair = (1 - a.grey_fraction) * hair_rgb + a.grey_fraction * grey
-        brow_hair = (1 - 0.45 * a.grey_fraction) * hair_rgb + 0.45 * a.grey_fraction * grey * 0.7  # salt and pepper
+        brow_hair = (1 - 0.75 * a.grey_fraction) * hair_rgb + 0.75 * a.grey_fraction * grey * 0.9  # brows grey too
 
         albedo = np.broadcast_to(skin_rgb, shape + (3,)).copy()
         # low-frequency blotchiness and fine pores
@@ -272,7 +272,7 @@ class ProceduralTexturer:
         cap *= ~ears
         cap *= masks["skin"]
         # the scalp seen between hairs: the hair's colour, darkened by the hair's shade over it
-        hair_texture = 0.6 * hair * np.clip(0.92 + 0.14 * _noise(trng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)[..., None]
+        hair_texture = (0.6 + 0.3 * a.grey_fraction) * hair * np.clip(0.92 + 0.14 * _noise(trng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)[..., None]
         albedo = _mix(albedo, hair_texture, cap * 0.97)
 
         # clothing over the shoulders and chest, below a crew, scoop or V neckline
