@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from datasets import ClassLabel, DatasetDict, Features
 from PIL import Image as PILImage
 
-from generation.manifest import ManifestError, record, remove_written, written_files
+from generation.manifest import ManifestError, move_into, record, remove_written, written_files
 
 from .features import SPLITS
 from .official import ANNOTATION_DIR_NAMES, SPLIT_IDS, VIEWS_FILE, official_annotation
@@ -175,12 +175,7 @@ def _swap_in(staging: Path, out: Path, images_dir: str) -> None:
         os.replace(staging, out)
         return
     remove_written(out, _export_paths(images_dir))
-    for entry in staging.iterdir():
-        target = out / entry.name
-        if target.is_dir() and not any(target.iterdir()):
-            target.rmdir()
-        os.replace(entry, target)
-    staging.rmdir()
+    move_into(staging, out)
 
 
 def export_official(

@@ -177,3 +177,15 @@ def remove_written(folder: str | os.PathLike, within: Iterable[str] | None = Non
             parent = parent.parent
     (folder / MANIFEST_NAME).unlink(missing_ok=True)
     return len(files)
+
+
+def move_into(staging: str | os.PathLike, folder: str | os.PathLike) -> None:
+    """Move every entry of the finished folder `staging` into `folder` (an empty sub-folder of the same name is
+    replaced; call `remove_written` first for the earlier run's files), then remove `staging`."""
+    staging, folder = Path(staging), Path(folder)
+    for entry in staging.iterdir():
+        target = folder / entry.name
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        os.replace(entry, target)
+    staging.rmdir()

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import contextlib
 import os
 
-from generation.manifest import MANIFEST_NAME, ManifestError, record, remove_written, written_files
+from generation.manifest import MANIFEST_NAME, ManifestError, move_into, record, remove_written, written_files
 
 EXIT_BAD_INPUT = 2
 SPLITS_NEEDED = ("train", "validation", "test")  # train, pick the checkpoint, report
@@ -81,12 +81,7 @@ def swap_in(staging: str | Path, output_dir: str | Path, *, tool: str) -> Path:
         if output_dir.is_dir():
             remove_written(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
-        for entry in staging.iterdir():
-            target = output_dir / entry.name
-            if target.is_dir() and not any(target.iterdir()):
-                target.rmdir()
-            os.replace(entry, target)
-        staging.rmdir()
+        move_into(staging, output_dir)
     except ManifestError as error:
         raise UsageError(str(error)) from None
     return output_dir
