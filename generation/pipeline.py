@@ -26,7 +26,7 @@ from .face.rig import identity_extras, pose_face
 from .facs import PAIN_AUS, pspi
 from .render import FaceRenderer, displacement_mm
 from .rng import stream
-from .sampling.appearance import Appearance
+from .sampling.appearance import GREY_HAIR_RGB, Appearance
 from .sampling.identity import IdentitySpec, identity_id, identity_spec, identity_split, sample_lighting
 from .texture import create_texturer
 from .views import View
@@ -54,7 +54,7 @@ def identity_hair(face_model: FaceModel, neutral: np.ndarray, appearance: Appear
     without earrings), fitted to the identity's neutral head (mm); hair greyed by age, coverings fabric-coloured."""
     a = appearance
     covering = a.hair_style in COVERINGS
-    grey = np.array([0.80, 0.79, 0.77])
+    grey = np.array(GREY_HAIR_RGB)
     color = a.covering_rgb if covering else (1 - a.grey_fraction) * np.asarray(a.hair_rgb) + a.grey_fraction * grey
     brow_top = float(neutral[face_model.landmarks][17:27, 1].max())
     hair = build_hair(

@@ -14,6 +14,12 @@ SKIN_MATERIALS = ("M_Face", "M_BackHead")
 UDIM_TILES = 2
 
 
+def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    """0 at `edge0`, 1 at `edge1` (either order), a smooth cubic between: the soft edge of masks and offsets."""
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (V, 3)."""
     corners = vertices[faces]

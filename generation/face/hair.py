@@ -84,6 +84,7 @@ def head_radius(points: np.ndarray, azimuth: np.ndarray, elevation: np.ndarray, 
         out = out[r, c]
     return out
 
+
 def ear_vertices(face_model: FaceModel) -> np.ndarray:
     """Indices of the head vertices that belong to the outer ears (found on the mean face: the part of the side of
     the head that stands out, between the top of the ear and the lobe)."""
@@ -138,8 +139,8 @@ def build_hair(
     """The hair (or head covering) mesh of one identity, or None for a bald head.
 
     `front_hairline_y` is the height of the hairline at the middle of the forehead (mm) and `tilt` its slope for a
-    side-swept fringe (see `hairline_y`); `volume` scales the
-    thickness, `length_scale` the length of falling hair; all randomness (waves, strands, curls) comes from `rng`.
+    side-swept fringe (see `hairline_y`); `volume` scales the thickness, `length_scale` the length of falling hair;
+    all randomness (waves, strands, curls) comes from `rng`.
     """
     if style not in HAIR_STYLES:
         raise ValueError(f"unknown hair style {style!r}; choose one of {', '.join(HAIR_STYLES)}")

@@ -6,6 +6,8 @@ from typing import Mapping
 
 import numpy as np
 
+from .accessories import lobe_vertices
+from .geometry import smoothstep, vertex_normals
 from .model import FaceModel
 from ..facs import blendshape_weights
 
@@ -84,19 +86,33 @@ def measure_matrix(face_model: FaceModel, num_components: int = 100) -> np.ndarr
     return np.stack([sum(sign * basis[:, lm, axis] for lm, axis, sign in terms) for terms in MEASURES.values()])
 
 
-_SOLVERS: dict[tuple, tuple[FaceModel, np.ndarray]] = {}
+_PER_MODEL: dict[tuple, tuple[FaceModel, object]] = {}
+
+
+def _per_model(face_model: FaceModel, key: tuple, build):
+    """`build()`, computed once per face model and `key` in this process (the entry holds the model, so its id
+    cannot be reused while cached)."""
+    cached = _PER_MODEL.get((id(face_model), *key))
+    if cached is None or cached[0] is not face_model:
+        cached = _PER_MODEL[(id(face_model), *key)] = (face_model, build())
+    return cached[1]
 
 
 def measure_solver(face_model: FaceModel, num_components: int = 100, ridge: float = 4.0) -> np.ndarray:
     """(K, M): the smallest identity-coefficient change (ridge least squares) that moves the measures by a target
     (mm). Sex, age and feature differences are expressed in the model's own identity basis this way. Computed once
     per face model and process."""
-    key = (id(face_model), num_components, ridge)
-    cached = _SOLVERS.get(key)
-    if cached is None or cached[0] is not face_model:
-        a = measure_matrix(face_model, num_components).astype(np.float64)
-        cached = _SOLVERS[key] = (face_model, np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T))
-    return cached[1]
+
+    def solve():
+        a = _measures(face_model, num_components).astype(np.float64)
+        return np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T)
+
+    return _per_model(face_model, ("solver", num_components, ridge), solve)
+
+
+def _measures(face_model: FaceModel, num_components: int) -> np.ndarray:
+    """`measure_matrix`, computed once per face model and process."""
+    return _per_model(face_model, ("measures", num_components), lambda: measure_matrix(face_model, num_components))
 
 
 def measure_vector(changes: dict[str, float]) -> np.ndarray:
@@ -132,7 +148,7 @@ def keep_profile(face_model: FaceModel, coefficients: np.ndarray, solver: np.nda
     otherwise push the lips past the nose), through `measure_solver`, which holds the other measures where they are.
     The limits are soft: leads keep their order and none piles up at a limit."""
     terms = MEASURES["nose_lead"]
-    row = measure_matrix(face_model, len(coefficients))[list(MEASURES).index("nose_lead")]
+    row = _measures(face_model, len(coefficients))[list(MEASURES).index("nose_lead")]
     mean = float(sum(sign * face_model.neutral[face_model.landmarks[lm], axis] for lm, axis, sign in terms))
     low, high = NOSE_LEAD_MM
     knee = (high - low) / 4
@@ -182,15 +198,19 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
 
 def neck_offsets(face_model: FaceModel, male: bool) -> np.ndarray:
     """The neck's build (V, 3), in mm: about 7% wider and deeper in men and narrower in women, and in men the
-    laryngeal prominence (Adam's apple) at the front."""
+    laryngeal prominence (Adam's apple) at the front. Computed once per face model and sex."""
+    return _per_model(face_model, ("neck", male), lambda: _neck_build(face_model, male))
+
+
+def _neck_build(face_model: FaceModel, male: bool) -> np.ndarray:
     mean = face_model.neutral.astype(np.float64)
     lm = mean[face_model.landmarks]
     head = face_model.region("face", "head_and_neck")
     p = mean[head]
     chin = lm[8]
     # the neck band: from under the jaw to its base, fading in and out, behind the chin
-    band = _ramp(p[:, 1], chin[1] - 8, chin[1] - 20) * _ramp(p[:, 1], chin[1] - 62, chin[1] - 45)
-    band *= _ramp(p[:, 2], chin[2] - 20, chin[2] - 35)
+    band = smoothstep(chin[1] - 8, chin[1] - 20, p[:, 1]) * smoothstep(chin[1] - 62, chin[1] - 45, p[:, 1])
+    band *= smoothstep(chin[2] - 20, chin[2] - 35, p[:, 2])
     offsets = np.zeros_like(mean)
     offsets[head, 0] = (0.07 if male else -0.06) * p[:, 0] * band
     offsets[head, 2] = (0.07 if male else -0.06) * p[:, 2] * band
@@ -200,34 +220,19 @@ def neck_offsets(face_model: FaceModel, male: bool) -> np.ndarray:
     return offsets.astype(np.float32)
 
 
-def _ramp(value: np.ndarray, zero: float, one: float) -> np.ndarray:
-    """0 at `zero`, 1 at `one` (either order), smooth between."""
-    t = np.clip((value - zero) / (one - zero), 0.0, 1.0)
-    return t * t * (3 - 2 * t)
-
-
 def identity_extras(face_model: FaceModel, sag_mm: float, male: bool) -> np.ndarray:
     """The offsets (V, 3) that belong to an identity beyond its PCA shape: ageing (`age_sag_offsets`) and the
     neck's build (`neck_offsets`). The same for its neutral and every expression, so never in the heatmap."""
     return age_sag_offsets(face_model, sag_mm) + neck_offsets(face_model, male)
 
 
-_HOLLOWS: dict[int, tuple[FaceModel, np.ndarray]] = {}
-
-
 def _age_hollows(face_model: FaceModel, strength: float) -> np.ndarray:
-    """Offsets (V, 3) of fat loss and laxity, for `strength` 1 at about 90 years: cached per face model at strength
-    1 and scaled."""
-    cached = _HOLLOWS.get(id(face_model))
-    if cached is None or cached[0] is not face_model:
-        cached = _HOLLOWS[id(face_model)] = (face_model, _hollows_at_90(face_model))
-    return strength * cached[1]
+    """Offsets (V, 3) of fat loss and laxity, for `strength` 1 at about 90 years: computed once per face model at
+    strength 1 and scaled."""
+    return strength * _per_model(face_model, ("hollows",), lambda: _hollows_at_90(face_model))
 
 
 def _hollows_at_90(face_model: FaceModel) -> np.ndarray:
-    from .accessories import lobe_vertices
-    from .geometry import vertex_normals
-
     mean = face_model.neutral.astype(np.float64)
     lm = mean[face_model.landmarks]
     normals = vertex_normals(mean, face_model.faces)

@@ -12,10 +12,11 @@ import numpy as np
 from matplotlib.path import Path as PolygonPath
 from scipy import ndimage
 
+from ..face.geometry import smoothstep
 from ..face.hair import hair_lower_edge
 from ..face.model import FaceModel
 from ..render import region_vertex_colors
-from ..sampling.appearance import NECKLINES, Appearance
+from ..sampling.appearance import GREY_HAIR_RGB, NECKLINES, Appearance
 from .uv_atlas import UVAtlas, build_uv_atlas
 
 
@@ -46,11 +47,6 @@ def _polyline_distance(points: np.ndarray, line: np.ndarray) -> tuple[np.ndarray
         best[closer] = d[closer]
         where[closer] = starts[k] + t[closer] * (starts[k + 1] - starts[k])
     return best, where
-
-
-def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
-    return t * t * (3 - 2 * t)
 
 
 def _noise3d(rng: np.random.Generator, position: np.ndarray, wavelength_mm: float, waves: int = 24,
@@ -86,6 +82,7 @@ class ProceduralTexturer:
         self.face_model = face_model  # `device` is accepted like every backend's and unused: this one is numpy
         self.relief = relief  # paint a normal map of wrinkles and pores
         self.atlas: UVAtlas = build_uv_atlas(face_model, atlas_size)
+        self._frame = surface_frame(self.atlas) if relief else None
         self.landmarks = face_model.neutral[face_model.landmarks].astype(np.float64)
         self._masks = self._static_masks()
 
@@ -94,7 +91,7 @@ class ProceduralTexturer:
         dipping at the front by the neckline's depth, rounded (crew, scoop) or pointed (V)."""
         x, z = position[..., 0], position[..., 2]
         base = self.landmarks[8, 1] - 48.0  # the base of the neck at the front, below the chin
-        front = _smoothstep(-10.0, 25.0, z)
+        front = smoothstep(-10.0, 25.0, z)
         across = np.clip(1 - np.abs(x) / 40.0, 0, 1) if name == "v" else np.clip(1 - (x / 45.0) ** 2, 0, 1)
         return np.minimum(base + 0.004 * x**2 + 8.0 * (1 - front) - front * NECKLINES[name] * across, base + 16.0)
 
@@ -104,10 +101,10 @@ class ProceduralTexturer:
         lm = self.landmarks
         x, y = position[..., 0], position[..., 1]
         mouth_half = (lm[54, 0] - lm[48, 0]) / 2
-        moustache = (1 - _smoothstep(mouth_half + 2, mouth_half + 6, np.abs(x))) * _smoothstep(lm[51, 1] - 1, lm[51, 1] + 1, y)
+        moustache = (1 - smoothstep(mouth_half + 2, mouth_half + 6, np.abs(x))) * smoothstep(lm[51, 1] - 1, lm[51, 1] + 1, y)
         if style == "moustache":
             return moustache
-        goatee = np.maximum(moustache, (1 - _smoothstep(mouth_half - 2, mouth_half + 3, np.abs(x))) * (y < lm[51, 1]))
+        goatee = np.maximum(moustache, (1 - smoothstep(mouth_half - 2, mouth_half + 3, np.abs(x))) * (y < lm[51, 1]))
         if style == "goatee":
             return goatee
         return np.ones_like(x)
@@ -165,7 +162,7 @@ class ProceduralTexturer:
         px = atlas.size / 512  # texel-space feature sizes were tuned on a 512-texel tile
         skin_rgb = np.asarray(a.skin_rgb, np.float32)
         hair_rgb = np.asarray(a.hair_rgb, np.float32)
-        grey = np.array([0.80, 0.79, 0.77], np.float32)
+        grey = np.array(GREY_HAIR_RGB, np.float32)
         hair = (1 - a.grey_fraction) * hair_rgb + a.grey_fraction * grey
         brow_hair = (1 - 0.75 * a.grey_fraction) * hair_rgb + 0.75 * a.grey_fraction * grey * 0.9  # brows grey too
 
@@ -186,7 +183,7 @@ class ProceduralTexturer:
         # lips thin with age: the colour withdraws toward the mouth line
         mouth_y = (lm[62, 1] + lm[66, 1]) / 2
         reach = np.where(y > mouth_y, (y - mouth_y) / (lm[51, 1] - mouth_y), (mouth_y - y) / (mouth_y - lm[57, 1]))
-        thin = 1 - _smoothstep(1.0 - 0.5 * a.age_factor, 1.1 - 0.45 * a.age_factor, reach)
+        thin = 1 - smoothstep(1.0 - 0.5 * a.age_factor, 1.1 - 0.45 * a.age_factor, reach)
         albedo = _mix(albedo, lip_rgb, masks["lips"] * thin * (0.55 + 0.35 * max(a.lip_redness, a.lipstick)))
 
         # age: darker eye surroundings, forehead lines, crow's feet, nasolabial folds, spots
@@ -200,9 +197,9 @@ class ProceduralTexturer:
             angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
             lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
             rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(trng, pos, 12.0, where=lateral & (r < 20))), 0, 1) ** 12
-            shade += 0.22 * age**0.7 * rays * lateral * _smoothstep(5, 8, r) * (1 - _smoothstep(14, 20, r))
+            shade += 0.22 * age**0.7 * rays * lateral * smoothstep(5, 8, r) * (1 - smoothstep(14, 20, r))
         brow_top = lm[17:27, 1].max()
-        forehead = _smoothstep(brow_top + 6, brow_top + 12, y) * (1 - _smoothstep(brow_top + 38, brow_top + 48, y))
+        forehead = smoothstep(brow_top + 6, brow_top + 12, y) * (1 - smoothstep(brow_top + 38, brow_top + 48, y))
         forehead *= (z > lm[0, 2]) * (np.abs(x) < 45)
         wobble = 1.6 * _noise3d(trng, pos, 30.0, where=forehead > 0)
         lines = np.clip(np.cos(2 * np.pi * (y + wobble) / 8.5), 0, 1) ** 16
@@ -217,8 +214,8 @@ class ProceduralTexturer:
         # stubble shadow, then a moustache, goatee or full beard of real hair in the hair's colour
         if a.beard_density > 0 or a.beard_style:
             upper = lm[33, 1] - 2 - 0.3 * np.abs(x)  # the beard line drops toward the cheeks
-            beard_zone = _smoothstep(lm[8, 1] - 28, lm[8, 1] - 12, y) * (1 - _smoothstep(upper - 10, upper, y))
-            beard_zone *= 1 - _smoothstep(lm[1, 1] - 4, lm[1, 1] + 6, y) * (np.abs(x) > np.abs(lm[48, 0]) + 8)
+            beard_zone = smoothstep(lm[8, 1] - 28, lm[8, 1] - 12, y) * (1 - smoothstep(upper - 10, upper, y))
+            beard_zone *= 1 - smoothstep(lm[1, 1] - 4, lm[1, 1] + 6, y) * (np.abs(x) > np.abs(lm[48, 0]) + 8)
             beard_zone *= (z > lm[0, 2] - 12) * (1 - np.clip(masks["lips"] * 3, 0, 1))
             if a.beard_density > 0:
                 stubble = np.clip(0.6 + 0.4 * _noise(trng, shape, 0.7 * px), 0, 1)
@@ -236,7 +233,7 @@ class ProceduralTexturer:
         for side in ("right", "left"):
             d = masks[f"lid_{side}_d"]
             if a.makeup > 0:
-                lid = _smoothstep(0.5, 2.0, d) * (1 - _smoothstep(5.0, 9.0, d)) * (y > lm[37, 1] - 1)
+                lid = smoothstep(0.5, 2.0, d) * (1 - smoothstep(5.0, 9.0, d)) * (y > lm[37, 1] - 1)
                 albedo = _mix(albedo, np.asarray(a.eyeshadow_rgb), lid * 0.35 * a.makeup)
                 wing = masks[f"wing_{side}_d"]
                 albedo = _mix(albedo, np.array([0.04, 0.03, 0.03]), np.exp(-(wing**2) / 0.5) * 0.9 * a.makeup)
@@ -255,7 +252,7 @@ class ProceduralTexturer:
             brow_line = "arched_brow" if a.arched_brows else "low_brow" if a.male else "brow"
             d, t = masks[f"{brow_line}_{side}_d"], masks[f"{brow_line}_{side}_t"]
             half = a.brow_thickness_mm / 2 * (1.0 - 0.5 * t)
-            brow = (1 - _smoothstep(0.3 * half, half + 1.6, d)) * (1 - _smoothstep(0.85, 1.08, t))
+            brow = (1 - smoothstep(0.3 * half, half + 1.6, d)) * (1 - smoothstep(0.85, 1.08, t))
             albedo = _mix(albedo, brow_hair * 0.85, brow * streaks * 0.95)
 
         # hair cap: forehead hairline in front, lower at the sides and back, receding crown for balding men
@@ -264,7 +261,7 @@ class ProceduralTexturer:
                                    a.hairline_tilt)
         edge = np.clip(3.0 + 1.5 * _noise3d(trng, pos, 10.0, where=np.abs(y - hairline) < 12), 1.0, 6.0)
         # the painted scalp reaches a few mm below the hair's geometric edge: fine, sparse hairs soften the line
-        cap = _smoothstep(hairline - 3.0, hairline + edge, y + 1.0 * _noise(trng, shape, 1.0 * px))
+        cap = smoothstep(hairline - 3.0, hairline + edge, y + 1.0 * _noise(trng, shape, 1.0 * px))
         if a.balding > 0.3:
             crown = np.hypot(x, z - (lm[0, 2] - 30)) < 60 * (a.balding - 0.3)
             cap *= 1 - ndimage.gaussian_filter(crown.astype(np.float32), 6) * (y > lm[19, 1] + 60)
@@ -276,7 +273,7 @@ class ProceduralTexturer:
         albedo = _mix(albedo, hair_texture, cap * 0.97)
 
         # clothing over the shoulders and chest, below a crew, scoop or V neckline
-        clothed = masks["skin"] * _smoothstep(0.0, 1.5, self.neckline(a.neckline, pos) - y + 0.3 * _noise(trng, shape, 2.0 * px))
+        clothed = masks["skin"] * smoothstep(0.0, 1.5, self.neckline(a.neckline, pos) - y + 0.3 * _noise(trng, shape, 2.0 * px))
         fabric = np.asarray(a.clothing_rgb, np.float32) * (1 + 0.07 * _noise3d(trng, pos, 35.0, where=clothed > 0))[..., None]
         albedo = _mix(albedo, fabric, clothed)
         if relief is not None:
@@ -288,7 +285,7 @@ class ProceduralTexturer:
         image = (np.clip(albedo, 0, 1) * 255 + 0.5).astype(np.uint8)
         return SkinTexture(
             albedo=image, vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb, age_factor=a.age_factor),
-            normal=None if relief is None else normal_map(atlas, relief),
+            normal=None if relief is None else normal_map(self._frame, relief),
         )
 
 
@@ -309,16 +306,16 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     front = z > lm[0, 2] - 5
     brow_top, brow_low = lm[17:27, 1].max(), lm[17:27, 1].min()
     # forehead: horizontal furrows, wavy and broken
-    forehead = _smoothstep(brow_top + 5, brow_top + 11, y) * (1 - _smoothstep(brow_top + 36, brow_top + 46, y))
-    forehead *= front * (1 - _smoothstep(38, 48, np.abs(x)))
+    forehead = smoothstep(brow_top + 5, brow_top + 11, y) * (1 - smoothstep(brow_top + 36, brow_top + 46, y))
+    forehead *= front * (1 - smoothstep(38, 48, np.abs(x)))
     wobble = 2.0 * _noise3d(rng, pos, 30.0, where=forehead > 0)
     furrows = np.clip(np.cos(2 * np.pi * (y + wobble) / spacing), 0, 1) ** 10
     height -= 0.55 * forehead_depth * lines * furrows * forehead * np.clip(0.7 + 0.5 * _noise3d(rng, pos, 35.0, where=forehead > 0), 0, 1)
     # frown lines between the brows
     for side in (-1, 1):
         d = np.hypot((x - side * 5.5) / 0.9, np.clip(y - (brow_low + brow_top) / 2, -9, 9) * 0) * front
-        glabella = np.exp(-((x - side * 5.5) ** 2) / 1.2) * _smoothstep(brow_low - 6, brow_low, y)
-        glabella *= 1 - _smoothstep(brow_top + 4, brow_top + 12, y)
+        glabella = np.exp(-((x - side * 5.5) ** 2) / 1.2) * smoothstep(brow_low - 6, brow_low, y)
+        glabella *= 1 - smoothstep(brow_top + 4, brow_top + 12, y)
         height -= 0.4 * frown_depth * lines * glabella * front * (d >= 0)
     for side in ("right", "left"):
         # nasolabial fold: a valley with the cheek bulging above it
@@ -335,7 +332,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
         angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
         lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
         rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0, where=lateral & (r < 22))), 0, 1) ** 8
-        height -= 0.35 * crow_depth * lines * rays * lateral * _smoothstep(4, 7, r) * (1 - _smoothstep(15, 22, r))
+        height -= 0.35 * crow_depth * lines * rays * lateral * smoothstep(4, 7, r) * (1 - smoothstep(15, 22, r))
         # marionette line from the mouth corner down toward the jaw
         d = masks[f"marionette_{side}_d"]
         height -= 0.9 * marionette_depth * lines * np.exp(-(d**2) / 3.0) * front
@@ -345,15 +342,9 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     return (height * (1.0 + 1.6 * age)).astype(np.float32)  # old skin creases deeper everywhere
 
 
-_FRAMES: dict[int, tuple[UVAtlas, dict[str, np.ndarray]]] = {}
-
-
-def _surface_frame(atlas: UVAtlas) -> dict[str, np.ndarray]:
-    """What `normal_map` needs of the atlas alone (computed once per atlas): the metric of the (u, v) texel
+def surface_frame(atlas: UVAtlas) -> dict[str, np.ndarray]:
+    """What `normal_map` needs of the atlas alone (a texturer computes it once): the metric of the (u, v) texel
     directions on the surface, and those directions in the shader's tangent frame."""
-    cached = _FRAMES.get(id(atlas))
-    if cached is not None and cached[0] is atlas:
-        return cached[1]
     position, normal = atlas.position.astype(np.float64), atlas.normal.astype(np.float64)
     du, dv = np.gradient(position, axis=1), np.gradient(position, axis=0)  # mm per texel along u (columns) and v
     e, f, g = (du * du).sum(-1), (du * dv).sum(-1), (dv * dv).sum(-1)
@@ -369,22 +360,21 @@ def _surface_frame(atlas: UVAtlas) -> dict[str, np.ndarray]:
         frame[f"u{name}"], frame[f"v{name}"] = (du * axis).sum(-1), (dv * axis).sum(-1)
     frame = {name: np.nan_to_num(value).astype(np.float32) if value.dtype != bool else value
              for name, value in frame.items()}
-    _FRAMES[id(atlas)] = (atlas, frame)
     return frame
 
 
-def normal_map(atlas: UVAtlas, height_mm: np.ndarray) -> np.ndarray:
-    """Tangent-space normal map (uint8 RGB) of a height field over the atlas, in the frame pyrender's shader builds
-    without tangents: x along +u, y = normal x tangent, z along the normal."""
-    fr = _surface_frame(atlas)
+def normal_map(frame: dict[str, np.ndarray], height_mm: np.ndarray) -> np.ndarray:
+    """Tangent-space normal map (uint8 RGB) of a height field over the atlas whose `surface_frame` is `frame`, in the
+    frame pyrender's shader builds without tangents: x along +u, y = normal x tangent, z along the normal."""
     height = height_mm.astype(np.float32)
     hu, hv = np.gradient(height, axis=1), np.gradient(height, axis=0)
-    a = (fr["g"] * hu - fr["f"] * hv) / fr["det"]  # the surface gradient of the height is a du + c dv
-    c = (fr["e"] * hv - fr["f"] * hu) / fr["det"]
+    a = (frame["g"] * hu - frame["f"] * hv) / frame["det"]  # the surface gradient of the height is a du + c dv
+    c = (frame["e"] * hv - frame["f"] * hu) / frame["det"]
     # the bent normal (normal - gradient) in the tangent frame
-    local = np.stack([-(a * fr["ut"] + c * fr["vt"]), -(a * fr["ub"] + c * fr["vb"]), 1 - (a * fr["un"] + c * fr["vn"])], -1)
+    local = np.stack([-(a * frame["ut"] + c * frame["vt"]), -(a * frame["ub"] + c * frame["vb"]),
+                      1 - (a * frame["un"] + c * frame["vn"])], -1)
     local /= np.maximum(np.linalg.norm(local, axis=-1, keepdims=True), 1e-9)
-    local = np.where(fr["valid"][..., None], local, np.float32((0.0, 0.0, 1.0)))
+    local = np.where(frame["valid"][..., None], local, np.float32((0.0, 0.0, 1.0)))
     return np.clip((local + 1) / 2 * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
