@@ -124,6 +124,14 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    """Lay out `fig`, write it to `path` and free it."""
+    fig.tight_layout()
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path
+
+
 
 def plot_pspi(stats: dict[str, SplitStats], path: Path) -> Path:
     """Stacked bars of rows per PSPI value (bins of width 1, 0-16), one colour per split."""
@@ -149,10 +157,7 @@ def plot_pspi(stats: dict[str, SplitStats], path: Path) -> Path:
     ax.set_ylim(0, max(bottom.max(), 1) * 1.12)
     ax.legend(frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_action_units(stats: dict[str, SplitStats], au_names: list[str], path: Path) -> Path:
@@ -185,10 +190,7 @@ def plot_action_units(stats: dict[str, SplitStats], au_names: list[str], path: P
     ax.set_title("Action-unit intensities (FACS 0-5; AU43 is 0/1)"
                  + (f"; {', '.join(extended)}: non-pain distractors" if extended else ""))
     ax.legend(ncol=6, fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22))
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _identity_attributes(stats: dict[str, SplitStats], features: Features) -> dict[str, Counter]:
@@ -240,10 +242,7 @@ def plot_demographics(counters: dict[str, Counter], path: Path) -> Path:
         ax.spines[["top", "right"]].set_visible(False)
     fig.suptitle(f"Demographic attributes the {sum(next(iter(counters.values())).values())} identities were "
                  f"generated for")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_audit_age(audit: dict, path: Path) -> Path:
@@ -268,10 +267,7 @@ def plot_audit_age(audit: dict, path: Path) -> Path:
     ax.set_title(f"Age of neutral images, all views (Spearman {_audit_number(rho, '.2f')})", fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="upper left")
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_audit_impostors(audit: dict, path: Path) -> Path:
@@ -299,10 +295,7 @@ def plot_audit_impostors(audit: dict, path: Path) -> Path:
     ax.set_ylim(0, max(bottom.max(), 1) * 1.15)
     ax.legend(fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_audit_views(audit: dict, path: Path) -> Path:
@@ -336,10 +329,7 @@ def plot_audit_views(audit: dict, path: Path) -> Path:
     right.legend(fontsize=7, frameon=False, loc="upper left", ncol=3)
     for ax in (left, right):
         ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # ---- text -----------------------------------------------------------------------------------------------------------
