@@ -291,6 +291,32 @@ def test_ageing_hollows_the_temples_and_lowers_the_nose_tip_in_proportion(face_m
     assert abs(older[chin]).max() < 3.0  # the chin itself stays nearly where it was
 
 
+def test_ageing_folds_the_cheek_over_the_nasolabial_line_and_raises_lower_lid_bags(face_model):
+    from generation.face.geometry import vertex_normals
+    from generation.face.rig import age_sag_offsets
+
+    mean = face_model.neutral.astype(np.float64)
+    lm = mean[face_model.landmarks]
+    outward = (age_sag_offsets(face_model, 5.0) * vertex_normals(mean, face_model.faces)).sum(axis=1)
+    for nostril, corner, lid, side in ((31, 48, (40, 41), -1), (35, 54, (46, 47), 1)):
+        start, end = lm[nostril] + (side * 3.0, 2.0, 0.0), lm[corner] + (side * 9.0, -8.0, 0.0)
+        middle = (start + end) / 2
+        normal_2d = np.array([end[1] - start[1], -(end[0] - start[0])])
+        normal_2d *= side * np.sign(normal_2d[0]) / np.linalg.norm(normal_2d)  # toward the side of the face
+        front = np.zeros(len(mean), bool)
+        front[face_model.region("face", "head_and_neck")] = True
+        front &= mean[:, 2] > middle[2] - 10
+
+        def nearest(point):
+            return np.argmin(np.linalg.norm(mean[:, :2] - point, axis=1) + 1e3 * ~front)
+
+        groove, cheek = nearest(middle[:2]), nearest(middle[:2] + 6.0 * normal_2d)
+        assert outward[cheek] > 1.0 > 0.0 > outward[groove]  # the cheek bulges over a groove
+        head = face_model.region("face", "head_and_neck")
+        bag = head[np.argmin(np.linalg.norm(mean[head] - (lm[list(lid)].mean(axis=0) + (side * 2.0, -3.5, 0.0)), axis=1))]
+        assert outward[bag] > 0.8  # above the tear trough
+
+
 def test_necks_are_built_by_sex_and_leave_the_face_alone(face_model):
     from generation.face.rig import identity_extras, neck_offsets
 

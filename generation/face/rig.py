@@ -190,7 +190,7 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
         for anchor, strength in ((inner, 0.6), (outer, 1.0)):
             centre = anchor + (0.0, 4.0, 0.0)
             droop += strength * np.exp(-np.sum((p - centre) ** 2, axis=1) / (2 * 4.5**2))
-    droop = 0.3 * sag_mm * np.clip(droop, 0, 1)
+    droop = 0.6 * sag_mm * np.clip(droop, 0, 1)
     offsets[face, 1] -= droop
     offsets[face, 2] += 0.5 * droop
     return offsets + _age_hollows(face_model, sag_mm / 5.0)
@@ -250,8 +250,33 @@ def _hollows_at_90(face_model: FaceModel) -> np.ndarray:
         trough = mean[face_model.landmarks[list(lower_lid)]].mean(axis=0) + (0.0, -7.0, 0.0)
         offsets[head] += 3.5 * bump(temple, 12.0) * inward + 3.0 * bump(cheek, 13.0) * inward
         offsets[head] += 1.5 * bump(trough, 5.0) * inward + 3.0 * bump(lm[brow_end], 9.0) * down
+        # the cheek's fat sags against the nasolabial line: a groove from the nose wing to beside the mouth corner,
+        # with the cheek bulging over it on the outer side
+        across, along = _fold_coordinates(p, lm[31 if side < 0 else 35] + (side * 3.0, 2.0, 0.0),
+                                          lm[mouth] + (side * 9.0, -8.0, 0.0), side)
+        offsets[head] += (2.5 * np.exp(-((across - 6.0) ** 2) / (2 * 4.0**2))
+                          - 1.5 * np.exp(-(across**2) / (2 * 1.6**2)))[:, None] * along[:, None] * normals[head]
+        # bags: the lower lid's fat bulges forward above the tear trough
+        bag = mean[face_model.landmarks[list(lower_lid)]].mean(axis=0) + (side * 2.0, -3.5, 0.0)
+        offsets[head] += 2.5 * bump(bag, 3.5) * normals[head]
     offsets[head] += 2.5 * bump(lm[30], 8.0) * down  # the nose tip
     offsets[head] += bump(lm[8] + (0.0, -20.0, -25.0), 18.0) * (0.0, -5.0, 2.0)  # under the chin
     for lobe in lobe_vertices(face_model):
         offsets[head] += 4.0 * bump(mean[lobe] + (0.0, 2.0, 0.0), 9.0) * down
     return offsets.astype(np.float32)
+
+
+def _fold_coordinates(p: np.ndarray, start: np.ndarray, end: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """For points `p` (N, 3) seen from the front, the signed distance (mm) across the line from `start` to `end`
+    (positive toward the `side` of the face, -1 left, +1 right) and a weight that is 1 along the line, fades past
+    its ends and is 0 behind the face."""
+    direction = (end - start)[:2]
+    length = float(np.linalg.norm(direction))
+    direction = direction / length
+    offset = p[:, :2] - start[:2]
+    t = offset @ direction / length
+    across = offset @ np.array([direction[1], -direction[0]])
+    across *= np.sign(np.array([direction[1], -direction[0]])[0]) * side  # positive toward the side of the face
+    along = smoothstep(-0.15, 0.1, t) * smoothstep(1.2, 0.9, t) * smoothstep(start[2] - 25.0, start[2] - 10.0, p[:, 2])
+    return across, along
+

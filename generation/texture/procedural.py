@@ -164,7 +164,6 @@ class ProceduralTexturer:
         hair_rgb = np.asarray(a.hair_rgb, np.float32)
         grey = np.array(GREY_HAIR_RGB, np.float32)
         hair = (1 - a.grey_fraction) * hair_rgb + a.grey_fraction * grey
-        brow_hair = (1 - 0.75 * a.grey_fraction) * hair_rgb + 0.75 * a.grey_fraction * grey * 0.9  # brows grey too
 
         albedo = np.broadcast_to(skin_rgb, shape + (3,)).copy()
         # low-frequency blotchiness and fine pores
@@ -190,14 +189,14 @@ class ProceduralTexturer:
         age = a.age_factor
         shade = np.zeros(shape, np.float32)
         for side in ("right", "left"):
-            shade += 0.12 * (0.4 + age) * np.exp(-((masks[f"lower_lid_{side}_d"] - 5.0) ** 2) / 8.0)
+            shade += 0.06 * (0.4 + age) * np.exp(-((masks[f"lower_lid_{side}_d"] - 5.0) ** 2) / 8.0)
             shade += (0.03 + 0.2 * age) * np.exp(-(masks[f"fold_{side}_d"] ** 2) / (2.0 + 3.0 * age))
             corner = lm[36] if side == "right" else lm[45]
             r = np.hypot(x - corner[0], y - corner[1])
             angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
             lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
             rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(trng, pos, 12.0, where=lateral & (r < 20))), 0, 1) ** 12
-            shade += 0.22 * age**0.7 * rays * lateral * smoothstep(5, 8, r) * (1 - smoothstep(14, 20, r))
+            shade += (0.22 * age**0.7 + 0.22 * age**1.5) * rays * lateral * smoothstep(5, 8, r) * (1 - smoothstep(14, 20, r))
         brow_top = lm[17:27, 1].max()
         forehead = smoothstep(brow_top + 6, brow_top + 12, y) * (1 - smoothstep(brow_top + 38, brow_top + 48, y))
         forehead *= (z > lm[0, 2]) * (np.abs(x) < 45)
@@ -248,6 +247,9 @@ class ProceduralTexturer:
 
         # eyebrows: thicker at the inner end, hair-like streaks
         streaks = np.clip(0.88 + 0.16 * _noise(trng, shape, (0.5 * px, 1.5 * px)), 0, 1)
+        # brows grey with the hair, salt and pepper: the lighter hairs of the streaks turn white first
+        white = np.clip(a.grey_fraction * (0.75 + 2.0 * (streaks - 0.88)), 0, 1)[..., None]
+        brow_hair = (1 - white) * hair_rgb + white * grey * 0.9
         for side in ("right", "left"):
             brow_line = "arched_brow" if a.arched_brows else "low_brow" if a.male else "brow"
             d, t = masks[f"{brow_line}_{side}_d"], masks[f"{brow_line}_{side}_t"]
@@ -269,7 +271,7 @@ class ProceduralTexturer:
         cap *= ~ears
         cap *= masks["skin"]
         # the scalp seen between hairs: the hair's colour, darkened by the hair's shade over it
-        hair_texture = (0.6 + 0.3 * a.grey_fraction) * hair * np.clip(0.92 + 0.14 * _noise(trng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)[..., None]
+        hair_texture = 0.6 * hair * np.clip(0.92 + 0.14 * _noise(trng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)[..., None]
         albedo = _mix(albedo, hair_texture, cap * 0.97)
 
         # clothing over the shoulders and chest, below a crew, scoop or V neckline
@@ -303,6 +305,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     forehead_depth, frown_depth, fold_depth, bag_depth, crow_depth, marionette_depth = depth / depth.mean()
     spacing = rng.uniform(7.5, 11.0)
     lines = age**0.7  # lines show from middle age on, then deepen
+    late = age**1.5  # crow's feet and bags keep deepening into old age
     front = z > lm[0, 2] - 5
     brow_top, brow_low = lm[17:27, 1].max(), lm[17:27, 1].min()
     # forehead: horizontal furrows, wavy and broken
@@ -324,7 +327,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
         height += 0.5 * fold_depth * age * np.exp(-((fold - 5.0) ** 2) / (2 * 3.0**2))
         # under-eye bag and the crease under it
         lid = masks[f"lower_lid_{side}_d"]
-        height += 0.6 * bag_depth * lines * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
+        height += (0.6 * lines + 0.9 * late) * bag_depth * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
         height -= 0.6 * bag_depth * lines * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
         # crow's feet fanning out from the outer eye corner
         corner = lm[36] if side == "right" else lm[45]
@@ -332,7 +335,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
         angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
         lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
         rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0, where=lateral & (r < 22))), 0, 1) ** 8
-        height -= 0.35 * crow_depth * lines * rays * lateral * smoothstep(4, 7, r) * (1 - smoothstep(15, 22, r))
+        height -= (0.35 * lines + 0.7 * late) * crow_depth * rays * lateral * smoothstep(4, 7, r) * (1 - smoothstep(15, 22, r))
         # marionette line from the mouth corner down toward the jaw
         d = masks[f"marionette_{side}_d"]
         height -= 0.9 * marionette_depth * lines * np.exp(-(d**2) / 3.0) * front
