@@ -170,7 +170,7 @@ class FaceStudio:
             identity, cached = self.identity(age, gender, ethnicity, seed)
             pain = pose_face(self.face_model, identity.coefficients, aus) + identity.sag
             displacement = displacement_mm(pain, identity.neutral)
-            neutral_render, pain_render = self._gl.submit(self._render_pair, identity, pain, displacement, view).result()
+            neutral_render, pain_render = self._gl.submit(self._render_pair, identity, pain, displacement, view, aus).result()
         neutral_image, pain_image = neutral_render.image, pain_render.image
         if landmarks:
             neutral_image = draw_landmarks(neutral_image, neutral_render.landmarks_2d)
@@ -187,13 +187,12 @@ class FaceStudio:
             identity_cached=cached,
         )
 
-    def _render_pair(self, identity: Identity, pain: np.ndarray, displacement: np.ndarray, view_name: str):
+    def _render_pair(self, identity: Identity, pain: np.ndarray, displacement: np.ndarray, view_name: str, aus):
         view = VIEWS[view_name]
-        common = {
-            "lighting": identity.lighting, "texture": identity.texture, "background": self.background,
-            "hair": identity.hair,
-        }
+        common = {"lighting": identity.lighting, "background": self.background, "hair": identity.hair}
         if view_name not in identity.neutral_renders:
-            identity.neutral_renders[view_name] = self.renderer.render(identity.neutral, view, **common)
-        return identity.neutral_renders[view_name], self.renderer.render(pain, view, displacement, **common)
+            identity.neutral_renders[view_name] = self.renderer.render(
+                identity.neutral, view, texture=identity.texture, **common)
+        pain_render = self.renderer.render(pain, view, displacement, texture=identity.texture.expressing(aus), **common)
+        return identity.neutral_renders[view_name], pain_render
 

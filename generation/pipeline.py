@@ -126,55 +126,58 @@ class PainFaceGenerator:
         config, level = self.config, self.config.png_compress_level
         # 1. rig: the neutral and pain meshes of the identity
         neutral, pains = self.meshes(spec)
-        # 2. texture: one skin texture for the neutral and every pain expression
+        # 2. texture: one skin texture for the identity, and per pain expression the wrinkles it folds into the skin
         texture = self.texturer(
             spec.appearance, stream("texture", config.seed, spec.index),
             neutral_vertices=neutral, demographics=spec.demographics,
         )
+        expressions = [(neutral, None, {}, texture)] + [
+            (pain, displacement_mm(pain, neutral), aus, texture.expressing(aus))
+            for pain, aus in zip(pains, spec.expressions)
+        ]
         # 3. hair: geometry fitted to the neutral head, drawn over every expression
         hair = self.hair(spec, neutral) if config.appearance_detail else None
-        displacements = [displacement_mm(pain, neutral) for pain in pains]
-        demographics = spec.demographics
-        all_aus = (*PAIN_AUS, *config.extended_aus)
-        rows = []
-        for view_number, named_view in enumerate(config.views):
-            view = named_view.jittered(*spec.camera)
-            # 4. background: shared by the neutral and pain renders of this view
-            background = self.background(spec, view_number, view, neutral, texture, hair)
-            expressions = [(neutral, None, {})] + [(p, d, aus) for p, d, aus in zip(pains, displacements, spec.expressions)]
-            neutral_bytes = None
-            for expression_index, (vertices, displacement, aus) in enumerate(expressions):
-                # 5. render and encode one row
+        # 4. background: one per view, shared by its neutral and pain renders
+        views = [named_view.jittered(*spec.camera) for named_view in config.views]
+        backgrounds = [self.background(spec, number, view, neutral, texture, hair) for number, view in enumerate(views)]
+        # 5. render and encode, expression by expression (the renderer keeps each one's skin uploaded across the
+        # views); rows come out view by view
+        encoded = {}
+        for expression_index, (vertices, displacement, aus, skin) in enumerate(expressions):
+            for view_number, view in enumerate(views):
                 started = time.perf_counter()
                 out = self.renderer.render(
-                    vertices, view, displacement=displacement, lighting=spec.lighting, texture=texture,
-                    background=background, hair=hair,
+                    vertices, view, displacement=displacement, lighting=spec.lighting, texture=skin,
+                    background=backgrounds[view_number], hair=hair,
                 )
                 self.render_seconds += time.perf_counter() - started
-                image_bytes = encode_png(out.image, level)
-                if expression_index == 0:
-                    neutral_bytes = image_bytes
-                rows.append(
-                    {
-                        "image": {"bytes": image_bytes, "path": None},
-                        "neutral_image": {"bytes": neutral_bytes, "path": None},
-                        "heatmap": {
-                            "bytes": self._zero_heatmap if displacement is None else encode_heatmap(out.heatmap, level),
-                            "path": None,
-                        },
-                        "sample_id": f"{spec.identity_id}_e{expression_index:02d}_{view.name}",
-                        "identity_id": spec.identity_id,
-                        "expression_index": expression_index,
-                        "view": view.name,
-                        "yaw": view.yaw,
-                        "pitch": view.pitch,
-                        "action_units": {name: float(aus.get(name, 0.0)) for name in all_aus},
-                        "pspi": float(pspi(aus)),
-                        "age": demographics.age,
-                        "age_group": demographics.age_group,
-                        "gender": demographics.gender,
-                        "ethnicity": demographics.ethnicity,
-                        "landmarks_2d": out.landmarks_2d.tolist(),
-                    }
-                )
-        return rows
+                heatmap = self._zero_heatmap if displacement is None else encode_heatmap(out.heatmap, level)
+                encoded[view_number, expression_index] = (encode_png(out.image, level), heatmap, out.landmarks_2d)
+        return [
+            self._row(spec, view, expression_index, aus, *encoded[view_number, expression_index],
+                      neutral_bytes=encoded[view_number, 0][0])
+            for view_number, view in enumerate(views)
+            for expression_index, (_, _, aus, _) in enumerate(expressions)
+        ]
+
+    def _row(self, spec: IdentitySpec, view: View, expression_index: int, aus: dict, image_bytes: bytes,
+             heatmap_bytes: bytes, landmarks_2d: np.ndarray, neutral_bytes: bytes) -> dict:
+        demographics = spec.demographics
+        return {
+            "image": {"bytes": image_bytes, "path": None},
+            "neutral_image": {"bytes": neutral_bytes, "path": None},
+            "heatmap": {"bytes": heatmap_bytes, "path": None},
+            "sample_id": f"{spec.identity_id}_e{expression_index:02d}_{view.name}",
+            "identity_id": spec.identity_id,
+            "expression_index": expression_index,
+            "view": view.name,
+            "yaw": view.yaw,
+            "pitch": view.pitch,
+            "action_units": {name: float(aus.get(name, 0.0)) for name in (*PAIN_AUS, *self.config.extended_aus)},
+            "pspi": float(pspi(aus)),
+            "age": demographics.age,
+            "age_group": demographics.age_group,
+            "gender": demographics.gender,
+            "ethnicity": demographics.ethnicity,
+            "landmarks_2d": landmarks_2d.tolist(),
+        }

@@ -225,10 +225,10 @@ class FaceRenderer:
         self._camera_node = self._scene.add(self.camera, pose=np.eye(4))
         self._light_nodes = [self._scene.add(pyrender.DirectionalLight(), pose=np.eye(4)) for _ in range(2)]
         self._mesh_nodes: dict[str, object] = {}
-        self._texture_source = None  # the SkinTexture whose pyrender texture is cached below
-        self._texture = None
-        self._normal_texture = None
-        self._linear_colors = None
+        # the uploaded skin textures and the arrays they show: the albedo stays while only the normal map changes
+        # (an expression's creases), and the reverse
+        self._texture_source, self._texture, self._linear_colors = None, None, None
+        self._normal_source, self._normal_texture = None, None
         self._normal_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._hair_sources: dict[str, object] = {}  # pass name -> the HairMesh its cached node shows
 
@@ -258,13 +258,15 @@ class FaceRenderer:
         self._mesh_nodes[name] = self._scene.add(mesh)
 
     def _skin_texture(self, texture):
-        if texture is not self._texture_source:
-            self._texture_source = texture
+        if self._texture_source is None or any(a is not b for a, b in zip(self._texture_source, (texture.albedo, texture.vertex_colors))):
+            self._texture_source = (texture.albedo, texture.vertex_colors)
             self._texture = self._pyrender.Texture(source=texture.albedo, source_channels="RGB")
-            normal = getattr(texture, "normal", None)
-            self._normal_texture = None if normal is None else self._pyrender.Texture(source=normal, source_channels="RGB")
             # pyrender multiplies vertex colours into the linear-light result, so sRGB albedo is linearised here.
             self._linear_colors = srgb_to_linear(texture.vertex_colors)
+        normal = getattr(texture, "normal", None)
+        if normal is not self._normal_source:
+            self._normal_source = normal
+            self._normal_texture = None if normal is None else self._pyrender.Texture(source=normal, source_channels="RGB")
         return self._texture
 
     def _normals(self, vertices: np.ndarray) -> np.ndarray:

@@ -96,6 +96,58 @@ def test_skin_relief_is_seeded_and_shades_old_faces_more(generator, face_model):
     assert difference[with_relief.mask].mean() > 1.0  # the wrinkles catch the light: shading, not paint
 
 
+def test_expressions_crease_the_skin_where_the_face_folds_and_only_in_the_shading(generator, face_model):
+    from generation.face.rig import pose_face
+
+    spec = identity_spec(generator.config, face_model, 0)
+    texture = generator.texturer(replace(spec.appearance, age_factor=0.5, beard_style=""), np.random.default_rng(0))
+    assert texture.expressing({}) is texture and texture.expressing({"AU43": 1.0}) is texture  # nothing creases
+    atlas = generator.texturer.atlas
+    pos, lm = np.nan_to_num(atlas.position), generator.texturer.landmarks
+    changed = lambda aus: np.abs(texture.expressing(aus).normal.astype(int) - texture.normal).sum(-1) > 0  # noqa: E731
+    frown, nose = changed({"AU4": 5.0}), changed({"AU9": 5.0})
+    brows = (np.abs(pos[..., 0]) < 12) & (pos[..., 1] > lm[27, 1] - 4) & (pos[..., 1] < lm[17:27, 1].max() + 12)
+    assert frown.sum() > 50 and brows[frown].mean() > 0.95  # frown lines between the brows and nowhere else
+    assert nose.sum() > 50 and (pos[nose][:, 1] < lm[27, 1]).mean() > 0.95  # below the root of the nose
+    assert np.array_equal(texture.expressing({"AU4": 5.0}).normal, texture.expressing({"AU4": 5.0}).normal)
+    weak, strong = (np.abs(texture.expressing({"AU4": i}).normal.astype(int) - texture.normal).sum() for i in (1, 5))
+    assert strong > 2 * weak > 0  # deeper with intensity
+    flat = generator.texturer(replace(spec.appearance, age_factor=0.5), np.random.default_rng(0))
+    no_relief = PainFaceGenerator(replace(generator.config, appearance_detail=False), face_model,
+                                  renderer=generator.renderer).texturer(spec.appearance, np.random.default_rng(0))
+    assert flat.creases is not None and no_relief.expressing({"AU4": 5.0}) is no_relief
+
+    # rendered: the creased face differs from the same pose with the rest relief only around the folds, and the
+    # heatmap (the skin's motion) is the same
+    aus = {"AU4": 5.0, "AU9": 5.0}
+    pain = pose_face(face_model, spec.coefficients, aus)
+    displacement = np.linalg.norm(pain - pose_face(face_model, spec.coefficients), axis=1)
+    creased = generator.renderer.render(pain, FRONTAL, displacement, texture=texture.expressing(aus))
+    rest = generator.renderer.render(pain, FRONTAL, displacement, texture=texture)
+    difference = np.abs(creased.image.astype(int) - rest.image.astype(int)).sum(-1)
+    rows, cols = np.nonzero(difference > 6)
+    eye_line, chin = creased.landmarks_2d[[36, 45], 1].mean(), creased.landmarks_2d[8, 1]
+    assert len(rows) > 20 and (rows < (eye_line + chin) / 2).mean() > 0.95  # brows and nose, not the chin
+    assert np.array_equal(creased.heatmap, rest.heatmap)
+    again = generator.renderer.render(pain, FRONTAL, displacement, texture=texture)
+    assert np.array_equal(again.image, rest.image)  # switching normal maps back and forth is exact
+
+
+def test_creases_recompute_only_their_window_with_the_whole_atlas_result(generator):
+    from generation.texture.procedural import Creases, normal_map, surface_frame
+
+    frame = surface_frame(generator.texturer.atlas)
+    rng = np.random.default_rng(0)
+    rest = rng.random(generator.texturer.atlas.region.shape).astype(np.float32)
+    for box in ((slice(40, 90), slice(100, 180)), (slice(0, 30), slice(0, 40)), (slice(-20, None), slice(-30, None))):
+        crease = np.zeros_like(rest)
+        crease[box] = rng.random(crease[box].shape)
+        creases = Creases.around(rest, {"AU4": crease, "AU9": 0 * crease}, frame)
+        assert creases.rest.size < rest.size / 4
+        assert np.array_equal(creases.normal_map(normal_map(frame, rest), {"AU4": 2.0, "AU9": 5.0}),
+                              normal_map(frame, rest + 0.4 * crease))
+
+
 def test_measure_solver_reaches_the_sex_and_age_targets(face_model):
     a, solver = measure_matrix(face_model), measure_solver(face_model)
     for target in (SEX_DIFFERENCE, AGE_CHANGE):

@@ -95,7 +95,7 @@ class DiffusionTexturer:
         albedo, coverage = self.baker.compose(color, weight, base.albedo)
         seconds["projection and fill"] = time.perf_counter() - started
         self.last_report = TextureReport(prompt=prompt, seeds=seeds, seconds=seconds, **coverage)
-        return SkinTexture(albedo=albedo, vertex_colors=base.vertex_colors, normal=base.normal)  # relief: geometry
+        return SkinTexture(albedo=albedo, vertex_colors=base.vertex_colors, normal=base.normal, creases=base.creases)  # relief: geometry
 
     def generate(self, prompt: str, geometries, seeds) -> list[np.ndarray]:
         """One image per view (float32 0-1, (R, R, 3)), generated in one batch."""

@@ -6,7 +6,8 @@ age spots) and gives per-vertex colours for the parts that are not skin (eyes, t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Mapping
 
 import numpy as np
 from matplotlib.path import Path as PolygonPath
@@ -15,9 +16,53 @@ from scipy import ndimage
 from ..face.geometry import smoothstep
 from ..face.hair import hair_lower_edge
 from ..face.model import FaceModel
+from ..facs import ACTION_UNITS
 from ..render import region_vertex_colors
 from ..sampling.appearance import GREY_HAIR_RGB, NECKLINES, Appearance
 from .uv_atlas import UVAtlas, build_uv_atlas
+
+
+@dataclass(frozen=True)
+class Creases:
+    """How an identity's skin relief changes with the expression, inside the atlas `window` around every crease: the
+    relief at rest (height, mm), the crease each action unit folds into it at full intensity (mm, negative in a
+    crease), and the atlas's `surface_frame` there. `changes` (within the window) is where the normal map can
+    change: the creases and their neighbours."""
+
+    rest: np.ndarray
+    by_action_unit: dict[str, np.ndarray]
+    frame: dict[str, np.ndarray]
+    window: tuple[slice, slice]
+    changes: tuple[slice, slice]
+
+    @classmethod
+    def around(cls, rest: np.ndarray, by_action_unit: dict[str, np.ndarray], frame: dict[str, np.ndarray]) -> Creases:
+        """Creases given over the whole atlas, kept only in the window that holds them (two texels wider: a normal
+        is the slope between its neighbours)."""
+        found = np.nonzero(np.any([crease != 0 for crease in by_action_unit.values()], axis=0))
+        window, changes = [], []
+        for where, size in zip(found, rest.shape):
+            low, high = max(where.min() - 2, 0), min(where.max() + 3, size)
+            window.append(slice(low, high))
+            changes.append(slice(max(where.min() - 1, 0) - low, min(where.max() + 2, size) - low))
+        window = tuple(window)
+        return cls(rest[window], {name: crease[window] for name, crease in by_action_unit.items()},
+                   {name: value[window] for name, value in frame.items()}, window, tuple(changes))
+
+    def normal_map(self, rest_normal: np.ndarray, action_units: Mapping[str, float]) -> np.ndarray | None:
+        """`rest_normal` (the normal map at rest) on the skin showing `action_units` (name -> FACS intensity), or
+        None when none of them creases the skin. Only the window is recomputed, with the same result as over the
+        whole atlas."""
+        height = None
+        for name, crease in self.by_action_unit.items():
+            weight = float(action_units.get(name, 0.0)) / ACTION_UNITS[name].max_intensity
+            if weight > 0:
+                height = (self.rest if height is None else height) + weight * crease
+        if height is None:
+            return None
+        out = rest_normal.copy()
+        out[self.window][self.changes] = normal_map(self.frame, height)[self.changes]
+        return out
 
 
 @dataclass(frozen=True)
@@ -25,6 +70,14 @@ class SkinTexture:
     albedo: np.ndarray  # (H, 2H, 3) uint8 sRGB over the UV atlas
     vertex_colors: np.ndarray  # (V, 3) float32 sRGB 0-1 for non-skin geometry (eyes, teeth, mouth interior)
     normal: np.ndarray | None = None  # (H, 2H, 3) uint8 tangent-space normal map (wrinkles, pores), or None
+    creases: Creases | None = None  # expression wrinkles, with the relief; None without relief
+
+    def expressing(self, action_units: Mapping[str, float]) -> SkinTexture:
+        """This texture on the face showing `action_units`: the wrinkles the expression folds into the skin (frown
+        lines, crow's feet, nose and nasolabial creases) deepen its normal map. The albedo stays the same object,
+        so a renderer keeps it uploaded. The texture itself when nothing creases."""
+        normal = None if self.creases is None else self.creases.normal_map(self.normal, action_units)
+        return self if normal is None else replace(self, normal=normal)
 
 
 # ----------------------------------------------------------------------------------------------- geometry helpers
@@ -191,10 +244,7 @@ class ProceduralTexturer:
         for side in ("right", "left"):
             shade += 0.06 * (0.4 + age) * np.exp(-((masks[f"lower_lid_{side}_d"] - 5.0) ** 2) / 8.0)
             shade += (0.03 + 0.2 * age) * np.exp(-(masks[f"fold_{side}_d"] ** 2) / (2.0 + 3.0 * age))
-            corner = lm[36] if side == "right" else lm[45]
-            r = np.hypot(x - corner[0], y - corner[1])
-            angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
-            lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
+            r, angle, lateral = _eye_corner_polar(pos, lm, side)
             rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(trng, pos, 12.0, where=lateral & (r < 20))), 0, 1) ** 12
             shade += (0.22 * age**0.7 + 0.22 * age**1.5) * rays * lateral * smoothstep(5, 8, r) * (1 - smoothstep(14, 20, r))
         brow_top = lm[17:27, 1].max()
@@ -211,6 +261,7 @@ class ProceduralTexturer:
             albedo = _mix(albedo, skin_rgb * np.array([0.72, 0.6, 0.5]), np.clip(spots * 1.5, 0, 0.7))
 
         # stubble shadow, then a moustache, goatee or full beard of real hair in the hair's colour
+        grown = np.zeros(shape, np.float32)  # a grown beard's coverage
         if a.beard_density > 0 or a.beard_style:
             upper = lm[33, 1] - 2 - 0.3 * np.abs(x)  # the beard line drops toward the cheeks
             beard_zone = smoothstep(lm[8, 1] - 28, lm[8, 1] - 12, y) * (1 - smoothstep(upper - 10, upper, y))
@@ -288,6 +339,9 @@ class ProceduralTexturer:
         return SkinTexture(
             albedo=image, vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb, age_factor=a.age_factor),
             normal=None if relief is None else normal_map(self._frame, relief),
+            creases=None if relief is None else Creases.around(relief, {
+                name: crease * (1 - np.maximum(grown, clothed)) for name, crease in expression_creases(masks, pos, lm, age).items()
+            }, self._frame),
         )
 
 
@@ -330,10 +384,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
         height += (0.6 * lines + 0.9 * late) * bag_depth * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
         height -= 0.6 * bag_depth * lines * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
         # crow's feet fanning out from the outer eye corner
-        corner = lm[36] if side == "right" else lm[45]
-        r = np.hypot(x - corner[0], y - corner[1])
-        angle = np.arctan2(y - corner[1], np.abs(x - corner[0]))
-        lateral = (x - corner[0]) * (1 if side == "left" else -1) > 2
+        r, angle, lateral = _eye_corner_polar(pos, lm, side)
         rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0, where=lateral & (r < 22))), 0, 1) ** 8
         height -= (0.35 * lines + 0.7 * late) * crow_depth * rays * lateral * smoothstep(4, 7, r) * (1 - smoothstep(15, 22, r))
         # marionette line from the mouth corner down toward the jaw
@@ -343,6 +394,51 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     neck = (y < lm[8, 1] - 18) & (y > lm[8, 1] - 75) & (z > -20)
     height -= 0.5 * lines * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0, where=neck)) / 16.0), 0, 1) ** 6
     return (height * (1.0 + 1.6 * age)).astype(np.float32)  # old skin creases deeper everywhere
+
+
+def _eye_corner_polar(pos: np.ndarray, lm: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Around the outer corner of the `side` eye, where crow's feet fan out: the distance (mm) from the corner in
+    the front view, the angle above the horizontal, and whether a point lies beyond the corner."""
+    corner = lm[36] if side == "right" else lm[45]
+    x, y = pos[..., 0] - corner[0], pos[..., 1] - corner[1]
+    return np.hypot(x, y), np.arctan2(y, np.abs(x)), x * (1 if side == "left" else -1) > 2
+
+
+def expression_creases(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float) -> dict[str, np.ndarray]:
+    """The crease (height, mm, negative in the fold) each action unit presses into the skin at full intensity,
+    deeper with age (young skin folds too and smooths out again): AU4 the vertical frown lines between the brows
+    and a fold across the root of the nose, AU6 deeper crow's feet and a line under the lower lid, AU7 a finer
+    lower-lid line, AU9 short lines across the sides of the nose, AU9, AU10 and AU12 a deeper nasolabial fold."""
+    x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
+    front = (z > lm[0, 2] - 5) * masks["skin"]
+    depth = 0.6 + 0.9 * age
+    brow_top, brow_low = lm[17:27, 1].max(), lm[17:27, 1].min()
+    between = smoothstep(brow_low - 9, brow_low - 2, y) * (1 - smoothstep(brow_top + 2, brow_top + 10, y))
+    frown = sum(np.exp(-((x - side * 5.0) ** 2) / (2 * 0.7**2)) for side in (-1, 1)) * between
+    root = np.exp(-((y - lm[27, 1] - 1.0) ** 2) / (2 * 0.9**2)) * (1 - smoothstep(5, 9, np.abs(x)))
+    nose_side = smoothstep(2.5, 4.5, np.abs(x)) * (1 - smoothstep(9, 12, np.abs(x)))
+    nose_side = nose_side * smoothstep(lm[29, 1], lm[29, 1] + 3, y) * (1 - smoothstep(lm[27, 1] - 4, lm[27, 1], y))
+    bunny = np.clip(np.cos(2 * np.pi * (y + 0.5 * np.abs(x)) / 3.2), 0, 1) ** 6 * nose_side
+    fold, upper_fold, crows, lower_lid, lid_line = (np.zeros_like(x) for _ in range(5))
+    for side in ("right", "left"):
+        d = masks[f"fold_{side}_d"]
+        fold += np.exp(-(d**2) / (2 * 1.3**2))
+        upper_fold += np.exp(-(d**2) / (2 * 1.3**2)) * (y > lm[33, 1] - 4)
+        r, angle, lateral = _eye_corner_polar(pos, lm, side)
+        rays = np.clip(np.cos(angle * 9.0), 0, 1) ** 8
+        crows += rays * lateral * smoothstep(3, 6, r) * (1 - smoothstep(16, 24, r))
+        lid = masks[f"lower_lid_{side}_d"]
+        lower_lid += np.exp(-((lid - 6.5) ** 2) / (2 * 0.9**2))
+        lid_line += np.exp(-((lid - 3.0) ** 2) / (2 * 0.6**2))
+    creases = {
+        "AU4": -1.0 * (frown + 0.5 * root),
+        "AU6": -0.6 * crows - 0.4 * lower_lid,
+        "AU7": -0.3 * lid_line,
+        "AU9": -0.5 * bunny - 0.5 * upper_fold,
+        "AU10": -0.8 * fold,
+        "AU12": -0.7 * fold - 0.3 * crows,
+    }
+    return {name: (depth * front * crease).astype(np.float32) for name, crease in creases.items()}
 
 
 def surface_frame(atlas: UVAtlas) -> dict[str, np.ndarray]:
