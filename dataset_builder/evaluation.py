@@ -177,13 +177,53 @@ def evaluate_split(
     return evaluation, result
 
 
+def _earlier_result(path: Path, kind: str) -> bool:
+    """Whether the file at `path` is an earlier `kind` ("evaluation" JSON or "predictions" JSON lines) of this code,
+    which a new run may replace."""
+    try:
+        with path.open() as stream:
+            first = json.loads(stream.read() if kind == "evaluation" else stream.readline())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    wanted = ("metrics", "num_samples") if kind == "evaluation" else ("sample_id", "pspi")
+    return isinstance(first, dict) and all(key in first for key in wanted)
+
+
+def check_result_paths(output: str | Path | None, predictions: str | Path | None) -> None:
+    """Raise ValueError, before anything is computed, unless the evaluation JSON `output` and the `predictions` file
+    can be written: not folders, not the same file, and either new or an earlier result of the same kind (anything
+    else there is the user's and is never replaced)."""
+    paths = {"evaluation": output, "predictions": predictions}
+    if output is not None and predictions is not None and Path(output).resolve() == Path(predictions).resolve():
+        raise ValueError(f"the metrics JSON and the predictions file are both {output}: give them different paths")
+    for kind, path in paths.items():
+        if path is None:
+            continue
+        path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"the {kind} path {path} is a folder: give a file path")
+        if path.exists() and not _earlier_result(path, kind):
+            raise ValueError(f"{path} exists and is not an earlier {kind} file: choose another path (it is left as is)")
+
+
+def _write_replacing(path: str | Path, write) -> Path:
+    """`write(stream)` into a temporary file beside `path`, then swap it in: an interrupted run leaves the earlier
+    file whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w") as stream:
+        write(stream)
+    partial.replace(path)
+    return path
+
+
 def write_predictions(path: str | Path, sample_ids, result: Mapping[str, np.ndarray], config) -> Path:
     """One JSON line per row: `sample_id`, `pspi`, `action_units` {name: intensity}, `pain_probability`
     {">=t": p}, and the labels (`pspi_label`, `action_unit_labels`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     thresholds = [f">={t:g}" for t in config.pain_thresholds]
-    with path.open("w") as stream:
+
+    def write(stream):
         for i, sample_id in enumerate(sample_ids):
             row = {
                 "sample_id": sample_id,
@@ -196,7 +236,8 @@ def write_predictions(path: str | Path, sample_ids, result: Mapping[str, np.ndar
                 ),
             }
             stream.write(json.dumps(row) + "\n")
-    return path
+
+    return _write_replacing(path, write)
 
 
 def evaluate_model(
@@ -214,7 +255,9 @@ def evaluate_model(
     collator: PainCollator | None = None,
 ) -> dict[str, Any]:
     """Evaluate `model` on `split` of `dataset` (a folder or Hub id) through `image_processor`'s preprocessing: writes
-    the evaluation JSON to `output` (when given) and one JSON line per row to `predictions` (when given)."""
+    the evaluation JSON to `output` (when given) and one JSON line per row to `predictions` (when given), each
+    replacing only an earlier result of its kind (see `check_result_paths`)."""
+    check_result_paths(output, predictions)
     splits = load_pain_dataset(dataset, split_csv)
     if split not in splits:
         raise ValueError(f"{dataset} has no split {split!r}; it has {sorted(splits)}.")
@@ -232,8 +275,7 @@ def evaluate_model(
         split=split, protocol="identity-disjoint split", batch_size=batch_size,
     )
     if output is not None:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps(evaluation, indent=2) + "\n")
+        _write_replacing(output, lambda stream: stream.write(json.dumps(evaluation, indent=2) + "\n"))
     if predictions is not None:
         sample_ids = rows["sample_id"] if "sample_id" in rows.column_names else [str(i) for i in range(len(rows))]
         write_predictions(predictions, sample_ids, result, config)

@@ -280,17 +280,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """A ViTPain model on one split of a dataset: metrics JSON and per-row predictions, through the model's own image
     processor (what `pipeline("pain-estimation")` uses)."""
     import modeling_vitpain  # registers ViTPain with the Auto classes: no remote code to trust
-    from dataset_builder.evaluation import evaluate_model
+    from dataset_builder.evaluation import check_result_paths, evaluate_model
     from modeling_vitpain.model_card import fairness_markdown
     from transformers import AutoImageProcessor, AutoModel
 
+    local = Path(args.model).is_dir()
+    output = args.output or (Path(args.model) if local else Path(".")) / f"evaluation_{args.split}.json"
+    try:
+        check_result_paths(output, args.predictions)  # before the model loads
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     model = AutoModel.from_pretrained(args.model).eval()
     try:
         processor = AutoImageProcessor.from_pretrained(args.model)
     except OSError:  # a folder saved without its processor: the one that matches the config
         processor = modeling_vitpain.ViTPainImageProcessor.from_model_config(model.config)
-    local = Path(args.model).is_dir()
-    output = args.output or (Path(args.model) if local else Path(".")) / f"evaluation_{args.split}.json"
     try:
         evaluation = evaluate_model(
             model, processor, args.dataset, split=args.split, split_csv=args.split_csv, max_samples=args.max_samples,

@@ -32,15 +32,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from transformers import HfArgumentParser, TrainingArguments
 
 from dataset_builder.evaluation import select_rows
 from generation.facs import pspi
-from training_args import DataArguments, ModelArguments, parse_args
+from safe_output import check_training_output, finish_training_run, prepare_output_dir, record_outputs, run_main
+from safe_output import start_training_run
+from training_args import DataArguments, ModelArguments, output_policy, parse_args
 from training_common import as_dict, build_model, image_processor_for, init_source, rank_info, run_training
 from training_common import setup_logging
 
@@ -304,6 +308,8 @@ def run_fold(cv: CrossValArgs, fold: int, source, model_args, data_args, loop_ar
     splits["calibration"] = select_rows(splits["train"], data_args.calibration_samples, loop_args.seed + 1)
     logger.info("fold %d subjects: train %s, validation %s, test %s", fold, *subjects.values())
     fold_loop = dataclasses.replace(loop_args, output_dir=str(Path(loop_args.output_dir) / f"fold-{fold}"))
+    fold_output = SimpleNamespace(output_dir=fold_loop.output_dir, overwrite=False)  # emptied by `main`
+    start_training_run(fold_output, "scripts/unbc_crossval.py")
     evaluation = run_training(
         model, image_processor_for(model, model_args, data_args), splits, data_args, fold_loop,
         run_config={**as_dict(cv, model_args, data_args, fold_loop), "fold": fold, "subjects": subjects},
@@ -315,6 +321,7 @@ def run_fold(cv: CrossValArgs, fold: int, source, model_args, data_args, loop_ar
     if evaluation is not None:
         evaluation["subjects"] = subjects
         (Path(fold_loop.output_dir) / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+    finish_training_run(fold_output, evaluation)
     return evaluation
 
 
@@ -368,10 +375,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser = HfArgumentParser((CrossValArgs, ModelArguments, DataArguments, TrainingArguments))
     cv, model_args, data_args, loop_args = parse_args(parser, argv)
     data_args.dataset = cv.data_dir
+    output = output_policy(loop_args, data_args)
+    check_training_output(output)  # before anything is read or written
     if not model_args.init_from:
         logger.warning("No --init_from: training from random weights instead of a synthetic-pretrained ViTPain.")
     source = open_source(cv, model_image_size(model_args))
     folds = source.folds() if cv.folds == "all" else [int(f) for f in cv.folds.split(",")]
+    if rank_info()[0] == 0:  # the folds' folders belong to this run: replaced whole with --overwrite
+        prepare_output_dir(output.output_dir, output.overwrite, tool="scripts/unbc_crossval.py",
+                           owned=[f"fold-{fold}" for fold in folds])
     evaluations = {}
     for fold in folds:
         evaluation = run_fold(cv, fold, source, model_args, data_args, loop_args)
@@ -385,9 +397,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     table = results_markdown(summary)
     (output_dir / "results.md").write_text(table)
+    record_outputs(output_dir)
     print("UNBC cross-validation:\n" + table)
     return summary
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main, "unbc_crossval.py"))

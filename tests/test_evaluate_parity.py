@@ -100,3 +100,32 @@ def test_processor_reads_16_bit_heatmap_pngs_in_micrometres():
     processor = ViTPainImageProcessor(input_modality="heatmap", size=8, heatmap_scale_mm=2.0)
     pixels = processor(png)["pixel_values"][0, 0]
     assert torch.allclose(pixels, torch.from_numpy(micrometres / 1000.0 / 2.0).float())
+
+
+def test_evaluate_replaces_only_its_own_earlier_results(tmp_path):
+    dataset = write_tiny_dataset(tmp_path / "data")
+    model = _save_model(tmp_path / "model", "rgb", False)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+
+    def evaluate(output, predictions):
+        return subprocess.run(
+            [shutil.which("pain3d"), "evaluate", "--model", str(model), "--dataset", str(dataset), "--output",
+             str(output), "--predictions", str(predictions), "--calibration-samples", "0"],
+            env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+        )
+
+    notes, metrics, predictions = tmp_path / "notes.txt", tmp_path / "metrics.json", tmp_path / "predictions.jsonl"
+    notes.write_text("my notes\n")
+    for output, preds, problem in ((notes, predictions, "notes.txt exists and is not an earlier evaluation"),
+                                   (metrics, notes, "notes.txt exists and is not an earlier predictions"),
+                                   (metrics, metrics, "give them different paths"),
+                                   (tmp_path, predictions, "is a folder")):
+        result = evaluate(output, preds)
+        assert result.returncode == 2 and problem in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert notes.read_text() == "my notes\n" and not metrics.exists() and not predictions.exists()
+    assert evaluate(metrics, predictions).returncode == 0
+    first = metrics.read_text()
+    assert evaluate(metrics, predictions).returncode == 0  # an earlier result of the same kind is replaced
+    assert metrics.read_text() == first and len(predictions.read_text().splitlines()) == 12
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".json", ".jsonl", ".partial")) == [
+        "metrics.json", "predictions.jsonl"]

@@ -332,6 +332,22 @@ def test_crossval_from_scratch_on_the_archive(archive, tmp_path):
     assert sorted(tested) == sorted(set(dataset["identity_id"]))  # every subject tested exactly once
     assert "from scratch" in (output / "results.md").read_text()
 
+    # an earlier run is never replaced by accident, and --overwrite replaces only what a run recorded
+    from safe_output import UsageError
+
+    args = ["--data_dir", str(root), "--output_dir", str(output), "--image_size", "32", "--patch_size", "8",
+            "--hidden_size", "32", "--num_layers", "1", "--num_heads", "2", "--head_hidden_size", "16", *TINY]
+    before = {p: p.stat().st_mtime_ns for p in output.rglob("*")}
+    with pytest.raises(UsageError, match="not empty.*--overwrite"):
+        unbc_crossval.main(args + ["--folds", "1"])
+    (output / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="notes.txt"):
+        unbc_crossval.main(args + ["--folds", "1", "--overwrite"])
+    assert {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.name != "notes.txt"} == before
+    (output / "notes.txt").unlink()
+    summary = unbc_crossval.main(args + ["--folds", "1", "--overwrite"])
+    assert summary["folds"] == [1] and sorted(p.name for p in output.glob("fold-*")) == ["fold-1"]
+
 
 def test_crossval_fine_tunes_a_pretrained_vitpain_on_the_archive(archive, tmp_path):
     from modeling_vitpain import ViTPainConfig, ViTPainModel
