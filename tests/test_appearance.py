@@ -160,14 +160,20 @@ def test_measure_solver_reaches_the_sex_and_age_targets(face_model):
         measure_vector({"jaw": 1.0})
 
 
-def test_generated_men_have_wider_jaws_than_women(face_model):
-    config = GenerationConfig(num_identities=60)
-    jaw = {"male": [], "female": []}
-    for index in range(60):
+def test_generated_men_and_women_differ_in_build_as_much_as_surveys_report(face_model):
+    config = GenerationConfig(num_identities=120)
+    a = measure_matrix(face_model)
+    names = list(MEASURES)
+    measures = {"male": [], "female": []}
+    for index in range(120):
         spec = identity_spec(config, face_model, index)
-        lm = face_model.vertices(spec.coefficients, None)[face_model.landmarks]
-        jaw[spec.demographics.gender].append(lm[12, 0] - lm[4, 0])
-    assert np.mean(jaw["male"]) > np.mean(jaw["female"]) + 3.0
+        measures[spec.demographics.gender].append(a @ spec.coefficients[: a.shape[1]])
+    men, women = (np.array(measures[sex]) for sex in ("male", "female"))
+    spread = np.sqrt((men.var(axis=0) + women.var(axis=0)) / 2)
+    d = (men.mean(axis=0) - women.mean(axis=0)) / spread  # Cohen's d, relative to the spread within each sex
+    for name in ("jaw_width", "lower_face_height", "chin_height"):
+        assert d[names.index(name)] > 1.2, (name, d[names.index(name)])
+    assert d[names.index("face_width")] > 0.9 and d[names.index("lower_lip")] < 0
 
 
 def test_every_prefix_is_balanced_in_each_marginal():

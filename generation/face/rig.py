@@ -133,8 +133,10 @@ def demographic_identity(
     solver = measure_solver(face_model)
     coefficients = sample_identity(rng, num_components=solver.shape[0], scale=spread)
     strength = float(np.clip(rng.normal(1.0, 0.3), 0.3, 1.8))
-    # the model's mean face sits nearer the male average than the female one, so women move further from it
-    sex = (0.6 if male else -1.2) * strength * measure_vector(SEX_DIFFERENCE)
+    # the model's mean face sits nearer the male average than the female one, so women move further from it; the
+    # sizes are set so that the sexes differ by what surveys report relative to the spread within each sex (Cohen's
+    # d of about 1.5 for jaw and face width), since this identity space spreads wider than real faces do
+    sex = (0.6 if male else -1.8) * strength * measure_vector(SEX_DIFFERENCE)
     age = age_factor * measure_vector(AGE_CHANGE)
     features = measure_vector({name: rng.normal(0.0, 1.5) * spread for name, spread in FEATURE_SPREAD.items()})
     # the ridge solver reaches about 60% of a target, so the group differences are scaled up to reach their size
