@@ -1,5 +1,5 @@
-"""Random backgrounds (gradients, smooth noise, stripes and checks, bokeh blobs) so a model cannot learn from the
-background. One is drawn per identity and view and shared by its neutral and pain renders."""
+"""Random backgrounds (gradients, smooth noise, out-of-focus stripes and checks, bokeh blobs) so a model cannot learn
+from the background. One is drawn per identity and view and shared by its neutral and pain renders."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def sample_background(size: int, rng: np.random.Generator, kind: str | None = No
         v = -np.sin(angle) * xx + np.cos(angle) * yy
         stripes = np.sin(2 * np.pi * frequency * u) > 0
         t = (stripes ^ (np.sin(2 * np.pi * frequency * v) > 0)) if rng.random() < 0.5 else stripes
-        t = ndimage.gaussian_filter(t.astype(np.float32), rng.uniform(0.5, 3.0))
+        # wallpaper or fabric behind a face the camera focuses on: muted, and out of focus as a lens leaves it
+        t = ndimage.gaussian_filter(t.astype(np.float32), rng.uniform(1.5, 4.0) * size / 256)
+        t = 0.5 + (t - 0.5) * rng.uniform(0.25, 0.6)
     elif kind == "bokeh":
         t = np.zeros((size, size), np.float32)
         for _ in range(int(rng.integers(6, 18))):
