@@ -51,16 +51,16 @@ def encode_heatmap(heatmap_mm: np.ndarray, compress_level: int) -> bytes:
 
 def identity_hair(face_model: FaceModel, neutral: np.ndarray, appearance: Appearance, rng: np.random.Generator):
     """The hair or head covering and the earrings an `appearance` asks for, as one `HairMesh` (None for a bald head
-    without earrings), fitted to the identity's neutral head (mm); hair greyed by age, coverings fabric-coloured."""
+    without earrings), fitted to the identity's neutral head (mm); hair greyed by age (strand by strand), coverings
+    fabric-coloured."""
     a = appearance
     covering = a.hair_style in COVERINGS
-    grey = np.array(GREY_HAIR_RGB)
-    color = a.covering_rgb if covering else (1 - a.grey_fraction) * np.asarray(a.hair_rgb) + a.grey_fraction * grey
+    color = a.covering_rgb if covering else a.hair_rgb
     brow_top = float(neutral[face_model.landmarks][17:27, 1].max())
     hair = build_hair(
         face_model, neutral, a.hair_style, tuple(color), front_hairline_y=brow_top + a.hairline_mm, rng=rng,
         temple_dip=a.temple_dip_mm, tilt=a.hairline_tilt, volume=a.hair_volume, length_scale=a.hair_length_scale,
-        roughness=0.8 if covering else 0.7,
+        roughness=0.8 if covering else 0.7, grey=0.0 if covering else a.grey_fraction, grey_rgb=GREY_HAIR_RGB,
     )
     return combine(hair, build_earrings(face_model, neutral, a.earrings, a.earring_rgb) if a.earrings else None)
 

@@ -55,6 +55,22 @@ def test_different_seeds_give_different_waves(face_model):
     assert not np.array_equal(_hair(face_model, "long_wavy", 0).vertices, _hair(face_model, "long_wavy", 1).vertices)
 
 
+def test_hair_greys_strand_by_strand_not_as_a_uniform_blend(face_model):
+    white = (0.82, 0.80, 0.75)
+
+    def colors(grey, seed=0):
+        return build_hair(face_model, face_model.neutral, "medium", (0.1, 0.07, 0.05), front_hairline_y=110.0,
+                          rng=np.random.default_rng(seed), grey=grey, grey_rgb=white).colors.mean(axis=1)
+
+    dark, half, old = colors(0.0), colors(0.5), colors(0.95)
+    assert np.array_equal(half, colors(0.5)) and not np.array_equal(half, colors(0.5, seed=1))  # seeded
+    assert dark.mean() < half.mean() < old.mean()
+    # salt and pepper: at half grey some locks are still nearly their colour and others nearly white
+    assert np.percentile(half, 10) < 0.2 and np.percentile(half, 90) > 0.5
+    with pytest.raises(ValueError, match="grey_rgb"):
+        build_hair(face_model, face_model.neutral, "short", (0.1, 0.1, 0.1), 110.0, np.random.default_rng(0), grey=0.5)
+
+
 def test_hair_changes_the_image_occludes_the_head_and_never_enters_the_heatmap(renderer, face_model):
     neutral = face_model.neutral
     from generation.facs import blendshape_weights

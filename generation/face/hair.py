@@ -135,15 +135,20 @@ def build_hair(
     volume: float = 1.0,
     length_scale: float = 1.0,
     roughness: float = 0.55,
+    grey: float = 0.0,
+    grey_rgb: tuple[float, float, float] | None = None,
 ) -> HairMesh | None:
     """The hair (or head covering) mesh of one identity, or None for a bald head.
 
     `front_hairline_y` is the height of the hairline at the middle of the forehead (mm) and `tilt` its slope for a
     side-swept fringe (see `hairline_y`); `volume` scales the thickness, `length_scale` the length of falling hair;
-    all randomness (waves, strands, curls) comes from `rng`.
+    `grey` is the share of strands that have turned `grey_rgb` (salt and pepper); all randomness (waves, strands,
+    curls) comes from `rng`.
     """
     if style not in HAIR_STYLES:
         raise ValueError(f"unknown hair style {style!r}; choose one of {', '.join(HAIR_STYLES)}")
+    if grey > 0 and grey_rgb is None:
+        raise ValueError("grey hair needs grey_rgb, the colour its strands turn")
     top, side, lowest, wave, curl = HAIR_STYLES[style]
     if style == "bald":
         return None
@@ -235,7 +240,7 @@ def build_hair(
     vertices, faces = _grid_mesh(grid, alive)
     if style == "bun":
         vertices, faces = _add_bun(vertices, faces, radius, elevation, azimuth, volume)
-    colors = _strand_colors(rng, grid.shape[:2], color, style)
+    colors = _strand_colors(rng, grid.shape[:2], color, style, grey, grey_rgb)
     if curl > 0:  # curls: the tops of the coils catch light, the hollows between them stay dark
         colors *= (0.82 + 0.18 * np.clip(grid_curls, -1.5, 1.5) / 1.5)[..., None]
     colors = colors.reshape(-1, 3)
@@ -280,13 +285,18 @@ def _add_bun(vertices, faces, radius, elevation, azimuth, volume):
     return np.vstack([vertices, bun_vertices]), np.vstack([faces, bun_faces + len(vertices)])
 
 
-def _strand_colors(rng: np.random.Generator, shape: tuple[int, int], color, style: str) -> np.ndarray:
-    """Per-vertex sRGB colour: streaks along the hair (constant down a column, varying across), lighter tips."""
-    base = np.asarray(color, np.float64)
+def _strand_colors(rng: np.random.Generator, shape: tuple[int, int], color, style: str, grey: float = 0.0,
+                   grey_rgb=None) -> np.ndarray:
+    """Per-vertex sRGB colour: streaks along the hair (constant down a column, varying across), and a `grey` share
+    of the strands turned `grey_rgb` among the pigmented ones (salt and pepper), not a uniform blend."""
+    base = np.broadcast_to(np.asarray(color, np.float64), shape + (3,))
     if style in COVERINGS:  # fabric: folds, no strands
-        shade = 1 + 0.08 * _smooth_noise(rng, shape, (2.0, 3.0))
-    else:
-        streaks = ndimage.gaussian_filter1d(rng.standard_normal(shape[1]), 0.7, mode="wrap")
-        streaks /= max(float(streaks.std()), 1e-9)
-        shade = 1 + 0.15 * streaks[None, :] + 0.1 * _smooth_noise(rng, shape, (1.5, 0.5))
+        return np.clip(base * (1 + 0.08 * _smooth_noise(rng, shape, (2.0, 3.0)))[..., None], 0, 1)
+    streaks = ndimage.gaussian_filter1d(rng.standard_normal(shape[1]), 0.7, mode="wrap")
+    streaks /= max(float(streaks.std()), 1e-9)
+    shade = 1 + 0.15 * streaks[None, :] + 0.1 * _smooth_noise(rng, shape, (1.5, 0.5))
+    if grey > 0:
+        # some locks grey sooner than others: each lock's grey share varies around the identity's
+        turned = np.clip(grey + 0.6 * np.sqrt(grey * (1 - grey)) * rng.standard_normal(shape[1]), 0, 1)[None, :, None]
+        base = base * (1 - turned) + np.asarray(grey_rgb) * turned
     return np.clip(base * shade[..., None], 0, 1)
