@@ -2,8 +2,9 @@
 
 A backend turns an identity's `Appearance` (and, for backends that need them, its neutral mesh and demographics)
 into a `SkinTexture`: an sRGB albedo image over the skin UV atlas (`uv_atlas`) plus per-vertex colours for the parts
-that are not skin (eyes, teeth, mouth). The same texture is used for the neutral and every pain expression of the
-identity. Backends: `procedural` (CPU) and `diffusion` (depth-ControlNet Stable Diffusion baked into the atlas by
+that are not skin (eyes, teeth, mouth), and with relief a normal map. The same albedo is used for the neutral and
+every pain expression of the identity; `SkinTexture.expressing(action_units)` adds the creases an expression folds
+into the normal map. Backends: `procedural` (CPU) and `diffusion` (depth-ControlNet Stable Diffusion baked into the atlas by
 `bake`; it imports torch and diffusers only when one is built).
 """
 
