@@ -297,6 +297,6 @@ def _strand_colors(rng: np.random.Generator, shape: tuple[int, int], color, styl
     shade = 1 + 0.15 * streaks[None, :] + 0.1 * _smooth_noise(rng, shape, (1.5, 0.5))
     if grey > 0:
         # some locks grey sooner than others: each lock's grey share varies around the identity's
-        turned = np.clip(grey + 0.6 * np.sqrt(grey * (1 - grey)) * rng.standard_normal(shape[1]), 0, 1)[None, :, None]
+        turned = np.clip(grey + 0.35 * np.sqrt(grey * (1 - grey)) * rng.standard_normal(shape[1]), 0, 1)[None, :, None]
         base = base * (1 - turned) + np.asarray(grey_rgb) * turned
     return np.clip(base * shade[..., None], 0, 1)
