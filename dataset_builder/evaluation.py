@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -177,16 +179,20 @@ def evaluate_split(
     return evaluation, result
 
 
+EVALUATION_TOOL = "pain3d evaluate"  # marks the metrics JSON `evaluate_model` writes (and may replace)
+
+
 def _earlier_result(path: Path, kind: str) -> bool:
-    """Whether the file at `path` is an earlier `kind` ("evaluation" JSON or "predictions" JSON lines) of this code,
-    which a new run may replace."""
+    """Whether the file at `path` is an earlier `kind` ("evaluation" JSON or "predictions" JSON lines) written by
+    `evaluate_model`, which a new run may replace."""
     try:
         with path.open() as stream:
             first = json.loads(stream.read() if kind == "evaluation" else stream.readline())
     except (OSError, UnicodeDecodeError, ValueError):
         return False
-    wanted = ("metrics", "num_samples") if kind == "evaluation" else ("sample_id", "pspi")
-    return isinstance(first, dict) and all(key in first for key in wanted)
+    if kind == "evaluation":  # written by `evaluate_model`, not a training run's evaluation.json
+        return isinstance(first, dict) and first.get("tool") == EVALUATION_TOOL
+    return isinstance(first, dict) and all(key in first for key in ("sample_id", "pspi", "pspi_label"))
 
 
 def check_result_paths(output: str | Path | None, predictions: str | Path | None) -> None:
@@ -207,14 +213,18 @@ def check_result_paths(output: str | Path | None, predictions: str | Path | None
 
 
 def _write_replacing(path: str | Path, write) -> Path:
-    """`write(stream)` into a temporary file beside `path`, then swap it in: an interrupted run leaves the earlier
-    file whole."""
+    """`write(stream)` into a new temporary file beside `path`, then swap it in: an interrupted run leaves the
+    earlier file whole, and a failed one leaves no temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w") as stream:
-        write(stream)
-    partial.replace(path)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            write(stream)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -274,6 +284,7 @@ def evaluate_model(
         model, with_transform(rows, image_processor), collator, calibration=calibration, dataset_name=dataset,
         split=split, protocol="identity-disjoint split", batch_size=batch_size,
     )
+    evaluation = {"tool": EVALUATION_TOOL, **evaluation}
     if output is not None:
         _write_replacing(output, lambda stream: stream.write(json.dumps(evaluation, indent=2) + "\n"))
     if predictions is not None:

@@ -30,8 +30,8 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def check_output_dir(output_dir: str | Path, overwrite: bool, *, keep: Sequence[str | Path] = ()) -> None:
-    """Raise `UsageError` unless `output_dir` can be used (new, empty, or with `overwrite` holding only files an
-    earlier run recorded); touches nothing. `keep` are folders the output must not be, lie in or contain."""
+    """Raise `UsageError` unless `output_dir` can be used (new, holding no files, or with `overwrite` holding only
+    files an earlier run recorded); touches nothing. `keep` are folders the output must not be, lie in or contain."""
     output_dir = Path(output_dir)
     resolved = output_dir.resolve()
     for other in keep:
@@ -40,7 +40,7 @@ def check_output_dir(output_dir: str | Path, overwrite: bool, *, keep: Sequence[
             raise UsageError(f"the output folder {output_dir} overlaps the input folder {other}: choose another folder")
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"the output folder {output_dir} is a file: choose a folder path")
-    if output_dir.is_dir() and any(output_dir.iterdir()):
+    if output_dir.is_dir() and any(not p.is_dir() for p in output_dir.rglob("*")):  # empty sub-folders hold nothing
         if not overwrite:
             raise UsageError(
                 f"the output folder {output_dir} is not empty: choose a new folder, or pass --overwrite to replace "

@@ -42,8 +42,9 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from dataset_builder.evaluation import select_rows
 from generation.facs import pspi
-from safe_output import check_training_output, finish_training_run, prepare_output_dir, record_outputs, run_main
-from safe_output import start_training_run
+from generation.manifest import record
+from safe_output import UsageError, check_training_output, finish_training_run, prepare_output_dir, run_main
+from safe_output import start_training_run, usage_errors
 from training_args import DataArguments, ModelArguments, output_policy, parse_args
 from training_common import as_dict, build_model, image_processor_for, init_source, rank_info, run_training
 from training_common import setup_logging
@@ -290,6 +291,12 @@ class CrossValArgs:
     split_seed: int = 0
 
 
+def model_input_modality(model_args) -> str:
+    from modeling_vitpain import ViTPainConfig
+
+    return str(ViTPainConfig.from_pretrained(model_args.init_from).input_modality)
+
+
 def model_image_size(model_args) -> int:
     if model_args.init_from:
         from modeling_vitpain import ViTPainConfig
@@ -370,17 +377,42 @@ def results_markdown(summary: dict) -> str:
     return "\n".join(lines) + f"\n\nTraining {start}. {summary['tuned_on_validation']}\n"
 
 
+def checked_folds(cv: CrossValArgs, source) -> list[int]:
+    """The folds `--folds` names, each once and each one the data has (a `UsageError` otherwise)."""
+    available = source.folds()
+    if cv.folds == "all":
+        return available
+    try:
+        folds = [int(fold) for fold in cv.folds.split(",")]
+    except ValueError:
+        raise UsageError(f"--folds must be 'all' or fold numbers separated by commas (e.g. 0,2), got {cv.folds!r}") \
+            from None
+    if len(set(folds)) != len(folds):
+        raise UsageError(f"--folds names a fold twice ({cv.folds}): give each fold once")
+    missing = [fold for fold in folds if fold not in available]
+    if missing:
+        raise UsageError(f"fold(s) {missing} do not exist: {cv.data_dir} has folds {available}")
+    return folds
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     setup_logging()
     parser = HfArgumentParser((CrossValArgs, ModelArguments, DataArguments, TrainingArguments))
-    cv, model_args, data_args, loop_args = parse_args(parser, argv)
+    with usage_errors():
+        cv, model_args, data_args, loop_args = parse_args(parser, argv)
     data_args.dataset = cv.data_dir
     output = output_policy(loop_args, data_args)
     check_training_output(output)  # before anything is read or written
     if not model_args.init_from:
         logger.warning("No --init_from: training from random weights instead of a synthetic-pretrained ViTPain.")
-    source = open_source(cv, model_image_size(model_args))
-    folds = source.folds() if cv.folds == "all" else [int(f) for f in cv.folds.split(",")]
+    elif model_input_modality(model_args) != "rgb":
+        raise UsageError(f"UNBC frames are RGB: --init_from {model_args.init_from} is a heatmap model; fine-tune an "
+                         "RGB ViTPain (the distilled student)")
+    try:
+        source = open_source(cv, model_image_size(model_args))
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    folds = checked_folds(cv, source)
     if rank_info()[0] == 0:  # the folds' folders belong to this run: replaced whole with --overwrite
         prepare_output_dir(output.output_dir, output.overwrite, tool="scripts/unbc_crossval.py",
                            owned=[f"fold-{fold}" for fold in folds])
@@ -397,7 +429,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     table = results_markdown(summary)
     (output_dir / "results.md").write_text(table)
-    record_outputs(output_dir)
+    record(output_dir, ["summary.json", "results.md"])  # the fold folders are recorded as this run's, with their own
     print("UNBC cross-validation:\n" + table)
     return summary
 

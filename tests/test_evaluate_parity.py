@@ -116,16 +116,23 @@ def test_evaluate_replaces_only_its_own_earlier_results(tmp_path):
 
     notes, metrics, predictions = tmp_path / "notes.txt", tmp_path / "metrics.json", tmp_path / "predictions.jsonl"
     notes.write_text("my notes\n")
+    training = tmp_path / "evaluation.json"  # a training run's evaluation: metrics too, but not evaluate's
+    training.write_text(json.dumps({"metrics": {"pspi_mae": 1.0}, "num_samples": 3, "validation": {}}))
     for output, preds, problem in ((notes, predictions, "notes.txt exists and is not an earlier evaluation"),
+                                   (training, predictions, "evaluation.json exists and is not an earlier evaluation"),
                                    (metrics, notes, "notes.txt exists and is not an earlier predictions"),
                                    (metrics, metrics, "give them different paths"),
                                    (tmp_path, predictions, "is a folder")):
         result = evaluate(output, preds)
         assert result.returncode == 2 and problem in result.stderr and result.stderr.count("\n") == 1, result.stderr
         assert notes.read_text() == "my notes\n" and not metrics.exists() and not predictions.exists()
+    assert json.loads(training.read_text())["num_samples"] == 3
     assert evaluate(metrics, predictions).returncode == 0
-    first = metrics.read_text()
-    assert evaluate(metrics, predictions).returncode == 0  # an earlier result of the same kind is replaced
-    assert metrics.read_text() == first and len(predictions.read_text().splitlines()) == 12
-    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".json", ".jsonl", ".partial")) == [
-        "metrics.json", "predictions.jsonl"]
+    fresh = json.loads(metrics.read_text())
+    assert fresh["tool"] == "pain3d evaluate" and fresh["num_samples"] == 12
+    metrics.write_text(json.dumps({**fresh, "num_samples": 0}))  # an earlier result of the same kind ...
+    predictions.write_text(predictions.read_text().splitlines()[0] + "\n")
+    assert evaluate(metrics, predictions).returncode == 0  # ... is replaced
+    assert json.loads(metrics.read_text())["num_samples"] == 12 and len(predictions.read_text().splitlines()) == 12
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith((".json", ".jsonl", ".partial"))) == [
+        "evaluation.json", "metrics.json", "predictions.jsonl"]

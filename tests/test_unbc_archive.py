@@ -285,8 +285,11 @@ def test_archive_folds_deal_every_subject_once():
 def test_not_the_archive_is_one_clear_error(tmp_path):
     with pytest.raises(UNBCLayoutError, match="Images/"):
         load_unbc(tmp_path)
-    with pytest.raises(FileNotFoundError, match="Sequence_Labels"):
+    from safe_output import UsageError
+
+    with pytest.raises(UsageError, match="Sequence_Labels"):
         unbc_crossval.main(["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "cv")])
+    assert not (tmp_path / "cv").exists()
 
 
 def test_facs_files_round_trip(archive):
@@ -345,6 +348,11 @@ def test_crossval_from_scratch_on_the_archive(archive, tmp_path):
         unbc_crossval.main(args + ["--folds", "1", "--overwrite"])
     assert {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.name != "notes.txt"} == before
     (output / "notes.txt").unlink()
+    for folds, problem in (("1,1", "twice"), ("7", "do not exist"), ("one", "fold numbers")):
+        with pytest.raises(UsageError, match=problem):  # refused before the earlier run is touched
+            unbc_crossval.main(args + ["--folds", folds, "--overwrite"])
+    assert {p: p.stat().st_mtime_ns for p in output.rglob("*")} == before
+    (output / "fold-1" / "checkpoints" / "left-by-an-interrupted-run").mkdir(parents=True)  # empty folders only
     summary = unbc_crossval.main(args + ["--folds", "1", "--overwrite"])
     assert summary["folds"] == [1] and sorted(p.name for p in output.glob("fold-*")) == ["fold-1"]
 

@@ -73,7 +73,7 @@ FEMALE_STYLES = {"long_straight": 24, "long_wavy": 16, "medium": 18, "bun": 11, 
                  "headscarf": 5, "cap": 2}
 MALE_STYLES = {"short": 40, "buzz": 18, "medium": 7, "long_straight": 3, "long_wavy": 2, "curly": 7, "afro": 3,
                "cap": 4, "headscarf": 1, "receding": 0, "balding": 0, "bald": 3}
-GREY_HAIR_RGB = (0.82, 0.80, 0.75)  # fully grey hair (sRGB); `grey_fraction` mixes it into the hair colour
+GREY_HAIR_RGB = (0.82, 0.80, 0.75)  # fully grey hair (sRGB): `grey_fraction` of the locks and brow hairs turn it
 METAL_COLORS = ((0.83, 0.66, 0.30), (0.78, 0.78, 0.80), (0.90, 0.75, 0.55))  # gold, silver, rose gold
 LIPSTICKS = ((0.62, 0.16, 0.20), (0.70, 0.30, 0.36), (0.48, 0.14, 0.22), (0.72, 0.40, 0.38), (0.55, 0.22, 0.18))
 EYESHADOWS = ((0.45, 0.33, 0.30), (0.40, 0.30, 0.38), (0.35, 0.33, 0.33), (0.55, 0.42, 0.36))

@@ -46,8 +46,8 @@ class Creases:
             window.append(slice(low, high))
             changes.append(slice(max(where.min() - 1, 0) - low, min(where.max() + 2, size) - low))
         window = tuple(window)
-        return cls(rest[window], {name: crease[window] for name, crease in by_action_unit.items()},
-                   {name: value[window] for name, value in frame.items()}, window, tuple(changes))
+        return cls(rest[window].copy(), {name: crease[window].copy() for name, crease in by_action_unit.items()},
+                   {name: value[window] for name, value in frame.items()}, window, tuple(changes))  # frame: shared
 
     def normal_map(self, rest_normal: np.ndarray, action_units: Mapping[str, float]) -> np.ndarray | None:
         """`rest_normal` (the normal map at rest) on the skin showing `action_units` (name -> FACS intensity), or
