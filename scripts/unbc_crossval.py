@@ -291,25 +291,19 @@ class CrossValArgs:
     split_seed: int = 0
 
 
-def model_input_modality(model_args) -> str:
-    from modeling_vitpain import ViTPainConfig
-
-    return str(ViTPainConfig.from_pretrained(model_args.init_from).input_modality)
-
-
-def model_image_size(model_args) -> int:
+def model_input(model_args) -> tuple[str, int]:
+    """What the model to train reads: its input modality and image size (an `--init_from` folder's config wins)."""
     if model_args.init_from:
         from modeling_vitpain import ViTPainConfig
 
-        return int(ViTPainConfig.from_pretrained(model_args.init_from).image_size)
-    return int(model_args.image_size)
+        config = ViTPainConfig.from_pretrained(model_args.init_from)
+        return str(config.input_modality), int(config.image_size)
+    return str(model_args.modality), int(model_args.image_size)
 
 
 def run_fold(cv: CrossValArgs, fold: int, source, model_args, data_args, loop_args) -> dict | None:
     subjects = split_fold(*source.fold(fold), fold, cv.inner_val_ratio, cv.split_seed)
-    model = build_model(model_args, seed=loop_args.seed)
-    if model.config.input_modality != "rgb":
-        raise ValueError("UNBC frames are RGB: fine-tune an RGB ViTPain (--init_from an RGB model folder).")
+    model = build_model(model_args, seed=loop_args.seed)  # an RGB model: `main` checked
     neutral = model.config.use_neutral_reference
     splits = {name: source.frames(subjects[name], neutral) for name in subjects}
     splits["calibration"] = select_rows(splits["train"], data_args.calibration_samples, loop_args.seed + 1)
@@ -405,11 +399,12 @@ def main(argv: list[str] | None = None) -> dict | None:
     check_training_output(output)  # before anything is read or written
     if not model_args.init_from:
         logger.warning("No --init_from: training from random weights instead of a synthetic-pretrained ViTPain.")
-    elif model_input_modality(model_args) != "rgb":
-        raise UsageError(f"UNBC frames are RGB: --init_from {model_args.init_from} is a heatmap model; fine-tune an "
-                         "RGB ViTPain (the distilled student)")
+    modality, image_size = model_input(model_args)
+    if modality != "rgb":
+        raise UsageError(f"UNBC frames are RGB, and this model reads {modality}: fine-tune an RGB ViTPain (the "
+                         "distilled student) or train one with --modality rgb")
     try:
-        source = open_source(cv, model_image_size(model_args))
+        source = open_source(cv, image_size)
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
     folds = checked_folds(cv, source)

@@ -348,9 +348,10 @@ def test_crossval_from_scratch_on_the_archive(archive, tmp_path):
         unbc_crossval.main(args + ["--folds", "1", "--overwrite"])
     assert {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.name != "notes.txt"} == before
     (output / "notes.txt").unlink()
-    for folds, problem in (("1,1", "twice"), ("7", "do not exist"), ("one", "fold numbers")):
+    for extra, problem in ((["--folds", "1,1"], "twice"), (["--folds", "7"], "do not exist"),
+                           (["--folds", "one"], "fold numbers"), (["--modality", "heatmap"], "reads heatmap")):
         with pytest.raises(UsageError, match=problem):  # refused before the earlier run is touched
-            unbc_crossval.main(args + ["--folds", folds, "--overwrite"])
+            unbc_crossval.main(args + extra + ["--overwrite"])
     assert {p: p.stat().st_mtime_ns for p in output.rglob("*")} == before
     (output / "fold-1" / "checkpoints" / "left-by-an-interrupted-run").mkdir(parents=True)  # empty folders only
     summary = unbc_crossval.main(args + ["--folds", "1", "--overwrite"])
