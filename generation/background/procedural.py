@@ -26,7 +26,7 @@ def sample_background(size: int, rng: np.random.Generator, kind: str | None = No
         t = np.clip((np.cos(angle) * (xx - 0.5) + np.sin(angle) * (yy - 0.5)) * rng.uniform(0.8, 1.6) + 0.5, 0, 1)
     elif kind == "noise":
         coarse = rng.standard_normal((size // 8 + 1, size // 8 + 1)).astype(np.float32)
-        t = ndimage.zoom(ndimage.gaussian_filter(coarse, rng.uniform(1.0, 3.0)), 8, order=1)[:size, :size]
+        t = ndimage.zoom(ndimage.gaussian_filter(coarse, rng.uniform(1.5, 4.5)), 8, order=1)[:size, :size]
         t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
     elif kind == "pattern":
         frequency = rng.uniform(3, 14)
@@ -35,8 +35,9 @@ def sample_background(size: int, rng: np.random.Generator, kind: str | None = No
         v = -np.sin(angle) * xx + np.cos(angle) * yy
         stripes = np.sin(2 * np.pi * frequency * u) > 0
         t = (stripes ^ (np.sin(2 * np.pi * frequency * v) > 0)) if rng.random() < 0.5 else stripes
-        # wallpaper or fabric behind a face the camera focuses on: muted, and out of focus as a lens leaves it
-        t = ndimage.gaussian_filter(t.astype(np.float32), rng.uniform(1.5, 4.0) * size / 256)
+        # wallpaper or fabric behind a face the camera focuses on: muted, and out of focus as a portrait lens leaves
+        # a wall a metre or two behind the sitter
+        t = ndimage.gaussian_filter(t.astype(np.float32), rng.uniform(3.0, 8.0) * size / 256)
         t = 0.5 + (t - 0.5) * rng.uniform(0.25, 0.6)
     elif kind == "bokeh":
         t = np.zeros((size, size), np.float32)

@@ -170,6 +170,10 @@ def keep_profile(face_model: FaceModel, coefficients: np.ndarray, solver: np.nda
     return coefficients.astype(np.float32)
 
 
+# The sag (mm) at which the age hollows reach their full depth (`_hollows_at_90`); most people of 80-90 sag 6-10 mm.
+HOLLOWS_AT_SAG_MM = 6.0
+
+
 def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
     """The geometric part of ageing (V, 3), in mm: downward sag of the lower cheeks and jowls (`sag_mm` at its
     strongest, beside the mouth), hooding of the upper lids, and in proportion hollow temples, cheeks and tear
@@ -192,10 +196,10 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
         for anchor, strength in ((inner, 0.6), (outer, 1.0)):
             centre = anchor + (0.0, 4.0, 0.0)
             droop += strength * np.exp(-np.sum((p - centre) ** 2, axis=1) / (2 * 4.5**2))
-    droop = 0.6 * sag_mm * np.clip(droop, 0, 1)
+    droop = 0.33 * sag_mm * np.clip(droop, 0, 1)
     offsets[face, 1] -= droop
     offsets[face, 2] += 0.5 * droop
-    return offsets + _age_hollows(face_model, sag_mm / 5.0)
+    return offsets + _age_hollows(face_model, sag_mm / HOLLOWS_AT_SAG_MM)
 
 
 def neck_offsets(face_model: FaceModel, male: bool) -> np.ndarray:
@@ -229,8 +233,8 @@ def identity_extras(face_model: FaceModel, sag_mm: float, male: bool) -> np.ndar
 
 
 def _age_hollows(face_model: FaceModel, strength: float) -> np.ndarray:
-    """Offsets (V, 3) of fat loss and laxity, for `strength` 1 at about 90 years: computed once per face model at
-    strength 1 and scaled."""
+    """Offsets (V, 3) of fat loss and laxity, for `strength` 1 at a sag of `HOLLOWS_AT_SAG_MM` (an average face of
+    about 80; stronger beyond): computed once per face model at strength 1 and scaled."""
     return strength * _per_model(face_model, ("hollows",), lambda: _hollows_at_90(face_model))
 
 

@@ -164,7 +164,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         hair_length=float(rng.uniform(0.5, 1.0) if not male else rng.uniform(0.0, 0.2)),
         lip_redness=float((rng.uniform(0.2, 0.6) if not male else rng.uniform(0.05, 0.3)) * (1 - 0.6 * age_factor)),
         texture_seed=int(rng.integers(2**31)),
-        sag_mm=float(5.0 * age_factor**0.9 * rng.uniform(0.7, 1.2)),
+        sag_mm=float(9.0 * age_factor**0.9 * rng.uniform(0.7, 1.2)),
         hair_style=style,
         hair_volume=hair_volume,
         hair_length_scale=hair_length_scale,
