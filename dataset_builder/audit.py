@@ -26,7 +26,6 @@ import importlib.metadata
 import importlib.util
 import json
 import math
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+
+from generation.manifest import PARTIAL_SUFFIX, write_text_replacing
 
 AUDIT_FILE = "audit.json"
 AUDIT_FORMAT = "pain3d-audit/1"
@@ -607,11 +608,8 @@ def write_audit(result: dict, output: str | Path) -> Path:
     """Write `result` as JSON to `output` through a temporary file (never half-written). An existing file that is
     not a pain3d audit is refused rather than replaced."""
     output = check_output(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    partial.write_text(json.dumps(result, indent=1, default=_json_default) + "\n")
-    os.replace(partial, output)
-    return output
+    text = json.dumps(result, indent=1, default=_json_default) + "\n"
+    return write_text_replacing(output, text, partial=output.with_name(output.name + PARTIAL_SUFFIX))
 
 
 def _json_default(value):

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
+
+from generation.manifest import replacing
 
 from .collator import PainCollator
 from .transforms import TRAINING_COLUMNS, PainTransform, prepare_dataset
@@ -213,19 +213,10 @@ def check_result_paths(output: str | Path | None, predictions: str | Path | None
 
 
 def _write_replacing(path: str | Path, write) -> Path:
-    """`write(stream)` into a new temporary file beside `path`, then swap it in: an interrupted run leaves the
-    earlier file whole, and a failed one leaves no temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            write(stream)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-    return path
+    """`write(stream)` into a temporary file beside `path`, then swap it in (`files.replacing`)."""
+    with replacing(path) as partial, open(partial, "w") as stream:
+        write(stream)
+    return Path(path)
 
 
 def write_predictions(path: str | Path, sample_ids, result: Mapping[str, np.ndarray], config) -> Path:

@@ -4,7 +4,8 @@
 sha256) and the paths it planned to write (a shard not finished yet, a folder it owns, such as a Trainer's
 `checkpoints/`). `remove_written` deletes only recorded files whose size and sha256 still match, plus the planned
 paths and their `.partial` leftovers, and refuses (deleting nothing) when anything else is there. `check_files`
-compares the recorded files with the disk. A leaf module: it imports nothing from the project.
+compares the recorded files with the disk. `replacing` writes a file so that it is never half-written. A leaf
+module: it imports nothing from the project.
 """
 
 from __future__ import annotations
@@ -14,12 +15,38 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 MANIFEST_NAME = "pain3d_manifest.json"
-PARTIAL_SUFFIX = ".partial"
 FORMAT_VERSION = 1
+PARTIAL_SUFFIX = ".partial"  # how every temporary file ends, so folder checks tell a leftover from a user file
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike, partial: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Yield a temporary path to write; on leaving without an error it replaces `path` in one step (`os.replace`),
+    on an error it is removed. The default name is unique (`.<name>.<pid>-<random>.partial`: parallel writers never
+    share one); `partial` names it instead (a name that a folder check knows as a leftover of `path`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(partial) if partial is not None else path.with_name(
+        f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+    )
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_text_replacing(path: str | os.PathLike, text: str, partial: str | os.PathLike | None = None) -> Path:
+    """Write `text` to `path` through `replacing`."""
+    with replacing(path, partial) as temporary:
+        temporary.write_text(text)
+    return Path(path)
 
 
 class ManifestError(RuntimeError):
@@ -80,10 +107,14 @@ def record(
         manifest["planned"] = sorted(set(manifest["planned"]) | set(planned))
         if tool and not manifest.get("tool"):
             manifest["tool"] = tool
-        partial = folder / f"{MANIFEST_NAME}.{os.getpid()}{PARTIAL_SUFFIX}"
-        partial.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        os.replace(partial, folder / MANIFEST_NAME)
+        _write(folder, manifest)
     return manifest
+
+
+def _write(folder: Path, manifest: dict) -> None:
+    """Replace the manifest in one step (under `_locked`); its temporary name is one `written_files` knows."""
+    write_text_replacing(folder / MANIFEST_NAME, json.dumps(manifest, indent=1, sort_keys=True) + "\n",
+                         partial=folder / f"{MANIFEST_NAME}.{os.getpid()}{PARTIAL_SUFFIX}")
 
 
 def forget(folder: str | os.PathLike, paths: Iterable[str]) -> None:
@@ -96,9 +127,7 @@ def forget(folder: str | os.PathLike, paths: Iterable[str]) -> None:
         for rel in paths:
             if manifest["files"].pop(rel, None) is not None:
                 manifest["planned"] = sorted(set(manifest["planned"]) | {rel})
-        partial = folder / f"{MANIFEST_NAME}.{os.getpid()}{PARTIAL_SUFFIX}"
-        partial.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        os.replace(partial, folder / MANIFEST_NAME)
+        _write(folder, manifest)
 
 
 def _files_under(folder: Path) -> list[str]:

@@ -257,3 +257,23 @@ def test_cache_folder_that_is_a_file_is_one_line(tmp_path, face_model_source):
 def test_ambiguous_generation_flags_are_refused(tmp_path, face_model_file, args, message):
     one_clear_error(generate(tmp_path / "out", *args, face_model=face_model_file), message)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_is_replaced_whole_or_not_at_all(tmp_path):
+    from generation.manifest import replacing
+
+    target = tmp_path / "sub" / "result.json"
+    with replacing(target) as partial:
+        assert partial.parent == target.parent and partial.name.endswith(".partial") and not target.exists()
+        partial.write_text("first")
+    assert target.read_text() == "first"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with replacing(target) as partial:
+            partial.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "first" and sorted(p.name for p in target.parent.iterdir()) == ["result.json"]
+    with replacing(target) as one, replacing(target) as two:  # writers in parallel never share a temporary file
+        assert one != two
+        one.write_text("one")
+        two.write_text("two")
+    assert target.read_text() == "one" and sorted(p.name for p in target.parent.iterdir()) == ["result.json"]

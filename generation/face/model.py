@@ -18,6 +18,8 @@ from typing import Mapping
 
 import numpy as np
 
+from ..manifest import replacing
+
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT_VERSION = 1
@@ -140,19 +142,18 @@ def convert_face_model(folder: str | Path, output: str | Path, progress: bool = 
     expression_basis = deltas(expression_names, "expression shapes")
 
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial.npz")
-    np.savez_compressed(
-        partial,
-        format_version=np.int32(CACHE_FORMAT_VERSION),
-        neutral=(neutral_cm * CM_TO_MM).astype(np.float32),
-        identity_basis=identity_basis,
-        expression_basis=expression_basis,
-        expression_names=np.asarray(expression_names),
-        landmarks=landmarks,
-        **topology,
-    )
-    partial.replace(output)  # atomic: an interrupted conversion never leaves a half-written cache
+    # an interrupted conversion never leaves a half-written cache
+    with replacing(output, partial=output.with_name(output.name + ".partial.npz")) as partial:
+        np.savez_compressed(
+            partial,
+            format_version=np.int32(CACHE_FORMAT_VERSION),
+            neutral=(neutral_cm * CM_TO_MM).astype(np.float32),
+            identity_basis=identity_basis,
+            expression_basis=expression_basis,
+            expression_names=np.asarray(expression_names),
+            landmarks=landmarks,
+            **topology,
+        )
     logger.info("face model converted to %s (%.1f MB)", output, output.stat().st_size / 1e6)
     return output
 
