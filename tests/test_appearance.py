@@ -117,6 +117,24 @@ def test_skin_relief_is_seeded_and_shades_old_faces_more(generator, face_model):
     assert difference[with_relief.mask].mean() > 1.0  # the wrinkles catch the light: shading, not paint
 
 
+def test_old_skin_has_fine_lines_on_the_cheeks_and_over_the_upper_lip_only(generator):
+    from generation.texture.procedural import fine_lines
+
+    texturer = generator.texturer
+    pos, lm, masks = np.nan_to_num(texturer.atlas.position), texturer.landmarks, texturer._masks
+    x, y = pos[..., 0], pos[..., 1]
+    assert not fine_lines(masks, pos, lm, 0.0, np.random.default_rng(0)).any()  # young skin has none
+    old = fine_lines(masks, pos, lm, 1.0, np.random.default_rng(0))
+    assert np.array_equal(old, fine_lines(masks, pos, lm, 1.0, np.random.default_rng(0)))  # seeded
+    assert not np.array_equal(old, fine_lines(masks, pos, lm, 1.0, np.random.default_rng(1)))
+    lined = old > 0.02
+    upper_lip = (np.abs(x) < abs(lm[48, 0])) & (y > lm[50:53, 1].max() - 1) & (y < lm[33, 1])
+    cheeks = (np.abs(x) > abs(lm[31, 0]) + 4) & (y < lm[41, 1] - 6) & (y > lm[5, 1])
+    assert lined[upper_lip].sum() > 10 and lined[cheeks].sum() > 50
+    assert (upper_lip | cheeks)[lined].all()  # nowhere else: not the forehead, the eyes, the lips or the neck
+    assert np.all(fine_lines(masks, pos, lm, 1.0, np.random.default_rng(0)) >= 0.5 * fine_lines(masks, pos, lm, 0.5, np.random.default_rng(0)))
+
+
 def test_expressions_crease_the_skin_where_the_face_folds_and_only_in_the_shading(generator, face_model):
     from generation.face.rig import pose_face
 

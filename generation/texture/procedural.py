@@ -393,7 +393,41 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     # rings around the neck
     neck = (y < lm[8, 1] - 18) & (y > lm[8, 1] - 75) & (z > -20)
     height -= 0.5 * lines * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0, where=neck)) / 16.0), 0, 1) ** 6
+    height -= fine_lines(masks, pos, lm, late, rng.spawn(1)[0])  # its own stream: the draws above stay as they were
     return (height * (1.0 + 1.6 * age)).astype(np.float32)  # old skin creases deeper everywhere
+
+
+def fine_lines(masks: dict, pos: np.ndarray, lm: np.ndarray, late: float, rng: np.random.Generator) -> np.ndarray:
+    """Depth (mm, positive in the lines) of the fine lines of thin old skin: broken lines across each cheek that run
+    beside the nasolabial fold, and short vertical lines over the upper lip, each with its own depth per person."""
+    x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
+    depth = np.zeros(x.shape, np.float32)
+    if late < 0.05:
+        return depth
+    cheek_depth, lip_depth = np.exp(rng.normal(0.0, 0.4, 2))
+    front = z > lm[0, 2] - 5
+    for side, (nostril, corner) in (("right", (31, 48)), ("left", (35, 54))):
+        fold = masks[f"fold_{side}_d"]
+        # lateral of the fold line (nose wing to beside the mouth corner), below the lower-lid bag, above the jaw
+        start, end = lm[nostril, :2] + (np.sign(lm[corner, 0]) * 6, 2), lm[corner, :2] + (np.sign(lm[corner, 0]) * 7, 3)
+        line_x = start[0] + (y - start[1]) / (end[1] - start[1]) * (end[0] - start[0])
+        lateral = (np.sign(lm[corner, 0]) * (x - line_x) > 0) & (np.abs(x) > abs(lm[nostril, 0]) + 4)  # not the nose
+        cheek = lateral & front & np.isfinite(fold)
+        region = np.where(cheek, smoothstep(3.0, 6.0, fold) * (1 - smoothstep(16.0, 26.0, fold)), 0.0)
+        region *= (1 - smoothstep(lm[41, 1] - 14, lm[41, 1] - 8, y)) * smoothstep(lm[5, 1], lm[5, 1] + 8, y)
+        inside = region > 0
+        wobble = _noise3d(rng, pos, 14.0, where=inside)
+        broken = np.clip(0.4 + _noise3d(rng, pos, 9.0, where=inside), 0, 1)
+        furrows = np.clip(np.cos(2 * np.pi * (np.where(inside, fold, 0) + 1.2 * wobble) / 4.5), 0, 1) ** 8
+        depth += 0.3 * cheek_depth * late * furrows * broken * region
+    lip_top, half_width = lm[50:53, 1].max(), abs(lm[48, 0]) - 4
+    upper_lip = front & (np.abs(x) < half_width) & (y > lip_top - 1) & (y < lip_top + 10) & (z > lm[48, 2] - 6)
+    fade = np.where(upper_lip, (1 - smoothstep(lip_top + 3, lip_top + 10, y)) * (1 - smoothstep(half_width - 5, half_width, np.abs(x))), 0)
+    inside = fade > 0
+    lines = np.clip(np.cos(2 * np.pi * (x + 0.8 * _noise3d(rng, pos, 6.0, where=inside)) / 3.2), 0, 1) ** 10
+    broken = np.clip(0.3 + _noise3d(rng, pos, 5.0, where=inside), 0, 1)
+    depth += 0.3 * lip_depth * late * lines * broken * fade
+    return depth.astype(np.float32)
 
 
 def _eye_corner_polar(pos: np.ndarray, lm: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
