@@ -132,7 +132,8 @@ def test_old_skin_has_fine_lines_on_the_cheeks_and_over_the_upper_lip_only(gener
     cheeks = (np.abs(x) > abs(lm[31, 0]) + 4) & (y < lm[41, 1] - 6) & (y > lm[5, 1])
     assert lined[upper_lip].sum() > 10 and lined[cheeks].sum() > 50
     assert (upper_lip | cheeks)[lined].all()  # nowhere else: not the forehead, the eyes, the lips or the neck
-    assert np.all(fine_lines(masks, pos, lm, 1.0, np.random.default_rng(0)) >= 0.5 * fine_lines(masks, pos, lm, 0.5, np.random.default_rng(0)))
+    younger = fine_lines(masks, pos, lm, 0.5, np.random.default_rng(0))
+    assert (old[lined] > younger[lined]).all()  # deeper with age
 
 
 def test_expressions_crease_the_skin_where_the_face_folds_and_only_in_the_shading(generator, face_model):

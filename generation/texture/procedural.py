@@ -181,8 +181,8 @@ class ProceduralTexturer:
             "lid_left": lm[[42, 43, 44, 45]],
             "lower_lid_right": lm[[39, 40, 41, 36]],
             "lower_lid_left": lm[[45, 46, 47, 42]],
-            "fold_right": np.array([lm[31] + [-6, 2, 0], lm[48] + [-7, 3, 0], lm[48] + [-6, -3, 0]]),
-            "fold_left": np.array([lm[35] + [6, 2, 0], lm[54] + [7, 3, 0], lm[54] + [6, -3, 0]]),
+            "fold_right": nasolabial_fold(lm, "right"),
+            "fold_left": nasolabial_fold(lm, "left"),
             # a higher, arched brow with a tapering tail, and an eyeliner wing past each outer eye corner
             # men's brows sit lower, on the brow ridge, and run straighter
             "low_brow_right": lm[[21, 20, 19, 18, 17]] + [[0, -2.0, 0], [0, -2.0, 0], [0, -2.0, 0], [0, -2.2, 0], [0, -2.8, 0]],
@@ -397,6 +397,13 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     return (height * (1.0 + 1.6 * age)).astype(np.float32)  # old skin creases deeper everywhere
 
 
+def nasolabial_fold(lm: np.ndarray, side: str) -> np.ndarray:
+    """The nasolabial fold of one side (3 points, mm): from beside the nose wing to beside the mouth corner, then a
+    little way down."""
+    nostril, corner, outward = (31, 48, -1) if side == "right" else (35, 54, 1)
+    return np.array([lm[nostril] + [outward * 6, 2, 0], lm[corner] + [outward * 7, 3, 0], lm[corner] + [outward * 6, -3, 0]])
+
+
 def fine_lines(masks: dict, pos: np.ndarray, lm: np.ndarray, late: float, rng: np.random.Generator) -> np.ndarray:
     """Depth (mm, positive in the lines) of the fine lines of thin old skin: broken lines across each cheek that run
     beside the nasolabial fold, and short vertical lines over the upper lip, each with its own depth per person."""
@@ -406,12 +413,13 @@ def fine_lines(masks: dict, pos: np.ndarray, lm: np.ndarray, late: float, rng: n
         return depth
     cheek_depth, lip_depth = np.exp(rng.normal(0.0, 0.4, 2))
     front = z > lm[0, 2] - 5
-    for side, (nostril, corner) in (("right", (31, 48)), ("left", (35, 54))):
+    for side in ("right", "left"):
         fold = masks[f"fold_{side}_d"]
         # lateral of the fold line (nose wing to beside the mouth corner), below the lower-lid bag, above the jaw
-        start, end = lm[nostril, :2] + (np.sign(lm[corner, 0]) * 6, 2), lm[corner, :2] + (np.sign(lm[corner, 0]) * 7, 3)
+        start, end = nasolabial_fold(lm, side)[:2, :2]
+        outward = np.sign(start[0])
         line_x = start[0] + (y - start[1]) / (end[1] - start[1]) * (end[0] - start[0])
-        lateral = (np.sign(lm[corner, 0]) * (x - line_x) > 0) & (np.abs(x) > abs(lm[nostril, 0]) + 4)  # not the nose
+        lateral = (outward * (x - line_x) > 0) & (np.abs(x) > abs(start[0]) - 2)  # not the nose
         cheek = lateral & front & np.isfinite(fold)
         region = np.where(cheek, smoothstep(3.0, 6.0, fold) * (1 - smoothstep(16.0, 26.0, fold)), 0.0)
         region *= (1 - smoothstep(lm[41, 1] - 14, lm[41, 1] - 8, y)) * smoothstep(lm[5, 1], lm[5, 1] + 8, y)
