@@ -86,7 +86,8 @@ class PainFaceGenerator:
         self.inpainter = None
         if config.background == "inpaint":
             self.inpainter = BackgroundInpainter(config.background_options, device=device)
-        self.renderer = renderer or FaceRenderer(face_model, image_size=config.image_size, msaa=config.msaa)
+        self.renderer = renderer or FaceRenderer(face_model, image_size=config.image_size, msaa=config.msaa,
+                                                 eyelashes=config.appearance_detail)
         self.render_seconds = 0.0  # time spent in the renderer (RGB and heatmap passes), for benchmarks
         self._zero_heatmap = encode_heatmap(np.zeros((config.image_size,) * 2, np.float32), config.png_compress_level)
 

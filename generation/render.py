@@ -19,13 +19,15 @@ from dataclasses import dataclass, field  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from .face.eyelashes import STRIPS_PER_LID, lash_triangles  # noqa: E402
 from .face.geometry import atlas_texcoords, barycentric_2d, skin_triangles, vertex_normals  # noqa: E402
 from .face.model import FaceModel  # noqa: E402
 from .views import DEFAULT_VIEWS, Lighting, View  # noqa: E402,F401  (re-exported from generation.render)
 
 # Geometry that is a transparent overlay in the original (Unreal) shaders and renders as artefacts otherwise.
 # The sclera is an outer cornea-like shell that hides the iris, and the eyelashes are strips meant for alpha
-# textures (solid black bands otherwise): both are hidden too.
+# textures (solid black bands otherwise): both are hidden too; the lashes are drawn as spikes cut from the strips
+# (`face.eyelashes`) instead.
 HIDDEN_REGIONS = ("lacrimal_fluid", "eye_blend", "eye_occlusion", "sclera", "eyelashes")
 
 # Plain albedo per region (sRGB 0-1); textures replace the skin part in the generator.
@@ -39,6 +41,7 @@ REGION_COLORS: dict[str, tuple[float, float, float]] = {
     "iris": (0.88, 0.86, 0.82),  # the front of the eyeball: white, with iris and pupil painted by radius below
 }
 IRIS_COLOR = (0.30, 0.18, 0.10)
+LASH_COLOR = (0.06, 0.045, 0.04)
 SCLERA_COLOR = (0.78, 0.73, 0.69)
 SKIN_ROUGHNESS = 0.62
 ORBIT_DEPTH_MM = 45.0
@@ -102,14 +105,15 @@ def _direction(azimuth: float, elevation: float) -> np.ndarray:
     return np.array([np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)])
 
 
-def region_vertex_colors(face_model: FaceModel, iris=IRIS_COLOR, age_factor: float = 0.0) -> np.ndarray:
+def region_vertex_colors(face_model: FaceModel, iris=IRIS_COLOR, age_factor: float = 0.0, lashes=LASH_COLOR) -> np.ndarray:
     """Plain sRGB albedo (V, 3) per model region, with the eyes painted on each eyeball by radius around the gaze
     axis: an off-white sclera that reddens toward the corners, darkens under the upper lid (which casts no shadow
     in this renderer) and yellows with age, an iris lighter toward the pupil with, in old age, a pale arcus at its
-    rim, and the pupil. `age_factor` is 0 at 25 years and 1 at 90."""
+    rim, and the pupil. `age_factor` is 0 at 25 years and 1 at 90; `lashes` colours the eyelashes."""
     colors = np.tile(np.array(REGION_COLORS["face"], dtype=np.float32), (face_model.num_vertices, 1))
     for region, color in REGION_COLORS.items():
         colors[face_model.region(region)] = color
+    colors[face_model.region("eyelashes")] = lashes
     iris = np.asarray(iris, np.float32)
     for side in ("left", "right"):  # iris and pupil around the gaze axis (+z) through the eyeball's centre
         eyeball = face_model.region(f"iris_{side}", f"sclera_{side}")
@@ -146,6 +150,7 @@ class FaceRenderer:
     One OpenGL context per renderer; reuse it for many frames (creating one costs far more than a frame).
     `msaa` switches pyrender's 4x multisampling for the shaded pass (the id pass never uses it); without it the
     silhouette is feathered in `composite`, about three times faster in software GL with nearly the same look.
+    `eyelashes` draws the lashes (`face.eyelashes`): in every pass, where they hide the skin as hair does.
     """
 
     def __init__(
@@ -155,6 +160,7 @@ class FaceRenderer:
         msaa: bool = False,
         yfov_deg: float = 20.0,
         hidden_regions: tuple[str, ...] = HIDDEN_REGIONS,
+        eyelashes: bool = True,
     ):
         import pyrender
 
@@ -178,6 +184,10 @@ class FaceRenderer:
         self._skin_texcoord = atlas_texcoords(face_model.uv[unique[:, 1]])
         self._skin_faces = inverse.reshape(-1, 3).astype(np.int32)
         self._id_colors = self._encode_ids(len(self.faces))
+        self.eyelashes = eyelashes
+        # eyelash spikes by the number of upper-lid strips drawn (a texture's `lash_strips`)
+        self._lash_sets = {n: lash_triangles(face_model, n) if eyelashes else np.zeros((0, 3), np.int32)
+                           for n in range(1, STRIPS_PER_LID + 1)}
 
         # Framing: the Multi-PIE landmarks of the mean face plus forehead and margin fill the frame.
         landmarks = face_model.neutral[face_model.landmarks]
@@ -288,7 +298,8 @@ class FaceRenderer:
         self._stage(view, lighting or Lighting())
         normals = self._normals(vertices)
         if texture is None:
-            primitives = [self._primitive(vertices, normals, self.vertex_colors, self.faces)]
+            colors = self.vertex_colors
+            primitives = [self._primitive(vertices, normals, colors, self.faces)]
         else:
             material = pyrender.MetallicRoughnessMaterial(
                 baseColorTexture=self._skin_texture(texture), normalTexture=self._normal_texture,
@@ -301,7 +312,11 @@ class FaceRenderer:
                 indices=self._skin_faces,
                 material=material,
             )
-            primitives = [skin, self._primitive(vertices, normals, self._linear_colors, self._plain_faces)]
+            colors = self._linear_colors
+            primitives = [skin, self._primitive(vertices, normals, colors, self._plain_faces)]
+        lashes = self._lashes(texture)
+        if len(lashes):
+            primitives.append(self._lash_primitive(vertices, colors, view, lashes))
         self._show("shaded", pyrender.Mesh(primitives))
         self._show_cached("hair", hair, self._hair_mesh)
         self._offscreen._renderer.samples = 4 if self.msaa else 0
@@ -345,6 +360,24 @@ class FaceRenderer:
         )
         return self._pyrender.Mesh([primitive])
 
+    def _lashes(self, texture) -> np.ndarray:
+        """The eyelash triangles drawn with `texture` (its `lash_strips`; all strips without a texture)."""
+        return self._lash_sets[getattr(texture, "lash_strips", STRIPS_PER_LID)]
+
+    def _lash_primitive(self, vertices, colors, view: View, lashes: np.ndarray):
+        """The eyelash spikes, flat-shaded, both sides, each lit on the side the camera sees."""
+        corners = vertices[lashes]
+        normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        toward_camera = self.camera_pose(view)[:3, 3] - corners[:, 0]
+        normals *= np.sign(np.einsum("ij,ij->i", normals, toward_camera))[:, None]
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        return self._pyrender.Primitive(
+            positions=corners.reshape(-1, 3),
+            normals=np.repeat(normals, 3, axis=0).astype(np.float32),
+            color_0=colors[lashes].reshape(-1, 3),
+            material=self._pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.6, doubleSided=True),
+        )
+
     def _primitive(self, vertices, normals, colors, faces):
         return self._pyrender.Primitive(
             positions=vertices,
@@ -354,9 +387,9 @@ class FaceRenderer:
             material=self._pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=SKIN_ROUGHNESS),
         )
 
-    def render_ids(self, vertices: np.ndarray, view: View, hair=None) -> np.ndarray:
+    def render_ids(self, vertices: np.ndarray, view: View, hair=None, texture=None) -> np.ndarray:
         """Triangle index per pixel (int64 H, W), -1 for background. Exact: flat colours, no multisampling.
-        Hair triangles (both sides) occlude the face; their pixels hold len(self.faces) + their index."""
+        Hair and eyelash triangles (both sides) occlude the face; their pixels hold len(self.faces) or more."""
         pyrender = self._pyrender
         self._stage(view)
         # Back-facing triangles can never be seen (closed surfaces): leaving them out halves the upload.
@@ -366,8 +399,13 @@ class FaceRenderer:
         front = facing > 0
         positions = corners[front].reshape(-1, 3)
         colors = self._id_colors.reshape(-1, 3, 4)[front].reshape(-1, 4)  # colours keep the original indices
-        primitive = pyrender.Primitive(positions=positions, color_0=colors, material=self._id_material)
-        self._show("ids", pyrender.Mesh([primitive]))
+        primitives = [pyrender.Primitive(positions=positions, color_0=colors, material=self._id_material)]
+        lashes = self._lashes(texture)
+        if len(lashes):
+            lash_ids = self._encode_ids(len(lashes), first=len(self.faces) + 1)
+            primitives.append(pyrender.Primitive(positions=vertices[lashes].reshape(-1, 3), color_0=lash_ids,
+                                                 material=self._two_sided_id_material))
+        self._show("ids", pyrender.Mesh(primitives))
         self._show_cached("hair_ids", hair, self._hair_id_mesh)
         self._offscreen._renderer.samples = 0
         color, _ = self._offscreen.render(self._scene, flags=pyrender.RenderFlags.FLAT)
@@ -385,8 +423,9 @@ class FaceRenderer:
 
     def barycentrics(self, triangle_ids: np.ndarray, vertices: np.ndarray, view: View):
         """Perspective-correct barycentrics at the centre of every foreground pixel: `rows`, `cols` (N,), the
-        triangle of each (N,) as an index into `self.faces`, and the weights of its three corners (N, 3)."""
-        rows, cols = np.nonzero(triangle_ids >= 0)
+        triangle of each (N,) as an index into `self.faces`, and the weights of its three corners (N, 3). Pixels of
+        hair and eyelashes (ids from len(self.faces)) are left out."""
+        rows, cols = np.nonzero((triangle_ids >= 0) & (triangle_ids < len(self.faces)))
         triangles = triangle_ids[rows, cols]
         if len(rows) == 0:
             return rows, cols, triangles, np.zeros((0, 3))
@@ -400,7 +439,7 @@ class FaceRenderer:
 
     def interpolate(self, triangle_ids: np.ndarray, vertices: np.ndarray, values: np.ndarray, view: View):
         """Per-vertex `values` (V,) interpolated at every pixel centre with perspective-correct barycentrics;
-        0 on background. float32 (H, W)."""
+        0 on background, hair and eyelashes. float32 (H, W)."""
         out = np.zeros(triangle_ids.shape, dtype=np.float32)
         rows, cols, triangles, bary = self.barycentrics(triangle_ids, vertices, view)
         if len(rows):
@@ -420,7 +459,7 @@ class FaceRenderer:
         hair=None,
     ) -> Render:
         """Render one view over `background` (an RGB colour or a uint8 (H, W, 3) image). `displacement` (V,) in
-        mm, when given, becomes the heatmap: the motion of the visible skin, zero where `hair` covers it."""
+        mm, when given, becomes the heatmap: the motion of the visible skin, zero where `hair` or lashes cover it."""
         vertices = np.asarray(vertices, dtype=np.float32)
         image, depth, coverage = None, None, None
         if rgb:
@@ -428,11 +467,10 @@ class FaceRenderer:
             image, coverage = composite(rgba, background, feather=not self.msaa), rgba[..., 3] > 0
         heatmap = None
         if displacement is not None or coverage is None:  # the id pass is only needed for heatmaps
-            ids = self.render_ids(vertices, view, hair)
+            ids = self.render_ids(vertices, view, hair, texture)
             coverage = ids >= 0
             if displacement is not None:
-                skin_ids = np.where(ids < len(self.faces), ids, -1)
-                heatmap = self.interpolate(skin_ids, vertices, displacement, view)
+                heatmap = self.interpolate(ids, vertices, displacement, view)
         landmarks, _ = self.project(vertices[self.face_model.landmarks], view)
         return Render(image=image, mask=coverage, landmarks_2d=landmarks.astype(np.float32), heatmap=heatmap, depth=depth)
 

@@ -447,3 +447,81 @@ def test_profiles_keep_the_nose_in_front_of_the_lips(face_model):
     config = GenerationConfig(num_identities=60)
     leads = [lead(identity_spec(config, face_model, index).coefficients) for index in range(60)]
     assert NOSE_LEAD_MM[0] - 0.5 < min(leads) and max(leads) < NOSE_LEAD_MM[1] + 0.5
+
+
+def test_eyelashes_are_spikes_on_the_lids_that_blink_with_them_and_hide_skin_from_the_heatmap(renderer, face_model):
+    from generation import FaceRenderer
+    from generation.face.eyelashes import lash_triangles, strip_grids
+    from generation.facs import blendshape_weights
+
+    lashes = lash_triangles(face_model)
+    assert (np.isin(lashes, face_model.region("eyelashes"))).all()
+    assert len(lashes) == 2 * (3 + 1) * 18 and len(lash_triangles(face_model, 1)) == 2 * (1 + 1) * 18
+    with pytest.raises(ValueError, match="upper_strips"):
+        lash_triangles(face_model, 0)
+    lm = face_model.neutral[face_model.landmarks]
+    for side, upper, grid in strip_grids(face_model):
+        lid = lm[[43, 44] if side == "left" else [37, 38]] if upper else lm[[46, 47] if side == "left" else [40, 41]]
+        roots, tips = face_model.neutral[grid[0]], face_model.neutral[grid[-1]]
+        assert np.linalg.norm(roots.mean(axis=0) - lid.mean(axis=0)) < 4.0  # rooted on their own lid
+        assert np.linalg.norm(tips - roots, axis=1).mean() > 3.0  # and standing off it
+        reach = (tips - roots).mean(axis=0)
+        if upper:
+            assert reach[2] > 5.0  # upper lashes reach out in front of the eye, lower ones down
+        else:
+            assert reach[1] < -3.0 and 0 < reach[2] < 5.0
+    # they close with the eye (AU43), as rigged in the model
+    closed = face_model.vertices(None, blendshape_weights({"AU43": 1}))
+    upper_tips = np.concatenate([grid[-1] for _, upper, grid in strip_grids(face_model) if upper])
+    assert (face_model.neutral[upper_tips, 1] - closed[upper_tips, 1]).mean() > 5.0
+
+    displacement = np.linalg.norm(closed - face_model.neutral, axis=1).astype(np.float32)
+    side = View("left", 35.0, 5.0)
+    with FaceRenderer(face_model, image_size=128, eyelashes=False) as bare_renderer:
+        assert not bare_renderer.eyelashes and renderer.eyelashes
+        for vertices in (face_model.neutral, closed):
+            bare = bare_renderer.render(vertices, side, displacement=displacement)
+            lashed = renderer.render(vertices, side, displacement=displacement)
+            # the image changes around the eyes only
+            changed = np.abs(lashed.image.astype(int) - bare.image.astype(int)).sum(axis=-1) > 30
+            eyes = bare.landmarks_2d[36:48]
+            rows, cols = np.nonzero(changed)
+            assert len(rows) > 5
+            assert cols.min() > eyes[:, 0].min() - 8 and cols.max() < eyes[:, 0].max() + 8
+            assert rows.min() > eyes[:, 1].min() - 10 and rows.max() < eyes[:, 1].max() + 8
+            # lash pixels hide what is behind them, in the heatmap too; the landmarks stay the true projections
+            lash_pixels = (renderer.render_ids(vertices, side) >= len(renderer.faces)) & bare.mask
+            assert lash_pixels.sum() > 3 and (lashed.heatmap[lash_pixels] == 0).all()
+            assert np.array_equal(lashed.heatmap[~lash_pixels], bare.heatmap[~lash_pixels])
+            assert np.array_equal(lashed.landmarks_2d, bare.landmarks_2d)
+
+
+def test_lashes_move_with_their_aged_lids_and_show_mascara_and_age(face_model):
+    from generation.face.eyelashes import lash_anchors
+    from generation.face.rig import identity_extras
+
+    offsets = identity_extras(face_model, 12.0, male=False)
+    lashes, lids = lash_anchors(face_model)
+    assert np.abs(offsets[lids]).max() > 1.0  # the hooded lids sag ...
+    assert np.array_equal(offsets[lashes], offsets[lids])  # ... and carry their lashes with them
+
+    specs = [identity_spec(GenerationConfig(num_identities=40), face_model, i) for i in range(40)]
+    again = identity_spec(GenerationConfig(num_identities=40), face_model, 7).appearance
+    assert again == specs[7].appearance  # seeded
+    for spec in specs:
+        a = spec.appearance
+        assert a.lash_strips == 3 if a.makeup > 0 else a.lash_strips in (1, 2)
+    assert {s.appearance.lash_strips for s in specs} == {1, 2, 3}
+    luminance = lambda rgb: float(np.dot(rgb, (0.3, 0.59, 0.11)))  # noqa: E731
+    a = replace(specs[0].appearance, hair_rgb=(0.1, 0.08, 0.06), skin_rgb=(0.8, 0.6, 0.5), grey_fraction=0.0)
+    natural, mascara = replace(a, makeup=0.0, age_factor=0.0), replace(a, makeup=1.0, age_factor=0.0)
+    old = replace(a, makeup=0.0, age_factor=1.0, grey_fraction=1.0)
+    assert luminance(mascara.lash_rgb) < luminance(natural.lash_rgb) < luminance(old.lash_rgb)
+    # the generator's renderer draws them with the appearance details only
+    for detail in (True, False):
+        config = GenerationConfig(num_identities=1, image_size=64, appearance_detail=detail)
+        generator = PainFaceGenerator(config, face_model)
+        try:
+            assert generator.renderer.eyelashes is detail
+        finally:
+            generator.close()

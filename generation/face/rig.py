@@ -7,6 +7,7 @@ from typing import Mapping
 import numpy as np
 
 from .accessories import lobe_vertices
+from .eyelashes import lash_anchors
 from .geometry import smoothstep, vertex_normals
 from .model import FaceModel
 from ..facs import blendshape_weights
@@ -172,6 +173,8 @@ def keep_profile(face_model: FaceModel, coefficients: np.ndarray, solver: np.nda
 
 # The sag (mm) at which the age hollows reach their full depth (`_hollows_at_90`); most people of 80-90 sag 6-10 mm.
 HOLLOWS_AT_SAG_MM = 6.0
+# The upper lids hood by a third of the sag up to this (mm), so the oldest neutral eyes stay open (AU43 reads).
+MAX_HOODING_MM = 3.5
 
 
 def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
@@ -196,7 +199,7 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
         for anchor, strength in ((inner, 0.6), (outer, 1.0)):
             centre = anchor + (0.0, 4.0, 0.0)
             droop += strength * np.exp(-np.sum((p - centre) ** 2, axis=1) / (2 * 4.5**2))
-    droop = 0.33 * sag_mm * np.clip(droop, 0, 1)
+    droop = min(0.33 * sag_mm, MAX_HOODING_MM) * np.clip(droop, 0, 1)
     offsets[face, 1] -= droop
     offsets[face, 2] += 0.5 * droop
     return offsets + _age_hollows(face_model, sag_mm / HOLLOWS_AT_SAG_MM)
@@ -228,8 +231,12 @@ def _neck_build(face_model: FaceModel, male: bool) -> np.ndarray:
 
 def identity_extras(face_model: FaceModel, sag_mm: float, male: bool) -> np.ndarray:
     """The offsets (V, 3) that belong to an identity beyond its PCA shape: ageing (`age_sag_offsets`) and the
-    neck's build (`neck_offsets`). The same for its neutral and every expression, so never in the heatmap."""
-    return age_sag_offsets(face_model, sag_mm) + neck_offsets(face_model, male)
+    neck's build (`neck_offsets`), with the eyelashes moved as their lids. The same for its neutral and every
+    expression, so never in the heatmap."""
+    offsets = age_sag_offsets(face_model, sag_mm) + neck_offsets(face_model, male)
+    lashes, lids = _per_model(face_model, ("lash_anchors",), lambda: lash_anchors(face_model))
+    offsets[lashes] = offsets[lids]  # the lashes go where their lids go
+    return offsets
 
 
 def _age_hollows(face_model: FaceModel, strength: float) -> np.ndarray:

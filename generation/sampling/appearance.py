@@ -66,6 +66,18 @@ class Appearance:
     beard_style: str = ""  # "" (clean-shaven or stubble only) or a grown style in `BEARDS`
     neckline: str = "crew"  # a name in `NECKLINES`: where the clothing starts on the chest
     clothing_rgb: tuple[float, float, float] = (0.25, 0.30, 0.40)
+    lash_strips: int = 3  # eyelash strips on each upper lid (`face.eyelashes`): 3 with mascara, 1-2 natural
+
+    @property
+    def lash_rgb(self) -> tuple[float, float, float]:
+        """Eyelashes (sRGB 0-1) as a fringe looks from a metre away: hairs darker than those on the head (greying
+        later) that cover part of the skin behind them, about half when natural and less as they thin with age;
+        mascara blackens and thickens them until they cover nearly all of it."""
+        grey = 0.6 * self.grey_fraction
+        hairs = 0.55 * np.asarray(self.hair_rgb) * (1 - grey) + grey * np.asarray(GREY_HAIR_RGB)
+        hairs = hairs * (1 - self.makeup) + np.full(3, 0.03) * self.makeup
+        cover = (0.45 - 0.2 * self.age_factor) * (1 - self.makeup) + 0.9 * self.makeup
+        return tuple(float(c) for c in cover * hairs + (1 - cover) * np.asarray(self.skin_rgb))
 
 
 # Hair style weights (before the adjustments in `sample_hair_style`); coverings are rare and never tied to a group.
@@ -164,7 +176,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         hair_length=float(rng.uniform(0.5, 1.0) if not male else rng.uniform(0.0, 0.2)),
         lip_redness=float((rng.uniform(0.2, 0.6) if not male else rng.uniform(0.05, 0.3)) * (1 - 0.6 * age_factor)),
         texture_seed=int(rng.integers(2**31)),
-        sag_mm=float(9.0 * age_factor**0.9 * rng.uniform(0.7, 1.2)),
+        sag_mm=float(12.0 * age_factor**1.5 * rng.uniform(0.7, 1.2)),
         hair_style=style,
         hair_volume=hair_volume,
         hair_length_scale=hair_length_scale,
@@ -188,11 +200,11 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         styles, weights = zip(*BEARDS.items())
         pick = worn.random()
         beard = next((name for name, edge in zip(styles, np.cumsum(weights)) if pick < edge), "")
-    return replace(
-        appearance,
-        beard_style=beard,
-        earrings=earrings,
-        earring_rgb=tuple(float(c) for c in METAL_COLORS[int(worn.integers(len(METAL_COLORS)))]),
-        neckline=necklines[int(worn.choice(len(necklines), p=(0.4, 0.35, 0.25) if not male else (0.7, 0.1, 0.2)))],
-        clothing_rgb=tuple(float(c) for c in CLOTHES[int(worn.integers(len(CLOTHES)))]),
-    )
+    earring_rgb = tuple(float(c) for c in METAL_COLORS[int(worn.integers(len(METAL_COLORS)))])
+    neckline = necklines[int(worn.choice(len(necklines), p=(0.4, 0.35, 0.25) if not male else (0.7, 0.1, 0.2)))]
+    clothing_rgb = tuple(float(c) for c in CLOTHES[int(worn.integers(len(CLOTHES)))])
+    # eyelashes: mascara (part of the eye make-up) gives a full, black fringe; natural lashes are sparser and thin
+    # with age
+    lash_strips = 3 if makeup > 0 else 1 + int(worn.random() < 0.5 * (1 - age_factor))
+    return replace(appearance, beard_style=beard, earrings=earrings, earring_rgb=earring_rgb, neckline=neckline,
+                   clothing_rgb=clothing_rgb, lash_strips=lash_strips)

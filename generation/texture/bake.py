@@ -133,7 +133,9 @@ class TextureBaker:
         camera = world @ renderer.camera_pose(view)[:3, :3]  # world -> camera axes (the pose's columns)
         normal = np.zeros(ids.shape + (3,), np.float32)
         normal[rows, cols] = camera / np.maximum(np.linalg.norm(camera, axis=1, keepdims=True), 1e-12)
-        return ViewGeometry(view=view, depth=depth, normal=normal, mask=ids >= 0)
+        mask = np.zeros(ids.shape, bool)
+        mask[rows, cols] = True  # the face's own surface (no lashes or hair)
+        return ViewGeometry(view=view, depth=depth, normal=normal, mask=mask)
 
     def project(self, vertices: np.ndarray, views: list[tuple[ViewGeometry, np.ndarray]]):
         """Weighted mean colour (N, 3) of every surface texel over the views (image float 0-1 (R, R, 3) each) and

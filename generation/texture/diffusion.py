@@ -15,7 +15,7 @@ The texture is then used for the neutral and every pain expression of the identi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class DiffusionTexturer:
         resolution = self.options.resolution
         self.procedural = ProceduralTexturer(face_model, max(atlas_size, resolution), relief=relief)
         self.views = tuple(View(f"texture{k}", yaw, pitch) for k, (yaw, pitch) in enumerate(self.options.views))
-        self.renderer = FaceRenderer(face_model, image_size=resolution)
+        self.renderer = FaceRenderer(face_model, image_size=resolution, eyelashes=False)  # the skin's own surface
         self.baker = TextureBaker(face_model, self.procedural.atlas.size, self.renderer)
         self.last_report: TextureReport | None = None
 
@@ -95,7 +95,7 @@ class DiffusionTexturer:
         albedo, coverage = self.baker.compose(color, weight, base.albedo)
         seconds["projection and fill"] = time.perf_counter() - started
         self.last_report = TextureReport(prompt=prompt, seeds=seeds, seconds=seconds, **coverage)
-        return SkinTexture(albedo=albedo, vertex_colors=base.vertex_colors, normal=base.normal, creases=base.creases)  # relief: geometry
+        return replace(base, albedo=albedo)  # the procedural texture with the projected portrait: relief, creases, lashes
 
     def generate(self, prompt: str, geometries, seeds) -> list[np.ndarray]:
         """One image per view (float32 0-1, (R, R, 3)), generated in one batch."""

@@ -71,6 +71,7 @@ class SkinTexture:
     vertex_colors: np.ndarray  # (V, 3) float32 sRGB 0-1 for non-skin geometry (eyes, teeth, mouth interior)
     normal: np.ndarray | None = None  # (H, 2H, 3) uint8 tangent-space normal map (wrinkles, pores), or None
     creases: Creases | None = None  # expression wrinkles, with the relief; None without relief
+    lash_strips: int = 3  # eyelash strips drawn on each upper lid (`face.eyelashes`): 1 sparse .. 3 full
 
     def expressing(self, action_units: Mapping[str, float]) -> SkinTexture:
         """This texture on the face showing `action_units`: the wrinkles the expression folds into the skin (frown
@@ -337,7 +338,9 @@ class ProceduralTexturer:
         albedo[atlas.region_mask("eye_socket")] = (0.55, 0.36, 0.34)
         image = (np.clip(albedo, 0, 1) * 255 + 0.5).astype(np.uint8)
         return SkinTexture(
-            albedo=image, vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb, age_factor=a.age_factor),
+            albedo=image,
+            vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb, age_factor=a.age_factor, lashes=a.lash_rgb),
+            lash_strips=a.lash_strips,
             normal=None if relief is None else normal_map(self._frame, relief),
             creases=None if relief is None else Creases.around(relief, {
                 name: crease * (1 - np.maximum(grown, clothed)) for name, crease in expression_creases(masks, pos, lm, age).items()
