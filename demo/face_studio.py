@@ -139,7 +139,7 @@ class FaceStudio:
             self.face_model, appearance.male, rng, age_factor=appearance.age_factor, ethnicity=ethnicity
         )
         lighting = sample_lighting(rng)
-        sag = identity_extras(self.face_model, appearance.sag_mm, appearance.male)
+        sag = identity_extras(self.face_model, appearance.sag_mm, appearance.male, appearance.ageing)
         neutral = pose_face(self.face_model, coefficients) + sag
         texture = self.texturer(
             appearance, stream("demo-texture", int(seed)), neutral_vertices=neutral, demographics=demographics

@@ -99,7 +99,8 @@ class PainFaceGenerator:
     def meshes(self, spec: IdentitySpec) -> tuple[np.ndarray, list[np.ndarray]]:
         """Neutral and pain vertices (mm) of an identity; ageing and build are part of the identity, so they never
         show in the heatmap."""
-        sag = identity_extras(self.face_model, spec.appearance.sag_mm, spec.appearance.male)
+        a = spec.appearance
+        sag = identity_extras(self.face_model, a.sag_mm, a.male, a.ageing)
         neutral = pose_face(self.face_model, spec.coefficients) + sag
         pains = [pose_face(self.face_model, spec.coefficients, aus) + sag for aus in spec.expressions]
         return neutral, pains

@@ -388,6 +388,25 @@ def test_ageing_hollows_the_temples_and_lowers_the_nose_tip_in_proportion(face_m
     assert abs(older[chin]).max() < 3.0  # the chin itself stays nearly where it was
 
 
+def test_people_age_by_their_own_mix_of_parts(face_model):
+    from generation.face.rig import AGEING_PARTS, age_sag_offsets
+
+    lm = face_model.landmarks
+    mean = face_model.neutral
+    temple = np.argmin(np.linalg.norm(mean - (mean[lm[16]] + (-3.0, 16.0, 8.0)), axis=1))
+    plain, hollow = age_sag_offsets(face_model, 6.0), age_sag_offsets(face_model, 6.0, {"temples": 2.0})
+    assert hollow[temple, 0] < plain[temple, 0] - 1.0  # deeper temples ...
+    assert np.allclose(hollow[lm[30]], plain[lm[30]]) and np.allclose(hollow[lm[8]], plain[lm[8]])  # ... only
+    assert np.array_equal(age_sag_offsets(face_model, 6.0, {part: 1.0 for part in AGEING_PARTS}), plain)
+    with pytest.raises(ValueError, match="unknown ageing parts"):
+        age_sag_offsets(face_model, 6.0, {"dimples": 1.0})
+    config = GenerationConfig(num_identities=8)
+    mixes = [identity_spec(config, face_model, i).appearance.ageing for i in range(8)]
+    assert all(list(m) == list(AGEING_PARTS) and all(0.35 <= w <= 2.2 for w in m.values()) for m in mixes)
+    assert len({tuple(m.values()) for m in mixes}) == 8  # each person their own
+    assert identity_spec(config, face_model, 3).appearance.ageing == mixes[3]  # seeded
+
+
 def test_ageing_folds_the_cheek_over_the_nasolabial_line_and_raises_lower_lid_bags(face_model):
     from generation.face.geometry import vertex_normals
     from generation.face.rig import age_sag_offsets

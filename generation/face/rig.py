@@ -175,15 +175,25 @@ def keep_profile(face_model: FaceModel, coefficients: np.ndarray, solver: np.nda
 HOLLOWS_AT_SAG_MM = 6.0
 # The upper lids hood by a third of the sag up to this (mm), so the oldest neutral eyes stay open (AU43 reads).
 MAX_HOODING_MM = 3.5
+# The parts of the face that age, each by its own amount in each person (`age_sag_offsets`'s `mix`): people differ
+# in where they hollow, fold and droop, not only in how far.
+AGEING_PARTS = ("jowls", "hooding", "temples", "cheeks", "tear_troughs", "brows", "nasolabial_folds", "bags",
+                "nose_tip", "chin", "ear_lobes")
 
 
-def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
+def age_sag_offsets(face_model: FaceModel, sag_mm: float, mix: Mapping[str, float] | None = None) -> np.ndarray:
     """The geometric part of ageing (V, 3), in mm: downward sag of the lower cheeks and jowls (`sag_mm` at its
     strongest, beside the mouth), hooding of the upper lids, and in proportion hollow temples, cheeks and tear
-    troughs, drooping outer brows and nose tip, a lax neck under the chin and longer ear lobes."""
+    troughs, drooping outer brows and nose tip, a lax neck under the chin and longer ear lobes. `mix` scales each
+    part (names in `AGEING_PARTS`, 1 where not given)."""
     offsets = np.zeros_like(face_model.neutral)
     if sag_mm <= 0:
         return offsets
+    mix = dict(mix or {})
+    unknown = set(mix) - set(AGEING_PARTS)
+    if unknown:
+        raise ValueError(f"unknown ageing parts {sorted(unknown)}; known: {', '.join(AGEING_PARTS)}")
+    mix = {part: float(mix.get(part, 1.0)) for part in AGEING_PARTS}
     lm = face_model.neutral[face_model.landmarks]
     face = face_model.region("face")
     p = face_model.neutral[face]
@@ -191,7 +201,7 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
     for corner, jaw in ((lm[48], lm[5]), (lm[54], lm[11])):  # one jowl each side, between mouth corner and jaw
         centre = (corner + jaw) / 2 + (0.0, 4.0, 0.0)
         weight += np.exp(-np.sum((p - centre) ** 2, axis=1) / (2 * 16.0**2))
-    offsets[face, 1] = -sag_mm * np.clip(weight, 0, 1)
+    offsets[face, 1] = -sag_mm * mix["jowls"] * np.clip(weight, 0, 1)
     # hooded upper lids: the skin between brow and lid folds down over the lid, most at the outer corner; it moves
     # forward as it drops so it stays in front of the eyeball
     droop = np.zeros(len(face), dtype=np.float32)
@@ -199,10 +209,11 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float) -> np.ndarray:
         for anchor, strength in ((inner, 0.6), (outer, 1.0)):
             centre = anchor + (0.0, 4.0, 0.0)
             droop += strength * np.exp(-np.sum((p - centre) ** 2, axis=1) / (2 * 4.5**2))
-    droop = min(0.33 * sag_mm, MAX_HOODING_MM) * np.clip(droop, 0, 1)
+    droop = min(0.33 * sag_mm * mix["hooding"], MAX_HOODING_MM) * np.clip(droop, 0, 1)
     offsets[face, 1] -= droop
     offsets[face, 2] += 0.5 * droop
-    return offsets + _age_hollows(face_model, sag_mm / HOLLOWS_AT_SAG_MM)
+    parts = _per_model(face_model, ("hollows",), lambda: _hollows_at_90(face_model))
+    return offsets + sag_mm / HOLLOWS_AT_SAG_MM * sum(mix[part] * parts[part] for part in parts)
 
 
 def neck_offsets(face_model: FaceModel, male: bool) -> np.ndarray:
@@ -229,29 +240,26 @@ def _neck_build(face_model: FaceModel, male: bool) -> np.ndarray:
     return offsets.astype(np.float32)
 
 
-def identity_extras(face_model: FaceModel, sag_mm: float, male: bool) -> np.ndarray:
+def identity_extras(face_model: FaceModel, sag_mm: float, male: bool, ageing: Mapping[str, float] | None = None
+                    ) -> np.ndarray:
     """The offsets (V, 3) that belong to an identity beyond its PCA shape: ageing (`age_sag_offsets`) and the
-    neck's build (`neck_offsets`), with the eyelashes moved as their lids. The same for its neutral and every
-    expression, so never in the heatmap."""
-    offsets = age_sag_offsets(face_model, sag_mm) + neck_offsets(face_model, male)
+    neck's build (`neck_offsets`), with the eyelashes moved as their lids; `ageing` is the person's mix of ageing
+    parts. The same for its neutral and every expression, so never in the heatmap."""
+    offsets = age_sag_offsets(face_model, sag_mm, ageing) + neck_offsets(face_model, male)
     lashes, lids = _per_model(face_model, ("lash_anchors",), lambda: lash_anchors(face_model))
     offsets[lashes] = offsets[lids]  # the lashes go where their lids go
     return offsets
 
 
-def _age_hollows(face_model: FaceModel, strength: float) -> np.ndarray:
-    """Offsets (V, 3) of fat loss and laxity, for `strength` 1 at a sag of `HOLLOWS_AT_SAG_MM` (an average face of
-    about 80; stronger beyond): computed once per face model at strength 1 and scaled."""
-    return strength * _per_model(face_model, ("hollows",), lambda: _hollows_at_90(face_model))
-
-
-def _hollows_at_90(face_model: FaceModel) -> np.ndarray:
+def _hollows_at_90(face_model: FaceModel) -> dict[str, np.ndarray]:
+    """Offsets (V, 3) of fat loss and laxity per ageing part, at full depth (a sag of `HOLLOWS_AT_SAG_MM`, an
+    average face of about 80; `age_sag_offsets` scales them). Computed once per face model."""
     mean = face_model.neutral.astype(np.float64)
     lm = mean[face_model.landmarks]
     normals = vertex_normals(mean, face_model.faces)
     head = face_model.region("face", "head_and_neck")
     p = mean[head]
-    offsets = np.zeros_like(mean)
+    parts = {part: np.zeros((len(head), 3)) for part in AGEING_PARTS[2:]}
 
     def bump(centre, radius):
         return np.exp(-np.sum((p - centre) ** 2, axis=1) / (2 * radius**2))[:, None]
@@ -261,22 +269,29 @@ def _hollows_at_90(face_model: FaceModel) -> np.ndarray:
         temple = lm[jaw_top] + (-side * 3.0, 16.0, 8.0)
         cheek = (lm[2 if side < 0 else 14] + lm[mouth]) / 2 + (0.0, 6.0, 0.0)
         trough = mean[face_model.landmarks[list(lower_lid)]].mean(axis=0) + (0.0, -7.0, 0.0)
-        offsets[head] += 3.5 * bump(temple, 12.0) * inward + 3.0 * bump(cheek, 13.0) * inward
-        offsets[head] += 1.5 * bump(trough, 5.0) * inward + 3.0 * bump(lm[brow_end], 9.0) * down
+        parts["temples"] += 3.5 * bump(temple, 12.0) * inward
+        parts["cheeks"] += 3.0 * bump(cheek, 13.0) * inward
+        parts["tear_troughs"] += 1.5 * bump(trough, 5.0) * inward
+        parts["brows"] += 3.0 * bump(lm[brow_end], 9.0) * down
         # the cheek's fat sags against the nasolabial line: a groove from the nose wing to beside the mouth corner,
         # with the cheek bulging over it on the outer side
         across, along = _fold_coordinates(p, lm[31 if side < 0 else 35] + (side * 3.0, 2.0, 0.0),
                                           lm[mouth] + (side * 9.0, -8.0, 0.0), side)
-        offsets[head] += (2.5 * np.exp(-((across - 6.0) ** 2) / (2 * 4.0**2))
-                          - 1.5 * np.exp(-(across**2) / (2 * 1.6**2)))[:, None] * along[:, None] * normals[head]
+        parts["nasolabial_folds"] += (2.5 * np.exp(-((across - 6.0) ** 2) / (2 * 4.0**2))
+                                      - 1.5 * np.exp(-(across**2) / (2 * 1.6**2)))[:, None] * along[:, None] * normals[head]
         # bags: the lower lid's fat bulges forward above the tear trough
         bag = mean[face_model.landmarks[list(lower_lid)]].mean(axis=0) + (side * 2.0, -3.5, 0.0)
-        offsets[head] += 2.5 * bump(bag, 3.5) * normals[head]
-    offsets[head] += 2.5 * bump(lm[30], 8.0) * down  # the nose tip
-    offsets[head] += bump(lm[8] + (0.0, -20.0, -25.0), 18.0) * (0.0, -5.0, 2.0)  # under the chin
+        parts["bags"] += 2.5 * bump(bag, 3.5) * normals[head]
+    parts["nose_tip"] += 2.5 * bump(lm[30], 8.0) * down
+    parts["chin"] += bump(lm[8] + (0.0, -20.0, -25.0), 18.0) * (0.0, -5.0, 2.0)  # a lax neck under the chin
     for lobe in lobe_vertices(face_model):
-        offsets[head] += 4.0 * bump(mean[lobe] + (0.0, 2.0, 0.0), 9.0) * down
-    return offsets.astype(np.float32)
+        parts["ear_lobes"] += 4.0 * bump(mean[lobe] + (0.0, 2.0, 0.0), 9.0) * down
+    out = {}
+    for part, values in parts.items():
+        offsets = np.zeros_like(face_model.neutral)
+        offsets[head] = values
+        out[part] = offsets
+    return out
 
 
 def _fold_coordinates(p: np.ndarray, start: np.ndarray, end: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..demographics import Demographics
+from ..face.rig import AGEING_PARTS
 
 # Skin albedo ranges (sRGB 0-255, darkest .. lightest) per intended ethnicity; a tone is drawn along each range.
 SKIN_TONES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
@@ -67,6 +68,12 @@ class Appearance:
     neckline: str = "crew"  # a name in `NECKLINES`: where the clothing starts on the chest
     clothing_rgb: tuple[float, float, float] = (0.25, 0.30, 0.40)
     lash_strips: int = 3  # eyelash strips on each upper lid (`face.eyelashes`): 3 with mascara, 1-2 natural
+    ageing_mix: tuple[float, ...] = ()  # how much each of `rig.AGEING_PARTS` ages in this person (1 each if empty)
+
+    @property
+    def ageing(self) -> dict[str, float]:
+        """`ageing_mix` by part name, for `rig.identity_extras`."""
+        return dict(zip(AGEING_PARTS, self.ageing_mix))
 
     @property
     def lash_rgb(self) -> tuple[float, float, float]:
@@ -206,5 +213,8 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     # eyelashes: mascara (part of the eye make-up) gives a full, black fringe; natural lashes are sparser and thin
     # with age
     lash_strips = 3 if makeup > 0 else 1 + int(worn.random() < 0.5 * (1 - age_factor))
+    # people age differently: each part of the face hollows, folds or droops by its own amount (about +/- 40%)
+    mix = np.random.default_rng((appearance.texture_seed, 3)).lognormal(0.0, 0.4, len(AGEING_PARTS))
     return replace(appearance, beard_style=beard, earrings=earrings, earring_rgb=earring_rgb, neckline=neckline,
-                   clothing_rgb=clothing_rgb, lash_strips=lash_strips)
+                   clothing_rgb=clothing_rgb, lash_strips=lash_strips,
+                   ageing_mix=tuple(float(w) for w in np.clip(mix, 0.35, 2.2)))
