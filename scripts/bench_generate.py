@@ -1,5 +1,5 @@
 """End-to-end generation throughput against the raw render rate of the same meshes, measured in the same run, with
-the appearance details (hair and head coverings as geometry, the skin relief) on and off.
+the appearance details (hair, head coverings and eyelashes as geometry, the skin relief) on and off.
 
     python scripts/bench_generate.py [--num-identities 40] [--workers 2] [--image-size 256] [--face-model PATH]
 
@@ -8,7 +8,7 @@ and card) is timed wall-clock, while every worker also times the renderer calls 
 heatmap pass of each image). Both rates therefore come from the same meshes on the same machine at the same
 moment: raw render rate = images / (render seconds / workers). Prints both, their ratio, the extrapolated time
 for the paper's 82,500 images, peak memory and output size. The same dataset is then generated again with
-`appearance_detail=False` (the same identities without hair geometry or skin relief), alternating the two arms
+`appearance_detail=False` (the same identities without hair geometry, eyelashes or skin relief), alternating the two arms
 `--repeats` times, and the details' cost is printed as the ratio of the two end-to-end rates (goal >= 80%).
 """
 

@@ -45,6 +45,18 @@ def test_every_hair_style_builds_seeded_geometry_outside_the_head(face_model, st
     assert not in_front_of_face.any()
 
 
+def test_hair_edges_cut_diagonally_across_the_grid_instead_of_dropping_whole_cells():
+    from generation.face.hair import _grid_mesh
+
+    rows, cols = np.mgrid[0:2, 0:3].astype(float)
+    grid = np.stack([cols, -rows, np.zeros_like(rows)], axis=-1)  # rows go down: no crown is closed
+    alive = np.array([[True, True, True], [True, True, False]])
+    _, faces = _grid_mesh(grid, alive)
+    # one whole cell (two triangles) and the three living corners of each of the two cells beside the dead point
+    assert len(faces) == 4 and 5 not in faces
+    assert {tuple(sorted(f)) for f in faces} >= {(1, 2, 4), (0, 2, 3)}
+
+
 def test_long_hair_falls_below_the_chin_and_short_hair_does_not(face_model):
     chin = face_model.neutral[face_model.landmarks][8, 1]
     assert _hair(face_model, "long_straight").vertices[:, 1].min() < chin - 50

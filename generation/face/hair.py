@@ -257,9 +257,16 @@ def _grid_mesh(grid: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndar
     index = np.arange(rows * cols).reshape(rows, cols)
     a, b = index[:-1], np.roll(index[:-1], -1, axis=1)
     c, d = index[1:], np.roll(index[1:], -1, axis=1)
-    quad_alive = alive[:-1] & np.roll(alive[:-1], -1, axis=1) & alive[1:] & np.roll(alive[1:], -1, axis=1)
-    quads = np.stack([a, b, c, d], axis=-1)[quad_alive]
-    faces = np.concatenate([quads[:, [0, 2, 1]], quads[:, [1, 2, 3]]])
+    quads = np.stack([a, b, c, d], axis=-1).reshape(-1, 4)
+    live = np.stack([alive[:-1], np.roll(alive[:-1], -1, axis=1), alive[1:], np.roll(alive[1:], -1, axis=1)],
+                    axis=-1).reshape(-1, 4)
+    count = live.sum(axis=1)
+    # whole quads, and along the edge of the hair the triangle of a quad's three living corners, so the hairline
+    # runs diagonally across the grid instead of in steps of a whole cell
+    triangles = [quads[count == 4][:, [0, 2, 1]], quads[count == 4][:, [1, 2, 3]]]
+    for dead, corners in ((0, [1, 2, 3]), (1, [0, 2, 3]), (2, [0, 3, 1]), (3, [0, 2, 1])):
+        triangles.append(quads[(count == 3) & ~live[:, dead]][:, corners])
+    faces = np.concatenate(triangles)
     vertices = grid.reshape(-1, 3)
     top = rows - 1
     if alive[top].all() and grid[top, :, 1].mean() > grid[0, :, 1].mean():  # close the crown
