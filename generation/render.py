@@ -150,7 +150,8 @@ class FaceRenderer:
     One OpenGL context per renderer; reuse it for many frames (creating one costs far more than a frame).
     `msaa` switches pyrender's 4x multisampling for the shaded pass (the id pass never uses it); without it the
     silhouette is feathered in `composite`, about three times faster in software GL with nearly the same look.
-    `eyelashes` draws the lashes (`face.eyelashes`): in every pass, where they hide the skin as hair does.
+    `eyelashes` draws the lashes (`face.eyelashes`) in the shaded pass. They are fine hairs the skin shows through,
+    so the mask and the heatmap are those of the skin behind them.
     """
 
     def __init__(
@@ -206,6 +207,7 @@ class FaceRenderer:
         self._offscreen = pyrender.OffscreenRenderer(self.image_size, self.image_size)
         _patch_multisampling(self._offscreen._renderer)
         self._id_material = pyrender.MetallicRoughnessMaterial()
+        self._lash_material = pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.6, doubleSided=True)
         self._two_sided_id_material = pyrender.MetallicRoughnessMaterial(doubleSided=True)
         self._build_scene()
 
@@ -375,7 +377,7 @@ class FaceRenderer:
             positions=corners.reshape(-1, 3),
             normals=np.repeat(normals, 3, axis=0).astype(np.float32),
             color_0=colors[lashes].reshape(-1, 3),
-            material=self._pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.6, doubleSided=True),
+            material=self._lash_material,
         )
 
     def _primitive(self, vertices, normals, colors, faces):
@@ -387,9 +389,9 @@ class FaceRenderer:
             material=self._pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=SKIN_ROUGHNESS),
         )
 
-    def render_ids(self, vertices: np.ndarray, view: View, hair=None, texture=None) -> np.ndarray:
+    def render_ids(self, vertices: np.ndarray, view: View, hair=None) -> np.ndarray:
         """Triangle index per pixel (int64 H, W), -1 for background. Exact: flat colours, no multisampling.
-        Hair and eyelash triangles (both sides) occlude the face; their pixels hold len(self.faces) or more."""
+        Hair triangles (both sides) occlude the face; their pixels hold len(self.faces) or more."""
         pyrender = self._pyrender
         self._stage(view)
         # Back-facing triangles can never be seen (closed surfaces): leaving them out halves the upload.
@@ -399,13 +401,8 @@ class FaceRenderer:
         front = facing > 0
         positions = corners[front].reshape(-1, 3)
         colors = self._id_colors.reshape(-1, 3, 4)[front].reshape(-1, 4)  # colours keep the original indices
-        primitives = [pyrender.Primitive(positions=positions, color_0=colors, material=self._id_material)]
-        lashes = self._lashes(texture)
-        if len(lashes):
-            lash_ids = self._encode_ids(len(lashes), first=len(self.faces) + 1)
-            primitives.append(pyrender.Primitive(positions=vertices[lashes].reshape(-1, 3), color_0=lash_ids,
-                                                 material=self._two_sided_id_material))
-        self._show("ids", pyrender.Mesh(primitives))
+        primitive = pyrender.Primitive(positions=positions, color_0=colors, material=self._id_material)
+        self._show("ids", pyrender.Mesh([primitive]))
         self._show_cached("hair_ids", hair, self._hair_id_mesh)
         self._offscreen._renderer.samples = 0
         color, _ = self._offscreen.render(self._scene, flags=pyrender.RenderFlags.FLAT)
@@ -423,8 +420,8 @@ class FaceRenderer:
 
     def barycentrics(self, triangle_ids: np.ndarray, vertices: np.ndarray, view: View):
         """Perspective-correct barycentrics at the centre of every foreground pixel: `rows`, `cols` (N,), the
-        triangle of each (N,) as an index into `self.faces`, and the weights of its three corners (N, 3). Pixels of
-        hair and eyelashes (ids from len(self.faces)) are left out."""
+        triangle of each (N,) as an index into `self.faces`, and the weights of its three corners (N, 3). Hair
+        pixels (ids from len(self.faces)) are left out."""
         rows, cols = np.nonzero((triangle_ids >= 0) & (triangle_ids < len(self.faces)))
         triangles = triangle_ids[rows, cols]
         if len(rows) == 0:
@@ -439,7 +436,7 @@ class FaceRenderer:
 
     def interpolate(self, triangle_ids: np.ndarray, vertices: np.ndarray, values: np.ndarray, view: View):
         """Per-vertex `values` (V,) interpolated at every pixel centre with perspective-correct barycentrics;
-        0 on background, hair and eyelashes. float32 (H, W)."""
+        0 on background and hair. float32 (H, W)."""
         out = np.zeros(triangle_ids.shape, dtype=np.float32)
         rows, cols, triangles, bary = self.barycentrics(triangle_ids, vertices, view)
         if len(rows):
@@ -459,7 +456,7 @@ class FaceRenderer:
         hair=None,
     ) -> Render:
         """Render one view over `background` (an RGB colour or a uint8 (H, W, 3) image). `displacement` (V,) in
-        mm, when given, becomes the heatmap: the motion of the visible skin, zero where `hair` or lashes cover it."""
+        mm, when given, becomes the heatmap: the motion of the visible skin, zero where `hair` covers it."""
         vertices = np.asarray(vertices, dtype=np.float32)
         image, depth, coverage = None, None, None
         if rgb:
@@ -467,7 +464,7 @@ class FaceRenderer:
             image, coverage = composite(rgba, background, feather=not self.msaa), rgba[..., 3] > 0
         heatmap = None
         if displacement is not None or coverage is None:  # the id pass is only needed for heatmaps
-            ids = self.render_ids(vertices, view, hair, texture)
+            ids = self.render_ids(vertices, view, hair)
             coverage = ids >= 0
             if displacement is not None:
                 heatmap = self.interpolate(ids, vertices, displacement, view)

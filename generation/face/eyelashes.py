@@ -8,7 +8,7 @@ strips make a fuller fringe (mascara thickens lashes; they thin with age). Each 
 because lower lashes are shorter and sparser.
 
 Everything here is topology (vertex indices), computed from the mean face; the renderer draws the spikes from the
-posed vertices of each frame.
+posed vertices of each frame, in the shaded pass only (fine hairs: the mask and heatmap are the skin behind them).
 """
 
 from __future__ import annotations
