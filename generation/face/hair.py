@@ -263,7 +263,8 @@ def _grid_mesh(grid: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndar
     count = live.sum(axis=1)
     # whole quads, and along the edge of the hair the triangle of a quad's three living corners, so the hairline
     # runs diagonally across the grid instead of in steps of a whole cell
-    triangles = [quads[count == 4][:, [0, 2, 1]], quads[count == 4][:, [1, 2, 3]]]
+    whole = quads[count == 4]
+    triangles = [whole[:, [0, 2, 1]], whole[:, [1, 2, 3]]]
     for dead, corners in ((0, [1, 2, 3]), (1, [0, 2, 3]), (2, [0, 3, 1]), (3, [0, 2, 1])):
         triangles.append(quads[(count == 3) & ~live[:, dead]][:, corners])
     faces = np.concatenate(triangles)

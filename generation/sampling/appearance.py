@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..demographics import Demographics
+from ..face.eyelashes import STRIPS_PER_LID
 from ..face.rig import AGEING_PARTS
 
 # Skin albedo ranges (sRGB 0-255, darkest .. lightest) per intended ethnicity; a tone is drawn along each range.
@@ -67,7 +68,7 @@ class Appearance:
     beard_style: str = ""  # "" (clean-shaven or stubble only) or a grown style in `BEARDS`
     neckline: str = "crew"  # a name in `NECKLINES`: where the clothing starts on the chest
     clothing_rgb: tuple[float, float, float] = (0.25, 0.30, 0.40)
-    lash_strips: int = 3  # eyelash strips on each upper lid (`face.eyelashes`): 3 with mascara, 1-2 natural
+    lash_strips: int = STRIPS_PER_LID  # upper-lid eyelash strips (`face.eyelashes`): all with mascara, 1-2 natural
     ageing_mix: tuple[float, ...] = ()  # how much each of `rig.AGEING_PARTS` ages in this person (1 each if empty)
 
     @property
@@ -212,7 +213,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     clothing_rgb = tuple(float(c) for c in CLOTHES[int(worn.integers(len(CLOTHES)))])
     # eyelashes: mascara (part of the eye make-up) gives a full, black fringe; natural lashes are sparser and thin
     # with age
-    lash_strips = 3 if makeup > 0 else 1 + int(worn.random() < 0.5 * (1 - age_factor))
+    lash_strips = STRIPS_PER_LID if makeup > 0 else 1 + int(worn.random() < 0.5 * (1 - age_factor))
     # people age differently: each part of the face hollows, folds or droops by its own amount (about +/- 40%)
     mix = np.random.default_rng((appearance.texture_seed, 3)).lognormal(0.0, 0.4, len(AGEING_PARTS))
     return replace(appearance, beard_style=beard, earrings=earrings, earring_rgb=earring_rgb, neckline=neckline,

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.path import Path as PolygonPath
 from scipy import ndimage
 
+from ..face.eyelashes import STRIPS_PER_LID
 from ..face.geometry import smoothstep
 from ..face.hair import hair_lower_edge
 from ..face.model import FaceModel
@@ -71,7 +72,7 @@ class SkinTexture:
     vertex_colors: np.ndarray  # (V, 3) float32 sRGB 0-1 for non-skin geometry (eyes, teeth, mouth interior)
     normal: np.ndarray | None = None  # (H, 2H, 3) uint8 tangent-space normal map (wrinkles, pores), or None
     creases: Creases | None = None  # expression wrinkles, with the relief; None without relief
-    lash_strips: int = 3  # eyelash strips drawn on each upper lid (`face.eyelashes`): 1 sparse .. 3 full
+    lash_strips: int = STRIPS_PER_LID  # eyelash strips drawn on each upper lid (`face.eyelashes`): 1 sparse .. 3 full
 
     def expressing(self, action_units: Mapping[str, float]) -> SkinTexture:
         """This texture on the face showing `action_units`: the wrinkles the expression folds into the skin (frown
