@@ -45,6 +45,8 @@ LASH_COLOR = (0.06, 0.045, 0.04)
 SCLERA_COLOR = (0.78, 0.73, 0.69)
 SKIN_ROUGHNESS = 0.62
 ORBIT_DEPTH_MM = 45.0
+# The order the meshes of a pass are drawn in (`FaceRenderer._draw_order`): the face, then what lies over it.
+DRAW_ORDER = ("shaded", "ids", "hair", "hair_ids")
 IRIS_RADIUS_MM = 5.8
 PUPIL_RADIUS_MM = 2.0
 
@@ -206,6 +208,7 @@ class FaceRenderer:
 
         self._offscreen = pyrender.OffscreenRenderer(self.image_size, self.image_size)
         _patch_multisampling(self._offscreen._renderer)
+        self._offscreen._renderer._sorted_mesh_nodes = self._draw_order
         self._id_material = pyrender.MetallicRoughnessMaterial()
         self._lash_material = pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.6, doubleSided=True)
         self._two_sided_id_material = pyrender.MetallicRoughnessMaterial(doubleSided=True)
@@ -259,6 +262,13 @@ class FaceRenderer:
             node.light.intensity = intensity
             node.light.color = np.asarray(color, dtype=np.float32)
             self._scene.set_pose(node, _look_at(self.target + light_dir * 1000.0, self.target.copy()))
+
+    def _draw_order(self, scene) -> list:
+        """The meshes of a pass in a fixed order, the face before the hair: the head hides the hair behind it, and
+        drawn first it lets the depth test drop those hair fragments before they are shaded. (pyrender would draw
+        meshes at the same pose in the order of a set.)"""
+        rank = {id(node): DRAW_ORDER.index(name) for name, node in self._mesh_nodes.items()}
+        return sorted(scene.mesh_nodes, key=lambda node: rank.get(id(node), len(DRAW_ORDER)))
 
     def _show(self, name: str, mesh) -> None:
         """Put `mesh` in the scene under `name` (replacing the previous one) and hide the other meshes."""
