@@ -555,3 +555,37 @@ def test_lashes_move_with_their_aged_lids_and_show_mascara_and_age(face_model):
             assert generator.renderer.eyelashes is detail
         finally:
             generator.close()
+
+
+def test_eyebrows_take_each_persons_shape_and_change_only_the_brows(generator, face_model):
+    from generation.sampling.appearance import BrowShape
+    from generation.texture.procedural import brow_line
+
+    lm = generator.texturer.landmarks
+    plain = brow_line(lm, "right", BrowShape(taper=0.0))
+    assert np.allclose(plain[[0, -1]], lm[[21, 17]])  # on the landmarks, inner end first
+    shaped = brow_line(lm, "right", BrowShape(lift=1.0, arch=3.0, peak=0.6, tail_drop=2.0))
+    rise = shaped[:, 1] - plain[:, 1]
+    assert abs(rise[0] - 1.0 - 3.0 * np.exp(-4)) < 1e-6 and np.argmax(rise) in (4, 5)  # lifted, arched at the peak
+    assert rise[-1] < rise[0] - 1.0  # the tail drops
+    shorter = brow_line(lm, "left", BrowShape(start=0.1, end=0.9))
+    full = brow_line(lm, "left", BrowShape())
+    assert shorter[0, 0] > full[0, 0] and shorter[-1, 0] < full[-1, 0]  # starts later and stops sooner
+
+    specs = [identity_spec(GenerationConfig(num_identities=60), face_model, i) for i in range(60)]
+    assert identity_spec(GenerationConfig(num_identities=60), face_model, 5).appearance.brows == specs[5].appearance.brows
+    brows = [s.appearance.brows for s in specs]
+    assert len({b.lift for b in brows}) == 60  # every person's own
+    lift = lambda male: np.mean([b.lift for b, s in zip(brows, specs) if s.appearance.male == male])  # noqa: E731
+    arch = lambda male: np.mean([b.arch for b, s in zip(brows, specs) if s.appearance.male == male])  # noqa: E731
+    assert lift(True) < lift(False) - 1.0 and arch(True) < arch(False) - 1.0  # men's sit lower and run straighter
+
+    a = replace(specs[0].appearance, hair_rgb=(0.1, 0.08, 0.06), grey_fraction=0.0)
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    one = generator.texturer(replace(a, brows=BrowShape()), rng()).albedo.astype(int)
+    other = generator.texturer(replace(a, brows=BrowShape(lift=2.0, arch=3.0, tail_drop=2.0)), rng()).albedo
+    changed = np.abs(one - other.astype(int)).sum(axis=-1) > 0
+    assert changed.sum() > 50
+    window = np.zeros(changed.shape, bool)
+    window.flat[generator.texturer._masks["brow_window"]] = True
+    assert window[changed].all()  # nowhere but around the brows

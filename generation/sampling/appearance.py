@@ -35,6 +35,23 @@ IRIS_COLORS: dict[str, tuple[tuple[tuple[float, float, float], float], ...]] = {
 
 
 @dataclass(frozen=True)
+class BrowShape:
+    """One person's eyebrows, in mm in the front view, relative to the brow landmarks: how far they sit above (+)
+    or below them (`lift`), how high they arch (`arch`) and where along their length the arch peaks (`peak`, 0 at
+    the inner end, 1 at the tail), how far the tail drops (`tail_drop`), where they start and end along the
+    landmarks' length (`start`, `end`: plucked or sparse ends start later and stop sooner) and how much thinner the
+    tail is than the inner end (`taper`, 0 none .. 1 to a point)."""
+
+    lift: float = 0.0
+    arch: float = 0.0
+    peak: float = 0.6
+    tail_drop: float = 0.0
+    start: float = 0.0
+    end: float = 1.0
+    taper: float = 0.5
+
+
+@dataclass(frozen=True)
 class Appearance:
     """What the texturer and the rig need to make one identity look like its demographics."""
 
@@ -63,6 +80,7 @@ class Appearance:
     lipstick_rgb: tuple[float, float, float] = (0.62, 0.18, 0.22)
     eyeshadow_rgb: tuple[float, float, float] = (0.45, 0.33, 0.30)
     arched_brows: bool = False  # shaped, arched brows (more common in women)
+    brows: BrowShape = BrowShape()  # the shape of this person's eyebrows
     earrings: str = ""  # "" none, or a kind in `accessories.EARRINGS`
     earring_rgb: tuple[float, float, float] = (0.83, 0.66, 0.30)
     beard_style: str = ""  # "" (clean-shaven or stubble only) or a grown style in `BEARDS`
@@ -216,6 +234,26 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     lash_strips = STRIPS_PER_LID if makeup > 0 else 1 + int(worn.random() < 0.5 * (1 - age_factor))
     # people age differently: each part of the face hollows, folds or droops by its own amount (about +/- 40%)
     mix = np.random.default_rng((appearance.texture_seed, 3)).lognormal(0.0, 0.4, len(AGEING_PARTS))
+    brows = sample_brows(male, appearance.arched_brows, np.random.default_rng((appearance.texture_seed, 4)))
     return replace(appearance, beard_style=beard, earrings=earrings, earring_rgb=earring_rgb, neckline=neckline,
                    clothing_rgb=clothing_rgb, lash_strips=lash_strips,
-                   ageing_mix=tuple(float(w) for w in np.clip(mix, 0.35, 2.2)))
+                   ageing_mix=tuple(float(w) for w in np.clip(mix, 0.35, 2.2)), brows=brows)
+
+
+def sample_brows(male: bool, arched: bool, rng: np.random.Generator) -> BrowShape:
+    """A person's eyebrow shape: men's sit lower, on the brow ridge, and run straighter and fuller to the tail;
+    women's sit higher and arch, most of all when shaped (`arched`); every measure varies from person to person."""
+    if male:
+        return BrowShape(lift=float(rng.normal(-2.0, 0.8)), arch=float(rng.uniform(0.0, 1.5)),
+                         peak=float(rng.uniform(0.55, 0.85)), tail_drop=float(rng.uniform(0.3, 2.0)),
+                         start=float(rng.uniform(-0.04, 0.06)), end=float(rng.uniform(0.92, 1.05)),
+                         taper=float(rng.uniform(0.1, 0.5)))
+    if arched:
+        return BrowShape(lift=float(rng.normal(0.4, 0.7)), arch=float(rng.uniform(1.8, 3.8)),
+                         peak=float(rng.uniform(0.5, 0.72)), tail_drop=float(rng.uniform(0.8, 2.8)),
+                         start=float(rng.uniform(0.0, 0.12)), end=float(rng.uniform(0.85, 1.0)),
+                         taper=float(rng.uniform(0.45, 0.8)))
+    return BrowShape(lift=float(rng.normal(0.0, 0.7)), arch=float(rng.uniform(0.4, 2.0)),
+                     peak=float(rng.uniform(0.55, 0.8)), tail_drop=float(rng.uniform(0.0, 1.5)),
+                     start=float(rng.uniform(0.0, 0.08)), end=float(rng.uniform(0.88, 1.02)),
+                     taper=float(rng.uniform(0.3, 0.65)))

@@ -19,7 +19,7 @@ from ..face.hair import hair_lower_edge
 from ..face.model import FaceModel
 from ..facs import ACTION_UNITS
 from ..render import region_vertex_colors
-from ..sampling.appearance import GREY_HAIR_RGB, NECKLINES, Appearance
+from ..sampling.appearance import GREY_HAIR_RGB, NECKLINES, Appearance, BrowShape
 from .uv_atlas import UVAtlas, build_uv_atlas
 
 
@@ -185,15 +185,10 @@ class ProceduralTexturer:
             "lower_lid_left": lm[[45, 46, 47, 42]],
             "fold_right": nasolabial_fold(lm, "right"),
             "fold_left": nasolabial_fold(lm, "left"),
-            # a higher, arched brow with a tapering tail, and an eyeliner wing past each outer eye corner
-            # men's brows sit lower, on the brow ridge, and run straighter
-            "low_brow_right": lm[[21, 20, 19, 18, 17]] + [[0, -2.0, 0], [0, -2.0, 0], [0, -2.0, 0], [0, -2.2, 0], [0, -2.8, 0]],
-            "low_brow_left": lm[[22, 23, 24, 25, 26]] + [[0, -2.0, 0], [0, -2.0, 0], [0, -2.0, 0], [0, -2.2, 0], [0, -2.8, 0]],
-            "arched_brow_right": lm[[21, 20, 19, 18, 17]] + [[0, 0.5, 0], [0, 2.0, 0], [0, 3.0, 0], [0, 1.5, 0], [0, -1.5, 0]],
-            "arched_brow_left": lm[[22, 23, 24, 25, 26]] + [[0, 0.5, 0], [0, 2.0, 0], [0, 3.0, 0], [0, 1.5, 0], [0, -1.5, 0]],
             # marionette lines from each mouth corner down toward the jaw
             "marionette_right": np.array([lm[48] + [-1.5, -2.0, 0], lm[48] + [-5.0, -20.0, 0]]),
             "marionette_left": np.array([lm[54] + [1.5, -2.0, 0], lm[54] + [5.0, -20.0, 0]]),
+            # an eyeliner wing past each outer eye corner
             "wing_right": np.array([lm[36], lm[36] + [-4.5, 2.0, 0]]),
             "wing_left": np.array([lm[45], lm[45] + [4.5, 2.0, 0]]),
         }.items():
@@ -202,7 +197,25 @@ class ProceduralTexturer:
             front = frontal & (pos[..., 2] > lm[0, 2] - 5)
             masks[f"{name}_d"] = np.where(front, d.reshape(shape), np.inf)
             masks[f"{name}_t"] = t.reshape(shape)
+        # where any eyebrow can lie: each identity's brows are measured there only
+        brow_y = lm[17:27, 1]
+        near = (np.abs(pos[..., 0]) < np.abs(lm[17:27, 0]).max() + 8) & (pos[..., 1] > brow_y.min() - 12)
+        masks["brow_window"] = np.flatnonzero(near & (pos[..., 1] < brow_y.max() + 12) & frontal
+                                              & (pos[..., 2] > lm[0, 2] - 5))
         return masks
+
+    def brows(self, shape: BrowShape) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per side, the distance (mm) of every texel to the top edge of the eyebrow of `shape` and the fraction
+        along it (0 at the inner end) of the nearest point; infinite away from the brows."""
+        window, size = self._masks["brow_window"], self._masks["skin"].shape
+        xy = np.nan_to_num(self.atlas.position)[..., :2].reshape(-1, 2)[window]
+        out = {}
+        for side in ("right", "left"):
+            d, t = np.full(size, np.inf), np.zeros(size)
+            line = brow_line(self.landmarks, side, shape)[:, :2] + (0.0, -1.5)  # landmarks sit on the top edge
+            d.flat[window], t.flat[window] = _polyline_distance(xy, line)
+            out[side] = d, t
+        return out
 
     def __call__(self, appearance: Appearance, rng: np.random.Generator, **_mesh) -> SkinTexture:
         """The texture of `appearance` (all its randomness comes from `appearance.texture_seed`; the mesh and
@@ -303,10 +316,8 @@ class ProceduralTexturer:
         # brows grey with the hair, salt and pepper: the lighter hairs of the streaks turn white first
         white = np.clip(a.grey_fraction * (0.75 + 2.0 * (streaks - 0.88)), 0, 1)[..., None]
         brow_hair = (1 - white) * hair_rgb + white * grey * 0.9
-        for side in ("right", "left"):
-            brow_line = "arched_brow" if a.arched_brows else "low_brow" if a.male else "brow"
-            d, t = masks[f"{brow_line}_{side}_d"], masks[f"{brow_line}_{side}_t"]
-            half = a.brow_thickness_mm / 2 * (1.0 - 0.5 * t)
+        for d, t in self.brows(a.brows).values():
+            half = a.brow_thickness_mm / 2 * (1.0 - a.brows.taper * t)
             brow = (1 - smoothstep(0.3 * half, half + 1.6, d)) * (1 - smoothstep(0.85, 1.08, t))
             albedo = _mix(albedo, brow_hair * 0.85, brow * streaks * 0.95)
 
@@ -399,6 +410,21 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
     height -= 0.5 * lines * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0, where=neck)) / 16.0), 0, 1) ** 6
     height -= fine_lines(masks, pos, lm, late, rng.spawn(1)[0])  # its own stream: the draws above stay as they were
     return (height * (1.0 + 1.6 * age)).astype(np.float32)  # old skin creases deeper everywhere
+
+
+def brow_line(lm: np.ndarray, side: str, shape: BrowShape, points: int = 9) -> np.ndarray:
+    """The top edge of one eyebrow of `shape` (`points` points, mm, inner end first): the brow landmarks from
+    `shape.start` to `shape.end` of their length (continued straight past the tail), raised by the lift and the
+    arch, the tail dropping past the peak."""
+    base = lm[[21, 20, 19, 18, 17]] if side == "right" else lm[[22, 23, 24, 25, 26]]
+    u = np.linspace(shape.start, shape.end, points) * 4  # in landmark steps
+    k = np.clip(np.floor(u).astype(int), 0, 3)
+    line = base[k] + (u - k)[:, None] * (base[k + 1] - base[k])
+    f = u / 4
+    arch = shape.arch * np.exp(-(((f - shape.peak) / 0.3) ** 2))
+    drop = shape.tail_drop * smoothstep(shape.peak, 1.0, f)
+    line[:, 1] += shape.lift + arch - drop
+    return line
 
 
 def nasolabial_fold(lm: np.ndarray, side: str) -> np.ndarray:
