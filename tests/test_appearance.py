@@ -258,6 +258,12 @@ def test_one_renderer_switches_hair_between_frames_and_identities(renderer, face
     assert np.array_equal(frames[0], frames[1]) and np.array_equal(frames[0], frames[4])
     assert not np.array_equal(frames[0], frames[2]) and not np.array_equal(frames[0], frames[3])
     assert np.array_equal(frames[3], renderer.render(face_model.neutral, FRONTAL).image)
+    # every pass draws the face before the hair, whatever order the scene holds them in
+    renderer.render(face_model.neutral, FRONTAL, displacement=displacement, hair=long)
+    names = {id(node): name for name, node in renderer._mesh_nodes.items()}
+    drawn = renderer._offscreen._renderer._sorted_mesh_nodes(renderer._scene)  # what pyrender draws by
+    order = [names[id(node)] for node in drawn if id(node) in names]
+    assert order.index("shaded") < order.index("hair") and order.index("ids") < order.index("hair_ids")
 
 
 def test_camera_roll_and_distance_move_the_true_landmarks(renderer, face_model):
