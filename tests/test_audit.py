@@ -253,3 +253,20 @@ def test_missing_extra_is_one_clear_error(generated, tmp_path, face_model_file):
     check = subprocess.run([sys.executable, "-c", "import dlib"], env={**os.environ, **env}, capture_output=True)
     assert check.returncode != 0  # the blocker really hides the extra
     assert re.search(r"\.\[audit\]", result.stderr)
+
+
+def test_identity_probe_script_compares_variants_against_the_identities_as_generated():
+    root = Path(__file__).resolve().parents[1]
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [sys.executable, "scripts/probe_identity.py", "--num-identities", "4", "--image-size", "128", *extra],
+        capture_output=True, text=True, cwd=root, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    result = run("--variants", "no-sag,look-only", "--min-age", "65")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
+    assert list(rows) == ["own", "no-sag", "look-only"]
+    assert rows["own"][-1] == "0.000"  # the reference moved nowhere from itself
+    assert float(rows["no-sag"][-1]) > 0.05 and float(rows["look-only"][-1]) > 0.05  # the variants change the faces
+    assert "intended age >= 65" in result.stdout
+    bad = run("--variants", "no-hair")
+    assert bad.returncode == 2 and "unknown variants ['no-hair']" in bad.stderr
