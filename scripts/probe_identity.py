@@ -68,6 +68,13 @@ def main() -> None:
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    from generation.demographics import AGE_GROUPS
+
+    oldest = max(high for _, _, high in AGE_GROUPS)
+    if args.num_identities < 2:
+        parser.error(f"--num-identities {args.num_identities}: pairs need at least 2 identities")
+    if args.min_age > oldest:
+        parser.error(f"--min-age {args.min_age}: no identity is older than {oldest}; use {oldest} or less")
 
     from tqdm.auto import tqdm
 

@@ -268,5 +268,7 @@ def test_identity_probe_script_compares_variants_against_the_identities_as_gener
     assert rows["own"][-1] == "0.000"  # the reference moved nowhere from itself
     assert float(rows["no-sag"][-1]) > 0.05 and float(rows["look-only"][-1]) > 0.05  # the variants change the faces
     assert "intended age >= 65" in result.stdout
-    bad = run("--variants", "no-hair")
-    assert bad.returncode == 2 and "unknown variants ['no-hair']" in bad.stderr
+    for extra, message in ((("--variants", "no-hair"), "unknown variants ['no-hair']"),
+                           (("--min-age", "95"), "no identity is older than 90")):
+        bad = run(*extra)
+        assert bad.returncode == 2 and message in bad.stderr
