@@ -197,10 +197,11 @@ class ProceduralTexturer:
             front = frontal & (pos[..., 2] > lm[0, 2] - 5)
             masks[f"{name}_d"] = np.where(front, d.reshape(shape), np.inf)
             masks[f"{name}_t"] = t.reshape(shape)
-        # where any eyebrow can lie: each identity's brows are measured there only
+        # where any eyebrow can lie (the widest draws of `sample_brows` reach about 14 mm from the landmarks):
+        # each identity's brows are measured there only
         brow_y = lm[17:27, 1]
-        near = (np.abs(pos[..., 0]) < np.abs(lm[17:27, 0]).max() + 8) & (pos[..., 1] > brow_y.min() - 12)
-        masks["brow_window"] = np.flatnonzero(near & (pos[..., 1] < brow_y.max() + 12) & frontal
+        near = (np.abs(pos[..., 0]) < np.abs(lm[17:27, 0]).max() + 8) & (pos[..., 1] > brow_y.min() - 18)
+        masks["brow_window"] = np.flatnonzero(near & (pos[..., 1] < brow_y.max() + 16) & frontal
                                               & (pos[..., 2] > lm[0, 2] - 5))
         return masks
 
