@@ -79,7 +79,6 @@ class Appearance:
     lipstick: float = 0.0  # 0 none .. 1 full lipstick colour
     lipstick_rgb: tuple[float, float, float] = (0.62, 0.18, 0.22)
     eyeshadow_rgb: tuple[float, float, float] = (0.45, 0.33, 0.30)
-    arched_brows: bool = False  # shaped, arched brows (more common in women)
     brows: BrowShape = BrowShape()  # the shape of this person's eyebrows
     earrings: str = ""  # "" none, or a kind in `accessories.EARRINGS`
     earring_rgb: tuple[float, float, float] = (0.83, 0.66, 0.30)
@@ -186,7 +185,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     lipstick = float(rng.uniform(0.3, 0.8)) if made_up and rng.random() < 0.7 else 0.0
     lipstick_rgb = tuple(float(c) for c in LIPSTICKS[int(rng.integers(len(LIPSTICKS)))])
     eyeshadow_rgb = tuple(float(c) for c in EYESHADOWS[int(rng.integers(len(EYESHADOWS)))])
-    arched_brows = bool(rng.random() < (0.8 if not male else 0.1))
+    shaped_brows = bool(rng.random() < (0.8 if not male else 0.1))  # plucked into an arch (`sample_brows`)
     balding = {"receding": 0.25, "balding": 0.7, "bald": 1.0}.get(style, 0.0) * float(male)
     appearance = Appearance(
         skin_rgb=tuple(np.clip(skin, 0, 1)),
@@ -213,7 +212,6 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         lipstick=lipstick,
         lipstick_rgb=lipstick_rgb,
         eyeshadow_rgb=eyeshadow_rgb,
-        arched_brows=arched_brows,
     )
     # earrings and clothes come from their own generator, so adding them left every other draw as it was
     worn = np.random.default_rng((appearance.texture_seed, 1))
@@ -234,7 +232,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     lash_strips = STRIPS_PER_LID if makeup > 0 else 1 + int(worn.random() < 0.5 * (1 - age_factor))
     # people age differently: each part of the face hollows, folds or droops by its own amount (about +/- 40%)
     mix = np.random.default_rng((appearance.texture_seed, 3)).lognormal(0.0, 0.4, len(AGEING_PARTS))
-    brows = sample_brows(male, appearance.arched_brows, np.random.default_rng((appearance.texture_seed, 4)))
+    brows = sample_brows(male, shaped_brows, np.random.default_rng((appearance.texture_seed, 4)))
     return replace(appearance, beard_style=beard, earrings=earrings, earring_rgb=earring_rgb, neckline=neckline,
                    clothing_rgb=clothing_rgb, lash_strips=lash_strips,
                    ageing_mix=tuple(float(w) for w in np.clip(mix, 0.35, 2.2)), brows=brows)

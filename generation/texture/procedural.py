@@ -201,15 +201,14 @@ class ProceduralTexturer:
         # each identity's brows are measured there only
         brow_y = lm[17:27, 1]
         near = (np.abs(pos[..., 0]) < np.abs(lm[17:27, 0]).max() + 8) & (pos[..., 1] > brow_y.min() - 18)
-        masks["brow_window"] = np.flatnonzero(near & (pos[..., 1] < brow_y.max() + 16) & frontal
-                                              & (pos[..., 2] > lm[0, 2] - 5))
+        window = np.flatnonzero(near & (pos[..., 1] < brow_y.max() + 16) & frontal & (pos[..., 2] > lm[0, 2] - 5))
+        masks["brow_window"], masks["brow_window_xy"] = window, pos[..., :2].reshape(-1, 2)[window]
         return masks
 
     def brows(self, shape: BrowShape) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per side, the distance (mm) of every texel to the top edge of the eyebrow of `shape` and the fraction
         along it (0 at the inner end) of the nearest point; infinite away from the brows."""
-        window, size = self._masks["brow_window"], self._masks["skin"].shape
-        xy = np.nan_to_num(self.atlas.position)[..., :2].reshape(-1, 2)[window]
+        window, xy, size = self._masks["brow_window"], self._masks["brow_window_xy"], self._masks["skin"].shape
         out = {}
         for side in ("right", "left"):
             d, t = np.full(size, np.inf), np.zeros(size)
