@@ -72,6 +72,20 @@ def test_a_converted_face_model_is_found_in_the_cache(tmp_path, face_model_file)
     assert "face model file: none yet" in empty.stdout
 
 
+def test_processes_converting_the_face_model_at_once_all_succeed(tmp_path, face_model_source):
+    """The ranks of an `accelerate launch` on a fresh cache all convert the model at once: each writes its own
+    temporary file (a shared one crashed the slower process), and one cache file is left, with no leftovers."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PAIN3D_FACE_MODEL": "", "PAIN3D_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "generation.cli", "assets", "--face-model", str(face_model_source)]
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  stdin=subprocess.DEVNULL) for _ in range(3)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    assert [path.suffix for path in cache.iterdir()] == [".npz"]
+
+
 def test_version_and_help():
     from importlib.metadata import version
 

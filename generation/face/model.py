@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import secrets
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,8 +144,10 @@ def convert_face_model(folder: str | Path, output: str | Path, progress: bool = 
     expression_basis = deltas(expression_names, "expression shapes")
 
     output = Path(output)
-    # an interrupted conversion never leaves a half-written cache
-    with replacing(output, partial=output.with_name(output.name + ".partial.npz")) as partial:
+    # an interrupted conversion never leaves a half-written cache, and processes converting at once (the ranks of
+    # one `accelerate launch` on a fresh cache) each write their own file: the last to finish replaces the others'
+    partial = output.with_name(f".{output.name}.{os.getpid()}-{secrets.token_hex(4)}.partial.npz")  # numpy wants .npz
+    with replacing(output, partial=partial) as partial:
         np.savez_compressed(
             partial,
             format_version=np.int32(CACHE_FORMAT_VERSION),
