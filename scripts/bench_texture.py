@@ -39,7 +39,6 @@ def main() -> None:
     parser.add_argument("--sheet", type=Path, help="also save the stages of the first identity as a PNG sheet")
     args = parser.parse_args()
 
-    import numpy as np
     import torch
 
     from generation.cli import parse_texture_views
@@ -145,7 +144,6 @@ def stage_sheet(texturer, model, spec, neutral, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     from generation.render import FaceRenderer
     from generation.rng import stream

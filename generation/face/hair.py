@@ -179,7 +179,7 @@ def build_hair(
         thickness += 0.4 * wave * _smooth_noise(rng, radius.shape, (1.5, 2.0))
 
     # Which grid points carry hair.
-    x, y, z = skin[..., 0], skin[..., 1], skin[..., 2]
+    y = skin[..., 1]
     abs_az = np.abs(azimuth)[None, :] + np.zeros_like(radius)
     nape = -30.0 if lowest is None else -50.0  # height (mm) where hair ends at the back: short hair at the nape
     lower = hair_lower_edge(skin, front_hairline_y, temple_dip, nape, tilt)
