@@ -15,6 +15,10 @@ Variants (`own` always comes first, as the reference):
 - wide-shape: a wider draw of the identity shape (PCA spread 1.7 instead of 1.3, its own seeded stream).
 
 Needs the audit extra (`pip install -e '.[audit]'`). Prints one line per variant; `--sheet` saves the faces.
+
+`--shape-spread` renders nothing: it prints how widely the same identities' faces vary, per sex, in the face measures
+of `generation.face.rig.MEASURES` (landmark distances in mm, standard deviation across identities), to set beside the
+spread that anthropometric surveys report for real faces.
 """
 
 from __future__ import annotations
@@ -54,6 +58,22 @@ def variant_spec(name: str, spec, reference, face_model, seed: int):
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
 
 
+def print_shape_spread(specs, face_model, seed: int) -> None:
+    """Mean and standard deviation across `specs` of each face measure (mm), women and men apart."""
+    from generation.face.rig import MEASURES, measure_matrix
+
+    lm = face_model.neutral[face_model.landmarks]
+    mean_face = np.array([sum(sign * lm[k, axis] for k, axis, sign in terms) for terms in MEASURES.values()])
+    matrix = measure_matrix(face_model, len(specs[0].coefficients))
+    by_sex = {sex: np.array([mean_face + matrix @ s.coefficients for s in specs if s.demographics.gender == sex])
+              for sex in ("female", "male")}
+    print(f"face measures (mm) of {len(specs)} identities (seed {seed}), across identities of each sex:")
+    print(f"{'measure':<18} " + " ".join(f"{sex + ' mean':>12} {sex + ' sd':>10}" for sex in by_sex))
+    for k, name in enumerate(MEASURES):
+        print(f"{name:<18} " + " ".join(f"{v[:, k].mean():>12.1f} {v[:, k].std():>10.1f}" if len(v) > 1 else
+                                        f"{'-':>12} {'-':>10}" for v in by_sex.values()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num-identities", type=int, default=30, help="identities probed (default 30)")
@@ -63,6 +83,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--face-model")
     parser.add_argument("--sheet", help="PNG of every probed face, one row per variant")
+    parser.add_argument("--shape-spread", action="store_true",
+                        help="print the spread of the face measures per sex instead (renders nothing)")
     args = parser.parse_args()
     names = ["own"] + [n for n in args.variants.split(",") if n and n != "own"]
     unknown = sorted(set(names) - set(VARIANTS))
@@ -78,7 +100,6 @@ def main() -> None:
 
     from tqdm.auto import tqdm
 
-    from dataset_builder.audit import RealFaceModels
     from generation.config import GenerationConfig
     from generation.demographics import identity_demographics
     from generation.face.assets import load_face_model
@@ -86,7 +107,6 @@ def main() -> None:
     from generation.sampling.identity import identity_spec
     from generation.views import DEFAULT_VIEWS
 
-    models = RealFaceModels.load()
     face_model = load_face_model(args.face_model, progress=False)
     indices, index = [], 0
     while len(indices) < args.num_identities:  # the first identities of at least --min-age
@@ -95,6 +115,12 @@ def main() -> None:
         index += 1
     config = GenerationConfig(num_identities=indices[-1] + 1, expressions_per_identity=1,
                               image_size=args.image_size, seed=args.seed, views=DEFAULT_VIEWS[:1])
+    if args.shape_spread:
+        print_shape_spread([identity_spec(config, face_model, i) for i in indices], face_model, args.seed)
+        return
+    from dataset_builder.audit import RealFaceModels
+
+    models = RealFaceModels.load()
     generator = PainFaceGenerator(config, face_model)
     reference = identity_spec(config, face_model, 0)
     print(f"{len(indices)} identities (seed {args.seed}, intended age >= {args.min_age}), frontal neutral, "

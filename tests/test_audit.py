@@ -268,6 +268,11 @@ def test_identity_probe_script_compares_variants_against_the_identities_as_gener
     assert rows["own"][-1] == "0.000"  # the reference moved nowhere from itself
     assert float(rows["no-sag"][-1]) > 0.05 and float(rows["look-only"][-1]) > 0.05  # the variants change the faces
     assert "intended age >= 65" in result.stdout
+    spread = run("--shape-spread")  # renders nothing: the spread of the face measures, per sex
+    assert spread.returncode == 0, spread.stderr
+    table = {line.split()[0]: line.split()[1:] for line in spread.stdout.splitlines()[2:]}
+    assert len(table) == 17 and "face_width" in table and "eye_spacing" in table
+    assert all(float(value) > 0 for value in table["face_width"])  # 2 women and 2 men: means and spreads
     for extra, message in ((("--variants", "no-hair"), "unknown variants ['no-hair']"),
                            (("--min-age", "95"), "no identity is older than 90")):
         bad = run(*extra)
