@@ -261,12 +261,13 @@ def test_identity_probe_script_compares_variants_against_the_identities_as_gener
         [sys.executable, "scripts/probe_identity.py", "--num-identities", "4", "--image-size", "128", *extra],
         capture_output=True, text=True, cwd=root, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(root)},
     )
-    result = run("--variants", "no-sag,look-only", "--min-age", "65")
+    result = run("--variants", "no-sag,look-only,same-light", "--min-age", "65")
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
-    assert list(rows) == ["own", "no-sag", "look-only"]
+    assert list(rows) == ["own", "no-sag", "look-only", "same-light"]
     assert rows["own"][-1] == "0.000"  # the reference moved nowhere from itself
-    assert float(rows["no-sag"][-1]) > 0.05 and float(rows["look-only"][-1]) > 0.05  # the variants change the faces
+    for name in ("no-sag", "look-only", "same-light"):
+        assert float(rows[name][-1]) > 0.03, name  # each variant changes the faces
     assert "intended age >= 65" in result.stdout
     spread = run("--shape-spread")  # renders nothing: the spread of the face measures, per sex
     assert spread.returncode == 0, spread.stderr
