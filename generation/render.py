@@ -242,7 +242,7 @@ class FaceRenderer:
         self._mesh_nodes: dict[str, object] = {}
         # the uploaded skin textures and the arrays they show: the albedo stays while only the normal map changes
         # (an expression's creases), and the reverse
-        self._texture_source, self._texture, self._linear_colors = None, None, None
+        self._texture_source, self._texture, self._linear_colors, self._roughness_texture = None, None, None, None
         self._normal_source, self._normal_texture = None, None
         self._normal_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._hair_sources: dict[str, object] = {}  # pass name -> the HairMesh its cached node shows
@@ -280,11 +280,16 @@ class FaceRenderer:
         self._mesh_nodes[name] = self._scene.add(mesh)
 
     def _skin_texture(self, texture):
-        if self._texture_source is None or any(a is not b for a, b in zip(self._texture_source, (texture.albedo, texture.vertex_colors))):
-            self._texture_source = (texture.albedo, texture.vertex_colors)
+        roughness = getattr(texture, "roughness", None)
+        sources = (texture.albedo, texture.vertex_colors, roughness)
+        if self._texture_source is None or any(a is not b for a, b in zip(self._texture_source, sources)):
+            self._texture_source = sources
             self._texture = self._pyrender.Texture(source=texture.albedo, source_channels="RGB")
             # pyrender multiplies vertex colours into the linear-light result, so sRGB albedo is linearised here.
             self._linear_colors = srgb_to_linear(texture.vertex_colors)
+            # glTF reads roughness from the green channel and metalness from the blue one (0: skin is no metal)
+            self._roughness_texture = None if roughness is None else self._pyrender.Texture(
+                source=np.stack([roughness, roughness, np.zeros_like(roughness)], axis=-1), source_channels="RGB")
         normal = getattr(texture, "normal", None)
         if normal is not self._normal_source:
             self._normal_source = normal
@@ -315,7 +320,8 @@ class FaceRenderer:
         else:
             material = pyrender.MetallicRoughnessMaterial(
                 baseColorTexture=self._skin_texture(texture), normalTexture=self._normal_texture,
-                metallicFactor=0.0, roughnessFactor=SKIN_ROUGHNESS,
+                metallicRoughnessTexture=self._roughness_texture, metallicFactor=0.0,
+                roughnessFactor=SKIN_ROUGHNESS if self._roughness_texture is None else 1.0,  # the map holds it all
             )
             skin = pyrender.Primitive(
                 positions=vertices[self._skin_vertex],

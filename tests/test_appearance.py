@@ -596,3 +596,43 @@ def test_eyebrows_take_each_persons_shape_and_change_only_the_brows(generator, f
     window = np.zeros(changed.shape, bool)
     window.flat[generator.texturer._masks["brow_window"]] = True
     assert window[changed].all()  # nowhere but around the brows
+
+
+def test_skin_shines_by_the_persons_sheen_in_the_t_zone_and_lips_hair_and_cloth_keep_their_own_roughness(
+        generator, face_model):
+    from generation.render import SKIN_ROUGHNESS
+    from generation.texture.procedural import CLOTH_ROUGHNESS, LIP_ROUGHNESS, SHEEN_OVERALL
+
+    specs = [identity_spec(GenerationConfig(num_identities=60), face_model, i) for i in range(60)]
+    sheens = [s.appearance.skin_sheen for s in specs]
+    assert identity_spec(GenerationConfig(num_identities=60), face_model, 7).appearance.skin_sheen == sheens[7]
+    assert len(set(sheens)) == 60 and 0.2 <= min(sheens) and max(sheens) <= 1.0  # seeded, every person's own
+
+    texturer = generator.texturer
+    masks, pos = texturer._masks, np.nan_to_num(texturer.atlas.position)
+    lm = face_model.neutral[face_model.landmarks]
+    def near(point):  # the skin texels within 2.5 mm of the skin point nearest `point`
+        distance = np.where(masks["skin"], np.linalg.norm(pos - point, axis=-1), np.inf)
+        return distance < distance.min() + 2.5
+
+    nose, cheek = near(lm[30]), near((lm[3] + lm[48]) / 2 + (0.0, 0.0, 15.0))
+    chest = masks["skin"] & (pos[..., 1] < lm[8, 1] - 85) & (pos[..., 2] > 20)
+    a = replace(specs[0].appearance, beard_style="", beard_density=0.0, makeup=0.0, lipstick=0.0, age_factor=0.0)
+    matte = texturer(replace(a, skin_sheen=0.2), np.random.default_rng(0))
+    oily = texturer(replace(a, skin_sheen=1.0), np.random.default_rng(0))
+    rough = lambda t, where: t.roughness[where].astype(float).mean() / 255  # noqa: E731
+    assert np.array_equal(matte.albedo, oily.albedo)  # the sheen is no paint
+    assert rough(oily, nose) < rough(oily, cheek) - 0.1 < rough(matte, cheek) - 0.1  # the T-zone shines most
+    assert abs(rough(matte, cheek) - (SKIN_ROUGHNESS - 0.2 * SHEEN_OVERALL)) < 0.02
+    lips = masks["lips"] > 0.9
+    assert abs(rough(oily, lips) - LIP_ROUGHNESS) < 0.03 and abs(rough(oily, chest) - CLOTH_ROUGHNESS) < 0.01
+
+    # the renderer shows it as shading only: highlights on the nose and forehead, the same mask and landmarks
+    neutral = face_model.neutral
+    shiny, dull = (generator.renderer.render(neutral, FRONTAL, texture=t) for t in (oily, matte))
+    assert np.array_equal(shiny.mask, dull.mask) and np.array_equal(shiny.landmarks_2d, dull.landmarks_2d)
+    brighter = shiny.image.astype(int).sum(axis=-1) - dull.image.astype(int).sum(axis=-1)
+    nose_tip = np.round(shiny.landmarks_2d[30]).astype(int)
+    assert brighter[nose_tip[1] - 2:nose_tip[1] + 3, nose_tip[0] - 2:nose_tip[0] + 3].mean() > 5
+    plain = generator.renderer.render(neutral, FRONTAL, texture=replace(oily, roughness=None))
+    assert not np.array_equal(plain.image, shiny.image)  # without a map, the skin is `SKIN_ROUGHNESS` everywhere

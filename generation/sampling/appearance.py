@@ -87,6 +87,7 @@ class Appearance:
     clothing_rgb: tuple[float, float, float] = (0.25, 0.30, 0.40)
     lash_strips: int = STRIPS_PER_LID  # upper-lid eyelash strips (`face.eyelashes`): all with mascara, 1-2 natural
     ageing_mix: tuple[float, ...] = ()  # how much each of `rig.AGEING_PARTS` ages in this person (1 each if empty)
+    skin_sheen: float = 0.0  # 0 matte .. 1 oily: how much the forehead, nose, cheekbones and chin shine
 
     @property
     def ageing(self) -> dict[str, float]:
@@ -233,9 +234,10 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     # people age differently: each part of the face hollows, folds or droops by its own amount (about +/- 40%)
     mix = np.random.default_rng((appearance.texture_seed, 3)).lognormal(0.0, 0.4, len(AGEING_PARTS))
     brows = sample_brows(male, shaped_brows, np.random.default_rng((appearance.texture_seed, 4)))
+    sheen = float(np.random.default_rng((appearance.texture_seed, 5)).uniform(0.2, 1.0))  # oily skin shines
     return replace(appearance, beard_style=beard, earrings=earrings, earring_rgb=earring_rgb, neckline=neckline,
                    clothing_rgb=clothing_rgb, lash_strips=lash_strips,
-                   ageing_mix=tuple(float(w) for w in np.clip(mix, 0.35, 2.2)), brows=brows)
+                   ageing_mix=tuple(float(w) for w in np.clip(mix, 0.35, 2.2)), brows=brows, skin_sheen=sheen)
 
 
 def sample_brows(male: bool, arched: bool, rng: np.random.Generator) -> BrowShape:

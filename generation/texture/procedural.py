@@ -1,7 +1,8 @@
 """The procedural skin texture backend (the CPU default) and `SkinTexture`, what every backend returns.
 
 It paints an identity's `Appearance` onto the skin UV atlas with 3D rules (hairline, brows, stubble, wrinkles,
-age spots) and gives per-vertex colours for the parts that are not skin (eyes, teeth, mouth).
+age spots), maps how rough the surface is (the sheen of the skin, moist lips, matte hair and cloth) and gives
+per-vertex colours for the parts that are not skin (eyes, teeth, mouth).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..face.geometry import smoothstep
 from ..face.hair import hair_lower_edge
 from ..face.model import FaceModel
 from ..facs import ACTION_UNITS
-from ..render import region_vertex_colors
+from ..render import SKIN_ROUGHNESS, region_vertex_colors
 from ..sampling.appearance import GREY_HAIR_RGB, NECKLINES, Appearance, BrowShape
 from .uv_atlas import UVAtlas, build_uv_atlas
 
@@ -73,6 +74,7 @@ class SkinTexture:
     normal: np.ndarray | None = None  # (H, 2H, 3) uint8 tangent-space normal map (wrinkles, pores), or None
     creases: Creases | None = None  # expression wrinkles, with the relief; None without relief
     lash_strips: int = STRIPS_PER_LID  # eyelash strips drawn on each upper lid (`face.eyelashes`): 1 sparse .. 3 full
+    roughness: np.ndarray | None = None  # (H, 2H) uint8 surface roughness (0-255 for 0-1), or None: `SKIN_ROUGHNESS`
 
     def expressing(self, action_units: Mapping[str, float]) -> SkinTexture:
         """This texture on the face showing `action_units`: the wrinkles the expression folds into the skin (frown
@@ -175,6 +177,7 @@ class ProceduralTexturer:
         lips_polygon = PolygonPath(lm[48:60, :2])
         lips = lips_polygon.contains_points(xy).reshape(shape) & skin & (pos[..., 2] > lm[48, 2] - 6) & frontal
         masks = {"skin": skin, "lips": ndimage.gaussian_filter(lips.astype(np.float32), 1.2 * atlas.size / 512)}
+        masks["sheen"] = sheen_zone(pos, lm) * skin * frontal
         # distances used by the identity-dependent painting, in mm
         for name, line in {
             "brow_right": lm[[21, 20, 19, 18, 17]],
@@ -345,6 +348,13 @@ class ProceduralTexturer:
         if relief is not None:
             relief = relief * (1 - clothed)
 
+        # how rough the surface is: skin shines where it is oily (by the person's sheen), lips are moist, the hair
+        # painted on the scalp, a grown beard and cloth are matte
+        roughness = SKIN_ROUGHNESS - a.skin_sheen * (SHEEN_OVERALL + SHEEN_DEPTH * masks["sheen"]) * masks["skin"]
+        for rough, cover in ((LIP_ROUGHNESS, masks["lips"] * thin), (HAIR_ROUGHNESS, np.maximum(cap, grown)),
+                             (CLOTH_ROUGHNESS, clothed)):
+            roughness += (rough - roughness) * np.clip(cover, 0, 1)
+
         # inside the mouth and the eye sockets
         albedo[atlas.region_mask("mouth_socket")] = (0.32, 0.10, 0.10)
         albedo[atlas.region_mask("eye_socket")] = (0.55, 0.36, 0.34)
@@ -353,11 +363,36 @@ class ProceduralTexturer:
             albedo=image,
             vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb, age_factor=a.age_factor, lashes=a.lash_rgb),
             lash_strips=a.lash_strips,
+            roughness=(np.clip(roughness, 0, 1) * 255 + 0.5).astype(np.uint8),
             normal=None if relief is None else normal_map(self._frame, relief),
             creases=None if relief is None else Creases.around(relief, {
                 name: crease * (1 - np.maximum(grown, clothed)) for name, crease in expression_creases(masks, pos, lm, age).items()
             }, self._frame),
         )
+
+
+# Roughness (0 mirror .. 1 chalk) beside the skin's `SKIN_ROUGHNESS`: the oiliest skin is this much smoother all over
+# and this much more where it shines; lips are moist, hair and cloth are matte.
+SHEEN_OVERALL, SHEEN_DEPTH = 0.16, 0.18
+LIP_ROUGHNESS, HAIR_ROUGHNESS, CLOTH_ROUGHNESS = 0.45, 0.75, 0.85
+
+
+def sheen_zone(pos: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """Where skin shines (0-1) over the atlas positions `pos` (mm): the T-zone of the forehead, nose and chin, where
+    the skin is oiliest, and the cheekbones, which catch the light."""
+    x, y = pos[..., 0], pos[..., 1]
+
+    def spot(centre, radius):
+        return np.exp(-np.sum((pos - centre) ** 2, axis=-1) / (2 * radius**2))
+
+    brow_top = lm[17:27, 1].max()
+    forehead = (1 - smoothstep(18.0, 34.0, np.abs(x))) * smoothstep(brow_top - 2, brow_top + 6, y)
+    forehead *= 1 - smoothstep(brow_top + 40, brow_top + 55, y)
+    nose = spot(lm[30], 9.0) + spot((lm[28] + lm[29]) / 2, 6.0) + spot(lm[27], 7.0)
+    cheekbones = sum(spot((lm[jaw] + lm[eye]) / 2 + (inward, -4.0, 0.0), 11.0)
+                     for jaw, eye, inward in ((1, 36, 3.0), (15, 45, -3.0)))
+    chin = spot(lm[8] + (0.0, 9.0, 0.0), 9.0)
+    return np.clip(forehead + nose + 0.7 * cheekbones + 0.6 * chin, 0, 1).astype(np.float32)
 
 
 def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: np.random.Generator, px: float):
