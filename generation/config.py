@@ -31,7 +31,7 @@ class GenerationConfig:
     texture_options: dict = field(default_factory=dict)  # DiffusionTextureOptions for --texture diffusion (resolved)
     background: str = "procedural"  # or "inpaint": a diffusion-inpainted scene per identity and view
     background_options: dict = field(default_factory=dict)  # InpaintOptions for --background inpaint (resolved)
-    appearance_detail: bool = True  # hair, head coverings, earrings and eyelashes as geometry, and the skin relief
+    appearance_detail: bool = True  # hair, head coverings, earrings and eyelashes as geometry; skin relief, sheen
 
     def __post_init__(self):
         problems = []

@@ -8,8 +8,8 @@ and card) is timed wall-clock, while every worker also times the renderer calls 
 heatmap pass of each image). Both rates therefore come from the same meshes on the same machine at the same
 moment: raw render rate = images / (render seconds / workers). Prints both, their ratio, the extrapolated time
 for the paper's 82,500 images, peak memory and output size. The same dataset is then generated again with
-`appearance_detail=False` (the same identities without hair geometry, eyelashes or skin relief), alternating the two arms
-`--repeats` times, and the details' cost is printed as the ratio of the two end-to-end rates (goal >= 80%).
+`appearance_detail=False` (the same identities without hair geometry, eyelashes, skin relief or sheen), alternating
+the two arms `--repeats` times, and the details' cost is printed as the ratio of the two end-to-end rates (goal >= 80%).
 """
 
 from __future__ import annotations

@@ -636,3 +636,8 @@ def test_skin_shines_by_the_persons_sheen_in_the_t_zone_and_lips_hair_and_cloth_
     assert brighter[nose_tip[1] - 2:nose_tip[1] + 3, nose_tip[0] - 2:nose_tip[0] + 3].mean() > 5
     plain = generator.renderer.render(neutral, FRONTAL, texture=replace(oily, roughness=None))
     assert not np.array_equal(plain.image, shiny.image)  # without a map, the skin is `SKIN_ROUGHNESS` everywhere
+    texturer.relief = False  # `appearance_detail=False` turns the sheen off with the relief
+    try:
+        assert texturer(replace(a, skin_sheen=1.0), np.random.default_rng(0)).roughness is None
+    finally:
+        texturer.relief = True

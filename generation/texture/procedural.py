@@ -137,7 +137,7 @@ class ProceduralTexturer:
 
     def __init__(self, face_model: FaceModel, atlas_size: int = 512, device: str | None = None, relief: bool = True):
         self.face_model = face_model  # `device` is accepted like every backend's and unused: this one is numpy
-        self.relief = relief  # paint a normal map of wrinkles and pores
+        self.relief = relief  # paint a normal map of wrinkles and pores, and map the skin's sheen (roughness)
         self.atlas: UVAtlas = build_uv_atlas(face_model, atlas_size)
         self._frame = surface_frame(self.atlas) if relief else None
         self.landmarks = face_model.neutral[face_model.landmarks].astype(np.float64)
@@ -363,7 +363,7 @@ class ProceduralTexturer:
             albedo=image,
             vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb, age_factor=a.age_factor, lashes=a.lash_rgb),
             lash_strips=a.lash_strips,
-            roughness=(np.clip(roughness, 0, 1) * 255 + 0.5).astype(np.uint8),
+            roughness=(np.clip(roughness, 0, 1) * 255 + 0.5).astype(np.uint8) if self.relief else None,
             normal=None if relief is None else normal_map(self._frame, relief),
             creases=None if relief is None else Creases.around(relief, {
                 name: crease * (1 - np.maximum(grown, clothed)) for name, crease in expression_creases(masks, pos, lm, age).items()
