@@ -178,6 +178,8 @@ class ProceduralTexturer:
         lips = lips_polygon.contains_points(xy).reshape(shape) & skin & (pos[..., 2] > lm[48, 2] - 6) & frontal
         masks = {"skin": skin, "lips": ndimage.gaussian_filter(lips.astype(np.float32), 1.2 * atlas.size / 512)}
         masks["sheen"] = sheen_zone(pos, lm) * skin * frontal
+        for side in ("right", "left"):  # around each outer eye corner, where crow's feet fan out
+            masks[f"eye_corner_{side}"] = _eye_corner_polar(pos, lm, side)
         # distances used by the identity-dependent painting, in mm
         for name, line in {
             "brow_right": lm[[21, 20, 19, 18, 17]],
@@ -206,6 +208,8 @@ class ProceduralTexturer:
         near = (np.abs(pos[..., 0]) < np.abs(lm[17:27, 0]).max() + 8) & (pos[..., 1] > brow_y.min() - 18)
         window = np.flatnonzero(near & (pos[..., 1] < brow_y.max() + 16) & frontal & (pos[..., 2] > lm[0, 2] - 5))
         masks["brow_window"], masks["brow_window_xy"] = window, pos[..., :2].reshape(-1, 2)[window]
+        # the creases of each action unit at full intensity, before age deepens them
+        masks["creases"] = expression_creases(masks, pos, lm)
         return masks
 
     def brows(self, shape: BrowShape) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -262,7 +266,7 @@ class ProceduralTexturer:
         for side in ("right", "left"):
             shade += 0.06 * (0.4 + age) * np.exp(-((masks[f"lower_lid_{side}_d"] - 5.0) ** 2) / 8.0)
             shade += (0.03 + 0.2 * age) * np.exp(-(masks[f"fold_{side}_d"] ** 2) / (2.0 + 3.0 * age))
-            r, angle, lateral = _eye_corner_polar(pos, lm, side)
+            r, angle, lateral = masks[f"eye_corner_{side}"]
             rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(trng, pos, 12.0, where=lateral & (r < 20))), 0, 1) ** 12
             shade += (0.22 * age**0.7 + 0.22 * age**1.5) * rays * lateral * smoothstep(5, 8, r) * (1 - smoothstep(14, 20, r))
         brow_top = lm[17:27, 1].max()
@@ -366,7 +370,9 @@ class ProceduralTexturer:
             roughness=(np.clip(roughness, 0, 1) * 255 + 0.5).astype(np.uint8) if self.relief else None,
             normal=None if relief is None else normal_map(self._frame, relief),
             creases=None if relief is None else Creases.around(relief, {
-                name: crease * (1 - np.maximum(grown, clothed)) for name, crease in expression_creases(masks, pos, lm, age).items()
+                # young skin folds too and smooths out again; old skin creases deeper
+                name: ((0.6 + 0.9 * age) * crease).astype(np.float32) * (1 - np.maximum(grown, clothed))
+                for name, crease in masks["creases"].items()
             }, self._frame),
         )
 
@@ -434,7 +440,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: n
         height += (0.6 * lines + 0.9 * late) * bag_depth * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
         height -= 0.6 * bag_depth * lines * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
         # crow's feet fanning out from the outer eye corner
-        r, angle, lateral = _eye_corner_polar(pos, lm, side)
+        r, angle, lateral = masks[f"eye_corner_{side}"]
         rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0, where=lateral & (r < 22))), 0, 1) ** 8
         height -= (0.35 * lines + 0.7 * late) * crow_depth * rays * lateral * smoothstep(4, 7, r) * (1 - smoothstep(15, 22, r))
         # marionette line from the mouth corner down toward the jaw
@@ -511,14 +517,14 @@ def _eye_corner_polar(pos: np.ndarray, lm: np.ndarray, side: str) -> tuple[np.nd
     return np.hypot(x, y), np.arctan2(y, np.abs(x)), x * (1 if side == "left" else -1) > 2
 
 
-def expression_creases(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float) -> dict[str, np.ndarray]:
-    """The crease (height, mm, negative in the fold) each action unit presses into the skin at full intensity,
-    deeper with age (young skin folds too and smooths out again): AU4 the vertical frown lines between the brows
-    and a fold across the root of the nose, AU6 deeper crow's feet and a line under the lower lid, AU7 a finer
-    lower-lid line, AU9 short lines across the sides of the nose, AU9, AU10 and AU12 a deeper nasolabial fold."""
+def expression_creases(masks: dict, pos: np.ndarray, lm: np.ndarray) -> dict[str, np.ndarray]:
+    """The crease (height, mm, negative in the fold; float64) each action unit presses into the skin at full
+    intensity, before age deepens it: AU4 the vertical frown lines between the brows and a fold across the root of
+    the nose, AU6 deeper crow's feet and a line under the lower lid, AU7 a finer lower-lid line, AU9 short lines
+    across the sides of the nose, AU9, AU10 and AU12 a deeper nasolabial fold. `masks` needs the skin, the fold and
+    lower-lid distances and the eye-corner coordinates."""
     x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
     front = (z > lm[0, 2] - 5) * masks["skin"]
-    depth = 0.6 + 0.9 * age
     brow_top, brow_low = lm[17:27, 1].max(), lm[17:27, 1].min()
     between = smoothstep(brow_low - 9, brow_low - 2, y) * (1 - smoothstep(brow_top + 2, brow_top + 10, y))
     frown = sum(np.exp(-((x - side * 5.0) ** 2) / (2 * 0.7**2)) for side in (-1, 1)) * between
@@ -531,7 +537,7 @@ def expression_creases(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float)
         d = masks[f"fold_{side}_d"]
         fold += np.exp(-(d**2) / (2 * 1.3**2))
         upper_fold += np.exp(-(d**2) / (2 * 1.3**2)) * (y > lm[33, 1] - 4)
-        r, angle, lateral = _eye_corner_polar(pos, lm, side)
+        r, angle, lateral = masks[f"eye_corner_{side}"]
         rays = np.clip(np.cos(angle * 9.0), 0, 1) ** 8
         crows += rays * lateral * smoothstep(3, 6, r) * (1 - smoothstep(16, 24, r))
         lid = masks[f"lower_lid_{side}_d"]
@@ -545,7 +551,7 @@ def expression_creases(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float)
         "AU10": -0.8 * fold,
         "AU12": -0.7 * fold - 0.3 * crows,
     }
-    return {name: (depth * front * crease).astype(np.float32) for name, crease in creases.items()}
+    return {name: front * crease for name, crease in creases.items()}
 
 
 def surface_frame(atlas: UVAtlas) -> dict[str, np.ndarray]:
