@@ -45,6 +45,51 @@ def test_every_hair_style_builds_seeded_geometry_outside_the_head(face_model, st
     assert not in_front_of_face.any()
 
 
+def _outward_share(vertices, faces, centre, horizontal=False):
+    """The share of triangles whose normal (right-handed winding, as the renderer derives it) points away from
+    `centre` (from the vertical axis through it when `horizontal`)."""
+    corners = vertices[faces].astype(np.float64)
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    away = corners.mean(axis=1) - centre
+    if horizontal:
+        away[:, 1] = 0
+    area = np.linalg.norm(normals, axis=1) > 1e-9  # pole triangles of a sphere have none
+    return float((np.einsum("ij,ij->i", normals, away)[area] > 0).mean())
+
+
+@pytest.mark.parametrize("style", ["short", "long_straight", "headscarf", "bun"])
+def test_hair_and_earrings_face_outward_so_the_key_light_lights_them(face_model, style):
+    """The renderer shades the hair with normals taken from its winding: inward-wound hair was lit as if from inside
+    the head (dark where the key light falls, grey hair reading dark)."""
+    from generation.face.accessories import _sphere, _torus
+    from generation.face.hair import HEAD_CENTRE
+
+    hair = _hair(face_model, style)
+    upper = hair.vertices[hair.faces].mean(axis=1)[:, 1] > HEAD_CENTRE[1]
+    assert _outward_share(hair.vertices, hair.faces[upper], HEAD_CENTRE) > 0.97
+    if style == "long_straight":  # the curtains face away from the neck
+        assert _outward_share(hair.vertices, hair.faces[~upper], HEAD_CENTRE, horizontal=True) > 0.97
+    stud_vertices, stud_faces = _sphere(np.zeros(3), 3.0)
+    assert _outward_share(stud_vertices, stud_faces, np.zeros(3)) == 1.0
+    hoop_vertices, hoop_faces = _torus(np.zeros(3), 7.0, 0.9)  # hangs from the origin, ring centre 7 mm below
+    middle = hoop_vertices[hoop_faces].mean(axis=1) - (0.0, -7.0, 0.0)
+    ring = middle * (0, 1, 1) / np.linalg.norm(middle * (0, 1, 1), axis=1, keepdims=True) * 7.0
+    corners = hoop_vertices[hoop_faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    assert (np.einsum("ij,ij->i", normals, middle - ring) > 0).all()
+
+
+def test_hair_shows_darker_than_one_strand_and_a_covering_shows_its_fabric(face_model):
+    from generation.face.hair import STRAND_SHADOW
+
+    colour = np.array([0.8, 0.78, 0.74])
+    for style, expected in (("short", STRAND_SHADOW), ("headscarf", 1.0)):
+        mesh = build_hair(face_model, face_model.neutral, style, tuple(colour), front_hairline_y=110.0,
+                          rng=np.random.default_rng(0))
+        ratio = np.median(mesh.colors / colour, axis=0)
+        assert np.allclose(ratio, expected, atol=0.08), (style, ratio)
+
+
 def test_hair_edges_cut_diagonally_across_the_grid_instead_of_dropping_whole_cells():
     from generation.face.hair import _grid_mesh
 

@@ -37,7 +37,7 @@ def _torus(centre: np.ndarray, ring: float, tube: float, rows: int = 24, cols: i
     v = np.linspace(0, 2 * np.pi, cols, endpoint=False)[None, :]
     r = ring + tube * np.cos(v)
     points = np.stack(np.broadcast_arrays(tube * np.sin(v), r * np.cos(u) - ring, r * np.sin(u)), -1)
-    return _grid(points + centre, wrap=True)
+    return _grid(points[:, ::-1] + centre, wrap=True)  # (u, v) turn the other way round than on the sphere
 
 
 def _grid(points: np.ndarray, wrap: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +46,8 @@ def _grid(points: np.ndarray, wrap: bool) -> tuple[np.ndarray, np.ndarray]:
     a, b = index[:-1], np.roll(index[:-1], -1, axis=1)
     c, d = index[1:], np.roll(index[1:], -1, axis=1)
     quads = np.stack([a, b, c, d], -1).reshape(-1, 4)
-    return points.reshape(-1, 3), np.concatenate([quads[:, [0, 2, 1]], quads[:, [1, 2, 3]]])
+    # wound counter-clockwise seen from outside, so the normals the renderer derives point outward
+    return points.reshape(-1, 3), np.concatenate([quads[:, [0, 1, 2]], quads[:, [1, 3, 2]]])
 
 
 def build_earrings(face_model: FaceModel, neutral_vertices: np.ndarray, kind: str, color) -> HairMesh:

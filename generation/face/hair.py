@@ -22,6 +22,10 @@ from .model import FaceModel
 # Where the grid is centred: roughly the middle of the skull, between the ears.
 HEAD_CENTRE = np.array([0.0, 30.0, 0.0])
 NUM_AZIMUTHS, NUM_ELEVATIONS, NUM_FALL_ROWS = 180, 40, 16
+# Hair is drawn as one surface for many strands. The strands shade each other, so the hair shows darker than one
+# strand's colour: the surface's colour is the strands' (sRGB) times this. Without it, lit grey hair turns into a white
+# helmet.
+STRAND_SHADOW = 0.72
 LOWEST_ELEVATION = -50.0  # degrees; the shell goes no lower (the neck)
 FALL_ELEVATION = -12.0  # degrees; long hair leaves the head here and falls straight down
 
@@ -241,6 +245,8 @@ def build_hair(
     if style == "bun":
         vertices, faces = _add_bun(vertices, faces, radius, elevation, azimuth, volume)
     colors = _strand_colors(rng, grid.shape[:2], color, style, grey, grey_rgb)
+    if style not in COVERINGS:  # one surface stands for many strands that shade each other
+        colors *= STRAND_SHADOW
     if curl > 0:  # curls: the tops of the coils catch light, the hollows between them stay dark
         colors *= (0.82 + 0.18 * np.clip(grid_curls, -1.5, 1.5) / 1.5)[..., None]
     colors = colors.reshape(-1, 3)
@@ -262,10 +268,11 @@ def _grid_mesh(grid: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndar
                     axis=-1).reshape(-1, 4)
     count = live.sum(axis=1)
     # whole quads, and along the edge of the hair the triangle of a quad's three living corners, so the hairline
-    # runs diagonally across the grid instead of in steps of a whole cell
+    # runs diagonally across the grid instead of in steps of a whole cell; wound counter-clockwise seen from outside
+    # (rows rising, azimuth turning to the left), so the normals the renderer derives point away from the head
     whole = quads[count == 4]
-    triangles = [whole[:, [0, 2, 1]], whole[:, [1, 2, 3]]]
-    for dead, corners in ((0, [1, 2, 3]), (1, [0, 2, 3]), (2, [0, 3, 1]), (3, [0, 2, 1])):
+    triangles = [whole[:, [0, 1, 2]], whole[:, [1, 3, 2]]]
+    for dead, corners in ((0, [1, 3, 2]), (1, [0, 3, 2]), (2, [0, 1, 3]), (3, [0, 1, 2])):
         triangles.append(quads[(count == 3) & ~live[:, dead]][:, corners])
     faces = np.concatenate(triangles)
     vertices = grid.reshape(-1, 3)
@@ -274,7 +281,7 @@ def _grid_mesh(grid: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndar
         apex = grid[top].mean(axis=0) + np.array([0.0, 2.0, 0.0])
         vertices = np.vstack([vertices, apex])
         ring = index[top]
-        faces = np.vstack([faces, np.stack([ring, np.full(cols, len(vertices) - 1), np.roll(ring, -1)], axis=1)])
+        faces = np.vstack([faces, np.stack([ring, np.roll(ring, -1), np.full(cols, len(vertices) - 1)], axis=1)])
     return vertices, faces
 
 
