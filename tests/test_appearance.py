@@ -47,7 +47,7 @@ def test_every_hair_style_builds_seeded_geometry_outside_the_head(face_model, st
 
 def _outward_share(vertices, faces, centre, horizontal=False):
     """The share of triangles whose normal (right-handed winding, as the renderer derives it) points away from
-    `centre` (from the vertical axis through it when `horizontal`)."""
+    `centre` (one point, or one per triangle; from the vertical axis through it when `horizontal`)."""
     corners = vertices[faces].astype(np.float64)
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     away = corners.mean(axis=1) - centre
@@ -74,9 +74,7 @@ def test_hair_and_earrings_face_outward_so_the_key_light_lights_them(face_model,
     hoop_vertices, hoop_faces = _torus(np.zeros(3), 7.0, 0.9)  # hangs from the origin, ring centre 7 mm below
     middle = hoop_vertices[hoop_faces].mean(axis=1) - (0.0, -7.0, 0.0)
     ring = middle * (0, 1, 1) / np.linalg.norm(middle * (0, 1, 1), axis=1, keepdims=True) * 7.0
-    corners = hoop_vertices[hoop_faces]
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    assert (np.einsum("ij,ij->i", normals, middle - ring) > 0).all()
+    assert _outward_share(hoop_vertices, hoop_faces, ring + (0.0, -7.0, 0.0)) == 1.0  # away from the tube's core
 
 
 def test_hair_shows_darker_than_one_strand_and_a_covering_shows_its_fabric(face_model):

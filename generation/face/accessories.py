@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .hair import HairMesh
+from .hair import HairMesh, _grid_mesh
 from .model import FaceModel
 
 EARRINGS = ("stud", "hoop")
@@ -24,11 +24,17 @@ def lobe_vertices(face_model: FaceModel) -> tuple[int, int]:
     return tuple(int(head[np.argmin(np.linalg.norm(points - _MEAN_LOBE * (sign, 1, 1), axis=1))]) for sign in (1, -1))
 
 
+def _wrapped_grid(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and outward-wound triangles of a (rows, columns) grid of points wrapping around its columns, as the
+    hair is triangulated (its last row never rises above its first, so no crown is closed)."""
+    return _grid_mesh(points, np.ones(points.shape[:2], bool))
+
+
 def _sphere(centre: np.ndarray, radius: float, rows: int = 8, cols: int = 12) -> tuple[np.ndarray, np.ndarray]:
     u = np.linspace(0, np.pi, rows)[:, None]
     v = np.linspace(0, 2 * np.pi, cols, endpoint=False)[None, :]
     points = np.stack(np.broadcast_arrays(np.sin(u) * np.cos(v), np.cos(u), np.sin(u) * np.sin(v)), -1)
-    return _grid(points * radius + centre, wrap=True)
+    return _wrapped_grid(points * radius + centre)
 
 
 def _torus(centre: np.ndarray, ring: float, tube: float, rows: int = 24, cols: int = 8):
@@ -37,17 +43,7 @@ def _torus(centre: np.ndarray, ring: float, tube: float, rows: int = 24, cols: i
     v = np.linspace(0, 2 * np.pi, cols, endpoint=False)[None, :]
     r = ring + tube * np.cos(v)
     points = np.stack(np.broadcast_arrays(tube * np.sin(v), r * np.cos(u) - ring, r * np.sin(u)), -1)
-    return _grid(points[:, ::-1] + centre, wrap=True)  # (u, v) turn the other way round than on the sphere
-
-
-def _grid(points: np.ndarray, wrap: bool) -> tuple[np.ndarray, np.ndarray]:
-    rows, cols = points.shape[:2]
-    index = np.arange(rows * cols).reshape(rows, cols)
-    a, b = index[:-1], np.roll(index[:-1], -1, axis=1)
-    c, d = index[1:], np.roll(index[1:], -1, axis=1)
-    quads = np.stack([a, b, c, d], -1).reshape(-1, 4)
-    # wound counter-clockwise seen from outside, so the normals the renderer derives point outward
-    return points.reshape(-1, 3), np.concatenate([quads[:, [0, 1, 2]], quads[:, [1, 3, 2]]])
+    return _wrapped_grid(points[:, ::-1] + centre)  # (u, v) turn the other way round than on the sphere
 
 
 def build_earrings(face_model: FaceModel, neutral_vertices: np.ndarray, kind: str, color) -> HairMesh:
