@@ -5,7 +5,6 @@ These are the *intended* attributes of synthetic faces (what the generator aimed
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 from .rng import stream
@@ -30,11 +29,6 @@ class Demographics:
     gender: str
     ethnicity: str
     age: int
-
-
-def demographic_cells() -> list[tuple[str, str, str]]:
-    """Every (age group, gender, ethnicity) combination, in a fixed order."""
-    return list(itertools.product(AGE_GROUP_NAMES, GENDERS, ETHNICITIES))
 
 
 def identity_demographics(seed: int, index: int) -> Demographics:
