@@ -25,9 +25,7 @@ from transformers import AutoImageProcessor, AutoModel, pipeline
 
 import modeling_vitpain
 from modeling_vitpain.model_card import DEFAULT_TEMPLATE, EvaluationError, fill_model_card, load_evaluation
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `safe_output` beside this script
-from safe_output import UsageError, check_output_dir, swap_in  # noqa: E402
+from safe_output import UsageError, check_output_dir, swap_in
 
 logger = logging.getLogger("push_model")
 TEMPLATE = DEFAULT_TEMPLATE

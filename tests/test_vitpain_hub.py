@@ -18,6 +18,7 @@ from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel
 from modeling_vitpain.model_card import EvaluationError, describe_metric, fill_model_card, load_evaluation
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "scripts"))  # scripts import their siblings, as when run from scripts/
 TEMPLATE = REPO_ROOT / "hub_cards" / "model_card.md"
 EVALUATION = {  # "metrics" as metrics/pain_metrics returns them
     "dataset": {"id": "SoroushMehraban/3D-Pain", "name": "3D-Pain (synthetic)"},
