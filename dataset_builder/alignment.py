@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image
+from generation.errors import Pain3DError
 
 # 0-based indices in the 68-point markup (and in UNBC's 66-point one: both agree on points 0-59).
 RIGHT_EYE = tuple(range(36, 42))  # the subject's right eye, on the image's left
@@ -44,7 +45,7 @@ DEFAULT_SIZE = 256  # the generator's default image size
 FILL = (128, 128, 128)  # outside the photo: the renders' mid-grey default background
 
 
-class FaceNotFoundError(ValueError):
+class FaceNotFoundError(Pain3DError, ValueError):
     """No face (or no usable landmarks) in a photo."""
 
 

@@ -36,6 +36,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from generation.manifest import PARTIAL_SUFFIX, write_text_replacing
+from generation.errors import Pain3DError
 
 AUDIT_FILE = "audit.json"
 AUDIT_FORMAT = "pain3d-audit/1"
@@ -54,7 +55,7 @@ REQUIRED_COLUMNS = ("image", "identity_id", "view", "expression_index")
 DEMOGRAPHIC_GROUPS = ("age_group", "gender", "ethnicity")
 
 
-class AuditError(ValueError):
+class AuditError(Pain3DError, ValueError):
     """The audit cannot run as asked (unreadable dataset, missing columns, unknown split, missing extra)."""
 
 
@@ -307,7 +308,7 @@ def load_rows(path: str | Path, split: str | None = None):
     if missing:
         raise AuditError(
             f"{path} lacks the column(s) {', '.join(missing)}: the audit reads 3DPain datasets "
-            f"(columns as in dataset_builder.features.pain_features)"
+            f"(columns as in generation.columns.pain_features)"
         )
     return rows
 

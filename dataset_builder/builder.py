@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 import datasets
 import pyarrow.parquet as pq
 
-from .features import SPLITS, pain_features
+from generation.columns import SPLITS, pain_features
 from .official import load_official_layout
 
 _DESCRIPTION = (

@@ -25,7 +25,8 @@ from datasets import ClassLabel, Features
 from generation.facs import PAIN_AUS, PAIN_THRESHOLDS, PSPI_MAX
 
 from .audit import AUDIT_FILE, INSTALL_HINT, SAME_PERSON_DISTANCE
-from .features import HEATMAP_UNITS_PER_MM, SPLITS
+from generation.columns import HEATMAP_UNITS_PER_MM, SPLITS
+from generation.errors import Pain3DError
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "dataset_card.md"
 PLOTS_DIR = "plots"
@@ -36,7 +37,7 @@ STAT_COLUMNS = (
 SPLIT_COLORS = {"train": "#4C72B0", "validation": "#DD8452", "test": "#55A868"}
 
 
-class DatasetCardError(ValueError):
+class DatasetCardError(Pain3DError, ValueError):
     """The folder has no shards to describe, or the template is missing."""
 
 
@@ -720,12 +721,3 @@ def write_dataset_card(folder: str | Path, generation_config: dict | None = None
     path = folder / "README.md"
     path.write_text(text)
     return path
-
-
-def finalize_dataset_folder(folder: str | Path, generation_config: dict | None = None) -> Path:
-    """The last step of a generated dataset: `preview.png` from the shards, then the card (`README.md`, plots)."""
-    from .preview import dataset_preview_sheet
-
-    folder = Path(folder)
-    dataset_preview_sheet(folder, folder / "preview.png")
-    return write_dataset_card(folder, generation_config)

@@ -29,8 +29,9 @@ from PIL import Image as PILImage
 
 from generation.manifest import ManifestError, move_into, record, remove_written, written_files
 
-from .features import SPLITS
+from generation.columns import SPLITS
 from .official import ANNOTATION_DIR_NAMES, SPLIT_IDS, VIEWS_FILE, official_annotation
+from generation.errors import Pain3DError
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ _SPLIT_NUMBER = {name: number for number, name in SPLIT_IDS.items()}
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 
-class ExportError(ValueError):
+class ExportError(Pain3DError, ValueError):
     """The export cannot start (target not empty, source not a generated dataset)."""
 
 

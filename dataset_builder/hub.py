@@ -22,9 +22,10 @@ from datasets import DatasetDict
 from datasets.table import embed_table_storage
 
 from .card import write_dataset_card
-from .features import SPLITS
+from generation.columns import SPLITS
 from .official import load_official_layout
-from .parquet import ROWS_PER_ROW_GROUP, ParquetShardWriter
+from generation.parquet import ROWS_PER_ROW_GROUP, ParquetShardWriter
+from generation.errors import Pain3DError
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ DEFAULT_MAX_SHARD_BYTES = 500 * 2**20  # the Hub's parquet-converter default
 COPIED_FILES = ("preview.png", "generation_config.json")
 
 
-class HubError(RuntimeError):
+class HubError(Pain3DError, RuntimeError):
     """The folder cannot be built or uploaded (target not empty, offline mode, not a dataset folder)."""
 
 

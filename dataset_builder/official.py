@@ -44,8 +44,9 @@ from datasets.table import InMemoryTable, MemoryMappedTable, Table
 
 from generation.facs import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, ActionUnitError, pspi
 
-from .features import SPLITS, pain_features
+from generation.columns import SPLITS, pain_features
 from .report import ProblemLog
+from generation.errors import Pain3DError
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ PROBLEMS: dict[str, str] = {
 }
 
 
-class OfficialLayoutError(ValueError):
+class OfficialLayoutError(Pain3DError, ValueError):
     """The folder or split CSV cannot be read as the 3D-Pain layout at all (not a per-file problem)."""
 
 

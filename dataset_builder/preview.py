@@ -11,20 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
-from .features import HEATMAP_UNITS_PER_MM
-
-# Colour scale of heatmaps for viewing only; stored heatmaps are raw millimetres.
-HEATMAP_VIEW_MAX_MM = 12.0
-HEATMAP_CMAP = "inferno"
-
-
-def colorize_heatmap(heatmap: np.ndarray, vmax: float = HEATMAP_VIEW_MAX_MM) -> np.ndarray:
-    """uint8 (H, W, 3) view of a millimetre heatmap on a fixed scale (0 .. vmax mm)."""
-    from matplotlib import colormaps
-
-    return (colormaps[HEATMAP_CMAP](np.clip(heatmap / vmax, 0.0, 1.0))[..., :3] * 255).astype(np.uint8)
-
-
+from generation.columns import HEATMAP_UNITS_PER_MM, HEATMAP_VIEW_MAX_MM, colorize_heatmap  # noqa: F401
 
 def dataset_preview_sheet(folder: str | Path, output: str | Path, max_identities: int = 6) -> Path:
     """Contact sheet of a generated dataset folder: for a few identities of different demographics, neutral /

@@ -49,7 +49,7 @@ from PIL import Image as PILImage
 
 from generation.facs import PAIN_AUS
 
-from .features import HEATMAP_UNITS_PER_MM, IMAGE_COLUMNS
+from generation.columns import HEATMAP_UNITS_PER_MM, IMAGE_COLUMNS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -39,8 +39,9 @@ from PIL import Image
 from generation.facs import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, PSPI_MAX, ActionUnitError, pspi, validate_action_units
 
 from .alignment import DEFAULT_SIZE, TEMPLATE, align_face, transform_points, warp
-from .features import pain_features
+from generation.columns import pain_features
 from .report import ProblemLog
+from generation.errors import Pain3DError
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ PROBLEMS: dict[str, str] = {
 }
 
 
-class UNBCLayoutError(ValueError):
+class UNBCLayoutError(Pain3DError, ValueError):
     """The folder cannot be read as the UNBC-McMaster archive at all (not a per-file problem)."""
 
 

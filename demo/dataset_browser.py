@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
-from dataset_builder.features import HEATMAP_UNITS_PER_MM, SPLITS
-from dataset_builder.preview import colorize_heatmap
+from generation.columns import HEATMAP_UNITS_PER_MM, SPLITS
+from generation.columns import colorize_heatmap
 
 LABEL_COLUMNS = (
     "sample_id", "identity_id", "expression_index", "view", "yaw", "pitch", "action_units", "pspi",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from dataset_builder.preview import HEATMAP_VIEW_MAX_MM, colorize_heatmap
+from generation.columns import HEATMAP_VIEW_MAX_MM, colorize_heatmap
 from generation import DEFAULT_VIEWS, FaceModel, FaceRenderer, View, displacement_mm, pose_face, pspi
 from generation.demographics import AGE_GROUPS, Demographics
 from generation.face.rig import demographic_identity, identity_extras

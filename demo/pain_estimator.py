@@ -12,7 +12,7 @@ from PIL import Image
 
 import modeling_vitpain  # noqa: F401  (registers ViTPain and the pain-estimation task)
 from dataset_builder.alignment import FaceNotFoundError, align_photo
-from dataset_builder.preview import colorize_heatmap
+from generation.columns import colorize_heatmap
 
 TRAIN_COMMAND = (
     "pain3d generate --output 3dpain-250 --num-identities 250 --image-size 112 --workers 2\n"

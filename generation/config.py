@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from .diffusion_models import DiffusionTextureOptions, InpaintOptions
 from .errors import ConfigError
 from .facs import EXTENDED_AUS, ActionUnitError, validate_action_units
-from .views import DEFAULT_VIEWS, View
+from .views import DEFAULT_IMAGE_SIZE, DEFAULT_VIEWS, View, image_size_problem
 
 BACKGROUNDS = ("procedural", "inpaint")
 
@@ -19,7 +19,7 @@ class GenerationConfig:
     num_identities: int
     expressions_per_identity: int = 10
     views: tuple[View, ...] = DEFAULT_VIEWS
-    image_size: int = 256
+    image_size: int = DEFAULT_IMAGE_SIZE
     seed: int = 0
     texture: str = "procedural"
     distractor_probability: float = 0.2
@@ -50,8 +50,8 @@ class GenerationConfig:
             problems.append(f"--num-identities must be positive, got {self.num_identities}")
         if self.expressions_per_identity <= 0:
             problems.append(f"--expressions-per-identity must be positive, got {self.expressions_per_identity}")
-        if not 32 <= self.image_size <= 2048:
-            problems.append(f"--image-size must be within 32-2048 pixels, got {self.image_size}")
+        if image_size_problem(self.image_size):
+            problems.append(image_size_problem(self.image_size))
         if not self.views or len({v.name for v in self.views}) != len(self.views):
             problems.append("views must be a non-empty list of distinct names")
         tenths = [round(f * 10, 6) for f in self.split_fractions]

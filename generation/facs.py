@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Mapping
+from .errors import Pain3DError
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ PAIN_THRESHOLDS: tuple[int, ...] = (1, 2, 3)
 _AU10_EASE_UNDER_AU9 = 0.35
 
 
-class ActionUnitError(ValueError):
+class ActionUnitError(Pain3DError, ValueError):
     """An action unit name or intensity that FACS (as used here) does not allow."""
 
 

@@ -18,6 +18,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Iterable, Iterator
+from .errors import Pain3DError
 
 MANIFEST_NAME = "pain3d_manifest.json"
 FORMAT_VERSION = 1
@@ -49,7 +50,7 @@ def write_text_replacing(path: str | os.PathLike, text: str, partial: str | os.P
     return Path(path)
 
 
-class ManifestError(RuntimeError):
+class ManifestError(Pain3DError, RuntimeError):
     """A folder cannot be replaced safely (files pain3d did not write, no manifest) or its manifest is unreadable."""
 
 

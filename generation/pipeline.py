@@ -1,23 +1,24 @@
-"""From an identity spec to finished dataset rows: rigging, texturing, backgrounds, rendering and encoding.
+"""The one identity path: from (config, identity i) to renders and to finished dataset rows.
 
 `sampling.identity.identity_spec(config, face_model, index)` decides everything random about one identity from
-(seed, index) alone, and `PainFaceGenerator` turns a spec into rows with explicit parts (face model, texturer,
-background inpainter, renderer), so sharded, parallel or resumed runs produce the same bytes as a single run.
+(seed, index) alone; `PainFaceGenerator` builds it (rig, texture, hair, cameras, backgrounds) with explicit parts
+(face model, texturer, background inpainter, renderer), poses and renders it. Sharded, parallel or resumed runs
+produce the same bytes as a single run, and the preview, the demo and clips show exactly what the dataset stores.
 """
 
 from __future__ import annotations
 
 import io
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
-from dataset_builder.features import HEATMAP_UNITS_PER_MM
-
 from .background.inpaint import SOURCE_BACKGROUND, BackgroundInpainter
 from .background.procedural import sample_background
 from .background.prompts import scene_prompt
+from .columns import HEATMAP_UNITS_PER_MM
 from .config import BACKGROUNDS, GenerationConfig
 from .face.accessories import build_earrings, combine
 from .face.hair import COVERINGS, build_hair
@@ -27,12 +28,13 @@ from .facs import PAIN_AUS, pspi
 from .render import FaceRenderer, displacement_mm
 from .rng import stream
 from .sampling.appearance import GREY_HAIR_RGB, Appearance
+from .demographics import Demographics
 from .sampling.identity import IdentitySpec, identity_id, identity_spec, identity_split, sample_lighting
 from .texture import create_texturer
 from .views import View
 
 __all__ = [
-    "BACKGROUNDS", "GenerationConfig", "IdentitySpec", "PainFaceGenerator", "encode_heatmap", "encode_png",
+    "BACKGROUNDS", "Expression", "GenerationConfig", "Identity", "IdentitySpec", "PainFaceGenerator", "encode_heatmap", "encode_png",
     "identity_hair", "identity_id", "identity_spec", "identity_split", "sample_lighting",
 ]
 
@@ -65,8 +67,34 @@ def identity_hair(face_model: FaceModel, neutral: np.ndarray, appearance: Appear
     return combine(hair, build_earrings(face_model, neutral, a.earrings, a.earring_rgb) if a.earrings else None)
 
 
+@dataclass
+class Identity:
+    """Identity i of a config, built: everything that stays while the expression and the view change."""
+
+    spec: IdentitySpec
+    neutral: np.ndarray  # (V, 3) neutral vertices, mm, ageing and build included
+    sag: np.ndarray  # (V, 3) ageing and build (mm), added to every posed mesh so it never shows in a heatmap
+    texture: object  # the skin; `texture.expressing(aus)` folds an expression's wrinkles into it
+    hair: object | None  # a HairMesh (hair or covering, earrings), or None
+    views: tuple[View, ...]  # the config's views through this identity's camera (roll, distance)
+    backgrounds: dict[int, np.ndarray] = field(default_factory=dict)  # view number -> background, made on first use
+
+
+@dataclass(frozen=True)
+class Expression:
+    """One posed expression of an identity: its mesh, its heatmap source and its skin."""
+
+    action_units: dict
+    vertices: np.ndarray  # (V, 3) mm
+    displacement: np.ndarray | None  # (V,) mm moved from neutral; None for the neutral face
+    skin: object
+
+
 class PainFaceGenerator:
-    """Renders every row of one identity: per view, a neutral image and K pain images with heatmaps.
+    """The one path from (config, identity i) to pixels: `identity(i)` builds identity i (shape, texture, hair,
+    light, camera, background), `expression(identity, aus)` poses it and `render(identity, expression, view_number)`
+    renders it. `__call__(spec)` gives the dataset's rows of one identity; `pain3d preview`, the demo and clips
+    render through the same three methods, so what they show is what the dataset stores.
 
     Parts are explicit: the face model, a texture backend (by registry name), the renderer and, for
     `background="inpaint"`, a background inpainter. `device` is where diffusion models run (default: this
@@ -96,70 +124,91 @@ class PainFaceGenerator:
         if hasattr(self.texturer, "close"):
             self.texturer.close()
 
-    def meshes(self, spec: IdentitySpec) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Neutral and pain vertices (mm) of an identity; ageing and build are part of the identity, so they never
-        show in the heatmap."""
-        a = spec.appearance
+    def __enter__(self) -> "PainFaceGenerator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------- the identity path
+    def spec(self, index: int, demographics: Demographics | None = None) -> IdentitySpec:
+        """Everything random about identity `index` of this config (`demographics` overrides the dealt ones)."""
+        return identity_spec(self.config, self.face_model, index, demographics=demographics)
+
+    def identity(self, spec: IdentitySpec | int) -> Identity:
+        """Build identity `spec` (or index): rig its neutral head, texture it, fit its hair, place its cameras."""
+        spec = self.spec(spec) if isinstance(spec, (int, np.integer)) else spec
+        config, a = self.config, spec.appearance
         sag = identity_extras(self.face_model, a.sag_mm, a.male, a.ageing)
         neutral = pose_face(self.face_model, spec.coefficients) + sag
-        pains = [pose_face(self.face_model, spec.coefficients, aus) + sag for aus in spec.expressions]
-        return neutral, pains
-
-    def hair(self, spec: IdentitySpec, neutral: np.ndarray):
-        """The identity's hair or head covering (a `HairMesh`, or None for a bald head)."""
-        return identity_hair(self.face_model, neutral, spec.appearance, stream("hair", self.config.seed, spec.index))
-
-    def background(
-        self, spec: IdentitySpec, view_number: int, view: View, neutral: np.ndarray, texture, hair=None
-    ) -> np.ndarray:
-        """The background of one (identity, view), shared by its neutral and pain renders: procedural, or a scene
-        inpainted around the neutral render."""
-        config = self.config
-        rng = stream("background", config.seed, spec.index, view_number)
-        if self.inpainter is None:
-            return sample_background(config.image_size, rng)
-        source = self.renderer.render(
-            neutral, view, lighting=spec.lighting, texture=texture, background=SOURCE_BACKGROUND, hair=hair
-        )
-        prompt = scene_prompt(rng, self.inpainter.options.scenes)
-        return self.inpainter(source.image, source.mask, prompt, seed=int(rng.integers(0, 2**63 - 1)))
-
-    def __call__(self, spec: IdentitySpec) -> list[dict]:
-        config, level = self.config, self.config.png_compress_level
-        # 1. rig: the neutral and pain meshes of the identity
-        neutral, pains = self.meshes(spec)
-        # 2. texture: one skin texture for the identity, and per pain expression the wrinkles it folds into the skin
         texture = self.texturer(
-            spec.appearance, stream("texture", config.seed, spec.index),
-            neutral_vertices=neutral, demographics=spec.demographics,
+            a, stream("texture", config.seed, spec.index), neutral_vertices=neutral, demographics=spec.demographics,
         )
-        expressions = [(neutral, None, {}, texture)] + [
-            (pain, displacement_mm(pain, neutral), aus, texture.expressing(aus))
-            for pain, aus in zip(pains, spec.expressions)
-        ]
-        # 3. hair: geometry fitted to the neutral head, drawn over every expression
-        hair = self.hair(spec, neutral) if config.appearance_detail else None
-        # 4. background: one per view, shared by its neutral and pain renders
-        views = [named_view.jittered(*spec.camera) for named_view in config.views]
-        backgrounds = [self.background(spec, number, view, neutral, texture, hair) for number, view in enumerate(views)]
-        # 5. render and encode, expression by expression (the renderer keeps each one's skin uploaded across the
-        # views); rows come out view by view
-        encoded = {}
-        for expression_index, (vertices, displacement, aus, skin) in enumerate(expressions):
-            for view_number, view in enumerate(views):
-                started = time.perf_counter()
-                out = self.renderer.render(
-                    vertices, view, displacement=displacement, lighting=spec.lighting, texture=skin,
-                    background=backgrounds[view_number], hair=hair,
+        hair = None
+        if config.appearance_detail:  # geometry fitted to the neutral head, drawn over every expression
+            hair = identity_hair(self.face_model, neutral, a, stream("hair", config.seed, spec.index))
+        views = tuple(named_view.jittered(*spec.camera) for named_view in config.views)
+        return Identity(spec, neutral, sag, texture, hair, views)
+
+    def expression(self, identity: Identity, action_units: dict | None = None) -> Expression:
+        """Identity posed with `action_units` (None or empty: the neutral face, which has no heatmap)."""
+        if not action_units:
+            return Expression({}, identity.neutral, None, identity.texture)
+        aus = dict(action_units)
+        vertices = pose_face(self.face_model, identity.spec.coefficients, aus) + identity.sag
+        return Expression(aus, vertices, displacement_mm(vertices, identity.neutral), identity.texture.expressing(aus))
+
+    def background(self, identity: Identity, view_number: int) -> np.ndarray:
+        """The background of one (identity, view), shared by all its expressions: procedural, or a scene inpainted
+        around the neutral render."""
+        if view_number not in identity.backgrounds:
+            config, spec = self.config, identity.spec
+            rng = stream("background", config.seed, spec.index, view_number)
+            if self.inpainter is None:
+                background = sample_background(config.image_size, rng)
+            else:
+                source = self.renderer.render(
+                    identity.neutral, identity.views[view_number], lighting=spec.lighting, texture=identity.texture,
+                    background=SOURCE_BACKGROUND, hair=identity.hair,
                 )
-                self.render_seconds += time.perf_counter() - started
-                heatmap = self._zero_heatmap if displacement is None else encode_heatmap(out.heatmap, level)
+                prompt = scene_prompt(rng, self.inpainter.options.scenes)
+                background = self.inpainter(source.image, source.mask, prompt, seed=int(rng.integers(0, 2**63 - 1)))
+            identity.backgrounds[view_number] = background
+        return identity.backgrounds[view_number]
+
+    def render(self, identity: Identity, expression: Expression, view_number: int, view: View | None = None):
+        """Render `expression` of `identity` in the config's view `view_number` (its background; `view` moves the
+        camera, e.g. a clip's head motion). Returns the renderer's `Render` (image, mask, heatmap, landmarks)."""
+        background = self.background(identity, view_number)
+        started = time.perf_counter()
+        out = self.renderer.render(
+            expression.vertices, view or identity.views[view_number], displacement=expression.displacement,
+            lighting=identity.spec.lighting, texture=expression.skin, background=background, hair=identity.hair,
+        )
+        self.render_seconds += time.perf_counter() - started
+        return out
+
+    # ------------------------------------------------------------------------------------------------ dataset rows
+    def __call__(self, spec: IdentitySpec) -> list[dict]:
+        """The dataset rows of one identity: per view, its neutral image and K pain images with heatmaps."""
+        level = self.config.png_compress_level
+        identity = self.identity(spec)
+        expressions = [self.expression(identity)] + [self.expression(identity, aus) for aus in spec.expressions]
+        for view_number in range(len(identity.views)):  # backgrounds first, as inpainting renders the neutral face
+            self.background(identity, view_number)
+        # render and encode expression by expression (the renderer keeps each one's skin uploaded across the views);
+        # rows come out view by view
+        encoded = {}
+        for expression_index, expression in enumerate(expressions):
+            for view_number in range(len(identity.views)):
+                out = self.render(identity, expression, view_number)
+                heatmap = self._zero_heatmap if expression.displacement is None else encode_heatmap(out.heatmap, level)
                 encoded[view_number, expression_index] = (encode_png(out.image, level), heatmap, out.landmarks_2d)
         return [
             self._row(spec, view, expression_index, aus, *encoded[view_number, expression_index],
                       neutral_bytes=encoded[view_number, 0][0])
-            for view_number, view in enumerate(views)
-            for expression_index, (_, _, aus, _) in enumerate(expressions)
+            for view_number, view in enumerate(identity.views)
+            for expression_index, aus in enumerate(({}, *spec.expressions))
         ]
 
     def _row(self, spec: IdentitySpec, view: View, expression_index: int, aus: dict, image_bytes: bytes,

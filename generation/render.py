@@ -6,23 +6,32 @@ Two passes share one camera:
   barycentrics computed in numpy, any per-vertex value interpolated at every pixel. The heatmap uses this to stay
   in exact float millimetres, which an 8-bit colour buffer could not hold.
 
-Set PYOPENGL_PLATFORM=egl (done here when unset) to render headless without a display.
+Rendering is headless: `import_pyrender` selects Mesa's EGL platform (unless PYOPENGL_PLATFORM is set) just before
+pyrender is first imported, the one place the project touches that variable; importing this module changes nothing.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import dataclass, field
 
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+import numpy as np
 
-from dataclasses import dataclass, field  # noqa: E402
+from .face.eyelashes import STRIPS_PER_LID, lash_triangles
+from .face.geometry import atlas_texcoords, barycentric_2d, skin_triangles, vertex_normals
+from .face.model import FaceModel
+from .views import DEFAULT_IMAGE_SIZE, DEFAULT_VIEWS, Lighting, View  # noqa: F401  (re-exported from generation.render)
 
-import numpy as np  # noqa: E402
 
-from .face.eyelashes import STRIPS_PER_LID, lash_triangles  # noqa: E402
-from .face.geometry import atlas_texcoords, barycentric_2d, skin_triangles, vertex_normals  # noqa: E402
-from .face.model import FaceModel  # noqa: E402
-from .views import DEFAULT_VIEWS, Lighting, View  # noqa: E402,F401  (re-exported from generation.render)
+def import_pyrender():
+    """pyrender, imported headless: PyOpenGL reads PYOPENGL_PLATFORM once, when OpenGL is first imported, so the
+    platform is chosen here, before that (EGL, which needs no display), unless the user chose one."""
+    if "OpenGL" not in sys.modules:
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    import pyrender
+
+    return pyrender
 
 # Geometry that is a transparent overlay in the original (Unreal) shaders and renders as artefacts otherwise.
 # The sclera is an outer cornea-like shell that hides the iris, and the eyelashes are strips meant for alpha
@@ -159,14 +168,13 @@ class FaceRenderer:
     def __init__(
         self,
         face_model: FaceModel,
-        image_size: int = 256,
+        image_size: int = DEFAULT_IMAGE_SIZE,
         msaa: bool = False,
         yfov_deg: float = 20.0,
         hidden_regions: tuple[str, ...] = HIDDEN_REGIONS,
         eyelashes: bool = True,
     ):
-        import pyrender
-
+        pyrender = import_pyrender()
         self._pyrender = pyrender
         self.face_model = face_model
         self.image_size = int(image_size)

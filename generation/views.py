@@ -5,6 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_IMAGE_SIZE = 256  # pixels, square renders
+IMAGE_SIZE_RANGE = (32, 2048)  # pixels: below, landmarks merge; above, one render outgrows the software rasteriser
+
+
+def image_size_problem(size: int) -> str | None:
+    """Why `size` cannot be an image side, or None."""
+    low, high = IMAGE_SIZE_RANGE
+    if isinstance(size, bool) or not isinstance(size, int) or not low <= size <= high:
+        return f"--image-size must be an integer within {low}-{high} pixels, got {size!r}"
+    return None
+
 
 @dataclass(frozen=True)
 class View:

@@ -1,5 +1,5 @@
-"""Writes a generated dataset as a Hub dataset repository: parquet shards per split, generation_config.json, the
-preview sheet and the dataset card.
+"""Writes a generated dataset's data: parquet shards per split, generation_config.json and the manifest. The card
+and preview sheet are the data side's (`dataset_builder.finalize_dataset_folder`), written by the layer above.
 
 Work is planned as shards known in advance (`data/<split>-NNNNN-of-MMMMM.parquet`, identity-disjoint splits), each
 written atomically; a resumed, parallel (`workers`) or distributed (`rank` / `world_size`, e.g. under
@@ -22,23 +22,18 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataset_builder.card import finalize_dataset_folder
-from dataset_builder.features import SPLITS, pain_features
-from dataset_builder.parquet import write_parquet
-
-from .errors import OutputError
+from .columns import SPLITS, pain_features
 from .config import GenerationConfig
+from .errors import OutputError
 from .face.model import FaceModel
 from .manifest import ManifestError, check_files, forget, read_manifest, record, remove_written
+from .parquet import write_parquet
 from .pipeline import PainFaceGenerator
 from .sampling.identity import identity_spec, identity_split
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "generation_config.json"
-CARD_FILES = (  # written by the last step; recorded in the manifest
-    "README.md", "preview.png", "plots/pspi_histogram.png", "plots/action_units.png", "plots/demographics.png",
-)
 MANIFEST_TOOL = "pain3d generate"
 VERSIONED_PACKAGES = (
     "numpy", "pillow", "pyrender", "PyOpenGL", "trimesh", "datasets", "pyarrow", "scipy", "torch", "diffusers",
@@ -137,7 +132,7 @@ def prepare_output(output: Path, config: GenerationConfig, resume: bool, overwri
     try:
         (output / "data").mkdir(parents=True, exist_ok=True)
         (output / CONFIG_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        planned = [shard.relative_path for shard in plan_shards(config)] + list(CARD_FILES)
+        planned = [shard.relative_path for shard in plan_shards(config)]
         record_files(output, [CONFIG_FILE], planned=planned)
     except ManifestError as error:
         raise OutputError(str(error)) from None
@@ -230,8 +225,8 @@ def generate_dataset(
     face_model_sha256: str | None = None,
     device: str | None = None,
 ) -> dict:
-    """Generate (this rank's share of) the dataset into `output`; rank 0 then writes preview and card.
-    `device` is where diffusion backends run (default: this process's GPU, else the CPU).
+    """Generate (this rank's share of) the dataset's shards into `output`; on return every rank's shards are done
+    (`barrier`). The card and preview sheet are `dataset_builder.finalize_dataset_folder(output)`'s. `device` is where diffusion backends run (default: this process's GPU, else the CPU).
 
     Returns a summary: rows and identities written by this process, wall seconds, images per second, and the
     seconds spent inside the renderer summed over worker processes (`render_seconds`).
@@ -283,8 +278,6 @@ def generate_dataset(
         bar.close()
     seconds = time.perf_counter() - start
     barrier()
-    if rank == 0:
-        finalize_dataset(output, config)
     return {
         "rows": rows_written,
         "identities": len(identities),
@@ -328,13 +321,3 @@ def _identity_results(identities: list[int], config: GenerationConfig, face_mode
             pool.join()
 
     return parallel()
-
-
-def finalize_dataset(output: Path, config: GenerationConfig) -> None:
-    """Preview sheet and dataset card from the finished shards (every shard must exist)."""
-    missing = [s.relative_path for s in plan_shards(config) if not (output / s.relative_path).is_file()]
-    if missing:
-        raise OutputError(f"{len(missing)} shards are missing (e.g. {missing[0]}): rerun with --resume")
-    record = json.loads((output / CONFIG_FILE).read_text())
-    finalize_dataset_folder(output, record)
-    record_files(output, [name for name in CARD_FILES if (output / name).is_file()])

@@ -26,7 +26,7 @@ BACKBONE_NORMALIZATION = {
 }
 DEFAULT_HEATMAP_SCALE_MM = 10.0
 # The 3DPain dataset stores heatmaps as 16-bit PNGs of micrometres (its column contract; pinned by a test to
-# `dataset_builder.features.HEATMAP_UNITS_PER_MM`, which this file may not import: it travels alone).
+# `generation.columns.HEATMAP_UNITS_PER_MM`, which this file may not import: it travels alone).
 HEATMAP_PNG_UNITS_PER_MM = 1000.0
 _INTEGER_HEATMAP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _MODALITY_CHANNELS = {"rgb": 3, "heatmap": 1}

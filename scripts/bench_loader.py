@@ -42,7 +42,7 @@ from PIL import Image
 
 from dataset_builder import official as official_module
 from dataset_builder.export import export_official
-from dataset_builder.features import DEFAULT_VIEW_NAMES, pain_features
+from generation.columns import DEFAULT_VIEW_NAMES, pain_features
 from dataset_builder.official import identity_splits, load_official_layout
 from dataset_builder.transforms import IMAGENET_MEAN, IMAGENET_STD, PainTransform, pain_dataloader
 from generation.facs import PAIN_AUS, pspi

@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# The random-weight pipelines are a test helper (tests/tiny_diffusion.py): found as the tests find it, from tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def main() -> None:
@@ -41,13 +45,13 @@ def main() -> None:
 
     import torch
 
-    from generation.cli import parse_texture_views
+    from pain3d.cli import parse_texture_views
     from generation.diffusion_models import resolve_device, resolve_dtype
     from generation.face.assets import load_face_model
     from generation.pipeline import GenerationConfig, PainFaceGenerator, identity_spec
     from generation.rng import stream
     from generation.texture import create_texturer
-    from generation.tiny_diffusion import save_tiny_texture_models, tiny_texture_pipeline
+    from tiny_diffusion import save_tiny_texture_models, tiny_texture_pipeline
 
     if args.threads:
         torch.set_num_threads(args.threads)

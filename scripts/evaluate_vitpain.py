@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from generation.cli import main as pain3d
+from pain3d.cli import main as pain3d
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     with tempfile.TemporaryDirectory() as scratch:
         renders = Path(scratch) / "renders"
-        command = [sys.executable, "-m", "generation.cli", "generate", "-o", str(renders), "--num-identities", "2",
+        command = [sys.executable, "-m", "pain3d", "generate", "-o", str(renders), "--num-identities", "2",
                    "--expressions-per-identity", "3", "--views", "frontal", "--image-size", "256", "--seed",
                    str(args.seed), "--quiet"] + (["--face-model", args.face_model] if args.face_model else [])
         subprocess.run(command, check=True)

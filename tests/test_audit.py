@@ -28,7 +28,7 @@ INSTALL = "pip install -e '.[audit]'"
 
 
 def run_cli(*args, env=None, timeout=900):
-    return subprocess.run([sys.executable, "-m", "generation.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pain3d", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout, stdin=subprocess.DEVNULL)
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 def run_cli(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "generation.cli", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+        [sys.executable, "-m", "pain3d", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
     )
 
 
@@ -77,7 +77,7 @@ def test_processes_converting_the_face_model_at_once_all_succeed(tmp_path, face_
     temporary file (a shared one crashed the slower process), and one cache file is left, with no leftovers."""
     cache = tmp_path / "cache"
     env = {**os.environ, "PAIN3D_FACE_MODEL": "", "PAIN3D_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "generation.cli", "assets", "--face-model", str(face_model_source)]
+    command = [sys.executable, "-m", "pain3d", "assets", "--face-model", str(face_model_source)]
     processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   stdin=subprocess.DEVNULL) for _ in range(3)]
     for process in processes:

@@ -59,7 +59,7 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory, face_model_file) -> Path:
     out = tmp_path_factory.mktemp("demo-data") / "3dpain-tiny"
-    command = [sys.executable, "-m", "generation.cli", "generate", "--output", str(out), "--num-identities", "3",
+    command = [sys.executable, "-m", "pain3d", "generate", "--output", str(out), "--num-identities", "3",
                "--expressions-per-identity", "2", "--views", "frontal,left", "--image-size", "128", "--workers", "1",
                "--face-model", str(face_model_file)]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=REPO)

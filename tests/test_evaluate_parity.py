@@ -87,7 +87,7 @@ def test_processor_reads_16_bit_heatmap_pngs_in_micrometres():
     import numpy as np
     from PIL import Image
 
-    from dataset_builder.features import HEATMAP_UNITS_PER_MM
+    from generation.columns import HEATMAP_UNITS_PER_MM
     from modeling_vitpain import ViTPainImageProcessor
     from modeling_vitpain.image_processing_vitpain import HEATMAP_PNG_UNITS_PER_MM
 

@@ -140,7 +140,7 @@ def test_truncated_cache_is_replaced_by_assets_force(tmp_path, face_model_source
     cache.parent.mkdir()
     cache.write_bytes(face_model_file.read_bytes()[:100_000])  # an interrupted copy
     env = {**os.environ, "PAIN3D_FACE_MODEL": str(face_model_source)}
-    run = lambda *args: subprocess.run([sys.executable, "-m", "generation.cli", *args], capture_output=True,  # noqa
+    run = lambda *args: subprocess.run([sys.executable, "-m", "pain3d", *args], capture_output=True,  # noqa
                                        text=True, env=env, timeout=600)
     plain = run("assets")
     assert plain.returncode == 2 and "pain3d assets --force" in plain.stderr and "Traceback" not in plain.stderr

@@ -23,7 +23,7 @@ TINY = ["--num-identities", "6", "--expressions-per-identity", "2", "--image-siz
 
 
 def run_generate(output, *extra, env=None, face_model=None, launcher=None, timeout=600):
-    command = [*(launcher or [sys.executable, "-m"]), "generation.cli", "generate", "-o", str(output), *TINY, *extra]
+    command = [*(launcher or [sys.executable, "-m"]), "pain3d", "generate", "-o", str(output), *TINY, *extra]
     if face_model:
         command += ["--face-model", str(face_model)]
     return subprocess.run(
@@ -156,7 +156,7 @@ def test_accelerate_ranks_write_identical_bytes(reference, tmp_path, face_model_
 
 def test_resume_after_killed_run_gives_identical_bytes(reference, tmp_path, face_model_file):
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "generation.cli", "generate", "-o", str(out), *TINY, "--face-model", str(face_model_file)]
+    command = [sys.executable, "-m", "pain3d", "generate", "-o", str(out), *TINY, "--face-model", str(face_model_file)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and not list((out / "data").glob("*.parquet")):

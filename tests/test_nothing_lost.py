@@ -22,7 +22,7 @@ SMALL = ["--num-identities", "4", "--expressions-per-identity", "1", "--image-si
 
 def pain3d(*args, env=None, timeout=600):
     return subprocess.run(
-        [sys.executable, "-m", "generation.cli", *map(str, args)], capture_output=True, text=True,
+        [sys.executable, "-m", "pain3d", *map(str, args)], capture_output=True, text=True,
         env={**os.environ, **(env or {})}, timeout=timeout, stdin=subprocess.DEVNULL,
     )
 
@@ -184,7 +184,7 @@ def test_corrupt_shards_are_named_by_verify_and_rendered_again_by_resume(copy, f
 def test_ctrl_c_during_generate_with_workers_is_one_line(tmp_path, face_model_file):
     out = tmp_path / "interrupted"
     # enough identities that the run is still rendering when the interrupt below arrives
-    command = [sys.executable, "-m", "generation.cli", "generate", "-o", str(out), *SMALL, "--num-identities", "200",
+    command = [sys.executable, "-m", "pain3d", "generate", "-o", str(out), *SMALL, "--num-identities", "200",
                "--workers", "2", "--face-model", str(face_model_file)]
     # a terminal's Ctrl-C goes to the whole foreground process group: the main process and its workers
     # as from a terminal: Ctrl-C handled by default, even when this test runs under a parent that ignores SIGINT

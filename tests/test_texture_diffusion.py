@@ -34,7 +34,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    from generation.tiny_diffusion import save_tiny_inpaint_model, save_tiny_texture_models
+    from tiny_diffusion import save_tiny_inpaint_model, save_tiny_texture_models
 
     folder = tmp_path_factory.mktemp("tiny-diffusion")
     return {
@@ -171,7 +171,7 @@ def test_side_views_bake_more_of_the_head(face_model, tiny_models, generator):
 
 @pytest.mark.parametrize("kind", ["sdxl", "normal"])
 def test_sdxl_and_normal_controlnet_pipelines(kind, face_model, tiny_models, generator):
-    from generation.tiny_diffusion import save_tiny_texture_models
+    from tiny_diffusion import save_tiny_texture_models
 
     options = save_tiny_texture_models(tiny_models["folder"] / kind, sdxl=kind == "sdxl", normal=kind == "normal")
     texturer = create_texturer("diffusion", face_model, atlas_size=256, device="cpu", **options, **TINY)
@@ -204,7 +204,7 @@ def test_missing_weights_are_one_clear_error(face_model, tmp_path, monkeypatch):
 
 
 def test_mismatched_controlnet_is_one_clear_error(face_model, tiny_models):
-    from generation.tiny_diffusion import save_tiny_texture_models
+    from tiny_diffusion import save_tiny_texture_models
 
     sdxl = save_tiny_texture_models(tiny_models["folder"] / "mismatch", sdxl=True)
     with pytest.raises(ConfigError, match="made for another base model"):
@@ -215,7 +215,7 @@ def test_mismatched_controlnet_is_one_clear_error(face_model, tiny_models):
 
 
 def test_generate_refuses_missing_weights_before_writing(tmp_path, face_model_file, tiny_models, capsys):
-    from generation.cli import main
+    from pain3d.cli import main
 
     out = tmp_path / "out"
     code = main([
@@ -244,7 +244,7 @@ def test_options_are_checked():
 
 
 def test_diffusion_flags_need_their_backend():
-    from generation.cli import build_parser, diffusion_options
+    from pain3d.cli import build_parser, diffusion_options
 
     def options(*argv):
         return diffusion_options(build_parser().parse_args(["generate", "-o", "x", "--num-identities", "1", *argv]))
@@ -340,7 +340,7 @@ def generate_arguments(out, tiny_models, face_model_file) -> list[str]:
 
 @pytest.fixture(scope="module")
 def diffusion_dataset(tmp_path_factory, face_model_file, tiny_models):
-    from generation.cli import main
+    from pain3d.cli import main
 
     out = tmp_path_factory.mktemp("diffusion-generate") / "dataset"
     assert main([*generate_arguments(out, tiny_models, face_model_file), "--device", "cpu"]) == 0
@@ -380,7 +380,7 @@ def test_accelerate_ranks_split_identities_and_write_identical_bytes(
 
     launcher = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
-        "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "generation.cli",
+        "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "pain3d",
     ]
     out = tmp_path / "ranks"
     result = subprocess.run(

@@ -34,7 +34,7 @@ def renders(tmp_path_factory, face_model_file):
     import datasets
 
     out = tmp_path_factory.mktemp("renders") / "data"
-    command = [sys.executable, "-m", "generation.cli", "generate", "-o", str(out), "--num-identities",
+    command = [sys.executable, "-m", "pain3d", "generate", "-o", str(out), "--num-identities",
                str(NUM_IDENTITIES), "--expressions-per-identity", str(PAIN_EXPRESSIONS), "--views", "frontal",
                "--image-size", "128", "--face-model", str(face_model_file), "--quiet"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)

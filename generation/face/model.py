@@ -14,13 +14,14 @@ import os
 import re
 import secrets
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from ..manifest import replacing
+from ..errors import Pain3DError
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ NUM_IDENTITY_SHAPES = 100
 NEUTRAL_OBJ = "generic_neutral_mesh.obj"
 
 
-class FaceModelError(RuntimeError):
+class FaceModelError(Pain3DError, RuntimeError):
     """The face model is missing, incomplete or corrupt."""
 
 
@@ -186,6 +187,14 @@ class FaceModel:
     face_material: np.ndarray  # (F,) int16 index into `materials`
     materials: tuple[str, ...]
     landmarks: np.ndarray  # (68,) Multi-PIE landmark vertex indices
+    # what is computed from the arrays once (solvers, UV atlases, lash anchors), owned by the model it describes
+    _derived: dict = field(default_factory=dict, init=False, repr=False)
+
+    def derived(self, key: tuple, build):
+        """`build()`, computed once per model and `key`: the one cache of values derived from this model's arrays."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        return self._derived[key]
 
     @classmethod
     def load(cls, path: str | Path) -> "FaceModel":

@@ -87,18 +87,6 @@ def measure_matrix(face_model: FaceModel, num_components: int = 100) -> np.ndarr
     return np.stack([sum(sign * basis[:, lm, axis] for lm, axis, sign in terms) for terms in MEASURES.values()])
 
 
-_PER_MODEL: dict[tuple, tuple[FaceModel, object]] = {}
-
-
-def _per_model(face_model: FaceModel, key: tuple, build):
-    """`build()`, computed once per face model and `key` in this process (the entry holds the model, so its id
-    cannot be reused while cached)."""
-    cached = _PER_MODEL.get((id(face_model), *key))
-    if cached is None or cached[0] is not face_model:
-        cached = _PER_MODEL[(id(face_model), *key)] = (face_model, build())
-    return cached[1]
-
-
 def measure_solver(face_model: FaceModel, num_components: int = 100, ridge: float = 4.0) -> np.ndarray:
     """(K, M): the smallest identity-coefficient change (ridge least squares) that moves the measures by a target
     (mm). Sex, age and feature differences are expressed in the model's own identity basis this way. Computed once
@@ -108,12 +96,12 @@ def measure_solver(face_model: FaceModel, num_components: int = 100, ridge: floa
         a = _measures(face_model, num_components).astype(np.float64)
         return np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T)
 
-    return _per_model(face_model, ("solver", num_components, ridge), solve)
+    return face_model.derived(("solver", num_components, ridge), solve)
 
 
 def _measures(face_model: FaceModel, num_components: int) -> np.ndarray:
     """`measure_matrix`, computed once per face model and process."""
-    return _per_model(face_model, ("measures", num_components), lambda: measure_matrix(face_model, num_components))
+    return face_model.derived(("measures", num_components), lambda: measure_matrix(face_model, num_components))
 
 
 def measure_vector(changes: dict[str, float]) -> np.ndarray:
@@ -212,14 +200,14 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float, mix: Mapping[str, floa
     droop = min(0.33 * sag_mm * mix["hooding"], MAX_HOODING_MM) * np.clip(droop, 0, 1)
     offsets[face, 1] -= droop
     offsets[face, 2] += 0.5 * droop
-    parts = _per_model(face_model, ("hollows",), lambda: _hollows_at_90(face_model))
+    parts = face_model.derived(("hollows",), lambda: _hollows_at_90(face_model))
     return offsets + sag_mm / HOLLOWS_AT_SAG_MM * sum(mix[part] * parts[part] for part in parts)
 
 
 def neck_offsets(face_model: FaceModel, male: bool) -> np.ndarray:
     """The neck's build (V, 3), in mm: about 7% wider and deeper in men and narrower in women, and in men the
     laryngeal prominence (Adam's apple) at the front. Computed once per face model and sex."""
-    return _per_model(face_model, ("neck", male), lambda: _neck_build(face_model, male))
+    return face_model.derived(("neck", male), lambda: _neck_build(face_model, male))
 
 
 def _neck_build(face_model: FaceModel, male: bool) -> np.ndarray:
@@ -246,7 +234,7 @@ def identity_extras(face_model: FaceModel, sag_mm: float, male: bool, ageing: Ma
     neck's build (`neck_offsets`), with the eyelashes moved as their lids; `ageing` is the person's mix of ageing
     parts. The same for its neutral and every expression, so never in the heatmap."""
     offsets = age_sag_offsets(face_model, sag_mm, ageing) + neck_offsets(face_model, male)
-    lashes, lids = _per_model(face_model, ("lash_anchors",), lambda: lash_anchors(face_model))
+    lashes, lids = face_model.derived(("lash_anchors",), lambda: lash_anchors(face_model))
     offsets[lashes] = offsets[lids]  # the lashes go where their lids go
     return offsets
 

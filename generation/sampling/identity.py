@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset_builder.features import SPLITS
-
+from ..columns import SPLITS
 from ..config import GenerationConfig
 from ..demographics import Demographics, identity_demographics
 from ..face.model import FaceModel
@@ -70,10 +69,13 @@ def sample_lighting(rng: np.random.Generator) -> Lighting:
     )
 
 
-def identity_spec(config: GenerationConfig, face_model: FaceModel, index: int) -> IdentitySpec:
-    """Everything random about identity `index`, from (seed, index) alone."""
+def identity_spec(
+    config: GenerationConfig, face_model: FaceModel, index: int, demographics: Demographics | None = None
+) -> IdentitySpec:
+    """Everything random about identity `index`, from (seed, index) alone. `demographics` replaces the dealt ones
+    (the demo's chosen age, gender and ethnicity); every draw stays on its own stream."""
     rng = stream("identity", config.seed, index)
-    demographics = identity_demographics(config.seed, index)
+    demographics = demographics or identity_demographics(config.seed, index)
     appearance = sample_appearance(demographics, rng)
     coefficients = demographic_identity(
         face_model, appearance.male, rng, age_factor=appearance.age_factor, ethnicity=demographics.ethnicity

@@ -17,7 +17,6 @@ are no hard seams. Everything is vectorised numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -50,8 +49,12 @@ class TexelSurface:
         return np.einsum("nk,nkd->nd", self.barycentric, vertices[self.corners])
 
 
-@lru_cache(maxsize=4)
 def texel_surface(face_model: FaceModel, atlas_size: int) -> TexelSurface:
+    """The texels of the skin atlas as points on the mesh (computed once per face model and size)."""
+    return face_model.derived(("texel_surface", atlas_size), lambda: _texel_surface(face_model, atlas_size))
+
+
+def _texel_surface(face_model: FaceModel, atlas_size: int) -> TexelSurface:
     atlas = build_uv_atlas(face_model, atlas_size)
     rows, cols = np.nonzero(atlas.triangle >= 0)
     triangles = atlas.triangle[rows, cols]

@@ -8,7 +8,6 @@ the mean neutral face it covers (mm), the surface normal and the model region, s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -42,7 +41,6 @@ def _vertex_regions(face_model: FaceModel) -> np.ndarray:
     return regions
 
 
-@lru_cache(maxsize=4)
 def _build(face_model: FaceModel, size: int) -> UVAtlas:
     height, width = size, size * UDIM_TILES
     triangles = skin_triangles(face_model)
@@ -85,4 +83,4 @@ def _build(face_model: FaceModel, size: int) -> UVAtlas:
 
 def build_uv_atlas(face_model: FaceModel, size: int = 512) -> UVAtlas:
     """The atlas of `face_model` at `size` texels per tile side (cached per model and size)."""
-    return _build(face_model, size)
+    return face_model.derived(("uv_atlas", size), lambda: _build(face_model, size))

@@ -1,22 +1,29 @@
-"""The column contract of every 3DPain dataset (generated or official layout), as `datasets.Features`.
+"""The column contract of every 3DPain dataset (generated or official layout), as `datasets.Features`, with the
+split names and the heatmap's stored unit.
 
-This module is the one place that names the columns; the generator's writer, the builders, the official-layout
-reader and the training transforms all import it.
+A contract leaf: it imports only the other leaves (`facs`, `demographics`, `views`), and both the generator's
+writer and the data side (`dataset_builder`: builders, readers, card, transforms) import it, so `generation`
+never needs to reach up into `dataset_builder`.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from datasets import ClassLabel, Features, Image, List, Value
 
-from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS
-from generation.facs import PAIN_AUS
-from generation.views import DEFAULT_VIEWS
+from .demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS
+from .facs import PAIN_AUS
+from .views import DEFAULT_VIEWS
 
 # Heatmaps are 16-bit PNGs holding micrometres: heatmap_mm = pixel / HEATMAP_UNITS_PER_MM (lossless for
 # 0-65.535 mm at 1 um resolution; never normalised per sample).
 HEATMAP_UNITS_PER_MM = 1000
+# Colour scale of heatmaps for viewing only (sheets, cards, the demo); stored heatmaps are raw millimetres.
+HEATMAP_VIEW_MAX_MM = 12.0
+HEATMAP_CMAP = "inferno"
 NUM_LANDMARKS = 68
 DEFAULT_VIEW_NAMES: tuple[str, ...] = tuple(view.name for view in DEFAULT_VIEWS)
 
@@ -54,3 +61,10 @@ def pain_features(view_names: Sequence[str] = DEFAULT_VIEW_NAMES, extended_aus: 
             "landmarks_2d": List(List(Value("float32"), length=2), length=NUM_LANDMARKS),
         }
     )
+
+
+def colorize_heatmap(heatmap: np.ndarray, vmax: float = HEATMAP_VIEW_MAX_MM) -> np.ndarray:
+    """uint8 (H, W, 3) view of a millimetre heatmap on a fixed scale (0 .. vmax mm)."""
+    from matplotlib import colormaps
+
+    return (colormaps[HEATMAP_CMAP](np.clip(heatmap / vmax, 0.0, 1.0))[..., :3] * 255).astype(np.uint8)

@@ -1,4 +1,5 @@
-"""The `pain3d` command line."""
+"""The `pain3d` command line: each verb parses its flags and calls one library function (see the package docstring).
+Defaults and choices are read from the objects that own them."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import signal
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, OutputError
-from .face.assets import ENV_SOURCE, cache_dir, download_face_model, face_model_status, load_face_model
-from .face.assets import prepare_face_model, resolve_face_model
-from .face.model import FaceModel, FaceModelError
-from .manifest import ManifestError
-from .facs import ACTION_UNITS, ActionUnitError, parse_au_assignments, pspi
+from generation.config import BACKGROUNDS, GenerationConfig
+from generation.diffusion_models import DTYPES, PRESETS
+from generation.errors import ConfigError, OutputError, Pain3DError
+from generation.face.assets import ENV_SOURCE, cache_dir, download_face_model, face_model_status, load_face_model
+from generation.face.assets import prepare_face_model, resolve_face_model
+from generation.face.model import FaceModel
+from generation.facs import ACTION_UNITS, parse_au_assignments, pspi
+from generation.views import DEFAULT_VIEWS, View
 
 logger = logging.getLogger("pain3d")
 
@@ -86,8 +89,6 @@ def preview_path(output: Path) -> Path:
 
 def parse_views(spec: str | None):
     """'frontal,left,right' (default angles) or 'name:yaw:pitch,...' in degrees."""
-    from .views import DEFAULT_VIEWS, View
-
     if not spec:
         return DEFAULT_VIEWS
     defaults = {view.name: view for view in DEFAULT_VIEWS}
@@ -166,8 +167,9 @@ def diffusion_options(args: argparse.Namespace) -> tuple[dict, dict]:
 def cmd_generate(args: argparse.Namespace) -> int:
     import hashlib
 
-    from .config import GenerationConfig
-    from .writer import generate_dataset
+    from dataset_builder.finalize import finalize_dataset_folder
+    from generation.texture import TEXTURE_BACKENDS
+    from generation.writer import generate_dataset
 
     texture_options, background_options = diffusion_options(args)
     config = GenerationConfig(
@@ -185,8 +187,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         background=args.background,
         background_options=background_options,
     )
-    from .texture import TEXTURE_BACKENDS
-
     if config.texture not in TEXTURE_BACKENDS:
         raise ConfigError(f"unknown --texture {config.texture!r}; available: {', '.join(sorted(TEXTURE_BACKENDS))}")
     if args.workers < 1:
@@ -208,7 +208,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if device is None and state.device.type == "cuda":
             device = str(state.device)  # diffusion models of this rank run on its own GPU
     if config.texture == "diffusion" or config.background == "inpaint":
-        from .diffusion_models import DiffusionTextureOptions, InpaintOptions, check_models, resolve_device
+        from generation.diffusion_models import DiffusionTextureOptions, InpaintOptions, check_models, resolve_device
 
         # a bad --device or a model that is not available fails here, before the output folder is touched
         device = resolve_device(device)
@@ -222,6 +222,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         rank=rank, world_size=world_size, barrier=barrier, progress=not args.quiet, face_model_sha256=sha,
         device=device,
     )
+    if rank == 0:
+        finalize_dataset_folder(args.output)
     print(
         f"rank {rank}: wrote {summary['rows']} images of {summary['identities']} identities in "
         f"{summary['seconds']:.1f} s ({summary['images_per_second']:.1f} images/s) to {args.output}"
@@ -238,40 +240,25 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _audit(dataset: Path, output: Path | None = None, **options) -> None:
-    """`pain3d audit` (also the end of `generate --audit`): write audit.json, print the summary table and, when the
-    audit sits in a folder pain3d generated, rewrite its card with the "Independent audit" section."""
-    from dataset_builder.audit import AUDIT_FILE, AuditError, audit_dataset, check_output, summary_table, write_audit
-    from dataset_builder.card import AUDIT_PLOTS, write_dataset_card
+    """`pain3d audit` (also the end of `generate --audit`): audit.json, the summary table and, for a folder pain3d
+    generated, the card's "Independent audit" section."""
+    from dataset_builder.audit import AUDIT_FILE, summary_table
+    from dataset_builder.finalize import audit_folder
 
-    from .manifest import read_manifest, record
-
-    try:
-        output = check_output(output or dataset / AUDIT_FILE)  # before the long part
-        result = audit_dataset(dataset, **options)
-        write_audit(result, output)
-    except AuditError as error:
-        raise ConfigError(str(error)) from None
+    result, output, card = audit_folder(dataset, output, **options)
     print(summary_table(result))
     print(f"wrote {output} ({result['images']} images in {result['seconds']:.0f} s, "
           f"{result['images_per_second']} images/s)")
-    if (dataset / "generation_config.json").is_file() and output.resolve() == (dataset / AUDIT_FILE).resolve():
-        print(f"updated {write_dataset_card(dataset)} (section 'Independent audit')")
-        if read_manifest(dataset) is not None:  # pain3d wrote these too: `verify` checks and `--overwrite` may delete them
-            from .writer import CARD_FILES, MANIFEST_TOOL
-
-            written = [AUDIT_FILE, *CARD_FILES, *AUDIT_PLOTS]
-            record(dataset, [name for name in written if (dataset / name).is_file()], tool=MANIFEST_TOOL)
+    if card is not None:
+        print(f"updated {card} (section 'Independent audit')")
     else:
         print(f"card not updated: only a folder pain3d generated, audited into its own {AUDIT_FILE}, gets the section")
 
 
 def cmd_export_official(args: argparse.Namespace) -> int:
-    from dataset_builder.export import ExportError, export_official
+    from dataset_builder.export import export_official
 
-    try:
-        report = export_official(args.dataset, args.out, overwrite=args.overwrite)
-    except ExportError as error:
-        raise OutputError(str(error)) from None
+    report = export_official(args.dataset, args.out, overwrite=args.overwrite)
     print(report.summary())
     return 0
 
@@ -313,7 +300,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .writer import verify_dataset
+    from generation.writer import verify_dataset
 
     checked, problems = verify_dataset(args.dataset)
     if not problems:
@@ -474,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (FaceModelError, ActionUnitError, ConfigError, OutputError, ManifestError) as error:
+    except Pain3DError as error:
         print(f"pain3d {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
