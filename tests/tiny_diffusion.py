@@ -1,4 +1,5 @@
-"""Random-weight Stable Diffusion pipelines built from configs, with no download: for tests and benchmarks.
+"""Random-weight Stable Diffusion pipelines built from configs, with no download: a test helper, which
+`scripts/bench_texture.py` imports too (it adds tests/ to its path).
 
 `save_tiny_texture_models(folder)` writes a tiny SD 1.5-style (or SDXL-style) base pipeline and depth ControlNet,
 `save_tiny_inpaint_model(folder)` a tiny 9-channel inpainting pipeline, each with `save_pretrained`, so the code
