@@ -16,8 +16,9 @@ Resizing and normalisation belong to the model's image processor: `PainTransform
 resizes and rescales through `processor.preprocess(..., do_normalize=False)` and normalises with its `image_mean` /
 `image_std` after augmenting (as transformers' examples build `Normalize` from `image_processor.image_mean`), so a
 model is trained and evaluated on exactly what `pipeline("pain-estimation")` feeds it. Built without a processor, the
-transform resizes with PIL and normalises with the given statistics (ImageNet by default), for looking at data.
-The data side never imports the model side: any object with the processor's attributes works.
+transform resizes with PIL and normalises with the `image_mean` / `image_std` it is given: there is no default, as
+the statistics belong to the model that reads the tensors. The data side never imports the model side: any object
+with the processor's attributes works.
 
 Augmentations (train=True) follow the field's recipe (those of the official 3D-Pain loader): horizontal flip,
 small rotation, translation/scale, colour jitter and Gaussian blur. One geometric warp per sample is applied to
@@ -51,8 +52,6 @@ from generation.facs import PAIN_AUS
 
 from generation.columns import HEATMAP_UNITS_PER_MM, IMAGE_COLUMNS
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Columns a training batch needs; `pain_dataloader` reads only these.
 TRAINING_COLUMNS = ("image", "neutral_image", "heatmap", "identity_id", "view", "action_units", "pspi", "sample_id")
 # View labels that trade places under a horizontal flip.
@@ -118,7 +117,8 @@ class PainTransform:
     `view_names` the dataset's view ClassLabel names (needed to swap left/right on flips; `for_dataset` reads them);
     `neutral_cache_mb` memory per process for decoded neutral images (float32, 0.6 MB each at 224 px; 0 disables);
     `return_ids` adds `sample_id` (a list of strings) to the output;
-    `image_mean` / `image_std` the normalisation (`from_image_processor` takes them from the model's processor);
+    `image_mean` / `image_std` the normalisation, per RGB channel of [0, 1] pixels: required, as they belong to the
+    model (`from_image_processor` takes them from the model's processor);
     `image_processor` resizes and rescales RGB images (and, for a heatmap processor, heatmaps) instead of PIL.
     """
 
@@ -133,10 +133,15 @@ class PainTransform:
         au_names: Sequence[str] = PAIN_AUS,
         neutral_cache_mb: float = 512,
         return_ids: bool = False,
-        image_mean: Sequence[float] = IMAGENET_MEAN,
-        image_std: Sequence[float] = IMAGENET_STD,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
         image_processor: Any = None,
     ):
+        if image_mean is None or image_std is None:
+            raise TypeError(
+                "PainTransform needs the model's image_mean and image_std: build it with "
+                "PainTransform.from_image_processor(processor), or pass image_mean= and image_std="
+            )
         self.image_size = int(image_size)
         modality = getattr(image_processor, "input_modality", "rgb")
         self.image_processor = image_processor if modality == "rgb" else None
@@ -502,7 +507,7 @@ class PainBatchLoader:
 
 def pain_dataloader(
     dataset: Dataset,
-    transform: PainTransform | None = None,
+    transform: PainTransform,
     *,
     batch_size: int = 32,
     shuffle: bool = False,
@@ -512,14 +517,13 @@ def pain_dataloader(
     backend: str = "threads",
     **loader_kwargs,
 ):
-    """Batches of `PainTransform` tensors over `dataset` (pain_features columns).
+    """Batches of `transform`'s tensors over `dataset` (pain_features columns).
 
     Every batch is one arrow read of only the training columns, images are decoded by the transform (never by
     `datasets` first) and neutral images come from its cache. `backend="threads"` (default) returns a
     `PainBatchLoader`; `backend="processes"` a torch `DataLoader` with `num_workers` worker processes (extra
     `loader_kwargs` go to it), for machines with many cores where decoding outgrows one process.
     """
-    transform = transform or PainTransform.for_dataset(dataset)
     if transform.view_names is None and isinstance(dataset.features.get("view"), ClassLabel):
         transform.view_names = dataset.features["view"].names
         transform._mirror = transform._mirror_table(transform.view_names)

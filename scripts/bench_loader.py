@@ -44,7 +44,7 @@ from dataset_builder import official as official_module
 from dataset_builder.export import export_official
 from generation.columns import DEFAULT_VIEW_NAMES, pain_features
 from dataset_builder.official import identity_splits, load_official_layout
-from dataset_builder.transforms import IMAGENET_MEAN, IMAGENET_STD, PainTransform, pain_dataloader
+from dataset_builder.transforms import PainTransform, pain_dataloader
 from generation.facs import PAIN_AUS, pspi
 
 
@@ -209,6 +209,11 @@ def official_setup(root: str, split_csv: str) -> dict[str, OfficialSyntheticFace
     return result
 
 
+# The official loader's normalisation (torchvision's ImageNet statistics); our transform is given the same.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGENET = dict(image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+
+
 class OfficialEvalTransform:
     """torchvision Compose([Resize((S, S)), ToTensor(), Normalize(ImageNet)]) on a PIL image, same ops."""
 
@@ -347,7 +352,7 @@ def check_equal_outputs(official_train, ours_train, config: Config) -> str:
 
     rng = np.random.default_rng(config.seed)
     picks = sorted(rng.choice(len(ours_train), size=min(config.check_samples, len(ours_train)), replace=False))
-    ours = PainTransform.for_dataset(ours_train, image_size=config.resize, return_ids=True)
+    ours = PainTransform.for_dataset(ours_train, image_size=config.resize, return_ids=True, **IMAGENET)
     batch = ours(ours_train.select(picks).with_format(None)[:])
     transform = OfficialEvalTransform(config.resize)
     by_stem = {stem(path): i for i, (path, _, _) in enumerate(official_train.data_pairs)}
@@ -412,7 +417,7 @@ def run_in(config: Config, workdir: Path) -> None:
         np.random.seed(config.seed + repeat)
         official_epochs.append(epoch_time(official_dataloader(official_splits["train"], config)))
         our_loader = pain_dataloader(
-            ours["train"], PainTransform.for_dataset(ours["train"], image_size=config.resize),
+            ours["train"], PainTransform.for_dataset(ours["train"], image_size=config.resize, **IMAGENET),
             batch_size=config.batch_size, shuffle=True, drop_last=True, num_workers=config.workers,
             seed=config.seed + repeat,
         )

@@ -276,7 +276,8 @@ def test_real_generation_round_trip(tmp_path, face_model_file):
     from dataset_builder.transforms import PainTransform
 
     train = loaded["train"]
-    batch = train.with_transform(PainTransform.for_dataset(train, image_size=48))[: len(train)]
+    transform = PainTransform.for_dataset(train, image_size=48, image_mean=(0.5,) * 3, image_std=(0.5,) * 3)
+    batch = train.with_transform(transform)[: len(train)]
     pain = torch.tensor(train["expression_index"]) > 0
     assert batch["heatmap"][~pain].abs().max() == 0  # neutral rows: no displacement
     assert 0.5 < batch["heatmap"][pain].amax().item() < 50  # millimetres, not micrometres or 0-1

@@ -11,16 +11,12 @@ from datasets import Dataset
 from PIL import Image
 
 from dataset_builder import HEATMAP_UNITS_PER_MM, pain_features
-from dataset_builder.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Augmentation,
-    PainTransform,
-    pain_dataloader,
-)
+from dataset_builder.transforms import Augmentation, PainTransform, pain_dataloader
 from generation.facs import PAIN_AUS
 
 SIZE = 24
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # any statistics will do: these are ImageNet's
+STATS = dict(image_mean=MEAN, image_std=STD)
 NO_PHOTOMETRY = dict(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, blur_sigma=(0.0, 0.0))
 
 
@@ -68,13 +64,13 @@ def dataset() -> Dataset:
 
 
 def _unnormalise(pixels: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
     return pixels * std + mean
 
 
 def test_eval_transform_tensors_units_and_labels(dataset):
-    transform = PainTransform.for_dataset(dataset, image_size=32)
+    transform = PainTransform.for_dataset(dataset, image_size=32, **STATS)
     batch = dataset.with_transform(transform)[0:4]
     assert batch["pixel_values"].shape == batch["neutral_pixel_values"].shape == (4, 3, 32, 32)
     assert batch["heatmap"].shape == (4, 1, 32, 32) and batch["heatmap"].dtype == torch.float32
@@ -85,30 +81,32 @@ def test_eval_transform_tensors_units_and_labels(dataset):
     expected_aus = [[row[name] for name in PAIN_AUS] for row in dataset[0:4]["action_units"]]
     assert batch["action_unit_labels"].tolist() == expected_aus
     assert batch["view"].tolist() == [0, 1, 2, 0] and batch["has_neutral"].all() and batch["has_heatmap"].all()
-    # ImageNet normalisation of the resized image, exactly as ToTensor + Normalize compute it.
+    # The given normalisation of the resized image, exactly as ToTensor + Normalize compute it.
     resized = np.asarray(dataset[1]["image"].convert("RGB").resize((32, 32), Image.BILINEAR))
     reference = torch.from_numpy(resized.copy()).permute(2, 0, 1).float().div(255)
-    reference = reference.sub_(torch.tensor(IMAGENET_MEAN).view(3, 1, 1)).div_(torch.tensor(IMAGENET_STD).view(3, 1, 1))
+    reference = reference.sub_(torch.tensor(MEAN).view(3, 1, 1)).div_(torch.tensor(STD).view(3, 1, 1))
     assert torch.equal(batch["pixel_values"][1], reference)
 
 
 def test_same_geometry_for_image_neutral_and_heatmap(dataset):
     rows = Dataset.from_dict(make_rows(8, same_pattern=True), features=pain_features())
     augmentation = Augmentation(hflip_p=0.5, rotation_deg=15, translate=0.15, scale=(0.8, 1.2), **NO_PHOTOMETRY)
-    transform = PainTransform.for_dataset(rows, image_size=SIZE, train=True, augmentation=augmentation, seed=3)
+    transform = PainTransform.for_dataset(rows, image_size=SIZE, train=True, augmentation=augmentation, seed=3,
+                                         **STATS)
     batch = transform(rows.with_format(None)[:])
     image = _unnormalise(batch["pixel_values"])
     neutral = _unnormalise(batch["neutral_pixel_values"])
     heatmap_grey = batch["heatmap"] * HEATMAP_UNITS_PER_MM / 10 / 255  # grey level in [0, 1], like the image
-    assert not torch.allclose(image, _unnormalise(PainTransform(SIZE)(rows.with_format(None)[:])["pixel_values"]))
+    unaugmented = PainTransform(SIZE, **STATS)(rows.with_format(None)[:])["pixel_values"]
+    assert not torch.allclose(image, _unnormalise(unaugmented))
     assert torch.allclose(image, neutral, atol=1e-5)
     assert torch.allclose(image[:, :1], heatmap_grey, atol=1e-4)
 
 
 def test_horizontal_flip_mirrors_everything_and_swaps_left_right(dataset):
     augmentation = Augmentation(hflip_p=1.0, rotation_deg=0, translate=0, scale=(1.0, 1.0), **NO_PHOTOMETRY)
-    flipped = PainTransform.for_dataset(dataset, image_size=SIZE, train=True, augmentation=augmentation)
-    plain = PainTransform.for_dataset(dataset, image_size=SIZE)
+    flipped = PainTransform.for_dataset(dataset, image_size=SIZE, train=True, augmentation=augmentation, **STATS)
+    plain = PainTransform.for_dataset(dataset, image_size=SIZE, **STATS)
     rows = dataset.with_format(None)[0:6]
     out, reference = flipped(rows), plain(rows)
     for key in ("pixel_values", "neutral_pixel_values", "heatmap"):
@@ -122,13 +120,16 @@ def test_horizontal_flip_mirrors_everything_and_swaps_left_right(dataset):
 
 def test_augmentation_is_seeded(dataset):
     rows = dataset.with_format(None)[:]
-    make = lambda seed: PainTransform.for_dataset(dataset, image_size=SIZE, train=True, seed=seed)  # noqa: E731
+
+    def make(seed: int) -> PainTransform:
+        return PainTransform.for_dataset(dataset, image_size=SIZE, train=True, seed=seed, **STATS)
+
     first, again, other = make(1)(rows), make(1)(rows), make(2)(rows)
     assert torch.equal(first["pixel_values"], again["pixel_values"])
     assert not torch.equal(first["pixel_values"], other["pixel_values"])
     generator = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     assert torch.equal(make(1)(rows, generator())["pixel_values"], make(9)(rows, generator())["pixel_values"])
-    assert first["pixel_values"].abs().max() < 5  # still ImageNet-normalised values
+    assert first["pixel_values"].abs().max() < 5  # still normalised values
 
 
 def test_missing_neutral_and_heatmap(dataset):
@@ -136,7 +137,7 @@ def test_missing_neutral_and_heatmap(dataset):
     rows["neutral_image"][1] = None
     rows["heatmap"] = [None] * 3
     data = Dataset.from_dict(rows, features=pain_features())
-    batch = PainTransform.for_dataset(data, image_size=SIZE)(data.with_format(None)[:])
+    batch = PainTransform.for_dataset(data, image_size=SIZE, **STATS)(data.with_format(None)[:])
     assert batch["has_neutral"].tolist() == [True, False, True]
     assert torch.count_nonzero(batch["neutral_pixel_values"][1]) == 0
     assert "heatmap" not in batch and "has_heatmap" not in batch  # no row has one (e.g. the official layout)
@@ -147,7 +148,7 @@ def test_colourised_heatmap_is_refused(dataset):
     rows["heatmap"][0] = {"bytes": _png(np.zeros((SIZE, SIZE, 3), np.uint8)), "path": None}
     data = Dataset.from_dict(rows, features=pain_features())
     with pytest.raises(ValueError, match="one-channel 16-bit PNG"):
-        PainTransform(SIZE)(data.with_format(None)[:])
+        PainTransform(SIZE, **STATS)(data.with_format(None)[:])
 
 
 def test_neutral_cache_decodes_each_identity_view_once(dataset, monkeypatch):
@@ -155,7 +156,7 @@ def test_neutral_cache_decodes_each_identity_view_once(dataset, monkeypatch):
     for name in rows:  # three expressions of the same identity and view
         rows[name] = rows[name][:1] * 3
     data = Dataset.from_dict(rows, features=pain_features())
-    transform = PainTransform.for_dataset(data, image_size=SIZE)
+    transform = PainTransform.for_dataset(data, image_size=SIZE, **STATS)
     decoded = []
     original = transform._resize_rgb
     monkeypatch.setattr(transform, "_resize_rgb", lambda value: decoded.append(1) or original(value))
@@ -166,14 +167,28 @@ def test_neutral_cache_decodes_each_identity_view_once(dataset, monkeypatch):
 
 def test_pain_dataloader_threads_and_processes_agree(dataset):
     data = Dataset.from_dict(make_rows(10), features=pain_features())
-    threads = pain_dataloader(data, batch_size=4, shuffle=True, seed=7, num_workers=2)
+    transform = PainTransform(SIZE, **STATS)  # pain_dataloader reads the view names from the dataset
+    threads = pain_dataloader(data, transform, batch_size=4, shuffle=True, seed=7, num_workers=2)
     assert len(threads) == 3
     batches = list(threads)
     assert [len(b["pspi_labels"]) for b in batches] == [4, 4, 2]
     assert sorted(torch.cat([b["pspi_labels"] for b in batches]).tolist()) == [float(i) for i in range(10)]
-    again = list(pain_dataloader(data, batch_size=4, shuffle=True, seed=7, num_workers=0))
+    again = list(pain_dataloader(data, transform, batch_size=4, shuffle=True, seed=7, num_workers=0))
     assert all(torch.equal(a["pixel_values"], b["pixel_values"]) for a, b in zip(batches, again))
-    in_order = list(pain_dataloader(data, batch_size=4, drop_last=True, backend="processes", num_workers=0))
+    in_order = list(pain_dataloader(data, transform, batch_size=4, drop_last=True, backend="processes", num_workers=0))
     assert len(in_order) == 2 and in_order[0]["pspi_labels"].tolist() == [0.0, 1.0, 2.0, 3.0]
     with pytest.raises(ValueError, match="backend"):
-        pain_dataloader(data, backend="gpu")
+        pain_dataloader(data, transform, backend="gpu")
+
+
+def test_normalisation_is_the_models_or_explicit(dataset):
+    from modeling_vitpain import ViTPainImageProcessor
+
+    with pytest.raises(TypeError, match="from_image_processor"):
+        PainTransform(SIZE)
+    processor = ViTPainImageProcessor(size=SIZE)
+    transform = PainTransform.from_image_processor(processor)
+    assert (transform.image_mean, transform.image_std) == (tuple(processor.image_mean), tuple(processor.image_std))
+    batch = transform(dataset.with_format(None)[0:2])
+    expected = processor(dataset[0:2]["image"], return_tensors="pt")["pixel_values"]
+    assert torch.allclose(batch["pixel_values"], expected, atol=1e-6)
