@@ -144,29 +144,114 @@ def convert_face_model(folder: str | Path, output: str | Path, progress: bool = 
     identity_basis = deltas(identity_names, "identity shapes")
     expression_basis = deltas(expression_names, "expression shapes")
 
+    arrays = {
+        "format_version": np.int32(CACHE_FORMAT_VERSION),
+        "neutral": (neutral_cm * CM_TO_MM).astype(np.float32),
+        "identity_basis": identity_basis,
+        "expression_basis": expression_basis,
+        "expression_names": np.asarray(expression_names),
+        "landmarks": landmarks,
+        **topology,
+    }
+    output = save_face_model_arrays(arrays, output)
+    logger.info("face model converted to %s (%.1f MB)", output, output.stat().st_size / 1e6)
+    return output
+
+
+def save_face_model_arrays(arrays: Mapping[str, np.ndarray], output: str | Path) -> Path:
+    """Write face model arrays (as `read_face_model_arrays` returns them) to the compressed file `output` (.npz).
+
+    The same arrays give the same bytes: numpy's zip members carry a fixed date (1980-01-01) and mode."""
     output = Path(output)
     # an interrupted conversion never leaves a half-written cache, and processes converting at once (the ranks of
     # one `accelerate launch` on a fresh cache) each write their own file: the last to finish replaces the others'
     partial = output.with_name(f".{output.name}.{os.getpid()}-{secrets.token_hex(4)}.partial.npz")  # numpy wants .npz
     with replacing(output, partial=partial) as partial:
-        np.savez_compressed(
-            partial,
-            format_version=np.int32(CACHE_FORMAT_VERSION),
-            neutral=(neutral_cm * CM_TO_MM).astype(np.float32),
-            identity_basis=identity_basis,
-            expression_basis=expression_basis,
-            expression_names=np.asarray(expression_names),
-            landmarks=landmarks,
-            **topology,
-        )
-    logger.info("face model converted to %s (%.1f MB)", output, output.stat().st_size / 1e6)
+        np.savez_compressed(partial, **arrays)
     return output
 
 
-_CACHE_KEYS = (
-    "format_version", "neutral", "identity_basis", "expression_basis", "expression_names", "faces", "face_uv_index",
-    "uv", "face_material", "materials", "landmarks",
-)
+# The arrays of a converted face model and their shapes: V is the model's vertex count, E the expression shapes,
+# F the triangles, T the UV coordinates, M the materials (E may be fewer than ICT ships: see assets.packaged_arrays).
+_CACHE_SHAPES: dict[str, tuple] = {
+    "format_version": (),
+    "neutral": ("V", 3),
+    "identity_basis": (NUM_IDENTITY_SHAPES, "V", 3),
+    "expression_basis": ("E", "V", 3),
+    "expression_names": ("E",),
+    "faces": ("F", 3),
+    "face_uv_index": ("F", 3),
+    "uv": ("T", 2),
+    "face_material": ("F",),
+    "materials": ("M",),
+    "landmarks": (68,),
+}
+# which count each index array points into (its values must be below it)
+_INDEX_RANGES = {"faces": "V", "face_uv_index": "T", "face_material": "M", "landmarks": "V"}
+_CACHE_KINDS = {"expression_names": "U", "materials": "U", **{key: "iu" for key in _INDEX_RANGES}}
+_KIND_WORDS = {"U": "text", "iu": "integers", "f": "floats"}
+
+
+def _shape_problem(arrays: Mapping[str, np.ndarray]) -> str | None:
+    """The first array whose shape, kind or index range does not fit the others (None when all fit)."""
+    sizes: dict[str, int] = {"V": NUM_VERTICES}
+    for key, expected in _CACHE_SHAPES.items():
+        array = arrays[key]
+        kind = _CACHE_KINDS.get(key, "f" if expected else "iu")
+        if array.dtype.kind not in kind:
+            return f"{key} holds {array.dtype} values, expected {_KIND_WORDS[kind]}"
+        if array.ndim != len(expected) or any(
+            sizes.setdefault(dim, size) != size if isinstance(dim, str) else dim != size
+            for dim, size in zip(expected, array.shape)
+        ):
+            return f"{key} has shape {array.shape}, expected {tuple(sizes.get(d, d) for d in expected)}"
+    for key, count in _INDEX_RANGES.items():
+        values = arrays[key]
+        if values.size and (values.min() < 0 or values.max() >= sizes[count]):
+            return f"{key} holds indices {values.min()}..{values.max()}, outside 0..{sizes[count] - 1}"
+    return None
+
+
+def read_face_model_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a converted face model file (`.npz`) as stored (deltas float16), checked to be complete and to
+    fit together; FaceModelError naming the problem and the fix otherwise."""
+    if path is None or not str(path).endswith(".npz"):
+        raise FaceModelError(
+            f"FaceModel.load reads a converted face model cache (.npz), got {path!r}; use "
+            "generation.face.assets.load_face_model(path_or_None) to find, convert or download the model"
+        )
+    cache = Path(path)
+    # A cache pain3d converted can be converted again; a .npz the user gave can only be replaced by its source.
+    fix = (
+        "if it is in the pain3d cache, run `pain3d assets --force` (with the same --face-model or "
+        "PAIN3D_FACE_MODEL) to convert it again; otherwise pass the ICT-FaceKit archive or folder instead"
+    )
+    try:
+        with np.load(cache, allow_pickle=False) as data:
+            missing = [key for key in _CACHE_SHAPES if key not in data.files]
+            if missing:
+                raise FaceModelError(
+                    f"{cache} is not a pain3d face model cache (it has no {', '.join(missing[:3])}); {fix}"
+                )
+            if int(data["format_version"]) != CACHE_FORMAT_VERSION:
+                raise FaceModelError(f"{cache} is an old cache format: {fix}")
+            arrays = {key: data[key] for key in _CACHE_SHAPES}
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # numpy's advice (allow pickles) would be unsafe here: do not repeat it
+            raise FaceModelError(
+                f"{cache} holds Python objects, so it is not a pain3d face model cache (which holds plain arrays "
+                f"only); {fix}"
+            ) from None
+        raise FaceModelError(f"cannot read the face model cache {cache} ({error}): it is corrupt; {fix}") from None
+    except (OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise FaceModelError(
+            f"cannot read the face model cache {cache} ({type(error).__name__}: {error}): it is truncated or "
+            f"corrupt; {fix}"
+        ) from None
+    problem = _shape_problem(arrays)
+    if problem:
+        raise FaceModelError(f"{cache} is not a face model this pain3d can use ({problem}); {fix}")
+    return arrays
 
 
 @dataclass(frozen=True, eq=False)  # identity semantics: hashable, cheap to use as a cache key
@@ -200,51 +285,20 @@ class FaceModel:
     def load(cls, path: str | Path) -> "FaceModel":
         """Load a converted face model cache (`.npz`). Only reads arrays: finding, converting or downloading the
         model is `generation.face.assets.load_face_model` (or `pain3d assets`)."""
-        if path is None or not str(path).endswith(".npz"):
-            raise FaceModelError(
-                f"FaceModel.load reads a converted face model cache (.npz), got {path!r}; use "
-                "generation.face.assets.load_face_model(path_or_None) to find, convert or download the model"
-            )
-        cache = Path(path)
-        # A cache pain3d converted can be converted again; a .npz the user gave can only be replaced by its source.
-        fix = (
-            "if it is in the pain3d cache, run `pain3d assets --force` (with the same --face-model or "
-            "PAIN3D_FACE_MODEL) to convert it again; otherwise pass the ICT-FaceKit archive or folder instead"
+        arrays = read_face_model_arrays(path)
+        return cls(
+            neutral=arrays["neutral"],
+            # float16 on disk, float32 in memory: posing is a hot path and float16 math is slow on CPUs
+            identity_basis=arrays["identity_basis"].astype(np.float32),
+            expression_basis=arrays["expression_basis"].astype(np.float32),
+            expression_names=tuple(str(n) for n in arrays["expression_names"]),
+            faces=arrays["faces"],
+            face_uv_index=arrays["face_uv_index"],
+            uv=arrays["uv"],
+            face_material=arrays["face_material"],
+            materials=tuple(str(m) for m in arrays["materials"]),
+            landmarks=arrays["landmarks"],
         )
-        try:
-            with np.load(cache, allow_pickle=False) as data:
-                missing = [key for key in _CACHE_KEYS if key not in data.files]
-                if missing:
-                    raise FaceModelError(
-                        f"{cache} is not a pain3d face model cache (it has no {', '.join(missing[:3])}); {fix}"
-                    )
-                if int(data["format_version"]) != CACHE_FORMAT_VERSION:
-                    raise FaceModelError(f"{cache} is an old cache format: {fix}")
-                return cls(
-                    neutral=data["neutral"],
-                    # float16 on disk, float32 in memory: posing is a hot path and float16 math is slow on CPUs
-                    identity_basis=data["identity_basis"].astype(np.float32),
-                    expression_basis=data["expression_basis"].astype(np.float32),
-                    expression_names=tuple(str(n) for n in data["expression_names"]),
-                    faces=data["faces"],
-                    face_uv_index=data["face_uv_index"],
-                    uv=data["uv"],
-                    face_material=data["face_material"],
-                    materials=tuple(str(m) for m in data["materials"]),
-                    landmarks=data["landmarks"],
-                )
-        except ValueError as error:
-            if "allow_pickle" in str(error):  # numpy's advice (allow pickles) would be unsafe here: do not repeat it
-                raise FaceModelError(
-                    f"{cache} holds Python objects, so it is not a pain3d face model cache (which holds plain arrays "
-                    f"only); {fix}"
-                ) from None
-            raise FaceModelError(f"cannot read the face model cache {cache} ({error}): it is corrupt; {fix}") from None
-        except (OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise FaceModelError(
-                f"cannot read the face model cache {cache} ({type(error).__name__}: {error}): it is truncated or "
-                f"corrupt; {fix}"
-            ) from None
 
     @property
     def num_vertices(self) -> int:
