@@ -13,7 +13,8 @@ from pathlib import Path
 from generation.config import BACKGROUNDS, GenerationConfig
 from generation.diffusion_models import DTYPES, PRESETS
 from generation.errors import ConfigError, OutputError, Pain3DError
-from generation.face.assets import ENV_SOURCE, cache_dir, download_face_model, face_model_status, load_face_model
+from generation.face.assets import ENV_SOURCE, download_face_model, export_packaged_face_model, face_model_status
+from generation.face.assets import load_face_model
 from generation.face.assets import prepare_face_model, resolve_face_model
 from generation.face.model import FaceModel
 from generation.facs import ACTION_UNITS, parse_au_assignments, pspi
@@ -30,13 +31,15 @@ def _add_face_model_flag(parser: argparse.ArgumentParser) -> None:
         "--face-model",
         metavar="PATH",
         help="ICT-FaceKit archive (.zip/.tar.xz), folder or converted .npz "
-        "(default: $PAIN3D_FACE_MODEL, then the cache, then a download)",
+        "(default: $PAIN3D_FACE_MODEL, then the cache, then the model packaged with pain3d, then a download)",
     )
 
 
 def cmd_assets(args: argparse.Namespace) -> int:
     source = args.face_model or os.environ.get(ENV_SOURCE)
-    if source:
+    if args.export_packaged:  # the package's own file, from the pinned archive (generation/face/ict_facekit_light/)
+        path = export_packaged_face_model(source, args.export_packaged)
+    elif source:
         path = prepare_face_model(source, force=args.force)
     elif args.force:  # the cache came from a download: fetch and convert it again
         path = download_face_model()
@@ -321,8 +324,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     for au in ACTION_UNITS.values():
         shapes = ", ".join(f"{k}x{v:g}" for k, v in au.blendshapes.items())
         print(f"  {au.name:<5} {au.description:<18} {'pain ' if au.in_pspi else 'extra'}  -> {shapes}")
-    print(f"face model cache: {cache_dir()}")
-    print(f"face model file: {face_model_status()}")
+    print(face_model_status())
     return 0
 
 
@@ -344,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     assets = sub.add_parser("assets", help="prepare the face model cache (convert or download ICT-FaceKit)")
     _add_face_model_flag(assets)
     assets.add_argument("--force", action="store_true", help="convert again even when a cache exists")
+    assets.add_argument("--export-packaged", metavar="FILE", type=Path,
+                        help="write the model packaged with pain3d to FILE, from --face-model ARCHIVE (the pinned "
+                        "ICT-FaceKit Light) cut to the expression shapes the AU table drives")
     assets.set_defaults(func=cmd_assets)
 
     preview = sub.add_parser("preview", help="contact sheet of one identity: neutral / pain / heatmap per view")

@@ -1,5 +1,6 @@
-"""Shared fixtures. The face model comes from $PAIN3D_FACE_MODEL (CI points it at the shared ICT-FaceKit archive)
-or, failing that, the copy beside this checkout at ../shared/assets/."""
+"""Shared fixtures. The tests render from the face model packaged with pain3d, as a plain install does; the tests of
+conversion read the ICT-FaceKit archive from $PAIN3D_FACE_MODEL or, failing that, the copy beside this checkout at
+../shared/assets/ (where CI has it)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,20 @@ def face_model_source() -> Path:
 
 
 @pytest.fixture(scope="session")
-def face_model_file(face_model_source, tmp_path_factory) -> Path:
-    from generation.face.assets import prepare_face_model
+def face_model_file(tmp_path_factory) -> Path:
+    """The model packaged with pain3d; PAIN3D_CACHE is this session's own folder unless set."""
+    from generation.face.assets import PACKAGED_FACE_MODEL
 
     if not os.environ.get("PAIN3D_CACHE"):
         os.environ["PAIN3D_CACHE"] = str(tmp_path_factory.mktemp("pain3d-cache"))
+    return PACKAGED_FACE_MODEL
+
+
+@pytest.fixture(scope="session")
+def converted_face_model_file(face_model_source, face_model_file) -> Path:
+    """The full conversion of the ICT-FaceKit archive (all 55 expression shapes), in the session's cache."""
+    from generation.face.assets import prepare_face_model
+
     return prepare_face_model(face_model_source, progress=False)
 
 

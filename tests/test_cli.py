@@ -37,9 +37,9 @@ def test_preview_rejects_bad_au_without_writing(tmp_path, face_model_file):
 def test_missing_face_model_is_one_clear_error(tmp_path):
     result = run_cli(
         "preview", "-o", str(tmp_path / "x.png"),
-        env={"PAIN3D_FACE_MODEL": "", "PAIN3D_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"},
+        env={"PAIN3D_FACE_MODEL": str(tmp_path / "gone.tar.xz"), "PAIN3D_CACHE": str(tmp_path / "cache")},
     )
-    assert result.returncode == 2
+    assert result.returncode == 2 and "gone.tar.xz does not exist" in result.stderr
     assert "--face-model" in result.stderr and "PAIN3D_FACE_MODEL" in result.stderr
     assert "Traceback" not in result.stderr
     result = run_cli("assets", "--face-model", str(tmp_path / "missing.tar.xz"))
@@ -69,7 +69,7 @@ def test_a_converted_face_model_is_found_in_the_cache(tmp_path, face_model_file)
     result = run_cli("preview", "-o", str(tmp_path / "sheet.png"), "--image-size", "64", env=env)
     assert result.returncode == 0, result.stderr
     empty = run_cli("info", env={**env, "PAIN3D_CACHE": str(tmp_path / "empty")})
-    assert "face model file: none yet" in empty.stdout
+    assert "(packaged with pain3d)" in empty.stdout  # nothing given, nothing cached
 
 
 def test_processes_converting_the_face_model_at_once_all_succeed(tmp_path, face_model_source):

@@ -1,8 +1,12 @@
-"""Where the face model comes from: an explicit path, `PAIN3D_FACE_MODEL`, the cache, or a download.
+"""Where the face model comes from, in this order: an explicit path (`--face-model`), `PAIN3D_FACE_MODEL`, the cache,
+the model packaged with pain3d, a download.
 
 Sources may be a `.tar.xz` / `.tar.gz` / `.zip` archive of ICT-FaceKit (or of its `FaceXModel/` folder), an unpacked
-folder holding `FaceXModel/` (or being it), or an already converted `.npz`. Every source is converted once into
-`$PAIN3D_CACHE` (default `~/.cache/pain3d`).
+folder holding `FaceXModel/` (or being it), or an already converted `.npz`. Every source but a `.npz` is converted
+once into `$PAIN3D_CACHE` (default `~/.cache/pain3d`). The packaged model (`ict_facekit_light/` beside this module,
+with ICT's MIT LICENSE) is the pinned ICT-FaceKit Light converted and cut to the expression shapes the AU table
+drives (`export_packaged_face_model`; how to make it again: `ict_facekit_light/README.md`), so a plain install works
+offline with no path to set. The download stays for other ICT versions (`pain3d assets --force`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from .model import NEUTRAL_OBJ, FaceModel, FaceModelError, convert_face_model
+import numpy as np
+
+from ..facs import ACTION_UNITS
+from .model import NEUTRAL_OBJ, FaceModel, FaceModelError, convert_face_model, read_face_model_arrays
+from .model import save_face_model_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +39,8 @@ PUBLIC_ARCHIVE_URL = f"https://github.com/ICT-VGL/ICT-FaceKit/archive/{PUBLIC_CO
 # ICT-FaceKit repository at PUBLIC_COMMIT). The files, not the zip: GitHub builds the zip on request, and its bytes
 # are not promised to stay the same.
 FACEX_MODEL_SHA256 = "26595cfc96f5516713db635db4d3a120f1d60170301a18f8f2627fa33ee01ec0"
+# The converted model shipped as package data (made by `export_packaged_face_model` from the pinned files).
+PACKAGED_FACE_MODEL = Path(__file__).with_name("ict_facekit_light") / "ict-facekit-light.npz"
 
 HOW_TO_PROVIDE = (
     "Provide the ICT-FaceKit Light face model (MIT, USC ICT): pass --face-model PATH or set "
@@ -145,36 +155,84 @@ def cached_face_model() -> Path | None:
     return converted[-1] if converted else None
 
 
-def face_model_status() -> str:
-    """Which face model file a command would use now, and why (for `pain3d info`); converts nothing."""
+def _lookup(source: str | Path | None = None) -> tuple[str, Path | None, Path | None]:
+    """The lookup order, in one place: (where the model comes from in words, a source still to be converted or None,
+    the converted file or None). Both None: nothing is here, the model has to be downloaded."""
+    if source is not None:
+        return f"from --face-model {source}", Path(source).expanduser(), None
     if os.environ.get(ENV_SOURCE):
-        source = Path(os.environ[ENV_SOURCE]).expanduser()
-        if not source.exists():
-            return f"${ENV_SOURCE}={source} does not exist"
-        target = source if source.suffix == ".npz" else _cache_file_for(source)
-        state = "converted" if target.is_file() else "converted on first use"
-        return f"{target} ({state}, from ${ENV_SOURCE}={source})"
+        return f"from ${ENV_SOURCE}={os.environ[ENV_SOURCE]}", Path(os.environ[ENV_SOURCE]).expanduser(), None
     cached = cached_face_model()
     if cached is not None:
-        return f"{cached} (from the cache)"
-    return f"none yet: {HOW_TO_PROVIDE}"
+        return "from the cache", None, cached
+    if PACKAGED_FACE_MODEL.is_file():
+        return "packaged with pain3d", None, PACKAGED_FACE_MODEL
+    return "to be downloaded", None, None
+
+
+def face_model_status() -> str:
+    """Which face model file a command without --face-model would use, where it comes from, its sha256 and the cache
+    folder (the lines `pain3d info` prints); converts and downloads nothing."""
+    origin, source, path = _lookup()
+    if source is not None:
+        if not source.exists():
+            path_line = f"{source} does not exist ({origin})"
+        else:
+            path = source if source.suffix == ".npz" else _cache_file_for(source)
+            path_line = f"{path} ({origin}{'' if path.is_file() else ', converted on first use'})"
+    elif path is None:
+        path_line = f"none yet: the first command downloads ICT-FaceKit into the cache. {HOW_TO_PROVIDE}"
+    else:
+        path_line = f"{path} ({origin})"
+    sha = hashlib.sha256(path.read_bytes()).hexdigest() if path is not None and path.is_file() else "not yet known"
+    return f"face model file: {path_line}\nface model sha256: {sha}\nface model cache: {cache_dir()}"
 
 
 def resolve_face_model(source: str | Path | None = None, download: bool = True, progress: bool = True) -> Path:
-    """The converted face model file, from (in order) `source`, $PAIN3D_FACE_MODEL, the cache, a download."""
-    if source is not None:
-        return prepare_face_model(source, progress=progress)
-    if os.environ.get(ENV_SOURCE):
-        return prepare_face_model(os.environ[ENV_SOURCE], progress=progress)
-    cached = cached_face_model()
-    if cached is not None:
-        return cached
+    """The converted face model file, from (in order) `source`, $PAIN3D_FACE_MODEL, the cache, the packaged model,
+    a download (when `download`)."""
+    _, given, path = _lookup(source)
+    if given is not None:
+        return prepare_face_model(given, progress=progress)
+    if path is not None:
+        return path
     if download:
         return download_face_model(progress=progress)
-    raise FaceModelError(f"no face model found in {cache_dir()}. {HOW_TO_PROVIDE}")
+    raise FaceModelError(
+        f"no face model in {cache_dir()}, and none packaged at {PACKAGED_FACE_MODEL} (reinstall pain3d to get it "
+        f"back). {HOW_TO_PROVIDE}"
+    )
+
+
+def packaged_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays of a converted model cut to what the generator reads: every array but the expression shapes, of
+    which only those the AU table (`facs.ACTION_UNITS`) drives, in the model's order. Posing adds the shapes of a
+    pose one by one in the pose's order, whatever the model holds besides, so every rendered pixel stays the same."""
+    driven = {shape for unit in ACTION_UNITS.values() for shape in unit.blendshapes}
+    names = [str(name) for name in arrays["expression_names"]]
+    missing = sorted(driven - set(names))
+    if missing:
+        raise FaceModelError(
+            f"the face model has no expression shape {', '.join(missing)}, which the AU table drives: convert the "
+            "ICT-FaceKit Light archive itself (pain3d assets --face-model ARCHIVE --export-packaged FILE)"
+        )
+    keep = [k for k, name in enumerate(names) if name in driven]
+    return {
+        **arrays,
+        "expression_basis": arrays["expression_basis"][keep],
+        "expression_names": np.asarray([names[k] for k in keep]),
+    }
+
+
+def export_packaged_face_model(source: str | Path | None, output: str | Path, progress: bool = True) -> Path:
+    """Write the packaged model to `output` (.npz): `source` (the pinned ICT-FaceKit archive or folder; None: the
+    pinned download) converted as the cache converts it, then cut by `packaged_arrays`. The same source gives the
+    same bytes."""
+    converted = prepare_face_model(source, progress=progress) if source is not None else download_face_model(progress)
+    return save_face_model_arrays(packaged_arrays(read_face_model_arrays(converted)), output)
 
 
 def load_face_model(source: str | Path | None = None, download: bool = True, progress: bool = True) -> FaceModel:
-    """Find the model (see `resolve_face_model`: `source`, $PAIN3D_FACE_MODEL, the cache, then a download when
-    `download`), convert it once if needed and load it."""
+    """Find the model (see `resolve_face_model`: `source`, $PAIN3D_FACE_MODEL, the cache, the packaged model, then a
+    download when `download`), convert it once if needed and load it."""
     return FaceModel.load(resolve_face_model(source, download=download, progress=progress))
