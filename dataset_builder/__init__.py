@@ -1,8 +1,13 @@
 """3DPain datasets: the column contract (`pain_features`) and readers/builders for generated and official layouts."""
 
+from pathlib import Path
+
 from generation.columns import COLUMNS, HEATMAP_UNITS_PER_MM, SPLITS, pain_features
 
-__all__ = ["COLUMNS", "HEATMAP_UNITS_PER_MM", "SPLITS", "pain_features"]
+# The `evaluate` module of the pain metrics, shipped inside this package: `evaluate.load(str(PAIN_METRICS_PATH))`.
+PAIN_METRICS_PATH = Path(__file__).with_name("pain_metrics.py")
+
+__all__ = ["PAIN_METRICS_PATH", "COLUMNS", "HEATMAP_UNITS_PER_MM", "SPLITS", "pain_features"]
 
 # Readers, writers and the builder (issue 4).
 from .builder import Pain3D, Pain3DConfig  # noqa: E402

@@ -2,7 +2,7 @@
 
 `write_dataset_card(folder, generation_config)` reads only the label and demographic columns of
 `folder/data/<split>-*.parquet` (pyarrow column projection: image bytes are never read), draws the PSPI,
-action-unit and demographic plots into `folder/plots/`, and fills `hub_cards/dataset_card.md`: Hub YAML (license,
+action-unit and demographic plots into `folder/plots/`, and fills the template `hub_cards/dataset_card.md` (package data: `dataset_builder/dataset_card.md`): Hub YAML (license,
 task categories, tags, `configs` with `data_files` per split, `dataset_info` features and split sizes), how the
 data was generated, the distributions, intended use, limitations, citation and the ICT-FaceKit notice.
 """
@@ -28,7 +28,7 @@ from .audit import AUDIT_FILE, INSTALL_HINT, SAME_PERSON_DISTANCE
 from generation.columns import HEATMAP_UNITS_PER_MM, SPLITS
 from generation.errors import Pain3DError
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "dataset_card.md"
+TEMPLATE = Path(__file__).with_name("dataset_card.md")  # hub_cards/dataset_card.md, shipped as package data
 PLOTS_DIR = "plots"
 STAT_COLUMNS = (
     "identity_id", "expression_index", "view", "yaw", "pitch", "action_units", "pspi", "age", "age_group", "gender",

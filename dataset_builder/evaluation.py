@@ -6,7 +6,7 @@
 
 The model is anything whose call takes `pixel_values` (+ `neutral_pixel_values`) and returns `pspi`, `action_units`
 and `pain_logits`, with `config.pain_thresholds` / `config.au_names` / `config.input_modality`: the data side never
-imports the model side. Metrics come from `metrics/pain_metrics` (the same code `evaluate.load` runs).
+imports the model side. Metrics come from `dataset_builder/pain_metrics.py`, the `evaluate` module (the same code `evaluate.load` runs).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -70,20 +70,23 @@ class TransformedRows(torch.utils.data.Dataset):
         return self.__getitems__([index])[0]
 
 
-def with_transform(dataset, image_processor, *, train: bool = False, seed: int = 0, return_ids: bool = False):
+def with_transform(dataset, image_processor, *, train: bool = False, seed: int = 0, return_ids: bool = False,
+                   au_names: Sequence[str] | None = None):
     """`dataset` with the columns training and the fairness table need, images undecoded, and a `PainTransform`
-    built from `image_processor` attached (`set_transform`): indexing gives model-ready tensors."""
+    built from `image_processor` attached (`set_transform`): indexing gives model-ready tensors, with AU labels in
+    the order of `au_names` (the model config's; default the pain AUs)."""
     from datasets import ClassLabel
 
+    options = dict(train=train, seed=seed, return_ids=return_ids)
+    if au_names is not None:
+        options["au_names"] = tuple(au_names)
     if not hasattr(dataset, "set_transform"):
-        return TransformedRows(dataset, PainTransform.from_image_processor(
-            image_processor, train=train, seed=seed, return_ids=return_ids))
+        return TransformedRows(dataset, PainTransform.from_image_processor(image_processor, **options))
     columns = tuple(TRAINING_COLUMNS) + tuple(c for c in FAIRNESS_ATTRIBUTES if c in dataset.column_names)
     dataset = prepare_dataset(dataset, columns=columns)
     view = dataset.features.get("view")
     transform = PainTransform.from_image_processor(
-        image_processor, train=train, seed=seed, return_ids=return_ids,
-        view_names=view.names if isinstance(view, ClassLabel) else None,
+        image_processor, view_names=view.names if isinstance(view, ClassLabel) else None, **options
     )
     dataset.set_transform(transform)
     return dataset
@@ -127,7 +130,7 @@ def demographic_groups(dataset) -> dict[str, list[str]]:
 
 
 def _metrics_module():
-    from metrics.pain_metrics import pain_metrics
+    from . import pain_metrics
 
     return pain_metrics
 
@@ -263,17 +266,15 @@ def evaluate_model(
     if split not in splits:
         raise ValueError(f"{dataset} has no split {split!r}; it has {sorted(splits)}.")
     rows = select_rows(splits[split], max_samples)
+    config = model.config
     calibration = None
     if "train" in splits and split != "train" and calibration_samples > 0:
-        calibration = with_transform(select_rows(splits["train"], calibration_samples, seed=1), image_processor)
-    config = model.config
-    collator = collator or PainCollator(
-        config.input_modality, use_neutral_reference=config.use_neutral_reference,
-        heatmap_scale_mm=getattr(image_processor, "heatmap_scale_mm", None),
-    )
+        calibration = with_transform(select_rows(splits["train"], calibration_samples, seed=1), image_processor,
+                                     au_names=config.au_names)
+    collator = collator or PainCollator.for_model(config, image_processor)
     evaluation, result = evaluate_split(
-        model, with_transform(rows, image_processor), collator, calibration=calibration, dataset_name=dataset,
-        split=split, protocol="identity-disjoint split", batch_size=batch_size,
+        model, with_transform(rows, image_processor, au_names=config.au_names), collator, calibration=calibration,
+        dataset_name=dataset, split=split, protocol="identity-disjoint split", batch_size=batch_size,
     )
     evaluation = {"tool": EVALUATION_TOOL, **evaluation}
     if output is not None:

@@ -1,5 +1,7 @@
-"""The "Rig a pain face" engine: one face model, one renderer and a small cache of identities, so a new pain
-expression only re-rigs and renders (the identity's mesh, texture and neutral renders are kept)."""
+"""The "Rig a pain face" engine: the generator's one identity path (`PainFaceGenerator`) behind a small cache of
+identities, so a new pain expression only re-rigs and renders (the identity's mesh, texture, hair and neutral renders
+are kept). Identity `seed` with the chosen demographics is identity `seed` of a seed-0 dataset, dealt those
+demographics: the same draws, the same renderer, the same background."""
 
 from __future__ import annotations
 
@@ -7,24 +9,21 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from generation import DEFAULT_VIEWS, FaceModel, View, pspi
 from generation.columns import HEATMAP_VIEW_MAX_MM, colorize_heatmap
-from generation import DEFAULT_VIEWS, FaceModel, FaceRenderer, View, displacement_mm, pose_face, pspi
+from generation.config import GenerationConfig
 from generation.demographics import AGE_GROUPS, Demographics
-from generation.face.rig import demographic_identity, identity_extras
 from generation.facs import EXTENDED_AUS, PAIN_AUS, validate_action_units
-from generation.pipeline import identity_hair
-from generation.preview import vertical_gradient
-from generation.rng import stream
-from generation.sampling.appearance import sample_appearance
-from generation.sampling.identity import sample_lighting
-from generation.texture import create_texturer
+from generation.pipeline import Identity, PainFaceGenerator
+from generation.views import DEFAULT_IMAGE_SIZE
 
 VIEWS: dict[str, View] = {view.name: view for view in DEFAULT_VIEWS}
+VIEW_NUMBERS = {view.name: number for number, view in enumerate(DEFAULT_VIEWS)}
 MIN_AGE, MAX_AGE = AGE_GROUPS[0][1], AGE_GROUPS[-1][2]
 
 
@@ -80,19 +79,6 @@ def draw_landmarks(image: np.ndarray, landmarks_2d: np.ndarray, color=(53, 208, 
 
 
 @dataclass
-class Identity:
-    """What stays the same while the expression changes: shape, age sag, texture, hair, light and neutral renders."""
-
-    coefficients: np.ndarray
-    sag: np.ndarray
-    neutral: np.ndarray
-    texture: object
-    lighting: object
-    hair: object = None  # a HairMesh, or None for a bald head
-    neutral_renders: dict = field(default_factory=dict)  # view name -> Render
-
-
-@dataclass
 class FaceRender:
     neutral: np.ndarray  # uint8 RGB
     pain: np.ndarray
@@ -108,48 +94,38 @@ class FaceStudio:
     """Renders (identity, AUs, view) -> neutral, pain and heatmap images.
 
     OpenGL contexts belong to the thread that made them, and web servers answer from a pool of threads, so every
-    OpenGL call runs on one private thread; the lock keeps one render at a time.
+    OpenGL call runs on one private thread; the lock keeps one render at a time. At most `max_identities` built
+    identities are kept (least recently used first out), so memory stays bounded however many are asked for.
     """
 
-    def __init__(self, face_model: FaceModel, image_size: int = 256, max_identities: int = 8):
+    def __init__(self, face_model: FaceModel, image_size: int = DEFAULT_IMAGE_SIZE, max_identities: int = 8):
         self.face_model = face_model
         self.image_size = image_size
         self.max_identities = max_identities
+        config = GenerationConfig(num_identities=1, image_size=image_size, views=DEFAULT_VIEWS)
         self._gl = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pain3d-gl")
-        self.renderer: FaceRenderer = self._gl.submit(FaceRenderer, face_model, image_size=image_size).result()
-        self.texturer = create_texturer("procedural", face_model, atlas_size=max(256, image_size))
-        self.background = vertical_gradient(image_size)
-        self._identities: OrderedDict[tuple, Identity] = OrderedDict()
+        self.generator: PainFaceGenerator = self._gl.submit(PainFaceGenerator, config, face_model).result()
+        self._identities: OrderedDict[tuple, tuple[Identity, dict]] = OrderedDict()  # key -> (identity, neutrals)
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._gl.submit(self.renderer.close).result()
+        self._gl.submit(self.generator.close).result()
         self._gl.shutdown()
 
-    def identity(self, age: int, gender: str, ethnicity: str, seed: int) -> tuple[Identity, bool]:
-        """The identity for these demographics and seed (cached); also whether it came from the cache."""
+    def identity(self, age: int, gender: str, ethnicity: str, seed: int) -> tuple[tuple[Identity, dict], bool]:
+        """The identity for these demographics and seed with its neutral renders by view (cached); also whether it
+        came from the cache."""
         key = (int(age), gender, ethnicity, int(seed))
         if key in self._identities:
             self._identities.move_to_end(key)
             return self._identities[key], True
-        demographics = demographics_for(age, gender, ethnicity)
-        rng = stream("demo-identity", int(seed))
-        appearance = sample_appearance(demographics, rng)
-        coefficients = demographic_identity(
-            self.face_model, appearance.male, rng, age_factor=appearance.age_factor, ethnicity=ethnicity
-        )
-        lighting = sample_lighting(rng)
-        sag = identity_extras(self.face_model, appearance.sag_mm, appearance.male, appearance.ageing)
-        neutral = pose_face(self.face_model, coefficients) + sag
-        texture = self.texturer(
-            appearance, stream("demo-texture", int(seed)), neutral_vertices=neutral, demographics=demographics
-        )
-        hair = identity_hair(self.face_model, neutral, appearance, stream("demo-hair", int(seed)))
-        identity = Identity(coefficients, sag, neutral, texture, lighting, hair)
-        self._identities[key] = identity
+        if int(seed) < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        spec = self.generator.spec(int(seed), demographics=demographics_for(age, gender, ethnicity))
+        entry = self._identities[key] = (self._gl.submit(self.generator.identity, spec).result(), {})
         while len(self._identities) > self.max_identities:
             self._identities.popitem(last=False)
-        return identity, False
+        return entry, False
 
     def render(
         self,
@@ -167,10 +143,8 @@ class FaceStudio:
             raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
         aus = validate_action_units({name: value for name, value in action_units.items() if value})
         with self._lock:
-            identity, cached = self.identity(age, gender, ethnicity, seed)
-            pain = pose_face(self.face_model, identity.coefficients, aus) + identity.sag
-            displacement = displacement_mm(pain, identity.neutral)
-            neutral_render, pain_render = self._gl.submit(self._render_pair, identity, pain, displacement, view, aus).result()
+            (identity, neutrals), cached = self.identity(age, gender, ethnicity, seed)
+            neutral_render, pain_render = self._gl.submit(self._render_pair, identity, neutrals, aus, view).result()
         neutral_image, pain_image = neutral_render.image, pain_render.image
         if landmarks:
             neutral_image = draw_landmarks(neutral_image, neutral_render.landmarks_2d)
@@ -187,12 +161,9 @@ class FaceStudio:
             identity_cached=cached,
         )
 
-    def _render_pair(self, identity: Identity, pain: np.ndarray, displacement: np.ndarray, view_name: str, aus):
-        view = VIEWS[view_name]
-        common = {"lighting": identity.lighting, "background": self.background, "hair": identity.hair}
-        if view_name not in identity.neutral_renders:
-            identity.neutral_renders[view_name] = self.renderer.render(
-                identity.neutral, view, texture=identity.texture, **common)
-        pain_render = self.renderer.render(pain, view, displacement, texture=identity.texture.expressing(aus), **common)
-        return identity.neutral_renders[view_name], pain_render
-
+    def _render_pair(self, identity: Identity, neutrals: dict, aus: dict, view_name: str):
+        number = VIEW_NUMBERS[view_name]
+        if view_name not in neutrals:
+            neutrals[view_name] = self.generator.render(identity, self.generator.expression(identity), number)
+        pain = self.generator.expression(identity, aus)
+        return neutrals[view_name], self.generator.render(identity, pain, number)

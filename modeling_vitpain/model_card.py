@@ -1,7 +1,7 @@
 """Fill the ViTPain model card template (`hub_cards/model_card.md`) from an evaluation JSON and the model config.
 
 Evaluation JSON (what the evaluation script writes, what the card reads); `metrics` is the flat dict that the
-project's `metrics/pain_metrics` module returns::
+project's `dataset_builder/pain_metrics.py` module returns::
 
     {
       "dataset": "SoroushMehraban/3D-Pain",          # Hub id or name; or {"id": ..., "name": ..., "config": ...}
@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "model_card.md"
+DEFAULT_TEMPLATE = Path(__file__).with_name("model_card.md")  # hub_cards/model_card.md, shipped as package data
 TASK_TYPE = "pain-estimation"
 TASK_NAME = "Pain estimation (PSPI)"
 
@@ -111,7 +111,7 @@ def fill_model_card(
         config: the model's `ViTPainConfig`.
         repo_id: Hub repository id the card is for (used in the usage snippet and as model name).
         num_parameters: total parameter count, shown in the card when given.
-        template_path: the jinja2 template; defaults to `hub_cards/model_card.md` of this checkout.
+        template_path: the jinja2 template; defaults to `hub_cards/model_card.md` (shipped in this package).
     """
     import jinja2
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -241,7 +241,7 @@ def fairness_markdown(fairness: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 def describe_metric(key: str) -> tuple[str | None, str]:
     """
-    (model-index metric type, display name) of a metric key from `metrics/pain_metrics`, e.g. `auroc_ge2` ->
+    (model-index metric type, display name) of a metric key from `dataset_builder/pain_metrics.py`, e.g. `auroc_ge2` ->
     ("roc_auc", "AUROC (PSPI >= 2)"), `au_AU4_mae` -> ("mae", "AU4 MAE"). The type is None for values that are not
     scores (decision cut-offs); unknown keys keep their own name.
     """

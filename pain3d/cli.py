@@ -18,12 +18,18 @@ from generation.face.assets import load_face_model
 from generation.face.assets import prepare_face_model, resolve_face_model
 from generation.face.model import FaceModel
 from generation.facs import ACTION_UNITS, parse_au_assignments, pspi
+from generation.texture import TEXTURE_BACKENDS
 from generation.views import DEFAULT_VIEWS, View
 
 logger = logging.getLogger("pain3d")
 
 # The preview's default expression: a strong pain face (PSPI 12).
 DEFAULT_PREVIEW_AUS = ("AU4=4", "AU6=3", "AU7=4", "AU9=2", "AU10=3", "AU43=1")
+
+
+def _default(name: str):
+    """The default of a generation parameter, as `GenerationConfig` owns it."""
+    return GenerationConfig.__dataclass_fields__[name].default
 
 
 def _add_face_model_flag(parser: argparse.ArgumentParser) -> None:
@@ -56,37 +62,48 @@ def cmd_assets(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from .preview import render_preview_sheet
+    """Identity I of a seed-S dataset in one view: its `neutral_image` pixel for pixel, posed with --au; or with
+    --sheet, neutral / pain / heatmap in every view."""
+    from PIL import Image
 
-    action_units = parse_au_assignments(args.au or list(DEFAULT_PREVIEW_AUS))
-    if not 32 <= args.image_size <= 2048:
-        raise ConfigError(f"--image-size must be within 32-2048 pixels, got {args.image_size}")
-    output = preview_path(args.output)
+    from generation.preview import preview_image, render_preview_sheet
+
+    views = parse_views(args.views)
     model = load_face_model(args.face_model)
-    try:
-        out = render_preview_sheet(
-            model, action_units, output, seed=args.seed, image_size=args.image_size, title=args.title
+    if args.sheet:
+        action_units = parse_au_assignments(args.au or list(DEFAULT_PREVIEW_AUS))
+        output = preview_path(args.output, PREVIEW_FORMATS)
+        write = lambda: render_preview_sheet(  # noqa: E731
+            model, action_units, output, seed=args.seed, identity=args.identity, image_size=args.image_size,
+            views=views, title=args.title,
         )
+    else:
+        action_units = parse_au_assignments(args.au) if args.au else {}
+        output = preview_path(args.output, IMAGE_FORMATS)
+        image = preview_image(model, args.seed, args.identity, view=args.view, image_size=args.image_size,
+                              action_units=action_units, views=views)
+        write = lambda: Image.fromarray(image).save(output)  # noqa: E731
+    try:
+        write()
     except OSError as error:
         raise OutputError(f"cannot write {output} ({error.strerror or error}); choose a writable path") from None
-    print(f"wrote {out} (PSPI {pspi(action_units):g})")
+    print(f"wrote {output} (identity {args.identity}, seed {args.seed}, PSPI {pspi(action_units):g})")
     return 0
 
 
-PREVIEW_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+PREVIEW_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")  # what matplotlib writes (the sheet)
+IMAGE_FORMATS = (".png", ".jpg", ".jpeg", ".webp")  # a single render (PNG keeps the dataset's pixels exactly)
 
 
-def preview_path(output: Path) -> Path:
-    """The file the sheet goes to: a folder gets `preview.png` inside it, a name without an extension gets `.png`
-    (what matplotlib would do silently); an extension matplotlib cannot write is an error."""
+def preview_path(output: Path, formats: tuple[str, ...] = PREVIEW_FORMATS) -> Path:
+    """The file the preview goes to: a folder gets `preview.png` inside it, a name without an extension gets `.png`;
+    an extension that cannot be written is an error."""
     if output.is_dir():
         return output / "preview.png"
     if not output.suffix:
         return output.with_name(output.name + ".png")
-    if output.suffix.lower() not in PREVIEW_FORMATS:
-        raise ConfigError(
-            f"--output {output}: cannot write {output.suffix} files; use one of {', '.join(PREVIEW_FORMATS)}"
-        )
+    if output.suffix.lower() not in formats:
+        raise ConfigError(f"--output {output}: cannot write {output.suffix} files; use one of {', '.join(formats)}")
     return output
 
 
@@ -171,7 +188,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import hashlib
 
     from dataset_builder.finalize import finalize_dataset_folder
-    from generation.texture import TEXTURE_BACKENDS
     from generation.writer import generate_dataset
 
     texture_options, background_options = diffusion_options(args)
@@ -189,9 +205,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         texture_options=texture_options,
         background=args.background,
         background_options=background_options,
+        passes=args.passes,
     )
-    if config.texture not in TEXTURE_BACKENDS:
-        raise ConfigError(f"unknown --texture {config.texture!r}; available: {', '.join(sorted(TEXTURE_BACKENDS))}")
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.audit:
@@ -351,14 +366,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "ICT-FaceKit Light) cut to the expression shapes the AU table drives")
     assets.set_defaults(func=cmd_assets)
 
-    preview = sub.add_parser("preview", help="contact sheet of one identity: neutral / pain / heatmap per view")
-    _add_face_model_flag(preview)
-    preview.add_argument("--output", "-o", type=Path, required=True, help="PNG file to write")
-    preview.add_argument("--seed", type=int, default=0, help="identity seed")
-    preview.add_argument(
-        "--au", action="append", metavar="AU=INTENSITY", help=f"repeatable; default {' '.join(DEFAULT_PREVIEW_AUS)}"
+    preview = sub.add_parser(
+        "preview", help="identity I of a seed-S dataset in one view (its neutral_image; --au poses it; --sheet: all views)"
     )
-    preview.add_argument("--image-size", type=int, default=256, help="image side in pixels")
+    _add_face_model_flag(preview)
+    preview.add_argument("--output", "-o", type=Path, required=True, help="image file to write (PNG keeps the pixels)")
+    preview.add_argument("--seed", type=int, default=_default("seed"), help="the dataset's seed")
+    preview.add_argument("--identity", type=int, default=0, metavar="I", help="dataset identity index (id_0000I)")
+    preview.add_argument("--view", default=DEFAULT_VIEWS[0].name, help="view name among --views")
+    preview.add_argument("--views", help="the dataset's views, as for generate (default frontal,left,right)")
+    preview.add_argument(
+        "--au", action="append", metavar="AU=INTENSITY",
+        help=f"repeatable; pose the identity (with --sheet default {' '.join(DEFAULT_PREVIEW_AUS)})",
+    )
+    preview.add_argument("--image-size", type=int, default=_default("image_size"), help="image side in pixels")
+    preview.add_argument("--sheet", action="store_true", help="contact sheet: neutral / pain / heatmap in every view")
     preview.add_argument("--title", help="heading of the sheet")
     preview.set_defaults(func=cmd_preview)
 
@@ -370,21 +392,24 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--output", "-o", type=Path, required=True, help="dataset folder to write")
     generate.add_argument("--num-identities", type=int, required=True,
                           help="number of synthetic identities (balanced over age group, gender and ethnicity)")
-    generate.add_argument("--expressions-per-identity", type=int, default=10,
+    generate.add_argument("--expressions-per-identity", type=int, default=_default("expressions_per_identity"),
                           help="pain expressions per identity (plus one neutral)")
     generate.add_argument("--views", help="comma list: frontal,left,right (default) or NAME:YAW[:PITCH] in degrees")
-    generate.add_argument("--image-size", type=int, default=256, help="image side in pixels")
-    generate.add_argument("--seed", type=int, default=0, help="identity i depends only on (seed, i)")
+    generate.add_argument("--image-size", type=int, default=_default("image_size"), help="image side in pixels")
+    generate.add_argument("--seed", type=int, default=_default("seed"), help="identity i depends only on (seed, i)")
     generate.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
-    generate.add_argument("--texture", default="procedural", help="texture backend: procedural (CPU) or diffusion")
-    generate.add_argument("--distractor-probability", type=float, default=0.2, help="chance of a non-pain AU")
-    generate.add_argument("--identities-per-shard", type=int, default=25, help="identities per parquet shard")
+    generate.add_argument("--texture", default=_default("texture"), choices=sorted(TEXTURE_BACKENDS),
+                          help="texture backend: procedural (CPU) or diffusion")
+    generate.add_argument("--distractor-probability", type=float, default=_default("distractor_probability"), help="chance of a non-pain AU")
+    generate.add_argument("--identities-per-shard", type=int, default=_default("identities_per_shard"), help="identities per parquet shard")
     generate.add_argument(
         "--au", action="append", metavar="AU=INTENSITY", help="fix an AU in every pain expression (repeatable)"
     )
     generate.add_argument(
         "--msaa", action="store_true", help="4x multisampling instead of feathered silhouettes (about 3x slower on CPU)"
     )
+    generate.add_argument("--passes", default="", metavar="P1,P2",
+                          help="opt-in ground-truth image columns: depth,normals,segmentation (docs/ground_truth.md)")
     generate.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     generate.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in --output")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -397,9 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--background inpaint paints a scene around each view. Models are Hub ids (cached with `hf download ID`) "
         "or local folders; presets pick the ids: sd15 (SD 1.5 + depth ControlNet, 512 px), sdxl (1024 px).",
     )
-    diffusion.add_argument("--background", default="procedural", choices=("procedural", "inpaint"),
+    diffusion.add_argument("--background", default=_default("background"), choices=BACKGROUNDS,
                            help="procedural backgrounds, or a scene painted around each view by an inpainting model")
-    diffusion.add_argument("--diffusion-preset", choices=("sd15", "sdxl"), help="model family (default sd15)")
+    diffusion.add_argument("--diffusion-preset", choices=tuple(PRESETS), help="model family (default sd15)")
     diffusion.add_argument("--base-model", metavar="ID", help="text-to-image pipeline (default: the preset's)")
     diffusion.add_argument("--controlnet-model", metavar="ID", help="depth ControlNet (default: the preset's)")
     diffusion.add_argument("--normal-controlnet-model", metavar="ID", help="add a normal-map ControlNet")
@@ -411,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--texture-views", metavar="YAW:PITCH,...", help="cameras whose images are baked (default 0:0, frontal)"
     )
     diffusion.add_argument("--scene-prompt", action="append", metavar="TEXT", help="background scene (repeatable)")
-    diffusion.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), help="model precision")
+    diffusion.add_argument("--dtype", choices=DTYPES, help="model precision")
     diffusion.add_argument(
         "--device", help="where diffusion models run (default: this process's GPU under accelerate, cuda, else cpu)"
     )

@@ -11,7 +11,7 @@ recipe (evaluate and save every `eval_steps`, pick the checkpoint on validation 
 transforms). Each split gets its own `PainTransform` (`set_transform`), built from the model's image processor, so a
 model is trained and evaluated on what `pipeline("pain-estimation")` feeds it. The collator lives in
 `dataset_builder.collator`, evaluation in `dataset_builder.evaluation`, metrics and the fairness table in
-`metrics/pain_metrics`, the card text in `hub_cards/model_card.md`.
+`dataset_builder/pain_metrics.py`, the card text in `hub_cards/model_card.md`.
 """
 
 from __future__ import annotations
@@ -83,31 +83,35 @@ def dataset_splits(data: DataArguments, seed: int = 0) -> dict:
     return splits
 
 
-def collator_for(config, image_processor, teacher=None, teacher_processor=None) -> PainCollator:
-    """Model inputs for `config` (and `teacher_*` inputs for a distillation teacher), at the processors' scales."""
-    teacher_kwargs = {}
-    if teacher is not None:
-        teacher_kwargs = dict(teacher_modality=teacher.config.input_modality,
-                              teacher_neutral_reference=teacher.config.use_neutral_reference,
-                              teacher_heatmap_scale_mm=teacher_processor.heatmap_scale_mm)
-    return PainCollator(config.input_modality, use_neutral_reference=config.use_neutral_reference,
-                        heatmap_scale_mm=image_processor.heatmap_scale_mm, **teacher_kwargs)
-
-
 def rank_info() -> tuple[int, int]:
     """(rank, world size) of this process under `accelerate launch` / torchrun (0, 1 otherwise)."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def compute_pain_metrics(eval_prediction) -> dict[str, float]:
-    """Trainer `compute_metrics`: the pain metrics (PSPI, detection, per AU) on the validation split."""
-    from metrics.pain_metrics.pain_metrics import pain_metrics
-    from modeling_vitpain import DEFAULT_AU_NAMES
+def pain_metrics_for(config):
+    """Trainer `compute_metrics` for a model with `config`: the pain metrics (PSPI, detection at the config's
+    `pain_thresholds`, per AU of its `au_names`) on the validation split, as the test evaluation reads them."""
+    from dataset_builder.pain_metrics import pain_metrics
 
-    (pspi, action_units), (pspi_labels, au_labels) = eval_prediction.predictions[:2], eval_prediction.label_ids
-    metrics = pain_metrics(pspi, pspi_labels, au_predictions=action_units, au_references=au_labels,
-                           au_names=list(DEFAULT_AU_NAMES))
-    return {key: value for key, value in metrics.items() if not key.startswith("f1_cutoff")}
+    thresholds, au_names = tuple(config.pain_thresholds), list(config.au_names)
+
+    def compute_pain_metrics(eval_prediction) -> dict[str, float]:
+        (pspi, action_units), (pspi_labels, au_labels) = eval_prediction.predictions[:2], eval_prediction.label_ids
+        metrics = pain_metrics(pspi, pspi_labels, thresholds=thresholds, au_predictions=action_units,
+                               au_references=au_labels, au_names=au_names)
+        return {key: value for key, value in metrics.items() if not key.startswith("f1_cutoff")}
+
+    return compute_pain_metrics
+
+
+def log_tensorboard_to(trainer, folder: str | Path) -> None:
+    """Send the Trainer's TensorBoard logs (when `report_to` has tensorboard) to `folder`: transformers 5 has no
+    `logging_dir` argument, and its callback's default is a runs/ folder inside the checkpoints."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = str(folder)
 
 
 def run_training(model, image_processor, splits: Mapping[str, Any], data: DataArguments, args, *,
@@ -124,19 +128,22 @@ def run_training(model, image_processor, splits: Mapping[str, Any], data: DataAr
     set_seed(args.seed)
     warn_single_process_launch()
     rank, world = rank_info()
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(args.output_dir) / "tensorboard")  # transformers 5 reads it here
-    train = with_transform(splits["train"], image_processor, train=data.augment, seed=args.seed + rank)
-    validation, test = (with_transform(splits[name], image_processor) for name in ("validation", "test"))
-    collator = collator or collator_for(model.config, image_processor)
+    au_names = model.config.au_names  # the label columns, in the order the model's AU head predicts them
+    train = with_transform(splits["train"], image_processor, train=data.augment, seed=args.seed + rank,
+                           au_names=au_names)
+    validation, test = (with_transform(splits[name], image_processor, au_names=au_names)
+                        for name in ("validation", "test"))
+    collator = collator or PainCollator.for_model(model.config, image_processor)
     trainer_args = copy.copy(args)  # the Trainer's checkpoints go to <output_dir>/checkpoints, the model to output_dir
     trainer_args.output_dir = str(Path(args.output_dir) / "checkpoints")
     trainer = (trainer_class or Trainer)(
         model=model, args=trainer_args, train_dataset=train, eval_dataset=validation, data_collator=collator,
-        compute_metrics=compute_pain_metrics,
+        compute_metrics=pain_metrics_for(model.config),
         # Keep (pspi, action_units) of the outputs: the Trainer would otherwise gather every token.
         preprocess_logits_for_metrics=lambda logits, labels: tuple(logits[:2]),
         **(trainer_kwargs or {}),
     )
+    log_tensorboard_to(trainer, Path(args.output_dir) / "tensorboard")
     logger.info("rank %d/%d: %d training rows, %d steps", rank, world, len(train), args.max_steps)
     trainer.train()
     state = trainer.state
@@ -147,7 +154,7 @@ def run_training(model, image_processor, splits: Mapping[str, Any], data: DataAr
         return None
     model = load_best(trainer)
     evaluation, _ = evaluate_split(
-        model, test, collator, calibration=with_transform(splits["calibration"], image_processor),
+        model, test, collator, calibration=with_transform(splits["calibration"], image_processor, au_names=au_names),
         dataset_name=dataset_name or data.dataset, split="test", protocol=protocol,
     )
     evaluation["validation"] = {

@@ -15,8 +15,8 @@ def run_cli(*args, env=None):
 def test_preview_sheet_in_fresh_process(tmp_path, face_model_file):
     out = tmp_path / "sheet.png"
     result = run_cli(
-        "preview", "--output", str(out), "--seed", "2", "--au", "AU4=4", "--au", "AU43=1", "--image-size", "96",
-        "--face-model", str(face_model_file),
+        "preview", "--sheet", "--output", str(out), "--seed", "2", "--au", "AU4=4", "--au", "AU43=1",
+        "--image-size", "96", "--face-model", str(face_model_file),
     )
     assert result.returncode == 0, result.stderr
     assert "PSPI 5" in result.stdout
@@ -99,7 +99,8 @@ def test_version_and_help():
 
 
 def test_the_wheel_ships_the_card_templates_and_metrics(tmp_path):
-    """A non-editable install needs `hub_cards/` (dataset and model cards) and `metrics/` as package data
+    """A non-editable install needs the card templates (`hub_cards/`) and the `evaluate` metric module as package
+    data of the packages that use them, and installs no generic top-level names such as `metrics` or `hub_cards`
     (`.ci/wheel_smoke` installs such a wheel in a clean venv and generates a dataset with its card)."""
     import zipfile
     from pathlib import Path
@@ -112,4 +113,9 @@ def test_the_wheel_ships_the_card_templates_and_metrics(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     (wheel,) = tmp_path.glob("pain3d-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"hub_cards/dataset_card.md", "hub_cards/model_card.md", "metrics/pain_metrics/pain_metrics.py"} <= names
+    assert {"dataset_builder/dataset_card.md", "modeling_vitpain/model_card.md", "dataset_builder/pain_metrics.py"} <= names
+    top_level = {name.split("/")[0] for name in names if ".dist-info" not in name.split("/")[0]}
+    assert top_level == {"generation", "dataset_builder", "modeling_vitpain", "pain3d"}
+    # the packaged templates are the files themselves, not links back into a checkout
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("dataset_builder/dataset_card.md") == (repo / "hub_cards" / "dataset_card.md").read_bytes()

@@ -1,5 +1,7 @@
-"""One-way layers: no import cycles among the project's modules; the data side and the model side never load the
-renderer; the model side's and the metric module's copies of the AU facts agree with `generation.facs`."""
+"""One-way layers, between modules and between packages: no import cycles; `generation` never imports
+`dataset_builder`; the `pain3d` command sits above both; the model side and the metric module import nothing of the
+project; importing the data or model side never loads the renderer; the model side's and the metric module's copies
+of the AU facts agree with `generation.facs`."""
 
 import ast
 import inspect
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("generation", "dataset_builder", "modeling_vitpain", "metrics")
+PACKAGES = ("generation", "dataset_builder", "modeling_vitpain", "pain3d")
 
 
 def module_name(path: Path) -> str:
@@ -93,7 +95,7 @@ def test_graph_sees_relative_and_function_level_imports():
     graph = import_graph()
     assert "generation.face.model" in graph["generation.render"]
     assert "generation.texture.diffusion" in graph["generation.texture"]  # the registry imports its backends
-    assert "generation.writer" in graph["generation.cli"]  # imported inside cmd_generate
+    assert "generation.writer" in graph["pain3d.cli"]  # imported inside cmd_generate
 
 
 def test_no_import_cycles():
@@ -101,17 +103,38 @@ def test_no_import_cycles():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-def test_data_and_model_sides_import_only_their_layers():
-    leaves = {"generation", "generation.facs", "generation.demographics", "generation.views", "generation.rng",
-              "generation.manifest"}
-    for name, targets in import_graph().items():
-        if name.startswith("dataset_builder"):
-            assert {t for t in targets if t.startswith("generation")} <= leaves, name
-            assert not {t for t in targets if t.startswith("modeling_vitpain")}, name  # the data side duck-types
-        if name.startswith(("modeling_vitpain", "metrics")):
-            assert not {t for t in targets if t.startswith(("generation", "dataset_builder"))}, name
-    for leaf in leaves - {"generation"}:  # leaves import no other project module except other leaves
-        assert import_graph()[leaf] <= leaves, leaf
+# package -> the project packages its modules may import (at any level, function-level imports included)
+ALLOWED = {
+    "modeling_vitpain": set(),  # travels alone as remote code
+    "generation": set(),  # below the data side: never reaches up into dataset_builder
+    "dataset_builder": {"generation"},  # the data side duck-types the model (never imports modeling_vitpain)
+    "pain3d": {"generation", "dataset_builder", "modeling_vitpain"},  # the command, above everything
+}
+# contract leaves: the facts both generation and dataset_builder read; they import only other leaves
+LEAVES = {"generation", "generation.facs", "generation.demographics", "generation.views", "generation.rng",
+          "generation.errors", "generation.columns", "generation.manifest"}
+
+
+def package_violations(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{name} imports {target}" for name, targets in graph.items() for target in targets
+        if target.split(".")[0] != name.split(".")[0] and target.split(".")[0] not in ALLOWED[name.split(".")[0]]
+    )
+
+
+def test_package_layers_are_one_way():
+    assert package_violations(import_graph()) == []
+
+
+def test_package_check_catches_generation_importing_dataset_builder():
+    graph = {"generation.writer": {"dataset_builder.card"}, "dataset_builder.card": {"generation.facs"}}
+    assert package_violations(graph) == ["generation.writer imports dataset_builder.card"]
+
+
+def test_contract_leaves_import_only_leaves():
+    graph = import_graph()
+    for leaf in LEAVES - {"generation"}:
+        assert graph[leaf] <= LEAVES, (leaf, graph[leaf] - LEAVES)
 
 
 @pytest.mark.parametrize("package", ["dataset_builder", "modeling_vitpain", "generation"])
@@ -127,7 +150,7 @@ def test_import_does_not_load_the_renderer(package):
 
 
 def test_model_side_copies_of_the_au_facts_match_generation_facs():
-    """modeling_vitpain/ and metrics/ travel alone (Hub model folder, evaluate module), so they keep their own
+    """modeling_vitpain/ and the metric module travel alone (Hub model folder, evaluate module), so they keep their own
     copies of the AU names and pain thresholds; these must equal the one owner, generation.facs."""
     import importlib.util
 
@@ -139,7 +162,7 @@ def test_model_side_copies_of_the_au_facts_match_generation_facs():
     config = ViTPainConfig()
     assert tuple(config.au_names) == PAIN_AUS and config.pspi_max == PSPI_MAX
 
-    spec = importlib.util.spec_from_file_location("pain_metrics", ROOT / "metrics" / "pain_metrics" / "pain_metrics.py")
+    spec = importlib.util.spec_from_file_location("pain_metrics", ROOT / "dataset_builder" / "pain_metrics.py")
     metrics = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(metrics)
     assert inspect.signature(metrics.pain_metrics).parameters["thresholds"].default == PAIN_THRESHOLDS

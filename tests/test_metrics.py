@@ -6,12 +6,12 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-MODULE = Path(__file__).resolve().parents[1] / "metrics" / "pain_metrics"
+MODULE = Path(__file__).resolve().parents[1] / "dataset_builder" / "pain_metrics.py"
 
 
 @pytest.fixture(scope="module")
 def pm():
-    spec = importlib.util.spec_from_file_location("pain_metrics", MODULE / "pain_metrics.py")
+    spec = importlib.util.spec_from_file_location("pain_metrics", MODULE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

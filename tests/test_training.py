@@ -106,12 +106,12 @@ def test_collator_gives_each_modality_its_input(tiny_dataset):
     assert not train_ids & set(splits["validation"]["identity_id"]) and not train_ids & set(splits["test"]["identity_id"])
     test = with_transform(splits["test"], _processor())
     rows = [test[i] for i in range(4)]
-    rgb = PainCollator("rgb", teacher_modality="heatmap")(rows)
+    rgb = PainCollator("rgb", teacher_modality="heatmap", teacher_heatmap_scale_mm=10.0)(rows)
     heat = PainCollator("heatmap", heatmap_scale_mm=2.0, use_neutral_reference=True)(rows)
     assert rgb["pixel_values"].shape == (4, 3, IMAGE, IMAGE)
     assert rgb["teacher_pixel_values"].shape == (4, 1, IMAGE, IMAGE)
     assert heat["pixel_values"].shape == (4, 1, IMAGE, IMAGE)
-    assert torch.allclose(heat["pixel_values"] * 2.0, rgb["teacher_pixel_values"] * 10.0)  # default scale 10 mm
+    assert torch.allclose(heat["pixel_values"] * 2.0, rgb["teacher_pixel_values"] * 10.0)  # each at its own scale
     assert torch.equal(heat["neutral_pixel_values"], torch.zeros_like(heat["pixel_values"]))
     assert torch.equal(rgb["pspi_labels"], torch.tensor([float(r) for r in splits["test"]["pspi"][:4]]))
 
@@ -135,7 +135,7 @@ def test_training_transform_is_built_from_the_image_processor(tiny_dataset):
 
 
 def test_fairness_table_pins_group_numbers():
-    from metrics.pain_metrics.pain_metrics import fairness_table
+    from dataset_builder.pain_metrics import fairness_table
     from modeling_vitpain.model_card import fairness_markdown
 
     predictions = np.array([0.0, 2.0, 4.0, 1.0, 1.0, 5.0])
@@ -183,6 +183,7 @@ def test_train_distill_evaluate(tiny_dataset, tmp_path):
     assert "| Backbone weights | trained from random initialisation |" in teacher_card
     assert teacher_eval["num_samples"] == 12 and teacher_eval["f1_calibration"] == "train-split predictions"
     assert list((teacher_dir / "tensorboard").glob("events.out.tfevents*"))
+    assert "TENSORBOARD_LOGGING_DIR" not in os.environ  # the log folder is handed to the callback, not the process
 
     teacher_weights = (teacher_dir / "model.safetensors").read_bytes()
     distill_vitpain.main([*data, *TINY_MODEL, *TINY_LOOP, "--teacher", str(teacher_dir), "--attention_weight", "0.5",
@@ -215,7 +216,41 @@ def test_heatmap_model_needs_heatmaps(tiny_dataset):
     test = dataset_splits(DataArguments(dataset=str(tiny_dataset)))["test"].remove_columns("heatmap")
     rows = [with_transform(test, _processor())[i] for i in range(2)]
     with pytest.raises(ValueError, match="heatmap"):
-        PainCollator("heatmap")(rows)
+        PainCollator("heatmap", heatmap_scale_mm=10.0)(rows)
+
+
+def test_heatmap_scale_comes_from_the_processor():
+    """The collator has no heatmap scale of its own: `for_model` reads the processor's, a bare heatmap side fails."""
+    from dataset_builder.collator import PainCollator
+    from modeling_vitpain import ViTPainConfig
+
+    for arguments in ({"modality": "heatmap"}, {"modality": "rgb", "teacher_modality": "heatmap"}):
+        with pytest.raises(ValueError, match="heatmap_scale_mm"):
+            PainCollator(**arguments)
+    heatmap = ViTPainConfig(input_modality="heatmap", use_neutral_reference=True)
+    student = PainCollator.for_model(heatmap, _processor("heatmap", heatmap_scale_mm=3.0))
+    assert (student.modality, student.heatmap_scale_mm, student.use_neutral_reference) == ("heatmap", 3.0, True)
+    distilled = PainCollator.for_model(ViTPainConfig(), _processor(), teacher_config=heatmap,
+                                       teacher_processor=_processor("heatmap", heatmap_scale_mm=7.0))
+    assert (distilled.teacher_modality, distilled.teacher_heatmap_scale_mm) == ("heatmap", 7.0)
+    assert distilled.teacher_neutral_reference
+
+
+def test_validation_metrics_read_the_model_config():
+    """Validation metrics use the config's AU names and pain thresholds, as the test evaluation does."""
+    from types import SimpleNamespace
+
+    from modeling_vitpain import ViTPainConfig
+    from training_common import pain_metrics_for
+
+    config = ViTPainConfig(au_names=["AU4", "AU6"], pain_thresholds=[2.0])
+    rng = np.random.default_rng(0)
+    pspi, labels = rng.uniform(0, 6, 8), np.array([0, 1, 2, 3, 4, 0, 5, 2.0])
+    aus, au_labels = rng.uniform(0, 5, (8, 2)), rng.uniform(0, 5, (8, 2))
+    prediction = SimpleNamespace(predictions=(pspi, aus), label_ids=(labels, au_labels))
+    metrics = pain_metrics_for(config)(prediction)
+    assert {"au_AU4_mae", "au_AU6_mae", "auroc_ge2", "f1_ge2"} <= set(metrics)
+    assert not {"auroc_ge1", "au_AU7_mae"} & set(metrics) and not any(k.startswith("f1_cutoff") for k in metrics)
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """Pain-assessment metrics as an `evaluate` module: PSPI regression, pain detection at PSPI thresholds, per-AU.
 
-Load it offline from its folder: `evaluate.load("metrics/pain_metrics")`. It imports nothing from the project.
+Load it offline from its folder: `evaluate.load(path)` with `path` this file (`dataset_builder.PAIN_METRICS_PATH`, inside the installed package too). It imports nothing from the project.
 """
 
 import datasets

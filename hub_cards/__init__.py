@@ -1,1 +1,0 @@
-"""Dataset and model card templates (jinja2), shipped as package data."""

@@ -1,1 +1,0 @@
-"""The `pain_metrics` evaluate module (see pain_metrics.py)."""
