@@ -2,12 +2,13 @@
 
     train.set_transform(PainTransform.from_image_processor(processor, train=True, view_names=...))
     validation.set_transform(PainTransform.from_image_processor(processor, view_names=...))
-    collator = PainCollator(modality="heatmap", heatmap_scale_mm=processor.heatmap_scale_mm)
+    collator = PainCollator.for_model(model.config, processor)
     Trainer(..., data_collator=collator)
 
-`pixel_values` is the RGB image or the heatmap in units of `heatmap_scale_mm` (the model's processor's scale);
-`teacher_modality` adds `teacher_pixel_values` (and `teacher_neutral_pixel_values`) for a distillation teacher of the
-other modality. The data side imports nothing from the model side: the scales are plain numbers.
+`pixel_values` is the RGB image or the heatmap in units of `heatmap_scale_mm`; `teacher_modality` adds
+`teacher_pixel_values` (and `teacher_neutral_pixel_values`) for a distillation teacher of the other modality. The
+scale is the model's image processor's (`for_model` reads it there) and has no default here: a heatmap side without
+one is an error. The data side imports nothing from the model side: the scales are plain numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-DEFAULT_HEATMAP_SCALE_MM = 10.0  # the processor's default; callers pass the model's own scale
 STACKED_KEYS = ("pixel_values", "neutral_pixel_values", "pspi_labels", "action_unit_labels")
 
 
@@ -38,10 +38,34 @@ class PainCollator:
                 raise ValueError(f"{name}={value!r}: use 'rgb' or 'heatmap'.")
         self.modality = modality
         self.use_neutral_reference = use_neutral_reference
-        self.heatmap_scale_mm = float(heatmap_scale_mm or DEFAULT_HEATMAP_SCALE_MM)
+        self.heatmap_scale_mm = self._scale("heatmap_scale_mm", heatmap_scale_mm, modality)
         self.teacher_modality = teacher_modality
         self.teacher_neutral_reference = teacher_neutral_reference
-        self.teacher_heatmap_scale_mm = float(teacher_heatmap_scale_mm or self.heatmap_scale_mm)
+        self.teacher_heatmap_scale_mm = self._scale("teacher_heatmap_scale_mm", teacher_heatmap_scale_mm,
+                                                    teacher_modality)
+
+    @classmethod
+    def for_model(cls, config, image_processor, *, teacher_config=None, teacher_processor=None) -> "PainCollator":
+        """The inputs a model takes: modality and neutral reference from its `config` (`input_modality`,
+        `use_neutral_reference`), the heatmap scale from its `image_processor` (`heatmap_scale_mm`); the same from
+        `teacher_config` / `teacher_processor` for a distillation teacher."""
+        teacher = {}
+        if teacher_config is not None:
+            teacher = dict(teacher_modality=teacher_config.input_modality,
+                           teacher_neutral_reference=teacher_config.use_neutral_reference,
+                           teacher_heatmap_scale_mm=getattr(teacher_processor, "heatmap_scale_mm", None))
+        return cls(config.input_modality, use_neutral_reference=config.use_neutral_reference,
+                   heatmap_scale_mm=getattr(image_processor, "heatmap_scale_mm", None), **teacher)
+
+    @staticmethod
+    def _scale(name: str, value: float | None, modality: str | None) -> float | None:
+        """Millimetres that map to 1.0 for a heatmap input; required for a heatmap side, unused otherwise."""
+        if modality != "heatmap":
+            return None if value is None else float(value)
+        if value is None or not float(value) > 0:
+            raise ValueError(f"a heatmap input needs {name} > 0 (got {value}): pass the model's image processor's "
+                             "heatmap_scale_mm, or build the collator with PainCollator.for_model(config, processor)")
+        return float(value)
 
     @staticmethod
     def stack(rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:

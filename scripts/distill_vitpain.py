@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from dataset_builder.collator import PainCollator
 from modeling_vitpain import ViTPainModel
 from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillationTrainer, init_student_from_teacher
 from training_args import DataArguments, ModelArguments, output_policy, parse_args
-from training_common import as_dict, build_model, collator_for, dataset_splits
+from training_common import as_dict, build_model, dataset_splits
 from training_common import image_processor_for, init_source, logger, run_training, setup_logging
 from safe_output import UsageError, check_training_output, finish_training_run, require_rows, run_main
 from safe_output import SPLITS_NEEDED, check_parquet_rows, start_training_run, usage_errors
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         training_args,
         trainer_class=ViTPainDistillationTrainer,
         trainer_kwargs={"teacher": teacher, "distillation": weights},
-        collator=collator_for(student.config, image_processor, teacher, teacher_processor),
+        collator=PainCollator.for_model(student.config, image_processor, teacher_config=teacher.config,
+                                        teacher_processor=teacher_processor),
         run_config=as_dict(teacher_args, weights, model_args, data_args, training_args),
         recipe=distillation_recipe(teacher_args.teacher, teacher.config.input_modality, weights),
         initialised_from=(
