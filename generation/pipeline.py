@@ -20,14 +20,12 @@ from .background.procedural import sample_background
 from .background.prompts import scene_prompt
 from .columns import HEATMAP_UNITS_PER_MM
 from .config import BACKGROUNDS, GenerationConfig
-from .face.accessories import build_earrings, combine
-from .face.hair import COVERINGS, build_hair
+from .face.accessories import identity_hair
 from .face.model import FaceModel
 from .face.rig import identity_extras, pose_face
 from .facs import PAIN_AUS, pspi
 from .render import FaceRenderer, displacement_mm
 from .rng import stream
-from .sampling.appearance import GREY_HAIR_RGB, Appearance
 from .demographics import Demographics
 from .sampling.identity import IdentitySpec, identity_id, identity_spec, identity_split, sample_lighting
 from .texture import create_texturer
@@ -49,22 +47,6 @@ def encode_heatmap(heatmap_mm: np.ndarray, compress_level: int) -> bytes:
     """Millimetres -> 16-bit PNG of micrometres (lossless to 1 um up to 65.535 mm)."""
     micrometres = np.clip(np.rint(heatmap_mm * HEATMAP_UNITS_PER_MM), 0, 65535).astype(np.uint16)
     return encode_png(micrometres, compress_level)
-
-
-def identity_hair(face_model: FaceModel, neutral: np.ndarray, appearance: Appearance, rng: np.random.Generator):
-    """The hair or head covering and the earrings an `appearance` asks for, as one `HairMesh` (None for a bald head
-    without earrings), fitted to the identity's neutral head (mm); hair greyed by age (strand by strand), coverings
-    fabric-coloured."""
-    a = appearance
-    covering = a.hair_style in COVERINGS
-    color = a.covering_rgb if covering else a.hair_rgb
-    brow_top = float(neutral[face_model.landmarks][17:27, 1].max())
-    hair = build_hair(
-        face_model, neutral, a.hair_style, tuple(color), front_hairline_y=brow_top + a.hairline_mm, rng=rng,
-        temple_dip=a.temple_dip_mm, tilt=a.hairline_tilt, volume=a.hair_volume, length_scale=a.hair_length_scale,
-        roughness=0.8 if covering else 0.7, grey=0.0 if covering else a.grey_fraction, grey_rgb=GREY_HAIR_RGB,
-    )
-    return combine(hair, build_earrings(face_model, neutral, a.earrings, a.earring_rgb) if a.earrings else None)
 
 
 @dataclass

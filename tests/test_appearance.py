@@ -1,4 +1,5 @@
-"""Who the faces are: hair and head coverings as geometry, the skin relief, sex / age / feature shape, balance."""
+"""Who the faces are: the skin relief, sex / age / feature shape, balance, clothing, beards, lashes and brows (hair
+and head coverings are in test_hair.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 
 from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS, identity_demographics
-from generation.face.hair import HAIR_STYLES, build_hair
 from generation.pipeline import GenerationConfig, PainFaceGenerator, identity_spec
 from generation.views import View
 from generation.face.rig import AGE_CHANGE, MEASURES, SEX_DIFFERENCE, measure_matrix, measure_solver, measure_vector
@@ -21,138 +21,6 @@ FRONTAL = View("frontal", 0.0, 0.0)
 def generator(face_model, renderer):
     return PainFaceGenerator(GenerationConfig(num_identities=4, expressions_per_identity=1, image_size=128), face_model,
                              renderer=renderer)
-
-
-def _hair(face_model, style, seed=0):
-    return build_hair(face_model, face_model.neutral, style, (0.2, 0.15, 0.1), front_hairline_y=110.0,
-                      rng=np.random.default_rng(seed))
-
-
-@pytest.mark.parametrize("style", sorted(HAIR_STYLES))
-def test_every_hair_style_builds_seeded_geometry_outside_the_head(face_model, style):
-    hair = _hair(face_model, style)
-    if style == "bald":
-        assert hair is None
-        return
-    again = _hair(face_model, style)
-    assert np.array_equal(hair.vertices, again.vertices) and np.array_equal(hair.colors, again.colors)
-    assert len(hair.faces) > 100 and hair.faces.max() < len(hair.vertices)
-    assert np.isfinite(hair.vertices).all() and (hair.colors >= 0).all() and (hair.colors <= 1).all()
-    # nothing of the hair sits on the face below the brows, in front of the eyes
-    lm = face_model.neutral[face_model.landmarks]
-    in_front_of_face = (np.abs(hair.vertices[:, 0]) < 30) & (hair.vertices[:, 1] < lm[19, 1]) & (
-        hair.vertices[:, 1] > lm[8, 1]) & (hair.vertices[:, 2] > lm[0, 2])
-    assert not in_front_of_face.any()
-
-
-def _outward_share(vertices, faces, centre, horizontal=False):
-    """The share of triangles whose normal (right-handed winding, as the renderer derives it) points away from
-    `centre` (one point, or one per triangle; from the vertical axis through it when `horizontal`)."""
-    corners = vertices[faces].astype(np.float64)
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    away = corners.mean(axis=1) - centre
-    if horizontal:
-        away[:, 1] = 0
-    area = np.linalg.norm(normals, axis=1) > 1e-9  # pole triangles of a sphere have none
-    return float((np.einsum("ij,ij->i", normals, away)[area] > 0).mean())
-
-
-@pytest.mark.parametrize("style", ["short", "long_straight", "headscarf", "bun"])
-def test_hair_and_earrings_face_outward_so_the_key_light_lights_them(face_model, style):
-    """The renderer shades the hair with normals taken from its winding: inward-wound hair was lit as if from inside
-    the head (dark where the key light falls, grey hair reading dark)."""
-    from generation.face.accessories import _sphere, _torus
-    from generation.face.hair import HEAD_CENTRE
-
-    hair = _hair(face_model, style)
-    upper = hair.vertices[hair.faces].mean(axis=1)[:, 1] > HEAD_CENTRE[1]
-    assert _outward_share(hair.vertices, hair.faces[upper], HEAD_CENTRE) > 0.97
-    if style == "long_straight":  # the curtains face away from the neck
-        assert _outward_share(hair.vertices, hair.faces[~upper], HEAD_CENTRE, horizontal=True) > 0.97
-    stud_vertices, stud_faces = _sphere(np.zeros(3), 3.0)
-    assert _outward_share(stud_vertices, stud_faces, np.zeros(3)) == 1.0
-    hoop_vertices, hoop_faces = _torus(np.zeros(3), 7.0, 0.9)  # hangs from the origin, ring centre 7 mm below
-    middle = hoop_vertices[hoop_faces].mean(axis=1) - (0.0, -7.0, 0.0)
-    ring = middle * (0, 1, 1) / np.linalg.norm(middle * (0, 1, 1), axis=1, keepdims=True) * 7.0
-    assert _outward_share(hoop_vertices, hoop_faces, ring + (0.0, -7.0, 0.0)) == 1.0  # away from the tube's core
-
-
-def test_hair_shows_darker_than_one_strand_and_a_covering_shows_its_fabric(face_model):
-    from generation.face.hair import STRAND_SHADOW
-
-    colour = np.array([0.8, 0.78, 0.74])
-    for style, expected in (("short", STRAND_SHADOW), ("headscarf", 1.0)):
-        mesh = build_hair(face_model, face_model.neutral, style, tuple(colour), front_hairline_y=110.0,
-                          rng=np.random.default_rng(0))
-        ratio = np.median(mesh.colors / colour, axis=0)
-        assert np.allclose(ratio, expected, atol=0.08), (style, ratio)
-
-
-def test_hair_edges_cut_diagonally_across_the_grid_instead_of_dropping_whole_cells():
-    from generation.face.hair import _grid_mesh
-
-    rows, cols = np.mgrid[0:2, 0:3].astype(float)
-    grid = np.stack([cols, -rows, np.zeros_like(rows)], axis=-1)  # rows go down: no crown is closed
-    alive = np.array([[True, True, True], [True, True, False]])
-    _, faces = _grid_mesh(grid, alive)
-    # one whole cell (two triangles) and the three living corners of each of the two cells beside the dead point
-    assert len(faces) == 4 and 5 not in faces
-    assert {tuple(sorted(f)) for f in faces} >= {(1, 2, 4), (0, 2, 3)}
-
-
-def test_long_hair_falls_below_the_chin_and_short_hair_does_not(face_model):
-    chin = face_model.neutral[face_model.landmarks][8, 1]
-    assert _hair(face_model, "long_straight").vertices[:, 1].min() < chin - 50
-    assert _hair(face_model, "short").vertices[:, 1].min() > chin
-
-
-def test_different_seeds_give_different_waves(face_model):
-    assert not np.array_equal(_hair(face_model, "long_wavy", 0).vertices, _hair(face_model, "long_wavy", 1).vertices)
-
-
-def test_hair_greys_strand_by_strand_not_as_a_uniform_blend(face_model):
-    white = (0.82, 0.80, 0.75)
-
-    def colors(grey, seed=0):
-        return build_hair(face_model, face_model.neutral, "medium", (0.1, 0.07, 0.05), front_hairline_y=110.0,
-                          rng=np.random.default_rng(seed), grey=grey, grey_rgb=white).colors.mean(axis=1)
-
-    def spread(values):
-        return np.percentile(values, 90) - np.percentile(values, 10)
-
-    dark, half, old = colors(0.0), colors(0.5), colors(0.95)
-    assert np.array_equal(half, colors(0.5)) and not np.array_equal(half, colors(0.5, seed=1))  # seeded
-    assert dark.mean() < half.mean() < old.mean()
-    # salt and pepper: at half grey the locks differ far more than the same mean colour blended uniformly
-    blend = build_hair(face_model, face_model.neutral, "medium", tuple(0.5 * np.add((0.1, 0.07, 0.05), white)),
-                       front_hairline_y=110.0, rng=np.random.default_rng(0)).colors.mean(axis=1)
-    assert abs(half.mean() - blend.mean()) < 0.05 and spread(half) > 1.6 * spread(blend)
-    with pytest.raises(ValueError, match="grey_rgb"):
-        build_hair(face_model, face_model.neutral, "short", (0.1, 0.1, 0.1), 110.0, np.random.default_rng(0), grey=0.5)
-
-
-def test_hair_changes_the_image_occludes_the_head_and_never_enters_the_heatmap(renderer, face_model):
-    neutral = face_model.neutral
-    from generation.facs import blendshape_weights
-
-    pain = face_model.vertices(None, blendshape_weights({"AU4": 5, "AU43": 1}))
-    displacement = np.linalg.norm(pain - neutral, axis=1).astype(np.float32)
-    hair = _hair(face_model, "long_straight")
-    bare = renderer.render(pain, FRONTAL, displacement=displacement)
-    covered = renderer.render(pain, FRONTAL, displacement=displacement, hair=hair)
-    changed = np.abs(covered.image.astype(int) - bare.image.astype(int)).sum(axis=-1) > 30
-    assert changed.mean() > 0.05  # the hair shows
-    ids = renderer.render_ids(pain, FRONTAL, hair)
-    hair_pixels = ids >= len(renderer.faces)
-    assert hair_pixels.mean() > 0.05
-    assert (covered.heatmap[hair_pixels] == 0).all()  # hidden skin does not move in the heatmap
-    # the hair is in front of skin that was visible without it: occlusion, not just background
-    assert (hair_pixels & bare.mask).sum() > 50
-    # the face itself is untouched: same heatmap where no hair covers, and the landmarks are the true projections
-    visible = ~hair_pixels
-    assert np.array_equal(covered.heatmap[visible], bare.heatmap[visible])
-    assert covered.heatmap.max() > 1.0
-    assert np.array_equal(covered.landmarks_2d, bare.landmarks_2d)
 
 
 def test_skin_relief_is_seeded_and_shades_old_faces_more(generator, face_model):
@@ -280,35 +148,6 @@ def test_every_prefix_is_balanced_in_each_marginal():
                 assert max(counts[v] for v in values) - min(counts[v] for v in values) <= 1, (seed, n, attribute)
 
 
-def test_hair_styles_overlap_between_sexes():
-    from generation.sampling.appearance import sample_appearance
-
-    styles = {"female": Counter(), "male": Counter()}
-    for index in range(600):
-        demographics = identity_demographics(3, index)
-        styles[demographics.gender][sample_appearance(demographics, np.random.default_rng(index)).hair_style] += 1
-    assert styles["female"]["short"] + styles["female"]["buzz"] > 0  # some women have short hair
-    assert styles["male"]["long_straight"] + styles["male"]["long_wavy"] + styles["male"]["medium"] > 0
-    long_hair = lambda c: c["long_straight"] + c["long_wavy"]  # noqa: E731
-    assert long_hair(styles["female"]) > 3 * long_hair(styles["male"])
-
-
-def test_one_renderer_switches_hair_between_frames_and_identities(renderer, face_model):
-    displacement = np.zeros(face_model.num_vertices, np.float32)
-    short, long = _hair(face_model, "short"), _hair(face_model, "long_wavy")
-    frames = [renderer.render(face_model.neutral, FRONTAL, displacement=displacement, hair=h).image
-              for h in (short, short, long, None, short)]
-    assert np.array_equal(frames[0], frames[1]) and np.array_equal(frames[0], frames[4])
-    assert not np.array_equal(frames[0], frames[2]) and not np.array_equal(frames[0], frames[3])
-    assert np.array_equal(frames[3], renderer.render(face_model.neutral, FRONTAL).image)
-    # every pass draws the face before the hair, whatever order the scene holds them in
-    renderer.render(face_model.neutral, FRONTAL, displacement=displacement, hair=long)
-    names = {id(node): name for name, node in renderer._mesh_nodes.items()}
-    drawn = renderer._offscreen._renderer._sorted_mesh_nodes(renderer._scene)  # what pyrender draws by
-    order = [names[id(node)] for node in drawn if id(node) in names]
-    assert order.index("shaded") < order.index("hair") and order.index("ids") < order.index("hair_ids")
-
-
 def test_camera_roll_and_distance_move_the_true_landmarks(renderer, face_model):
     base = renderer.render(face_model.neutral, FRONTAL, rgb=False).landmarks_2d
     rolled = renderer.render(face_model.neutral, FRONTAL.jittered(10.0, 1.0), rgb=False).landmarks_2d
@@ -326,56 +165,6 @@ def test_identities_get_their_own_camera_and_fill_light(face_model):
     assert len({spec.camera for spec in specs}) == 4
     assert all(abs(roll) <= 3 and 0.93 <= scale <= 1.07 for roll, scale in (spec.camera for spec in specs))
     assert identity_spec(config, face_model, 2).camera == specs[2].camera
-
-
-def test_short_hair_covers_the_temples_and_sideburns_but_leaves_the_ears_out(face_model):
-    """The side hairline runs down the temple to a sideburn in front of the ear; the ears stand out of short hair
-    instead of the hair bulging over them."""
-    from generation.face.hair import ear_vertices, hair_lower_edge
-
-    neutral = face_model.neutral
-    lm = neutral[face_model.landmarks]
-    temple = np.array([[70.0, lm[19, 1] + 10, 40.0], [-70.0, lm[19, 1] + 10, 40.0]])
-    assert (temple[:, 1] > hair_lower_edge(temple, 110.0, 0.0, -30.0)).all()  # the temple is under hair
-    forehead = np.array([[0.0, lm[19, 1] + 20, lm[27, 2]]])
-    assert (forehead[:, 1] < hair_lower_edge(forehead, 110.0, 0.0, -30.0)).all()  # the forehead is not
-    hair = _hair(face_model, "short")
-    ears = neutral[ear_vertices(face_model)]
-    assert len(ears) > 50 and (np.abs(ears[:, 0]) > 75).all()
-    # no hair point sits outside the ears at their height: the hair hugs the skull above and behind them
-    at_ear_height = (hair.vertices[:, 1] > ears[:, 1].min()) & (hair.vertices[:, 1] < ears[:, 1].max())
-    assert np.abs(hair.vertices[at_ear_height, 0]).max() < np.abs(ears[:, 0]).max()
-
-
-def test_a_side_swept_fringe_tilts_the_hairline():
-    from generation.face.hair import hairline_y
-
-    x = np.array([-40.0, 40.0])
-    level, tilted = hairline_y(x, 80.0, 0.0), hairline_y(x, 80.0, 0.0, tilt=0.3)
-    assert level[0] == level[1] and tilted[1] - tilted[0] == pytest.approx(24.0)
-
-
-def test_earrings_sit_on_each_ear_lobe_are_seeded_and_occlude(renderer, face_model):
-    from generation.face.accessories import build_earrings, combine, lobe_vertices
-
-    right, left = lobe_vertices(face_model)
-    lobes = face_model.neutral[[right, left]]
-    assert lobes[0, 0] > 75 and lobes[1, 0] < -75 and abs(lobes[0, 1] - lobes[1, 1]) < 1e-3
-    for kind in ("stud", "hoop"):
-        earrings = build_earrings(face_model, face_model.neutral, kind, (0.8, 0.6, 0.3))
-        again = build_earrings(face_model, face_model.neutral, kind, (0.8, 0.6, 0.3))
-        assert np.array_equal(earrings.vertices, again.vertices)
-        centres = [earrings.vertices[earrings.vertices[:, 0] * sign > 0].mean(axis=0) for sign in (1, -1)]
-        assert all(np.linalg.norm(c - lobe) < 12 for c, lobe in zip(centres, lobes))
-    with pytest.raises(ValueError, match="unknown earring"):
-        build_earrings(face_model, face_model.neutral, "nose ring", (1, 1, 1))
-    # drawn with the hair: one mesh, seen from the side where it covers the lobe
-    hair = _hair(face_model, "short")
-    both = combine(hair, earrings)
-    assert len(both.vertices) == len(hair.vertices) + len(earrings.vertices) and combine(None, None) is None
-    side = View("left", 60.0, 0.0)
-    ids = renderer.render_ids(face_model.neutral, side, both)
-    assert ((ids > len(renderer.faces) + len(hair.faces)) & (ids > 0)).sum() > 3  # earring pixels are in front
 
 
 def test_clothing_covers_the_chest_below_the_neckline_only(generator, face_model):

@@ -1,4 +1,5 @@
-"""Accessories worn on the head: earrings (studs or hoops) at each ear lobe.
+"""Accessories worn on the head: earrings (studs or hoops) at each ear lobe; and `identity_hair`, everything an
+identity wears over its head (hair or covering, earrings) as one mesh.
 
 They are geometry drawn with the hair (`HairMesh`), so they occlude the skin in the image, the mask and the heatmap
 in the same way. The lobe is found once on the model's mean face and followed on every identity through the shared
@@ -7,10 +8,15 @@ mesh topology, so earrings sit on each person's own ears.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .hair import HairMesh, _grid_mesh
+from .hair import HairMesh, HairSpec, _grid_mesh, build_hair
 from .model import FaceModel
+
+if TYPE_CHECKING:  # the sampling side imports this package; only the annotation needs it
+    from ..sampling.appearance import Appearance
 
 EARRINGS = ("stud", "hoop")
 # Where the bottom of the ear lobe is on the ICT mean face (mm, right ear; the left mirrors x).
@@ -74,3 +80,14 @@ def combine(*meshes: HairMesh | None) -> HairMesh | None:
     return HairMesh(np.concatenate([m.vertices for m in meshes]),
                     np.concatenate([m.faces + o for m, o in zip(meshes, offsets)]).astype(np.int32),
                     np.concatenate([m.colors for m in meshes]), meshes[0].roughness)
+
+
+def identity_hair(face_model: FaceModel, neutral: np.ndarray, appearance: Appearance,
+                  rng: np.random.Generator) -> HairMesh | None:
+    """The hair or head covering and the earrings an `appearance` asks for, as one `HairMesh` (None for a bald head
+    without earrings), fitted to the identity's neutral head (mm); hair greyed by age (strand by strand), coverings
+    fabric-coloured (`HairSpec.of`). The hair's randomness comes from `rng`."""
+    hair = build_hair(face_model, neutral, HairSpec.of(appearance), rng)
+    if not appearance.earrings:
+        return combine(hair)
+    return combine(hair, build_earrings(face_model, neutral, appearance.earrings, appearance.earring_rgb))

@@ -5,7 +5,8 @@ takes the head's radius there (from the identity's neutral mesh) plus the style'
 below the widest part of the head as vertical curtains that clear the cheeks, the ears and the neck. Cells over the
 face, and below the hairline of short styles, are left out. The same mesh is used for the neutral and every pain
 expression of the identity (hair does not move with the face), and the renderer draws it in every pass, so it
-occludes the skin in the image, the mask and the heatmap alike.
+occludes the skin in the image, the mask and the heatmap alike. What each style is (its thickness, length, waves,
+curls, colour rules) is its entry in `hair_styles.HAIR_STYLES`; what one identity asks for is a `HairSpec`.
 
 Coordinates are the face model's: millimetres, y up, +z out of the face.
 """
@@ -13,40 +14,22 @@ Coordinates are the face model's: millimetres, y up, +z out of the face.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
+from .hair_styles import GREY_HAIR_RGB, HAIR_STYLES, HairStyle, hair_style
 from .model import FaceModel
+
+if TYPE_CHECKING:  # the sampling side imports this package; only the annotation needs it
+    from ..sampling.appearance import Appearance
 
 # Where the grid is centred: roughly the middle of the skull, between the ears.
 HEAD_CENTRE = np.array([0.0, 30.0, 0.0])
 NUM_AZIMUTHS, NUM_ELEVATIONS, NUM_FALL_ROWS = 180, 40, 16
-# Hair is drawn as one surface for many strands. The strands shade each other, so the hair shows darker than one
-# strand's colour: the surface's colour is the strands' (sRGB) times this. Without it, lit grey hair turns into a white
-# helmet.
-STRAND_SHADOW = 0.72
 LOWEST_ELEVATION = -50.0  # degrees; the shell goes no lower (the neck)
 FALL_ELEVATION = -12.0  # degrees; long hair leaves the head here and falls straight down
-
-# name: (thickness on top mm, thickness at the sides mm, lowest point y mm or None for no curtain, wave amplitude mm,
-#        curl (small-scale volume noise) mm)
-HAIR_STYLES: dict[str, tuple[float, float, float | None, float, float]] = {
-    "buzz": (1.2, 0.8, None, 0.0, 0.0),
-    "short": (9.0, 4.5, None, 0.0, 0.0),
-    "medium": (12.0, 8.0, -55.0, 1.5, 0.0),  # a bob to the jaw
-    "long_straight": (10.0, 7.0, -175.0, 1.0, 0.0),
-    "long_wavy": (13.0, 10.0, -160.0, 6.0, 0.0),
-    "curly": (22.0, 18.0, -70.0, 3.0, 4.0),
-    "afro": (42.0, 34.0, None, 0.0, 5.0),
-    "bun": (6.0, 4.0, None, 0.0, 0.0),  # hair pulled back, plus a bun at the back of the head
-    "receding": (6.0, 4.0, None, 0.0, 0.0),
-    "balding": (3.0, 3.0, None, 0.0, 0.0),  # a horseshoe at the sides and back
-    "bald": (0.0, 0.0, None, 0.0, 0.0),
-    "headscarf": (5.0, 6.0, -165.0, 0.0, 0.0),
-    "cap": (3.5, 3.0, None, 0.0, 0.0),
-}
-COVERINGS = ("headscarf", "cap")
 
 
 @dataclass(frozen=True)
@@ -58,6 +41,35 @@ class HairMesh:
     faces: np.ndarray
     colors: np.ndarray
     roughness: float = 0.55
+
+
+@dataclass(frozen=True)
+class HairSpec:
+    """What `build_hair` builds for one identity: a style in `HAIR_STYLES`, the sRGB colour (0-1) it shows (the
+    strands', or a covering's fabric), the height of the front hairline above the top of the brows (mm), how far it
+    recedes at the temples (mm) and slopes across for a side-swept fringe (`tilt`, mm per mm), how much thicker
+    (`volume`) and longer (`length_scale`) the hair is than the style's, and the share of strands turned
+    `GREY_HAIR_RGB` (salt and pepper)."""
+
+    style: str = "short"
+    color: tuple[float, float, float] = (0.2, 0.15, 0.1)
+    hairline_mm: float = 50.0
+    temple_dip_mm: float = 0.0
+    tilt: float = 0.0
+    volume: float = 1.0
+    length_scale: float = 1.0
+    grey: float = 0.0
+
+    def __post_init__(self):
+        hair_style(self.style)  # an unknown name fails here, naming the choices
+
+    @classmethod
+    def of(cls, appearance: Appearance) -> HairSpec:
+        """The hair an `appearance` asks for, coloured by its style's colour rule."""
+        color, grey = hair_style(appearance.hair_style).surface(
+            appearance.hair_rgb, appearance.covering_rgb, appearance.grey_fraction)
+        return cls(appearance.hair_style, color, appearance.hairline_mm, appearance.temple_dip_mm,
+                   appearance.hairline_tilt, appearance.hair_volume, appearance.hair_length_scale, grey)
 
 
 def _directions(azimuth: np.ndarray, elevation: np.ndarray) -> np.ndarray:
@@ -126,134 +138,157 @@ def hair_lower_edge(position: np.ndarray, front_y: float, temple_dip: float, nap
     return np.minimum(hairline_y(x, front_y, temple_dip, tilt), np.where(azimuth < SIDE_HAIRLINE[0][0], np.inf, side))
 
 
-def build_hair(
-    face_model: FaceModel,
-    neutral_vertices: np.ndarray,
-    style: str,
-    color: tuple[float, float, float],
-    front_hairline_y: float,
-    rng: np.random.Generator,
-    *,
-    temple_dip: float = 0.0,
-    tilt: float = 0.0,
-    volume: float = 1.0,
-    length_scale: float = 1.0,
-    roughness: float = 0.55,
-    grey: float = 0.0,
-    grey_rgb: tuple[float, float, float] | None = None,
-) -> HairMesh | None:
-    """The hair (or head covering) mesh of one identity, or None for a bald head.
-
-    `front_hairline_y` is the height of the hairline at the middle of the forehead (mm) and `tilt` its slope for a
-    side-swept fringe (see `hairline_y`); `volume` scales the thickness, `length_scale` the length of falling hair;
-    `grey` is the share of strands that have turned `grey_rgb` (salt and pepper); all randomness (waves, strands,
-    curls) comes from `rng`.
-    """
-    if style not in HAIR_STYLES:
-        raise ValueError(f"unknown hair style {style!r}; choose one of {', '.join(HAIR_STYLES)}")
-    if grey > 0 and grey_rgb is None:
-        raise ValueError("grey hair needs grey_rgb, the colour its strands turn")
-    top, side, lowest, wave, curl = HAIR_STYLES[style]
-    if style == "bald":
+def build_hair(face_model: FaceModel, neutral_vertices: np.ndarray, spec: HairSpec,
+               rng: np.random.Generator) -> HairMesh | None:
+    """The hair (or head covering) mesh `spec` asks for, fitted to one identity's neutral head (mm), or None for a
+    bald head. All randomness (waves, locks, strands, curls) comes from `rng`, drawn in the order of the steps."""
+    style = HAIR_STYLES[spec.style]
+    if style.bald:
         return None
-    top, side, curl = top * volume, side * volume, curl * volume
+    head = _head_grid(face_model, neutral_vertices)
+    thickness, curls = _thickness(style, spec.volume, head, rng)
+    lower = _lower_edge(style, spec, head, rng)
+    covered = head.skin[..., 1] > lower
+    if style.bare_crown:
+        covered &= ~((head.skin[..., 1] > head.brow_top + 40) & (head.abs_azimuth < 135))
+    shell, covered = _shell(head, thickness, covered, lower)
+    grid, alive, grid_curls = shell, covered, curls
+    if style.lowest_mm is not None:
+        grid, alive, grid_curls = _with_curtains(style, spec, head, shell, covered, curls, rng)
+    vertices, faces = _grid_mesh(grid, alive)
+    if style.bun:
+        vertices, faces = _add_bun(vertices, faces, head.radius, head.elevation, head.azimuth, spec.volume)
+    colors = _surface_colors(style, spec, grid_curls, rng)
+    colors = np.vstack([colors, np.tile(colors.mean(axis=0), (len(vertices) - len(colors), 1))])  # crown, bun
+    used, faces = np.unique(faces, return_inverse=True)  # keep only the vertices some triangle uses
+    return HairMesh(vertices[used].astype(np.float32), faces.reshape(-1, 3).astype(np.int32),
+                    colors[used].astype(np.float32), style.roughness)
 
+
+@dataclass(frozen=True)
+class _HeadGrid:
+    """One identity's head seen from HEAD_CENTRE over the (elevation, azimuth) grid (degrees): each direction's
+    radius to the widest point of the skull near it and the skin point there (mm), the head's vertices (mm) and the
+    height of the top of the brows (mm)."""
+
+    azimuth: np.ndarray  # (A,)
+    elevation: np.ndarray  # (E,)
+    directions: np.ndarray  # (E, A, 3) unit vectors
+    radius: np.ndarray  # (E, A)
+    skin: np.ndarray  # (E, A, 3)
+    points: np.ndarray  # (N, 3) the head and neck
+    brow_top: float
+
+    @property
+    def abs_azimuth(self) -> np.ndarray:
+        """|azimuth| (degrees from the front) over the grid, (E, A)."""
+        return np.abs(self.azimuth)[None, :] + np.zeros_like(self.radius)
+
+
+def _head_grid(face_model: FaceModel, neutral_vertices: np.ndarray) -> _HeadGrid:
     head = face_model.region("face", "head_and_neck")
-    points = np.asarray(neutral_vertices, np.float64)[head]
-    skull = np.asarray(neutral_vertices, np.float64)[np.setdiff1d(head, ear_vertices(face_model))]
-    landmarks = np.asarray(neutral_vertices, np.float64)[face_model.landmarks]
-    brow_top = landmarks[17:27, 1].max()
-
+    vertices = np.asarray(neutral_vertices, np.float64)
+    skull = vertices[np.setdiff1d(head, ear_vertices(face_model))]
     azimuth = np.linspace(-180.0, 180.0, NUM_AZIMUTHS, endpoint=False)
     elevation = np.linspace(LOWEST_ELEVATION, 86.0, NUM_ELEVATIONS)
-    directions = _directions(azimuth[None, :], elevation[:, None])  # (E, A, 3)
+    directions = _directions(azimuth[None, :], elevation[:, None])
     # the widest point of the skull (ears stand out through short hair) near each direction, smoothed without sinking
     # below the skin
     radius = ndimage.gaussian_filter(head_radius(skull, azimuth, elevation), (0.7, 0.7), mode=("nearest", "wrap")) + 1.0
-    skin = HEAD_CENTRE + directions * radius[..., None]  # the head surface under each grid point
+    return _HeadGrid(azimuth, elevation, directions, radius, HEAD_CENTRE + directions * radius[..., None],
+                     vertices[head], vertices[face_model.landmarks][17:27, 1].max())
 
-    # Thickness: fuller on top, thinner at the sides, thin at every edge so the hair meets the skin.
-    curls = np.zeros_like(radius)
-    up = np.clip(np.sin(np.radians(elevation))[:, None], 0, 1)
-    thickness = side + (top - side) * up + np.zeros_like(radius)
+
+def _thickness(style: HairStyle, volume: float, head: _HeadGrid, rng: np.random.Generator):
+    """The hair's thickness (mm) over the grid, fuller on top and thinner at the sides, with curls and waves; and
+    the curls' noise (unit deviation; zero without curls)."""
+    top, side, curl = style.top_mm * volume, style.side_mm * volume, style.curl_mm * volume
+    curls = np.zeros_like(head.radius)
+    up = np.clip(np.sin(np.radians(head.elevation))[:, None], 0, 1)
+    thickness = side + (top - side) * up + np.zeros_like(head.radius)
     if curl > 0:
-        curls = _smooth_noise(rng, radius.shape, (0.8, 1.2))
+        curls = _smooth_noise(rng, head.radius.shape, (0.8, 1.2))
         thickness += curl * curls
-    if wave > 0:
-        thickness += 0.4 * wave * _smooth_noise(rng, radius.shape, (1.5, 2.0))
+    if style.wave_mm > 0:
+        thickness += 0.4 * style.wave_mm * _smooth_noise(rng, head.radius.shape, (1.5, 2.0))
+    return thickness, curls
 
-    # Which grid points carry hair.
-    y = skin[..., 1]
-    abs_az = np.abs(azimuth)[None, :] + np.zeros_like(radius)
-    nape = -30.0 if lowest is None else -50.0  # height (mm) where hair ends at the back: short hair at the nape
-    lower = hair_lower_edge(skin, front_hairline_y, temple_dip, nape, tilt)
-    if style not in COVERINGS:  # the tips of the front hair hang unevenly, in small locks
+
+def _lower_edge(style: HairStyle, spec: HairSpec, head: _HeadGrid, rng: np.random.Generator) -> np.ndarray:
+    """The height (mm) below which a grid point carries no hair: the hairline (the front's tips hanging in uneven
+    locks), no lower than the covering's front edge, and down past the ears where long hair falls."""
+    abs_az = head.abs_azimuth
+    nape = -30.0 if style.lowest_mm is None else -50.0  # height (mm) where hair ends at the back (short: the nape)
+    lower = hair_lower_edge(head.skin, head.brow_top + spec.hairline_mm, spec.temple_dip_mm, nape, spec.tilt)
+    if not style.covering:  # the tips of the front hair hang unevenly, in small locks
         locks = ndimage.gaussian_filter1d(rng.standard_normal(NUM_AZIMUTHS), 1.2, mode="wrap")
         lower = lower - 2.5 * np.abs(locks / max(float(locks.std()), 1e-9))[None, :] * (abs_az < 55)
-    if lowest is not None:  # long hair covers the ears and the sides down to where it falls
+    if style.lowest_mm is not None:  # long hair covers the ears and the sides down to where it falls
         lower = np.where(abs_az > 60, np.minimum(lower, -200.0), lower)
-    if style in COVERINGS:
-        lower = np.where(abs_az < 60, np.maximum(lower, brow_top + (8.0 if style == "headscarf" else 22.0)), lower)
-    covered = y > lower
-    if style == "balding":
-        covered &= ~((y > brow_top + 40) & (abs_az < 135))
+    if style.covering:
+        lower = np.where(abs_az < 60, np.maximum(lower, head.brow_top + style.covering_front_mm), lower)
+    return lower
 
-    # Taper to the skin near the edge (in grid steps), so the hairline does not float.
+
+def _shell(head: _HeadGrid, thickness: np.ndarray, covered: np.ndarray, lower: np.ndarray):
+    """The hair's outer surface over the grid (E, A, 3 mm), tapering to the skin near its edge so the hairline does
+    not float, and the covered grid points with the edge made smooth."""
+    # taper over the last grid steps
     distance = ndimage.distance_transform_edt(np.pad(covered, ((0, 0), (3, 3)), mode="wrap"))[:, 3:-3]
     thickness = np.maximum(thickness, 1.0) * np.clip(distance / 3.0, 0.3, 1.0)
-    shell = HEAD_CENTRE + directions * (radius + thickness)[..., None]
+    shell = HEAD_CENTRE + head.directions * (head.radius + thickness)[..., None]
     # A smooth edge instead of grid steps: the last bare point below hair slides up to where the edge crosses.
+    y = head.skin[..., 1]
     edge_rows, edge_cols = np.nonzero(~covered[:-1] & covered[1:])
     below, above = y[edge_rows, edge_cols], y[edge_rows + 1, edge_cols]
     fraction = np.clip((lower[edge_rows + 1, edge_cols] - below) / np.maximum(above - below, 1e-6), 0, 0.98)
     shell[edge_rows, edge_cols] += fraction[:, None] * (shell[edge_rows + 1, edge_cols] - shell[edge_rows, edge_cols])
     covered = covered.copy()
     covered[edge_rows, edge_cols] = True
+    return shell, covered
 
-    grid, alive, grid_curls = shell, covered, curls
-    if lowest is not None:
-        # Curtains: from the fall elevation, straight down to the style's length, clear of cheeks, ears and neck.
-        fall_row = int(np.argmin(np.abs(elevation - FALL_ELEVATION)))
-        start = shell[fall_row]
-        end_y = lowest * length_scale + (1 - length_scale) * float(start[:, 1].mean())
-        horizontal_offset = points[:, [0, 2]] - HEAD_CENTRE[[0, 2]]
-        sector = np.round((np.degrees(np.arctan2(horizontal_offset[:, 0], horizontal_offset[:, 1])) + 180) / 360
-                          * NUM_AZIMUTHS).astype(int) % NUM_AZIMUTHS
-        passed = (points[:, 1] < start[:, 1].max()) & (points[:, 1] > end_y - 10)  # what the curtain falls past
-        # the ends are uneven: locks of different lengths
-        tips = ndimage.gaussian_filter1d(rng.standard_normal(NUM_AZIMUTHS), 1.5, mode="wrap")
-        end_y = end_y + 14.0 * np.abs(tips / max(float(tips.std()), 1e-9)) * (lowest < -60)
-        reach = np.zeros(NUM_AZIMUTHS)
-        np.maximum.at(reach, sector[passed], np.linalg.norm(horizontal_offset[passed], axis=1))
-        reach = ndimage.maximum_filter1d(reach, 9, mode="wrap")
-        start_reach = np.linalg.norm(start[:, [0, 2]] - HEAD_CENTRE[[0, 2]], axis=1)
-        clear = np.maximum(start_reach, reach + side + 2.0)
-        heading = np.radians(azimuth)
-        ripple = wave * _smooth_noise(rng, (NUM_FALL_ROWS, NUM_AZIMUTHS), (1.0, 1.5))
-        curtain = []
-        for k in range(1, NUM_FALL_ROWS + 1):
-            t = k / NUM_FALL_ROWS
-            h = start_reach + (clear - start_reach) * min(1.0, 4 * t) + 8.0 * t + ripple[k - 1]
-            curtain.append(np.stack([HEAD_CENTRE[0] + h * np.sin(heading), start[:, 1] + (end_y - start[:, 1]) * t,
-                                     HEAD_CENTRE[2] + h * np.cos(heading)], axis=1))
-        curtain_alive = np.tile(np.abs(azimuth) > 58, (NUM_FALL_ROWS, 1)) & covered[fall_row]
-        grid = np.concatenate([np.stack(curtain[::-1]), shell[fall_row:]], axis=0)
-        alive = np.concatenate([curtain_alive, covered[fall_row:]], axis=0)
-        grid_curls = np.concatenate([np.zeros((NUM_FALL_ROWS, NUM_AZIMUTHS)), curls[fall_row:]], axis=0)
 
-    vertices, faces = _grid_mesh(grid, alive)
-    if style == "bun":
-        vertices, faces = _add_bun(vertices, faces, radius, elevation, azimuth, volume)
-    colors = _strand_colors(rng, grid.shape[:2], color, style, grey, grey_rgb)
-    if style not in COVERINGS:  # one surface stands for many strands that shade each other
-        colors *= STRAND_SHADOW
-    if curl > 0:  # curls: the tops of the coils catch light, the hollows between them stay dark
+def _with_curtains(style: HairStyle, spec: HairSpec, head: _HeadGrid, shell: np.ndarray, covered: np.ndarray,
+                   curls: np.ndarray, rng: np.random.Generator):
+    """Long hair: the grid from the fall elevation up, below it curtains falling straight down to the style's
+    length, clear of the cheeks, ears and neck. The grid (rows, A, 3), which points live, and the curls there."""
+    azimuth, points = head.azimuth, head.points
+    fall_row = int(np.argmin(np.abs(head.elevation - FALL_ELEVATION)))
+    start = shell[fall_row]
+    end_y = style.lowest_mm * spec.length_scale + (1 - spec.length_scale) * float(start[:, 1].mean())
+    horizontal_offset = points[:, [0, 2]] - HEAD_CENTRE[[0, 2]]
+    sector = np.round((np.degrees(np.arctan2(horizontal_offset[:, 0], horizontal_offset[:, 1])) + 180) / 360
+                      * NUM_AZIMUTHS).astype(int) % NUM_AZIMUTHS
+    passed = (points[:, 1] < start[:, 1].max()) & (points[:, 1] > end_y - 10)  # what the curtain falls past
+    # the ends are uneven: locks of different lengths
+    tips = ndimage.gaussian_filter1d(rng.standard_normal(NUM_AZIMUTHS), 1.5, mode="wrap")
+    end_y = end_y + 14.0 * np.abs(tips / max(float(tips.std()), 1e-9)) * (style.lowest_mm < -60)
+    reach = np.zeros(NUM_AZIMUTHS)
+    np.maximum.at(reach, sector[passed], np.linalg.norm(horizontal_offset[passed], axis=1))
+    reach = ndimage.maximum_filter1d(reach, 9, mode="wrap")
+    start_reach = np.linalg.norm(start[:, [0, 2]] - HEAD_CENTRE[[0, 2]], axis=1)
+    clear = np.maximum(start_reach, reach + style.side_mm * spec.volume + 2.0)
+    heading = np.radians(azimuth)
+    ripple = style.wave_mm * _smooth_noise(rng, (NUM_FALL_ROWS, NUM_AZIMUTHS), (1.0, 1.5))
+    curtain = []
+    for k in range(1, NUM_FALL_ROWS + 1):
+        t = k / NUM_FALL_ROWS
+        h = start_reach + (clear - start_reach) * min(1.0, 4 * t) + 8.0 * t + ripple[k - 1]
+        curtain.append(np.stack([HEAD_CENTRE[0] + h * np.sin(heading), start[:, 1] + (end_y - start[:, 1]) * t,
+                                 HEAD_CENTRE[2] + h * np.cos(heading)], axis=1))
+    curtain_alive = np.tile(np.abs(azimuth) > 58, (NUM_FALL_ROWS, 1)) & covered[fall_row]
+    grid = np.concatenate([np.stack(curtain[::-1]), shell[fall_row:]], axis=0)
+    alive = np.concatenate([curtain_alive, covered[fall_row:]], axis=0)
+    grid_curls = np.concatenate([np.zeros((NUM_FALL_ROWS, NUM_AZIMUTHS)), curls[fall_row:]], axis=0)
+    return grid, alive, grid_curls
+
+
+def _surface_colors(style: HairStyle, spec: HairSpec, grid_curls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The sRGB colour (0-1) of every grid point, (rows x A, 3): the strands (or the fabric), shaded."""
+    colors = _strand_colors(rng, grid_curls.shape, spec.color, style, spec.grey) * style.shadow
+    if style.curl_mm * spec.volume > 0:  # curls: the tops of the coils catch light, the hollows between them stay dark
         colors *= (0.82 + 0.18 * np.clip(grid_curls, -1.5, 1.5) / 1.5)[..., None]
-    colors = colors.reshape(-1, 3)
-    colors = np.vstack([colors, np.tile(colors.mean(axis=0), (len(vertices) - len(colors), 1))])  # crown, bun
-    used, faces = np.unique(faces, return_inverse=True)  # keep only the vertices some triangle uses
-    return HairMesh(vertices[used].astype(np.float32), faces.reshape(-1, 3).astype(np.int32),
-                    colors[used].astype(np.float32), roughness)
+    return colors.reshape(-1, 3)
 
 
 def _grid_mesh(grid: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -300,12 +335,13 @@ def _add_bun(vertices, faces, radius, elevation, azimuth, volume):
     return np.vstack([vertices, bun_vertices]), np.vstack([faces, bun_faces + len(vertices)])
 
 
-def _strand_colors(rng: np.random.Generator, shape: tuple[int, int], color, style: str, grey: float = 0.0,
-                   grey_rgb=None) -> np.ndarray:
+def _strand_colors(rng: np.random.Generator, shape: tuple[int, int], color, style: HairStyle,
+                   grey: float = 0.0) -> np.ndarray:
     """Per-vertex sRGB colour: streaks along the hair (constant down a column, varying across), and a `grey` share
-    of the strands turned `grey_rgb` among the pigmented ones (salt and pepper), not a uniform blend."""
+    of the strands turned `GREY_HAIR_RGB` among the pigmented ones (salt and pepper), not a uniform blend; a
+    covering's fabric shows folds instead."""
     base = np.broadcast_to(np.asarray(color, np.float64), shape + (3,))
-    if style in COVERINGS:  # fabric: folds, no strands
+    if style.covering:  # fabric: folds, no strands
         return np.clip(base * (1 + 0.08 * _smooth_noise(rng, shape, (2.0, 3.0)))[..., None], 0, 1)
     streaks = ndimage.gaussian_filter1d(rng.standard_normal(shape[1]), 0.7, mode="wrap")
     streaks /= max(float(streaks.std()), 1e-9)
@@ -313,5 +349,5 @@ def _strand_colors(rng: np.random.Generator, shape: tuple[int, int], color, styl
     if grey > 0:
         # some locks grey sooner than others: each lock's grey share varies around the identity's
         turned = np.clip(grey + 0.35 * np.sqrt(grey * (1 - grey)) * rng.standard_normal(shape[1]), 0, 1)[None, :, None]
-        base = base * (1 - turned) + np.asarray(grey_rgb) * turned
+        base = base * (1 - turned) + np.asarray(GREY_HAIR_RGB) * turned
     return np.clip(base * shade[..., None], 0, 1)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..demographics import Demographics
 from ..face.eyelashes import STRIPS_PER_LID
+from ..face.hair_styles import GREY_HAIR_RGB, HAIR_STYLES
 from ..face.rig import AGEING_PARTS
 
 # Skin albedo ranges (sRGB 0-255, darkest .. lightest) per intended ethnicity; a tone is drawn along each range.
@@ -69,7 +70,7 @@ class Appearance:
     lip_redness: float
     texture_seed: int
     sag_mm: float  # downward sag of the lower face (age)
-    hair_style: str = "short"  # a name in `hair.HAIR_STYLES` (head coverings included)
+    hair_style: str = "short"  # a name in `hair_styles.HAIR_STYLES` (head coverings included)
     hair_volume: float = 1.0  # scales the style's thickness
     hair_length_scale: float = 1.0  # scales how far long hair falls
     temple_dip_mm: float = 0.0  # how far the hairline recedes at the temples
@@ -106,12 +107,13 @@ class Appearance:
         return tuple(float(c) for c in cover * hairs + (1 - cover) * np.asarray(self.skin_rgb))
 
 
-# Hair style weights (before the adjustments in `sample_hair_style`); coverings are rare and never tied to a group.
-FEMALE_STYLES = {"long_straight": 24, "long_wavy": 16, "medium": 18, "bun": 11, "curly": 8, "short": 9, "afro": 3,
-                 "headscarf": 5, "cap": 2}
-MALE_STYLES = {"short": 40, "buzz": 18, "medium": 7, "long_straight": 3, "long_wavy": 2, "curly": 7, "afro": 3,
-               "cap": 4, "headscarf": 1, "receding": 0, "balding": 0, "bald": 3}
-GREY_HAIR_RGB = (0.82, 0.80, 0.75)  # fully grey hair (sRGB): `grey_fraction` of the locks and brow hairs turn it
+# The order in which the styles each sex wears lie along the unit interval of the draw in `sample_hair_style`: kept as
+# it was, so a seed still draws the style it drew before. Styles added later follow in registry order.
+STYLE_DRAW_ORDER = {
+    "female": ("long_straight", "long_wavy", "medium", "bun", "curly", "short", "afro", "headscarf", "cap"),
+    "male": ("short", "buzz", "medium", "long_straight", "long_wavy", "curly", "afro", "cap", "headscarf", "receding",
+             "balding", "bald"),
+}
 METAL_COLORS = ((0.83, 0.66, 0.30), (0.78, 0.78, 0.80), (0.90, 0.75, 0.55))  # gold, silver, rose gold
 LIPSTICKS = ((0.62, 0.16, 0.20), (0.70, 0.30, 0.36), (0.48, 0.14, 0.22), (0.72, 0.40, 0.38), (0.55, 0.22, 0.18))
 EYESHADOWS = ((0.45, 0.33, 0.30), (0.40, 0.30, 0.38), (0.35, 0.33, 0.33), (0.55, 0.42, 0.36))
@@ -126,27 +128,15 @@ FABRICS = ((0.10, 0.12, 0.25), (0.40, 0.08, 0.12), (0.08, 0.08, 0.08), (0.72, 0.
 
 
 def sample_hair_style(demographics: Demographics, age_factor: float, rng: np.random.Generator) -> str:
-    """A hair style drawn with plausible, overlapping proportions: most women have longer hair and most men short
-    hair, but some women have short hair and some men long; curls are more common in Black identities, receding
-    hairlines and baldness in older men, long hair less common in older women."""
+    """A hair style drawn with plausible, overlapping proportions, by each style's `Wear` for the person's sex, age
+    and ethnicity: most women have longer hair and most men short hair, but some women have short hair and some men
+    long; curls are more common in Black identities, receding hairlines and baldness in older men, long hair less
+    common in older women."""
     female = demographics.gender == "female"
-    weights = dict(FEMALE_STYLES if female else MALE_STYLES)
-    if demographics.ethnicity == "Black":
-        weights["curly"] *= 3.0
-        weights["afro"] *= 4.0
-        weights["long_straight"] *= 0.4
-    if female:
-        weights["long_straight"] *= 1 - 0.6 * age_factor
-        weights["long_wavy"] *= 1 - 0.6 * age_factor
-        weights["short"] *= 1 + 1.5 * age_factor
-        weights["medium"] *= 1 + 2 * age_factor
-        weights["curly"] *= 1 + 2 * age_factor  # permed and set hair
-    else:
-        weights["receding"] = 30 * age_factor
-        weights["balding"] = 30 * age_factor**1.5
-        weights["bald"] += 12 * age_factor
-    names = list(weights)
-    p = np.asarray([weights[n] for n in names], np.float64)
+    order = STYLE_DRAW_ORDER["female" if female else "male"]
+    worn = [name for name, style in HAIR_STYLES.items() if style.wear(female) is not None]
+    names = sorted(worn, key=lambda name: order.index(name) if name in order else len(order))  # stable: registry order
+    p = np.asarray([HAIR_STYLES[n].weight(female, demographics.ethnicity, age_factor) for n in names], np.float64)
     return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
@@ -169,12 +159,12 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     iris = _pick(IRIS_COLORS.get(demographics.ethnicity, IRIS_COLORS["dark"]), rng)
     grey = float(np.clip((age - 38) / 40 + rng.normal(0, 0.12), 0.0, 1.0))
     male = demographics.gender == "male"
-    style = sample_hair_style(demographics, age_factor, rng)
+    style = HAIR_STYLES[sample_hair_style(demographics, age_factor, rng)]
     hair_volume = float(rng.uniform(0.8, 1.25) * (1 - 0.3 * age_factor))  # hair thins with age
     hair_length_scale = float(rng.uniform(0.75, 1.1))
-    fringe = style in ("long_straight", "long_wavy", "medium", "short") and rng.random() < (0.35 if not male else 0.1)
-    temple_dip = float(rng.uniform(0, 6) + (rng.uniform(6, 16) if male and style in ("receding", "short", "buzz") else 0)
-                       + (14.0 if style == "receding" else 0.0) + (14.0 * age_factor if male else 0.0))
+    fringe = style.fringe and rng.random() < (0.35 if not male else 0.1)
+    temple_dip = float(rng.uniform(0, 6) + (rng.uniform(6, 16) if male and style.receded_temples else 0)
+                       + style.temple_dip_mm + (14.0 * age_factor if male else 0.0))
     covering = tuple(float(c) for c in FABRICS[int(rng.integers(len(FABRICS)))])
     hairline = float((rng.uniform(46, 58) + 8 * age_factor) if male else rng.uniform(42, 54))  # above the brows
     tilt = 0.0
@@ -187,7 +177,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     lipstick_rgb = tuple(float(c) for c in LIPSTICKS[int(rng.integers(len(LIPSTICKS)))])
     eyeshadow_rgb = tuple(float(c) for c in EYESHADOWS[int(rng.integers(len(EYESHADOWS)))])
     shaped_brows = bool(rng.random() < (0.8 if not male else 0.1))  # plucked into an arch (`sample_brows`)
-    balding = {"receding": 0.25, "balding": 0.7, "bald": 1.0}.get(style, 0.0) * float(male)
+    balding = style.balding * float(male)
     appearance = Appearance(
         skin_rgb=tuple(np.clip(skin, 0, 1)),
         hair_rgb=tuple(hair),
@@ -203,7 +193,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         lip_redness=float((rng.uniform(0.2, 0.6) if not male else rng.uniform(0.05, 0.3)) * (1 - 0.6 * age_factor)),
         texture_seed=int(rng.integers(2**31)),
         sag_mm=float(12.0 * age_factor**1.5 * rng.uniform(0.7, 1.2)),
-        hair_style=style,
+        hair_style=style.name,
         hair_volume=hair_volume,
         hair_length_scale=hair_length_scale,
         temple_dip_mm=temple_dip,
