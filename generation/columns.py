@@ -15,7 +15,7 @@ import numpy as np
 from datasets import ClassLabel, Features, Image, List, Value
 
 from .demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS
-from .facs import PAIN_AUS
+from .facs import ACTION_UNITS, PAIN_AUS
 from .views import DEFAULT_VIEWS
 
 # Heatmaps are 16-bit PNGs holding micrometres: heatmap_mm = pixel / HEATMAP_UNITS_PER_MM (lossless for
@@ -36,6 +36,25 @@ COLUMNS: tuple[str, ...] = (
     IMAGE_COLUMNS + ID_COLUMNS + CAMERA_COLUMNS + LABEL_COLUMNS + DEMOGRAPHIC_COLUMNS + ("landmarks_2d",)
 )
 SPLITS = ("train", "validation", "test")
+
+# Ground truth of generated rows (docs/ground_truth.md). Always on: the camera, the head pose, 3D landmarks with
+# their visibility and the rig's blendshape weights; opt-in (`--passes`): per-pixel PNG passes.
+GEOMETRY_COLUMNS = (
+    "camera_intrinsics", "camera_extrinsics", "head_pose", "landmarks_3d", "landmarks_visible", "blendshape_weights",
+)
+PASSES = ("depth", "normals", "segmentation")  # each pass is a column of its name
+# Depth PNGs are 16-bit camera z: depth_mm = pixel / DEPTH_UNITS_PER_MM (0.05 mm steps up to 3.27 m; 0: background).
+DEPTH_UNITS_PER_MM = 20
+# Segmentation class ids: FaceSynthetics' numbering (0-18) where our faces have the part, plus earrings (19).
+# Right and left are the person's own. Glasses and facewear are never drawn; beard and clothing are painted on the
+# skin texture, not geometry, so their pixels are skin (see docs/ground_truth.md).
+SEGMENTATION_CLASSES: tuple[str, ...] = (
+    "background", "skin", "nose", "right_eye", "left_eye", "right_brow", "left_brow", "right_ear", "left_ear",
+    "mouth_interior", "upper_lip", "lower_lip", "neck", "hair", "beard", "clothing", "glasses", "headwear",
+    "facewear", "earrings",
+)
+# The rig's blendshapes (ARKit names) that the action units drive, in a fixed order: `blendshape_weights`' fields.
+BLENDSHAPE_NAMES: tuple[str, ...] = tuple(sorted({shape for unit in ACTION_UNITS.values() for shape in unit.blendshapes}))
 
 
 def pain_features(view_names: Sequence[str] = DEFAULT_VIEW_NAMES, extended_aus: Sequence[str] = ()) -> Features:
@@ -61,6 +80,29 @@ def pain_features(view_names: Sequence[str] = DEFAULT_VIEW_NAMES, extended_aus: 
             "landmarks_2d": List(List(Value("float32"), length=2), length=NUM_LANDMARKS),
         }
     )
+
+
+def _matrix(rows: int, cols: int) -> List:
+    return List(List(Value("float32"), length=cols), length=rows)
+
+
+def ground_truth_features(passes: Sequence[str] = ()) -> Features:
+    """Features of the ground truth of generated rows (besides `pain_features`): the always-on geometry columns and
+    the opt-in `passes` (names in `PASSES`). Camera space is OpenCV's: x right, y down, z forward, millimetres."""
+    unknown = sorted(set(passes) - set(PASSES))
+    if unknown:
+        raise ValueError(f"unknown passes {unknown}; valid: {', '.join(PASSES)}")
+    features = {
+        "camera_intrinsics": _matrix(3, 3),  # pixels; pixel centres at .5 as in landmarks_2d
+        "camera_extrinsics": _matrix(4, 4),  # head (world, mm) -> camera (mm)
+        "head_pose": {"yaw": Value("float32"), "pitch": Value("float32"), "roll": Value("float32"),
+                      "distance_mm": Value("float32"), "rotation": _matrix(3, 3)},
+        "landmarks_3d": _matrix(NUM_LANDMARKS, 3),  # mm, camera space
+        "landmarks_visible": List(Value("bool"), length=NUM_LANDMARKS),
+        "blendshape_weights": {name: Value("float32") for name in BLENDSHAPE_NAMES},
+    }
+    features.update({name: Image() for name in PASSES if name in passes})  # in PASSES order, whatever was asked
+    return Features(features)
 
 
 def colorize_heatmap(heatmap: np.ndarray, vmax: float = HEATMAP_VIEW_MAX_MM) -> np.ndarray:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .columns import PASSES
 from .diffusion_models import DiffusionTextureOptions, InpaintOptions
 from .errors import ConfigError
 from .facs import EXTENDED_AUS, ActionUnitError, validate_action_units
 from .views import DEFAULT_IMAGE_SIZE, DEFAULT_VIEWS, View, image_size_problem
 
 BACKGROUNDS = ("procedural", "inpaint")
+MAX_IDENTITIES = 100_000  # 40 times the paper's 2,500: the shard plan is made up front, so it is bounded
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class GenerationConfig:
     background: str = "procedural"  # or "inpaint": a diffusion-inpainted scene per identity and view
     background_options: dict = field(default_factory=dict)  # InpaintOptions for --background inpaint (resolved)
     appearance_detail: bool = True  # hair, head coverings, earrings and eyelashes as geometry; skin relief, sheen
+    passes: tuple[str, ...] = ()  # opt-in ground-truth image columns, a subset of columns.PASSES (stored in its order)
 
     def __post_init__(self):
         problems = []
@@ -46,8 +49,15 @@ class GenerationConfig:
             object.__setattr__(self, "background_options", InpaintOptions.from_dict(self.background_options).to_dict())
         elif self.background_options:
             problems.append(f"background options {sorted(self.background_options)} are only for --background inpaint")
-        if self.num_identities <= 0:
-            problems.append(f"--num-identities must be positive, got {self.num_identities}")
+        passes = self.passes.split(",") if isinstance(self.passes, str) else list(self.passes)
+        passes = [name.strip() for name in passes if name.strip()]
+        unknown = [name for name in passes if name not in PASSES]
+        if unknown:
+            problems.append(f"--passes: unknown {', '.join(map(repr, unknown))}; valid passes are {', '.join(PASSES)} "
+                            f"(comma-separated)")
+        object.__setattr__(self, "passes", tuple(name for name in PASSES if name in passes))
+        if not 0 < self.num_identities <= MAX_IDENTITIES:
+            problems.append(f"--num-identities must be within 1-{MAX_IDENTITIES:,}, got {self.num_identities}")
         if self.expressions_per_identity <= 0:
             problems.append(f"--expressions-per-identity must be positive, got {self.expressions_per_identity}")
         if image_size_problem(self.image_size):
@@ -90,4 +100,5 @@ class GenerationConfig:
         data = dict(data)
         data["views"] = tuple(View(**v) for v in data["views"])
         data["split_fractions"] = tuple(data["split_fractions"])
+        data["passes"] = tuple(data.get("passes", ()))
         return cls(**data)

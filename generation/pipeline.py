@@ -24,6 +24,7 @@ from .face.accessories import identity_hair
 from .face.model import FaceModel
 from .face.rig import identity_extras, pose_face
 from .facs import PAIN_AUS, pspi
+from .ground_truth import geometry_columns, hair_classes, pass_images
 from .render import FaceRenderer, displacement_mm
 from .rng import stream
 from .demographics import Demographics
@@ -99,6 +100,7 @@ class PainFaceGenerator:
         self.renderer = renderer or FaceRenderer(face_model, image_size=config.image_size, msaa=config.msaa,
                                                  eyelashes=config.appearance_detail)
         self.render_seconds = 0.0  # time spent in the renderer (RGB and heatmap passes), for benchmarks
+        self._hair_classes = (None, None)  # (hair, its triangles' segmentation classes) of the identity drawn last
         self._zero_heatmap = encode_heatmap(np.zeros((config.image_size,) * 2, np.float32), config.png_compress_level)
 
     def close(self) -> None:
@@ -162,10 +164,13 @@ class PainFaceGenerator:
         """Render `expression` of `identity` in the config's view `view_number` (its background; `view` moves the
         camera, e.g. a clip's head motion). Returns the renderer's `Render` (image, mask, heatmap, landmarks)."""
         background = self.background(identity, view_number)
+        if self._hair_classes[0] is not identity.hair:
+            self._hair_classes = (identity.hair, hair_classes(self.face_model, identity))
         started = time.perf_counter()
         out = self.renderer.render(
             expression.vertices, view or identity.views[view_number], displacement=expression.displacement,
             lighting=identity.spec.lighting, texture=expression.skin, background=background, hair=identity.hair,
+            ground_truth=True, hair_classes=self._hair_classes[1],
         )
         self.render_seconds += time.perf_counter() - started
         return out
@@ -185,7 +190,13 @@ class PainFaceGenerator:
             for view_number in range(len(identity.views)):
                 out = self.render(identity, expression, view_number)
                 heatmap = self._zero_heatmap if expression.displacement is None else encode_heatmap(out.heatmap, level)
-                encoded[view_number, expression_index] = (encode_png(out.image, level), heatmap, out.landmarks_2d)
+                view = identity.views[view_number]
+                truth = geometry_columns(out, view, self.renderer.distance * view.distance_scale,
+                                         expression.action_units)
+                truth.update({name: {"bytes": encode_png(image, level), "path": None}
+                              for name, image in pass_images(out, self.config.passes).items()})
+                encoded[view_number, expression_index] = (encode_png(out.image, level), heatmap, out.landmarks_2d,
+                                                          truth)
         return [
             self._row(spec, view, expression_index, aus, *encoded[view_number, expression_index],
                       neutral_bytes=encoded[view_number, 0][0])
@@ -194,7 +205,8 @@ class PainFaceGenerator:
         ]
 
     def _row(self, spec: IdentitySpec, view: View, expression_index: int, aus: dict, image_bytes: bytes,
-             heatmap_bytes: bytes, landmarks_2d: np.ndarray, neutral_bytes: bytes) -> dict:
+             heatmap_bytes: bytes, landmarks_2d: np.ndarray, truth: dict, neutral_bytes: bytes) -> dict:
+        """One row; `truth` holds the ground-truth columns (`ground_truth.geometry_columns` and the passes)."""
         demographics = spec.demographics
         return {
             "image": {"bytes": image_bytes, "path": None},
@@ -213,4 +225,5 @@ class PainFaceGenerator:
             "gender": demographics.gender,
             "ethnicity": demographics.ethnicity,
             "landmarks_2d": landmarks_2d.tolist(),
+            **truth,
         }

@@ -4,7 +4,11 @@ Two passes share one camera:
 - the shaded pass (pyrender PBR, optional 4x multisampling) gives the RGB image;
 - the triangle-id pass (flat colours, no multisampling, so ids are exact) gives the mask and, with perspective-correct
   barycentrics computed in numpy, any per-vertex value interpolated at every pixel. The heatmap uses this to stay
-  in exact float millimetres, which an 8-bit colour buffer could not hold.
+  in exact float millimetres, which an 8-bit colour buffer could not hold, and so do the ground-truth passes
+  (camera depth, normals, segmentation classes) and the landmarks' visibility.
+
+Ground truth is in OpenCV's camera frame (x right, y down, z forward, mm): `intrinsics` (pixels, centres at .5 as
+in `landmarks_2d`) and `extrinsics(view)` (head/world mm -> camera mm) project `landmarks_3d` onto `landmarks_2d`.
 
 Rendering is headless: `import_pyrender` selects Mesa's EGL platform (unless PYOPENGL_PLATFORM is set) just before
 pyrender is first imported, the one place the project touches that variable; importing this module changes nothing.
@@ -21,6 +25,7 @@ import numpy as np
 from .face.eyelashes import STRIPS_PER_LID, lash_triangles
 from .face.geometry import atlas_texcoords, barycentric_2d, skin_triangles, vertex_normals
 from .face.model import FaceModel
+from .face.segments import CLASS_ID, triangle_classes
 from .views import DEFAULT_IMAGE_SIZE, DEFAULT_VIEWS, Lighting, View  # noqa: F401  (re-exported from generation.render)
 
 
@@ -57,6 +62,12 @@ ORBIT_DEPTH_MM = 45.0
 # The order the meshes of a pass are drawn in (`FaceRenderer._draw_order`): the face, then what lies over it.
 DRAW_ORDER = ("shaded", "ids", "hair", "hair_ids")
 IRIS_RADIUS_MM = 5.8
+# A landmark is visible when the surface seen at its pixel is no nearer the camera than it by more than this plus
+# the pixel's footprint times (1 + the surface's slope, up to MAX_SLOPE) (`FaceRenderer.ground_truth`).
+VISIBILITY_TOLERANCE_MM = 1.0
+MAX_SLOPE = 2.0  # the slope counted at most (a surface turned 63 degrees from the camera); grazing ones no further
+# OpenGL camera axes (x right, y up, z backward) -> OpenCV's (x right, y down, z forward)
+GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
 PUPIL_RADIUS_MM = 2.0
 
 
@@ -70,7 +81,14 @@ class Render:
     mask: np.ndarray
     landmarks_2d: np.ndarray
     heatmap: np.ndarray | None = None
-    depth: np.ndarray | None = field(default=None, repr=False)
+    depth: np.ndarray | None = field(default=None, repr=False)  # camera z (mm) float32 (H, W), 0 = background
+    # ground truth (`FaceRenderer.render(ground_truth=True)`), OpenCV camera frame in mm
+    intrinsics: np.ndarray | None = field(default=None, repr=False)  # (3, 3) pixels
+    extrinsics: np.ndarray | None = field(default=None, repr=False)  # (4, 4) head (world) -> camera
+    landmarks_3d: np.ndarray | None = field(default=None, repr=False)  # (68, 3) float32 camera space
+    landmarks_visible: np.ndarray | None = field(default=None, repr=False)  # (68,) bool
+    normals: np.ndarray | None = field(default=None, repr=False)  # (H, W, 3) float32 unit, camera space; 0 = bg
+    segmentation: np.ndarray | None = field(default=None, repr=False)  # (H, W) uint8 SEGMENTATION_CLASSES ids
 
 
 def _patch_multisampling(renderer) -> None:
@@ -195,6 +213,7 @@ class FaceRenderer:
         self._skin_texcoord = atlas_texcoords(face_model.uv[unique[:, 1]])
         self._skin_faces = inverse.reshape(-1, 3).astype(np.int32)
         self._id_colors = self._encode_ids(len(self.faces))
+        self.triangle_classes = triangle_classes(face_model, self.faces)  # segmentation class of each drawn triangle
         self.eyelashes = eyelashes
         # eyelash spikes by the number of upper-lid strips drawn (a texture's `lash_strips`)
         self._lash_sets = {n: lash_triangles(face_model, n) if eyelashes else np.zeros((0, 3), np.int32)
@@ -230,6 +249,17 @@ class FaceRenderer:
         return np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255, np.full_like(ids, 255)], axis=1).astype(
             np.uint8
         )
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        """The pinhole camera matrix (3, 3) in pixels, x right and y down, pixel centres at .5."""
+        focal = self.image_size / (2.0 * np.tan(self.yfov / 2.0))
+        centre = self.image_size / 2.0
+        return np.array([[focal, 0.0, centre], [0.0, focal, centre], [0.0, 0.0, 1.0]])
+
+    def extrinsics(self, view: View) -> np.ndarray:
+        """World (head, mm) -> OpenCV camera (mm; x right, y down, z forward) of `view`, (4, 4)."""
+        return GL_TO_CV @ np.linalg.inv(self.camera_pose(view))
 
     def camera_pose(self, view: View) -> np.ndarray:
         eye = self.target + self.distance * view.distance_scale * _direction(view.yaw, view.pitch)
@@ -448,15 +478,18 @@ class FaceRenderer:
         pixels (ids from len(self.faces)) are left out."""
         rows, cols = np.nonzero((triangle_ids >= 0) & (triangle_ids < len(self.faces)))
         triangles = triangle_ids[rows, cols]
+        return rows, cols, triangles, self._pixel_barycentrics(rows, cols, self.faces[triangles], vertices, view)
+
+    def _pixel_barycentrics(self, rows, cols, tri: np.ndarray, vertices: np.ndarray, view: View) -> np.ndarray:
+        """Perspective-correct weights (N, 3) of triangles `tri` (N, 3 vertex indices) at pixel centres (rows, cols)."""
         if len(rows) == 0:
-            return rows, cols, triangles, np.zeros((0, 3))
-        tri = self.faces[triangles]
+            return np.zeros((0, 3))
         pixels, w = self.project(vertices, view)
         a, b, c = (pixels[tri[:, k]] for k in range(3))
         bary = barycentric_2d(np.stack([cols + 0.5, rows + 0.5], axis=1), a, b, c)
         bary /= w[tri]  # screen-space -> perspective-correct weights
         bary /= bary.sum(axis=1, keepdims=True)
-        return rows, cols, triangles, bary
+        return bary
 
     def interpolate(self, triangle_ids: np.ndarray, vertices: np.ndarray, values: np.ndarray, view: View):
         """Per-vertex `values` (V,) interpolated at every pixel centre with perspective-correct barycentrics;
@@ -466,6 +499,70 @@ class FaceRenderer:
         if len(rows):
             out[rows, cols] = (bary * values[self.faces[triangles]]).sum(axis=1)
         return out
+
+    def ground_truth(self, triangle_ids: np.ndarray, vertices: np.ndarray, view: View, hair=None,
+                     hair_classes: np.ndarray | None = None) -> dict:
+        """What the id pass tells beyond the mask, in the OpenCV camera frame (mm): `depth` camera z float32 (H, W),
+        `normals` float32 unit (H, W, 3) (the shading normals, the flat triangle's where those turn away from the
+        camera; hair's both sides face it), `segmentation` uint8 (H, W) class ids (face triangles by the face model's
+        segments, hair triangles by `hair_classes` (F,), else all "hair"), 0 everywhere on the background, and
+        `landmarks_3d` (68, 3) with `landmarks_visible` (68,): the seen surface at the landmark's pixel is the face's,
+        not hair, and not nearer than the landmark (beyond the tolerance of `VISIBILITY_TOLERANCE_MM`)."""
+        extrinsics = self.extrinsics(view)
+        rotation, translation = extrinsics[:3, :3], extrinsics[:3, 3]
+        shape = triangle_ids.shape
+        depth = np.zeros(shape, np.float32)
+        normals = np.zeros(shape + (3,), np.float32)
+        segmentation = np.zeros(shape, np.uint8)
+        surfaces = [((triangle_ids >= 0) & (triangle_ids < len(self.faces)), 0, vertices, self.faces,
+                     self._normals(vertices), self.triangle_classes)]
+        if hair is not None:
+            classes = np.full(len(hair.faces), CLASS_ID["hair"], np.uint8) if hair_classes is None else hair_classes
+            surfaces.append((triangle_ids >= len(self.faces), len(self.faces), np.asarray(hair.vertices, np.float32),
+                             hair.faces, self._hair_normals(hair), classes))
+        for where, first, points, faces, vertex_normals_, classes in surfaces:
+            rows, cols = np.nonzero(where)
+            if len(rows) == 0:
+                continue
+            triangles = triangle_ids[rows, cols] - first
+            tri = faces[triangles]
+            bary = self._pixel_barycentrics(rows, cols, tri, points, view)
+            camera = (bary[..., None] * points[tri]).sum(axis=1) @ rotation.T + translation
+            corners = points[tri] @ rotation.T
+            flat = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+            flat *= np.sign(np.einsum("ij,ij->i", flat, -camera))[:, None]  # the side the camera sees
+            smooth = (bary[..., None] * vertex_normals_[tri]).sum(axis=1) @ rotation.T
+            if first:  # hair is two-sided: the seen side's normal
+                smooth *= np.sign(np.einsum("ij,ij->i", smooth, -camera))[:, None]
+            away = np.einsum("ij,ij->i", smooth, -camera) <= 0
+            smooth[away] = flat[away]
+            depth[rows, cols] = camera[:, 2]
+            normals[rows, cols] = smooth / np.maximum(np.linalg.norm(smooth, axis=1, keepdims=True), 1e-12)
+            segmentation[rows, cols] = classes[triangles]
+        landmarks = self.face_model.landmarks
+        landmarks_3d = vertices[landmarks].astype(np.float64) @ rotation.T + translation
+        pixels, _ = self.project(vertices[landmarks], view)
+        col, row = np.floor(pixels[:, 0]).astype(np.int64), np.floor(pixels[:, 1]).astype(np.int64)
+        inside = (col >= 0) & (col < shape[1]) & (row >= 0) & (row < shape[0])
+        col, row = np.clip(col, 0, shape[1] - 1), np.clip(row, 0, shape[0] - 1)
+        seen = triangle_ids[row, col]
+        normal = self._normals(vertices)[landmarks] @ rotation.T
+        to_camera = -landmarks_3d / np.linalg.norm(landmarks_3d, axis=1, keepdims=True)
+        cos = np.einsum("ij,ij->i", normal, to_camera) / np.maximum(np.linalg.norm(normal, axis=1), 1e-12)
+        pixel_mm = landmarks_3d[:, 2] * 2.0 * np.tan(self.yfov / 2.0) / self.image_size
+        slope = np.minimum(np.sqrt(np.clip(1.0 - cos**2, 0.0, 1.0)) / np.maximum(cos, 1e-6), MAX_SLOPE)
+        tolerance = VISIBILITY_TOLERANCE_MM + pixel_mm * (1.0 + slope)
+        visible = inside & (cos > 0) & (seen >= 0) & (seen < len(self.faces))
+        visible &= landmarks_3d[:, 2] <= depth[row, col] + tolerance
+        return {"depth": depth, "normals": normals, "segmentation": segmentation,
+                "landmarks_3d": landmarks_3d.astype(np.float32), "landmarks_visible": visible}
+
+    def _hair_normals(self, hair) -> np.ndarray:
+        """Vertex normals of a hair mesh, remembered for the hair shown last."""
+        if getattr(self, "_hair_normal_source", None) is not hair:
+            self._hair_normal_source = hair
+            self._hair_vertex_normals = vertex_normals(np.asarray(hair.vertices, np.float32), hair.faces)
+        return self._hair_vertex_normals
 
     # ----------------------------------------------------------------------------------------------- all at once
     def render(
@@ -478,22 +575,32 @@ class FaceRenderer:
         background: np.ndarray | tuple[int, int, int] = (128, 128, 128),
         rgb: bool = True,
         hair=None,
+        ground_truth: bool = False,
+        hair_classes: np.ndarray | None = None,
     ) -> Render:
         """Render one view over `background` (an RGB colour or a uint8 (H, W, 3) image). `displacement` (V,) in
-        mm, when given, becomes the heatmap: the motion of the visible skin, zero where `hair` covers it."""
+        mm, when given, becomes the heatmap: the motion of the visible skin, zero where `hair` covers it.
+        `ground_truth` adds the camera, 3D landmarks with visibility and the depth, normals and segmentation
+        passes (`ground_truth`; `hair_classes` are the segmentation classes of the hair's triangles)."""
         vertices = np.asarray(vertices, dtype=np.float32)
         image, depth, coverage = None, None, None
         if rgb:
             rgba, depth = self.render_rgb(vertices, view, lighting, texture, hair)
             image, coverage = composite(rgba, background, feather=not self.msaa), rgba[..., 3] > 0
-        heatmap = None
-        if displacement is not None or coverage is None:  # the id pass is only needed for heatmaps
+        heatmap, truth = None, {}
+        if displacement is not None or coverage is None or ground_truth:  # the id pass: heatmaps and ground truth
             ids = self.render_ids(vertices, view, hair)
-            coverage = ids >= 0
+            if displacement is not None or coverage is None:
+                coverage = ids >= 0
             if displacement is not None:
                 heatmap = self.interpolate(ids, vertices, displacement, view)
+            if ground_truth:
+                truth = self.ground_truth(ids, vertices, view, hair, hair_classes)
+                truth.update(intrinsics=self.intrinsics, extrinsics=self.extrinsics(view))
+                depth = truth.pop("depth")
         landmarks, _ = self.project(vertices[self.face_model.landmarks], view)
-        return Render(image=image, mask=coverage, landmarks_2d=landmarks.astype(np.float32), heatmap=heatmap, depth=depth)
+        return Render(image=image, mask=coverage, landmarks_2d=landmarks.astype(np.float32), heatmap=heatmap,
+                      depth=depth, **truth)
 
     def close(self) -> None:
         """Free this renderer's OpenGL context (other renderers in the process keep working)."""

@@ -22,7 +22,9 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .columns import SPLITS, pain_features
+from datasets import Features
+
+from .columns import SPLITS, ground_truth_features, pain_features
 from .config import GenerationConfig
 from .errors import OutputError
 from .face.model import FaceModel
@@ -239,7 +241,8 @@ def generate_dataset(
         prepare_output(output, config, resume, overwrite, config_record(config, face_model_sha256))
     barrier()
 
-    features = pain_features([v.name for v in config.views], config.extended_aus)
+    features = Features({**pain_features([v.name for v in config.views], config.extended_aus),
+                         **ground_truth_features(config.passes)})
     schema = features.arrow_schema
     shards = [s for k, s in enumerate(plan_shards(config)) if k % world_size == rank]
     bad = bad_shards(output, shards)
