@@ -47,11 +47,17 @@ ACTION_UNITS: dict[str, ActionUnit] = {
         ActionUnit("AU20", "lip stretcher", _both("mouthStretch")),
         ActionUnit("AU25", "lips part", {**_both("mouthLowerDown", 0.6), "jawOpen": 0.1}),
         ActionUnit("AU26", "jaw drop", {"jawOpen": 0.6}),
+        # A spontaneous blink (clips only): the lids' closure as a fraction 0-1 through the blink, never in PSPI and
+        # never a still's distractor (kept out of EXTENDED_AUS, so the stills' columns stay as they are).
+        ActionUnit("AU45", "blink", _both("eyeBlink"), max_intensity=1),
     )
 }
+BLINK_AU = "AU45"
 
 PAIN_AUS: tuple[str, ...] = tuple(name for name, au in ACTION_UNITS.items() if au.in_pspi)
-EXTENDED_AUS: tuple[str, ...] = tuple(name for name, au in ACTION_UNITS.items() if not au.in_pspi)
+EXTENDED_AUS: tuple[str, ...] = tuple(
+    name for name, au in ACTION_UNITS.items() if not au.in_pspi and name != BLINK_AU
+)
 PSPI_MAX = 16
 # Pain detection is reported at PSPI >= each threshold (model heads, metrics, dataset card).
 PAIN_THRESHOLDS: tuple[int, ...] = (1, 2, 3)
