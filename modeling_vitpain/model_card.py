@@ -114,23 +114,54 @@ def fill_model_card(
         template_path: the jinja2 template; defaults to `hub_cards/model_card.md` (shipped in this package).
     """
     import jinja2
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    from huggingface_hub import ModelCard
 
     validate_evaluation(evaluation)
     template_path = Path(template_path) if template_path is not None else DEFAULT_TEMPLATE
     if not template_path.is_file():
         raise FileNotFoundError(f"Model card template not found at {template_path}: pass template_path.")
 
-    dataset = evaluation["dataset"]
-    dataset_id = dataset if isinstance(dataset, str) else dataset["id"]
-    dataset_name = dataset if isinstance(dataset, str) else dataset.get("name", dataset_id)
-    dataset_config = None if isinstance(dataset, str) else dataset.get("config")
-    split = evaluation["split"]
-    rows = [
-        (key, *describe_metric(key), math.nan if value is None else float(value))
-        for key, value in evaluation["metrics"].items()
-    ]
+    dataset_id, dataset_name, _ = _dataset(evaluation)
+    rows = _metric_rows(evaluation["metrics"])
+    training = evaluation.get("training") if isinstance(evaluation.get("training"), dict) else {}
+    values = {
+        "card_data": _card_data(evaluation, config, repo_id, rows).to_yaml(),
+        "model_name": repo_id.split("/")[-1],
+        "repo_id": repo_id,
+        "split": evaluation["split"],
+        **_model_description(config, training),
+        "num_parameters": f"{num_parameters:,}" if num_parameters is not None else "see `model.num_parameters()`",
+        "fairness_table": fairness_markdown(evaluation["fairness"]) if evaluation.get("fairness") else "",
+        "evaluation_sentence": _evaluation_sentence(evaluation, dataset_name, dataset_id),
+        "metrics_table": "\n".join(f"| {name} | {_format(value)} |" for _, _, name, value in rows),
+    }
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    text = environment.from_string(template_path.read_text()).render(**values)
+    leftover = _LEFTOVER.search(text)
+    if leftover:
+        raise ValueError(f"The filled model card still holds a placeholder near {text[leftover.start() :][:40]!r}.")
+    ModelCard(text)  # parses the YAML header: a malformed card fails here, not on the Hub
+    return text
 
+
+def _dataset(evaluation: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(Hub id, display name, config) of the evaluation's dataset: a plain name or {"id", "name", "config"}."""
+    dataset = evaluation["dataset"]
+    if isinstance(dataset, str):
+        return dataset, dataset, None
+    return dataset["id"], dataset.get("name", dataset["id"]), dataset.get("config")
+
+
+def _metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str | None, str, float]]:
+    """(key, model-index type, display name, value) per metric; an undefined value (None) is NaN."""
+    return [(key, *describe_metric(key), math.nan if value is None else float(value)) for key, value in metrics.items()]
+
+
+def _card_data(evaluation: dict[str, Any], config, repo_id: str, rows):
+    """The card's YAML metadata: licence, tags, dataset, base model and a `model-index` of the defined scores."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    dataset_id, dataset_name, dataset_config = _dataset(evaluation)
     eval_results = [
         EvalResult(
             task_type=TASK_TYPE,
@@ -138,7 +169,7 @@ def fill_model_card(
             dataset_type=dataset_id,
             dataset_name=dataset_name,
             dataset_config=dataset_config,
-            dataset_split=split,
+            dataset_split=evaluation["split"],
             metric_type=metric_type,
             metric_name=metric_name,
             metric_value=value,
@@ -146,9 +177,8 @@ def fill_model_card(
         for _, metric_type, metric_name, value in rows
         if metric_type is not None and math.isfinite(value)  # the model-index holds defined scores only
     ]
-    training = evaluation.get("training") if isinstance(evaluation.get("training"), dict) else {}
     base_model = config.backbone_checkpoint if _looks_like_hub_id(config.backbone_checkpoint) else None
-    card_data = ModelCardData(
+    return ModelCardData(
         model_name=repo_id.split("/")[-1],
         license="mit",
         library_name="transformers",
@@ -158,15 +188,14 @@ def fill_model_card(
         eval_results=eval_results,
     )
 
+
+def _model_description(config, training: dict[str, Any]) -> dict[str, str]:
+    """The card's words for the model: outputs, input, backbone, how it was trained and its loss."""
     backbone = config.backbone_config
     patch = backbone.patch_size if isinstance(backbone.patch_size, int) else backbone.patch_size[0]
     thresholds = [f"{threshold:g}" for threshold in config.pain_thresholds]
     heatmap = config.input_modality == "heatmap"
-    values = {
-        "card_data": card_data.to_yaml(),
-        "model_name": repo_id.split("/")[-1],
-        "repo_id": repo_id,
-        "split": split,
+    return {
         "pspi_max": f"{config.pspi_max:g}",
         "au_list": ", ".join(config.au_names),
         "threshold_list": _join(thresholds),
@@ -204,19 +233,8 @@ def fill_model_card(
             f"{config.pspi_loss_weight:g} x MSE(PSPI / {config.pspi_max:g}) + {config.au_loss_weight:g} x MSE(AU / "
             f"max intensity) + {config.pain_loss_weight:g} x mean BCE over the thresholds"
         ),
-        "num_parameters": f"{num_parameters:,}" if num_parameters is not None else "see `model.num_parameters()`",
         "usage_call": _usage_call(config),
-        "fairness_table": fairness_markdown(evaluation["fairness"]) if evaluation.get("fairness") else "",
-        "evaluation_sentence": _evaluation_sentence(evaluation, dataset_name, dataset_id),
-        "metrics_table": "\n".join(f"| {name} | {_format(value)} |" for _, _, name, value in rows),
     }
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    text = environment.from_string(template_path.read_text()).render(**values)
-    leftover = _LEFTOVER.search(text)
-    if leftover:
-        raise ValueError(f"The filled model card still holds a placeholder near {text[leftover.start() :][:40]!r}.")
-    ModelCard(text)  # parses the YAML header: a malformed card fails here, not on the Hub
-    return text
 
 
 def _usage_call(config) -> str:
