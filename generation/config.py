@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from .columns import PASSES
 from .diffusion_models import DiffusionTextureOptions, InpaintOptions
+from .demographics import CELLS_PER_BLOCK
 from .errors import ConfigError
 from .facs import EXTENDED_AUS, ActionUnitError, validate_action_units
 from .views import DEFAULT_IMAGE_SIZE, DEFAULT_VIEWS, View, image_size_problem
@@ -26,6 +27,7 @@ class GenerationConfig:
     texture: str = "procedural"
     distractor_probability: float = 0.2
     split_fractions: tuple[float, float, float] = (0.7, 0.2, 0.1)
+    test_identities: int = 0  # fairness protocol: identities 0..T-1 are the test split, T / 60 per demographic cell
     identities_per_shard: int = 25
     msaa: bool = False
     png_compress_level: int = 1
@@ -67,6 +69,10 @@ class GenerationConfig:
         tenths = [round(f * 10, 6) for f in self.split_fractions]
         if len(tenths) != 3 or any(t < 0 or t != int(t) for t in tenths) or sum(tenths) != 10:
             problems.append(f"split fractions must be three multiples of 0.1 summing to 1, got {self.split_fractions}")
+        test = self.test_identities
+        if test and (test % CELLS_PER_BLOCK or not 0 < test < self.num_identities):
+            problems.append(f"--test-identities must be a multiple of {CELLS_PER_BLOCK} (one identity per demographic "
+                            f"cell each) below --num-identities, got {self.test_identities}")
         if not 0 <= self.distractor_probability <= 1:
             problems.append(f"distractor probability must be within 0-1, got {self.distractor_probability}")
         if self.identities_per_shard <= 0:

@@ -16,11 +16,13 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Iterable, Iterator
 from .errors import Pain3DError
 
 MANIFEST_NAME = "pain3d_manifest.json"
+LOCK_NAME = ".pain3d.lock"  # present only while a pain3d writer holds the folder (see `writer_lock`)
 FORMAT_VERSION = 1
 PARTIAL_SUFFIX = ".partial"  # how every temporary file ends, so folder checks tell a leftover from a user file
 
@@ -75,6 +77,11 @@ def read_manifest(folder: str | os.PathLike) -> dict | None:
         manifest = json.loads(path.read_text())
         if not isinstance(manifest.get("files"), dict) or not isinstance(manifest.get("planned", []), list):
             raise ValueError("no 'files' table")
+        for rel, entry in manifest["files"].items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and isinstance(entry.get("sha256"), str)):
+                raise ValueError(f"the entry of {rel!r} is not {{size: int, sha256: str}}")
+        if not all(isinstance(rel, str) for rel in manifest.get("planned", [])):
+            raise ValueError("'planned' is not a list of paths")
     except (OSError, ValueError, AttributeError) as error:
         raise ManifestError(
             f"{path} is unreadable ({error}); pain3d cannot tell which files it wrote there: move the files you want "
@@ -133,8 +140,64 @@ def forget(folder: str | os.PathLike, paths: Iterable[str]) -> None:
 
 def _files_under(folder: Path) -> list[str]:
     return sorted(
-        str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file() or path.is_symlink()
+        str(path.relative_to(folder)) for path in folder.rglob("*")
+        if (path.is_file() or path.is_symlink()) and path.name != LOCK_NAME
     )
+
+
+_HELD: dict[str, int] = {}  # this process's writer locks: real folder path -> depth (so a lock can be re-entered)
+
+
+@contextlib.contextmanager
+def writer_lock(folder: str | os.PathLike, tool: str) -> Iterator[None]:
+    """One writer per folder: hold an exclusive lock on `folder` (created if missing) for a whole run; a second
+    writer, in this or another process, is refused with a `ManifestError` that names the first (its pid, tool and
+    start). Re-entrant within a process. The lock file is removed when the run ends."""
+    folder = Path(folder)
+    key = os.path.realpath(folder)
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    if folder.exists() and not folder.is_dir():
+        raise ManifestError(f"{folder} exists and is not a folder: choose a folder")
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ManifestError(f"cannot create {folder} ({error.strerror or error}); choose a writable folder") from None
+    path = folder / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 500).decode(errors="replace").strip() or "another pain3d process"
+            os.close(fd)
+            raise ManifestError(
+                f"{folder} is being written by {holder}: one writer at a time; wait for it to finish (or stop it), "
+                "then run again, or choose another folder"
+            ) from None
+        try:  # the file we locked is still the lock (a finishing writer may have just removed it): else try again
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} ({tool}, since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode())
+    _HELD[key] = 1
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        path.unlink(missing_ok=True)
+        os.close(fd)
+        if created and not any(folder.iterdir()):  # refused before writing anything: leave no trace
+            folder.rmdir()
 
 
 def check_files(folder: str | os.PathLike, paths: Iterable[str] | None = None) -> dict[str, str]:

@@ -8,6 +8,7 @@ written atomically; a resumed, parallel (`workers`) or distributed (`rank` / `wo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -28,7 +29,7 @@ from .columns import SPLITS, ground_truth_features, pain_features
 from .config import GenerationConfig
 from .errors import OutputError
 from .face.model import FaceModel
-from .manifest import ManifestError, check_files, forget, read_manifest, record, remove_written
+from .manifest import LOCK_NAME, PARTIAL_SUFFIX, ManifestError, check_files, forget, read_manifest, record, remove_written, writer_lock
 from .parquet import write_parquet
 from .pipeline import PainFaceGenerator
 from .sampling.identity import identity_spec, identity_split
@@ -41,6 +42,61 @@ VERSIONED_PACKAGES = (
     "numpy", "pillow", "pyrender", "PyOpenGL", "trimesh", "datasets", "pyarrow", "scipy", "torch", "diffusers",
     "transformers",
 )
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """What the writer writes: a dataset's config class (`from_dict` / `to_dict`, with `num_identities`,
+    `identities_per_shard`, `split_fractions` and `seed` for the shard plan), its columns (`features(config)`) and
+    its rows (`producer(config, face_model, device)` is called `producer(index)` for identity `index`'s rows, has
+    `render_seconds` and `close()`). Every part is importable by name, so worker processes can be given it."""
+
+    name: str  # recorded as "kind" in generation_config.json (the stills' record has none)
+    tool: str  # the command, as the manifest names it
+    config_class: type
+    features: Callable
+    producer: Callable
+
+
+class _Stills:
+    """The rows of `pain3d generate`: `PainFaceGenerator` over each identity's spec."""
+
+    def __init__(self, config: GenerationConfig, face_model: FaceModel, device: str | None = None):
+        self.config, self.face_model = config, face_model
+        self.generator = PainFaceGenerator(config, face_model, device=device)
+
+    @property
+    def render_seconds(self) -> float:
+        return self.generator.render_seconds
+
+    def __call__(self, index: int) -> list[dict]:
+        return self.generator(identity_spec(self.config, self.face_model, index))
+
+    def close(self) -> None:
+        self.generator.close()
+
+
+def _still_features(config: GenerationConfig) -> Features:
+    return Features({**pain_features([v.name for v in config.views], config.extended_aus),
+                     **ground_truth_features(config.passes)})
+
+
+STILLS = DatasetKind("stills", MANIFEST_TOOL, GenerationConfig, _still_features, _Stills)
+KINDS = {"clips": "generation.clips.writer:CLIPS"}  # the other kinds, imported when a folder of theirs is read
+
+
+def dataset_kind(record: dict) -> DatasetKind:
+    """The kind of a folder, from its generation_config.json record."""
+    name = record.get("kind", STILLS.name)
+    if name == STILLS.name:
+        return STILLS
+    if name not in KINDS:
+        raise OutputError(f"{CONFIG_FILE} names an unknown dataset kind {name!r} (known: stills, {', '.join(KINDS)}): "
+                          "it was written by another pain3d; verify it with that version")
+    import importlib
+
+    module, attribute = KINDS[name].split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 @dataclass(frozen=True)
@@ -81,21 +137,32 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def config_record(config: GenerationConfig, face_model_sha256: str | None = None) -> dict:
-    return {"config": config.to_dict(), "face_model": face_model_sha256, "versions": package_versions()}
+def config_record(config: GenerationConfig, face_model_sha256: str | None = None, kind: DatasetKind = STILLS) -> dict:
+    kind_entry = {} if kind is STILLS else {"kind": kind.name}  # the stills' record stays as it was
+    return {"config": config.to_dict(), "face_model": face_model_sha256, "versions": package_versions(), **kind_entry}
 
 
 def prepare_output(output: Path, config: GenerationConfig, resume: bool, overwrite: bool, record: dict) -> None:
     """Check and prepare the output folder; write generation_config.json. Never deletes what we did not write."""
+    tool = dataset_kind(record).tool
     if resume and overwrite:
         raise OutputError("--resume and --overwrite contradict each other: choose one")
     if output.exists() and not output.is_dir():
         raise OutputError(f"output {output} exists and is not a folder")
-    existing = sorted(p.name for p in output.iterdir()) if output.is_dir() else []
+    existing = sorted(p.name for p in output.iterdir() if p.name != LOCK_NAME) if output.is_dir() else []
     if existing and resume:
         saved = output / CONFIG_FILE
         if not saved.is_file():
-            raise OutputError(f"cannot resume: {output} has no {CONFIG_FILE}; it was not written by pain3d generate")
+            raise OutputError(f"cannot resume: {output} has no {CONFIG_FILE}; it was not written by {tool}")
+        try:  # the config is part of what the manifest protects: an edited record is not the run's record
+            changed = check_files(output, [CONFIG_FILE])
+        except ManifestError as error:
+            raise OutputError(str(error)) from None
+        if changed:
+            raise OutputError(
+                f"cannot resume {output}: its {CONFIG_FILE} is not the one pain3d wrote ({changed[CONFIG_FILE]}), so "
+                "the shards may come from other parameters; use --overwrite to start again, or a new folder"
+            )
         try:
             saved_record = json.loads(saved.read_text())
             previous = saved_record["config"]
@@ -105,7 +172,7 @@ def prepare_output(output: Path, config: GenerationConfig, resume: bool, overwri
                 "parameters it was generated with are unknown; use --overwrite to start again, or a new folder"
             ) from None
         try:  # fields added since that run was started take their defaults, which reproduce its bytes
-            previous = json.loads(json.dumps(GenerationConfig.from_dict(previous).to_dict()))
+            previous = json.loads(json.dumps(type(config).from_dict(previous).to_dict()))
         except (TypeError, ValueError):
             pass  # a record this version cannot read: reported as a difference below
         current = json.loads(json.dumps(record["config"]))  # compare as JSON sees it (tuples become lists)
@@ -135,15 +202,15 @@ def prepare_output(output: Path, config: GenerationConfig, resume: bool, overwri
         (output / "data").mkdir(parents=True, exist_ok=True)
         (output / CONFIG_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         planned = [shard.relative_path for shard in plan_shards(config)]
-        record_files(output, [CONFIG_FILE], planned=planned)
+        record_files(output, [CONFIG_FILE], planned=planned, tool=tool)
     except ManifestError as error:
         raise OutputError(str(error)) from None
     except OSError as error:
         raise OutputError(f"cannot write to {output} ({error.strerror or error}); choose a writable folder") from None
 
 
-def record_files(output: Path, written, planned=()) -> dict:
-    return record(output, written, planned=planned, tool=MANIFEST_TOOL)
+def record_files(output: Path, written, planned=(), tool: str = MANIFEST_TOOL) -> dict:
+    return record(output, written, planned=planned, tool=tool)
 
 
 def bad_shards(output: Path, shards: list[Shard]) -> dict[str, str]:
@@ -158,7 +225,8 @@ def verify_dataset(output: str | Path) -> tuple[int, dict[str, str]]:
     Shards that were never recorded (a pain3d without manifests) are read with their page checksums instead."""
     output = Path(output)
     try:
-        config = GenerationConfig.from_dict(json.loads((output / CONFIG_FILE).read_text())["config"])
+        saved = json.loads((output / CONFIG_FILE).read_text())
+        config = dataset_kind(saved).config_class.from_dict(saved["config"])
         manifest = read_manifest(output)
     except ManifestError as error:
         raise OutputError(str(error)) from None
@@ -170,6 +238,10 @@ def verify_dataset(output: str | Path) -> tuple[int, dict[str, str]]:
     recorded = (manifest or {"files": {}})["files"]
     shards = [shard.relative_path for shard in plan_shards(config)]
     problems = check_files(output, [path for path in recorded if path not in shards])
+    for path in sorted((output / "data").glob("*")):  # `load_dataset` reads every shard there: only planned ones
+        relative = f"data/{path.name}"
+        if relative not in shards and relative not in recorded and not path.name.endswith(PARTIAL_SUFFIX):
+            problems[relative] = "not part of this dataset (no shard of its plan): load_dataset would mix it in"
     for path in shards:
         if path in recorded:
             problems.update(check_files(output, [path]))
@@ -188,19 +260,19 @@ def verify_dataset(output: str | Path) -> tuple[int, dict[str, str]]:
 _WORKER: dict = {}
 
 
-def _init_worker(config_dict: dict, face_model_path: str, device: str | None = None) -> None:
+def _init_worker(config_dict: dict, face_model_path: str, device: str | None = None, kind: DatasetKind = STILLS) -> None:
     if multiprocessing.parent_process() is not None:  # a pool worker: Ctrl-C is the main process's to handle
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    config = GenerationConfig.from_dict(config_dict)
+    config = kind.config_class.from_dict(config_dict)
     model = FaceModel.load(face_model_path)
-    _WORKER.update(config=config, model=model, generator=PainFaceGenerator(config, model, device=device))
+    _WORKER.update(config=config, model=model, generator=kind.producer(config, model, device=device))
 
 
 def _render_identity(index: int) -> tuple[int, list[dict], float]:
     """Rows of one identity and the seconds its renders took."""
-    config, model, generator = _WORKER["config"], _WORKER["model"], _WORKER["generator"]
+    generator = _WORKER["generator"]
     before = generator.render_seconds
-    rows = generator(identity_spec(config, model, index))
+    rows = generator(index)
     return index, rows, generator.render_seconds - before
 
 
@@ -213,7 +285,16 @@ def _encode_classes(rows: list[dict], features) -> list[dict]:
     return rows
 
 
-def generate_dataset(
+def generate_dataset(output: str | Path, config: GenerationConfig, face_model_path: str | Path, *args, rank: int = 0,
+                     **kwargs) -> dict:
+    """Generate (this rank's share of) the dataset's shards into `output`, holding the folder's writer lock (rank 0,
+    for the whole run: a second writer is refused, naming this one). Every rank's shards are done on return. The card
+    and preview sheet are `dataset_builder.finalize_dataset_folder(output)`'s. Arguments as `_generate_dataset`."""
+    with writer_lock(output, kwargs.get("kind", STILLS).tool) if rank == 0 else contextlib.nullcontext():
+        return _generate_dataset(output, config, face_model_path, *args, rank=rank, **kwargs)
+
+
+def _generate_dataset(
     output: str | Path,
     config: GenerationConfig,
     face_model_path: str | Path,
@@ -226,6 +307,7 @@ def generate_dataset(
     progress: bool = True,
     face_model_sha256: str | None = None,
     device: str | None = None,
+    kind: DatasetKind = STILLS,
 ) -> dict:
     """Generate (this rank's share of) the dataset's shards into `output`; on return every rank's shards are done
     (`barrier`). The card and preview sheet are `dataset_builder.finalize_dataset_folder(output)`'s. `device` is where diffusion backends run (default: this process's GPU, else the CPU).
@@ -238,11 +320,10 @@ def generate_dataset(
     output = Path(output)
     barrier = barrier or (lambda: None)
     if rank == 0:
-        prepare_output(output, config, resume, overwrite, config_record(config, face_model_sha256))
+        prepare_output(output, config, resume, overwrite, config_record(config, face_model_sha256, kind))
     barrier()
 
-    features = Features({**pain_features([v.name for v in config.views], config.extended_aus),
-                         **ground_truth_features(config.passes)})
+    features = kind.features(config)  # `kind` is what is written: the stills, or e.g. generation.clips' CLIPS
     schema = features.arrow_schema
     shards = [s for k, s in enumerate(plan_shards(config)) if k % world_size == rank]
     bad = bad_shards(output, shards)
@@ -261,7 +342,7 @@ def generate_dataset(
     start = time.perf_counter()
     rows_written, render_seconds = 0, 0.0
     bar = tqdm(total=len(identities), unit="identity", disable=not progress, desc=f"rank {rank}" if world_size > 1 else "generate")
-    results = _identity_results(identities, config, face_model_path, workers, device)
+    results = _identity_results(identities, config, face_model_path, workers, device, kind)
     try:
         for shard in todo:
             rows: list[dict] = []
@@ -274,7 +355,7 @@ def generate_dataset(
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(images_per_s=f"{(rows_written + len(rows)) / max(elapsed, 1e-9):.1f}")
             write_parquet(output / shard.relative_path, _encode_classes(rows, features), schema)
-            record_files(output, [shard.relative_path])
+            record_files(output, [shard.relative_path], tool=kind.tool)
             rows_written += len(rows)
     finally:
         results.close()
@@ -290,13 +371,14 @@ def generate_dataset(
     }
 
 
-def _identity_results(identities: list[int], config: GenerationConfig, face_model_path, workers: int, device=None):
+def _identity_results(identities: list[int], config: GenerationConfig, face_model_path, workers: int, device=None,
+                      kind: DatasetKind = STILLS):
     """Generator of (index, rows, render seconds) in submission order, rendered in-process or by a pool of worker processes."""
     if not identities:  # a generator all the same: the caller closes it
         return (result for result in ())
     if workers <= 1:
         def serial():
-            _init_worker(config.to_dict(), str(face_model_path), device)
+            _init_worker(config.to_dict(), str(face_model_path), device, kind)
             try:
                 for index in identities:
                     yield _render_identity(index)
@@ -311,7 +393,7 @@ def _identity_results(identities: list[int], config: GenerationConfig, face_mode
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         pool = context.Pool(
-            workers, initializer=_init_worker, initargs=(config.to_dict(), str(face_model_path), device)
+            workers, initializer=_init_worker, initargs=(config.to_dict(), str(face_model_path), device, kind)
         )
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -4,6 +4,7 @@ Defaults and choices are read from the objects that own them."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -188,6 +189,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import hashlib
 
     from dataset_builder.finalize import finalize_dataset_folder
+    from generation.manifest import writer_lock
     from generation.writer import generate_dataset
 
     texture_options, background_options = diffusion_options(args)
@@ -235,13 +237,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
             InpaintOptions.from_dict(config.background_options) if config.background == "inpaint" else None,
         )
         logger.info("rank %d: diffusion models run on %s", rank, device)
-    summary = generate_dataset(
-        args.output, config, model_path, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
-        rank=rank, world_size=world_size, barrier=barrier, progress=not args.quiet, face_model_sha256=sha,
-        device=device,
-    )
-    if rank == 0:
-        finalize_dataset_folder(args.output)
+    # rank 0 holds the folder for the whole run, card included: a second writer is refused, naming this one
+    with writer_lock(args.output, "pain3d generate") if rank == 0 else contextlib.nullcontext():
+        summary = generate_dataset(
+            args.output, config, model_path, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
+            rank=rank, world_size=world_size, barrier=barrier, progress=not args.quiet, face_model_sha256=sha,
+            device=device,
+        )
+        if rank == 0:
+            finalize_dataset_folder(args.output)
     print(
         f"rank {rank}: wrote {summary['rows']} images of {summary['identities']} identities in "
         f"{summary['seconds']:.1f} s ({summary['images_per_second']:.1f} images/s) to {args.output}"
@@ -314,6 +318,51 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if evaluation.get("fairness"):
         print(fairness_markdown(evaluation["fairness"]))
     print(f"wrote {output}" + (f" and {args.predictions}" if args.predictions else ""))
+    return 0
+
+
+def _distributed(device: str | None = None) -> tuple[int, int, object, str | None]:
+    """(rank, world size, barrier, device) of this process: one share per process under accelerate (or torchrun)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, None, device
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # rendering needs no GPU; gloo works everywhere
+    if device is None and state.device.type == "cuda":
+        device = str(state.device)
+    return state.process_index, state.num_processes, state.wait_for_everyone, device
+
+
+def cmd_clips(args: argparse.Namespace) -> int:
+    """Labelled pain clips: one row per clip (H.264 video, per-frame AUs, PSPI, blinks, landmarks, head pose)."""
+    import hashlib
+
+    from dataset_builder.clip_card import finalize_clip_folder
+    from generation.clips.config import ClipConfig
+    from generation.clips.writer import generate_clips
+
+    config = ClipConfig(
+        num_identities=args.num_identities, clips_per_identity=args.clips_per_identity, seconds=args.seconds,
+        fps=args.fps, views=parse_views(args.views or "frontal"), image_size=args.image_size, seed=args.seed,
+        crf=args.crf, identities_per_shard=args.identities_per_shard,
+    )
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    model_path = resolve_face_model(args.face_model)
+    sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    rank, world_size, barrier, device = _distributed()
+    summary = generate_clips(
+        args.output, config, model_path, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
+        rank=rank, world_size=world_size, barrier=barrier, progress=not args.quiet, face_model_sha256=sha,
+        device=device,
+    )
+    if rank == 0:
+        finalize_clip_folder(args.output)
+    print(
+        f"rank {rank}: wrote {summary['clips']} clips ({summary['frames']} frames) of {summary['identities']} "
+        f"identities in {summary['seconds']:.1f} s ({summary['frames_per_second']:.1f} frames/s) to {args.output}"
+    )
     return 0
 
 
@@ -477,6 +526,32 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=64, help="images per model call")
     evaluate.set_defaults(func=cmd_evaluate)
 
+    from generation.clips.config import CLIP_DEFAULT_VIEWS, DEFAULT_CRF, ClipConfig
+
+    clip_default = ClipConfig.__dataclass_fields__
+    clips = sub.add_parser(
+        "clips", help="labelled pain clips: per-frame AUs, PSPI, blinks and head motion (a Hub dataset folder)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_face_model_flag(clips)
+    clips.add_argument("--output", "-o", type=Path, required=True, help="dataset folder to write")
+    clips.add_argument("--num-identities", type=int, required=True,
+                       help="identities; identity i is identity i of `generate` with the same seed, views and size")
+    clips.add_argument("--clips-per-identity", type=int, default=clip_default["clips_per_identity"].default)
+    clips.add_argument("--seconds", type=float, default=clip_default["seconds"].default, help="length of a clip")
+    clips.add_argument("--fps", type=int, default=clip_default["fps"].default, help="frames per second")
+    clips.add_argument("--views", default=",".join(v.name for v in CLIP_DEFAULT_VIEWS),
+                       help="comma list: frontal,left,right or NAME:YAW[:PITCH] in degrees")
+    clips.add_argument("--image-size", type=int, default=clip_default["image_size"].default, help="frame side, pixels")
+    clips.add_argument("--seed", type=int, default=clip_default["seed"].default, help="the dataset's seed")
+    clips.add_argument("--crf", type=int, default=DEFAULT_CRF, help="H.264 quality (0 lossless; 13: PSNR >= 40 dB)")
+    clips.add_argument("--identities-per-shard", type=int, default=clip_default["identities_per_shard"].default)
+    clips.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
+    clips.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
+    clips.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in --output")
+    clips.add_argument("--quiet", action="store_true", help="no progress bar")
+    clips.set_defaults(func=cmd_clips)
+
     verify = sub.add_parser("verify", help="check a generated dataset's files against the sha256 recorded when written")
     verify.add_argument("dataset", type=Path, help="dataset folder written by pain3d generate")
     verify.set_defaults(func=cmd_verify)
@@ -486,19 +561,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the run stops cleanly with one line."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except Pain3DError as error:
         print(f"pain3d {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
-        hint = "; rerun with --resume" if args.command == "generate" else ""
-        print(f"pain3d {args.command}: interrupted{hint}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        for name in ("SIGINT", "SIGTERM"):  # a second signal must not interrupt the clean-up
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        hint = "; rerun with --resume" if args.command in ("generate", "clips") else ""
+        how = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        print(f"pain3d {args.command}: {how}{hint}", file=sys.stderr)
+        return 143 if isinstance(interrupt, Terminated) else 130
 
 
 if __name__ == "__main__":
