@@ -5,12 +5,13 @@ the shards (`finalize_dataset_folder`), and an audit that rewrites the card's "I
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 from generation.config import GenerationConfig
 from generation.errors import OutputError
-from generation.manifest import read_manifest, record
+from generation.manifest import read_manifest, record, writer_lock
 from generation.writer import CONFIG_FILE, MANIFEST_TOOL, plan_shards
 
 from .audit import AUDIT_FILE, audit_dataset, check_output, write_audit
@@ -49,12 +50,14 @@ def audit_folder(dataset: str | Path, output: str | Path | None = None, **option
     "Independent audit" section. Returns (result, audit file, rewritten card or None)."""
     dataset = Path(dataset)
     output = check_output(Path(output) if output else dataset / AUDIT_FILE)  # before the long part
-    result = audit_dataset(dataset, **options)
-    write_audit(result, output)
     own = (dataset / CONFIG_FILE).is_file() and output.resolve() == (dataset / AUDIT_FILE).resolve()
-    if not own:
-        return result, output, None
-    card = write_dataset_card(dataset)
-    if read_manifest(dataset) is not None:  # pain3d wrote these too: `verify` checks and `--overwrite` may delete them
-        _record(dataset, [AUDIT_FILE, *CARD_FILES, *AUDIT_PLOTS])
+    # auditing into a generated folder writes there (audit.json, the card): as its one writer, for the whole run
+    with writer_lock(dataset, "pain3d audit") if own else contextlib.nullcontext():
+        result = audit_dataset(dataset, **options)
+        write_audit(result, output)
+        if not own:
+            return result, output, None
+        card = write_dataset_card(dataset)
+        if read_manifest(dataset) is not None:  # pain3d wrote these too: `verify` checks, `--overwrite` may delete them
+            _record(dataset, [AUDIT_FILE, *CARD_FILES, *AUDIT_PLOTS])
     return result, output, card
