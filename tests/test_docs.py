@@ -54,10 +54,8 @@ def relative_links(page: Path) -> list[str]:
 
 def command_verbs() -> set[str]:
     """The verbs of the `pain3d` parser, read from the parser itself."""
-    try:
-        from pain3d.cli import build_parser
-    except ImportError:  # while the command moves out of generation/cli.py (issue 30); drop once it has
-        from generation.cli import build_parser
+    from pain3d.cli import build_parser
+
     parser = build_parser()
     return {verb for a in parser._actions if isinstance(a, argparse._SubParsersAction) for verb in a.choices}
 
