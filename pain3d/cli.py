@@ -185,6 +185,28 @@ def diffusion_options(args: argparse.Namespace) -> tuple[dict, dict]:
     return (given(shared, texture_only) if diffusion else {}), (given(shared, background_only) if inpaint else {})
 
 
+def _asked_processes() -> int:
+    """How many processes the `accelerate launch` that started this one was asked for (1 when unknown)."""
+    try:
+        parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:  # not Linux, or no /proc
+        return 1
+    for flag in ("--num_processes", "--num-processes"):
+        if flag in parent[:-1] and parent[parent.index(flag) + 1].isdigit():
+            return int(parent[parent.index(flag) + 1])
+    return 1
+
+
+def _warn_if_launched_alone() -> None:
+    """`accelerate launch --num_processes 2 --cpu` silently starts one process: say so instead of doing half."""
+    if "ACCELERATE_MIXED_PRECISION" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) < _asked_processes():
+        logger.warning(
+            "accelerate launch started 1 process, not the %d asked: on a CPU machine add --multi_gpu --num_machines 1 "
+            "--mixed_precision no --dynamo_backend no (docs/generating.md); this process generates everything",
+            _asked_processes(),
+        )
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import hashlib
 
@@ -219,6 +241,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     model_path = resolve_face_model(args.face_model)
     sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
     rank, world_size, barrier, device = 0, 1, None, args.device
+    _warn_if_launched_alone()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by accelerate (or torchrun): one share per process
         import torch
         from accelerate import PartialState
@@ -299,7 +322,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check_result_paths(output, args.predictions)  # before the model loads
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    model = AutoModel.from_pretrained(args.model).eval()
+    try:
+        model = AutoModel.from_pretrained(args.model).eval()
+    except (OSError, ValueError) as error:  # no such folder or Hub id, or not a model folder
+        raise ConfigError(f"cannot load the model {args.model!r} ({str(error).splitlines()[0]}); pass a ViTPain "
+                          "folder written by the training scripts, or a Hub model id") from None
     try:
         processor = AutoImageProcessor.from_pretrained(args.model)
     except OSError:  # a folder saved without its processor: the one that matches the config

@@ -118,3 +118,17 @@ def test_sigterm_with_two_workers_is_one_line(tmp_path, face_model_file):
     assert run.returncode == 143, stderr
     assert "Traceback" not in stderr and "terminated; rerun with --resume" in stderr, stderr
     assert not (out / LOCK_NAME).exists()
+
+
+def test_accelerate_starting_one_process_of_two_warns(tmp_path, face_model_file):
+    """On a CPU machine `accelerate launch --num_processes 2 --cpu` starts one process: the command says so."""
+    accelerate = Path(sys.executable).with_name("accelerate")
+    result = subprocess.run(
+        [str(accelerate), "launch", "--num_processes", "2", "--cpu", "--mixed_precision", "no", "--dynamo_backend",
+         "no", "--num_machines", "1", "-m", "pain3d", "generate", "-o", str(tmp_path / "acc"), *TINY,
+         "--num-identities", "1", "--face-model", str(face_model_file)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "accelerate launch started 1 process, not the 2 asked" in result.stderr
+    assert "--multi_gpu" in result.stderr
