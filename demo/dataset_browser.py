@@ -14,6 +14,7 @@ from PIL import Image
 
 from generation.columns import HEATMAP_UNITS_PER_MM, SPLITS
 from generation.columns import colorize_heatmap
+from generation.errors import Pain3DError
 
 LABEL_COLUMNS = (
     "sample_id", "identity_id", "expression_index", "view", "yaw", "pitch", "action_units", "pspi",
@@ -23,7 +24,7 @@ CLASS_COLUMNS = ("view", "age_group", "gender", "ethnicity")
 ANY = "any"
 
 
-class DatasetFolderError(ValueError):
+class DatasetFolderError(Pain3DError, ValueError):
     """A folder that is not a generated 3DPain dataset."""
 
 

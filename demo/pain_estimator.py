@@ -13,6 +13,7 @@ from PIL import Image
 import modeling_vitpain  # noqa: F401  (registers ViTPain and the pain-estimation task)
 from dataset_builder.alignment import FaceNotFoundError, align_photo
 from generation.columns import colorize_heatmap
+from generation.errors import Pain3DError
 
 TRAIN_COMMAND = (
     "pain3d generate --output 3dpain-250 --num-identities 250 --image-size 112 --workers 2\n"
@@ -23,7 +24,7 @@ TRAIN_COMMAND = (
 ALIGNED_SIZE = 256  # the generator's image size; the model's image processor resizes from here
 
 
-class NoFaceError(ValueError):
+class NoFaceError(Pain3DError, ValueError):
     """No face was found in a photo."""
 
 

@@ -15,13 +15,14 @@ from typing import Callable, Iterable, Mapping, Sequence
 import contextlib
 import os
 
+from generation.errors import Pain3DError
 from generation.manifest import MANIFEST_NAME, ManifestError, move_into, record, remove_written, written_files
 
 EXIT_BAD_INPUT = 2
 SPLITS_NEEDED = ("train", "validation", "test")  # train, pick the checkpoint, report
 
 
-class UsageError(ValueError):
+class UsageError(Pain3DError, ValueError):
     """Input the script cannot work with; the message names the problem and the fix."""
 
 
