@@ -360,32 +360,59 @@ def audit_dataset(
     rows = load_rows(path, split)
     view_names = _label_names(rows, "view")
     label_names = {c: _label_names(rows, c) for c in DEMOGRAPHIC_GROUPS}
+    rows, identities = _first_identities(rows, max_identities)
+    records, neutral, attributes = _read_faces(rows, models, view_names, label_names, progress)
 
+    seconds = time.perf_counter() - started
+    result = _header(path, split, max_identities, models, len(identities), len(records), len(neutral), seconds)
+    views = sorted({r.view for r in records}, key=lambda v: view_names.index(v) if view_names and v in view_names
+                   else len(view_names or ()))
+    result["views"] = views
+    result.update(_detection_and_landmarks(records, views))
+    result["identity"] = _identity(records, neutral, attributes, views)
+    result["demographics"] = _demographics(neutral, attributes, views, label_names)
+    result["skin_tone"] = _skin_tone(neutral, attributes, label_names)
+    result["neutral_faces"] = [
+        {**{k: v for k, v in entry.items() if k != "embedding"}, **attributes.get(entry["identity_id"], {})}
+        for entry in neutral.values()
+    ]
+    return result
+
+
+def _first_identities(rows, max_identities: int | None):
+    """(rows of the first `max_identities` identities in sorted order, those identities); all when None."""
     identities = sorted(set(rows["identity_id"]))
     if max_identities is not None:
         identities = identities[:max_identities]
     chosen = set(identities)
     identity_column = rows["identity_id"]
-    rows = rows.select([i for i, identity in enumerate(identity_column) if identity in chosen])
+    return rows.select([i for i, identity in enumerate(identity_column) if identity in chosen]), identities
+
+
+def _read_neutral(models: RealFaceModels, key: tuple[str, str], image: np.ndarray, landmarks, reading: FaceReading,
+                  yaw) -> dict:
+    """What is known about the neutral image of (identity, view) `key`: detection, perceived age and gender, cheek
+    ITA (from the stored landmarks, else the detected ones) and the face embedding."""
+    entry = {"identity_id": key[0], "view": key[1], "yaw": yaw, "detected": reading.detected,
+             "perceived_age": None, "perceived_gender": None, "ita": None, "embedding": reading.embedding}
+    if reading.detected:
+        entry["perceived_age"], entry["perceived_gender"] = models.perceive(image, reading.box)
+    face_points = landmarks if landmarks is not None else reading.landmarks
+    if face_points is not None:
+        entry["ita"] = cheek_ita(image, face_points)
+    return entry
+
+
+def _read_faces(rows, models: RealFaceModels, view_names, label_names, progress: bool):
+    """Every image read once by the real-face models: (one `_ImageRecord` per row, the neutral entry per (identity,
+    view), the intended attributes per identity). Layouts without neutral rows read each row's neutral_image."""
+    from tqdm.auto import tqdm
+
     wanted = [c for c in (*REQUIRED_COLUMNS, "landmarks_2d", "yaw", "age", *DEMOGRAPHIC_GROUPS)
               if c in rows.column_names]
-
     records: list[_ImageRecord] = []
     neutral: dict[tuple[str, str], dict] = {}  # (identity, view) -> what is known about its neutral image
     attributes: dict[str, dict] = {}
-
-    from tqdm.auto import tqdm
-
-    def read_neutral(key, image, landmarks, reading, yaw):
-        entry = {"identity_id": key[0], "view": key[1], "yaw": yaw, "detected": reading.detected,
-                 "perceived_age": None, "perceived_gender": None, "ita": None, "embedding": reading.embedding}
-        if reading.detected:
-            entry["perceived_age"], entry["perceived_gender"] = models.perceive(image, reading.box)
-        face_points = landmarks if landmarks is not None else reading.landmarks
-        if face_points is not None:
-            entry["ita"] = cheek_ita(image, face_points)
-        neutral[key] = entry
-
     without_neutral: dict[tuple[str, str], int] = {}
     bar = tqdm(total=len(rows), desc="audit", unit="image", disable=not progress)
     for index, row in enumerate(rows.select_columns(wanted)):
@@ -405,7 +432,7 @@ def audit_dataset(
         ))
         key = (identity, view)
         if row["expression_index"] == 0:
-            read_neutral(key, image, landmarks, reading, row.get("yaw"))
+            neutral[key] = _read_neutral(models, key, image, landmarks, reading, row.get("yaw"))
             without_neutral.pop(key, None)
         elif key not in neutral:
             without_neutral.setdefault(key, index)
@@ -417,19 +444,23 @@ def audit_dataset(
                                disable=not progress):
             row = pairs[index]
             image = _rgb(row["neutral_image"])
-            read_neutral(key, image, None, models.read(image), row.get("yaw"))
+            neutral[key] = _read_neutral(models, key, image, None, models.read(image), row.get("yaw"))
+    return records, neutral, attributes
 
-    seconds = time.perf_counter() - started
-    result = {
+
+def _header(path, split, max_identities, models: RealFaceModels, identities: int, images: int, neutral_images: int,
+            seconds: float) -> dict:
+    """The audit's first fields: what was read, how fast, with which models and settings."""
+    return {
         "format": AUDIT_FORMAT,
         "dataset": str(path),
         "split": split or "all",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "identities": len(identities),
-        "images": len(records),
-        "neutral_images": len(neutral),
+        "identities": identities,
+        "images": images,
+        "neutral_images": neutral_images,
         "seconds": round(seconds, 1),
-        "images_per_second": round(len(records) / seconds, 2) if seconds > 0 else None,
+        "images_per_second": round(images / seconds, 2) if seconds > 0 else None,
         "max_identities": max_identities,
         "same_person_distance": SAME_PERSON_DISTANCE,
         "models": models.files,
@@ -445,18 +476,6 @@ def audit_dataset(
                          f"images within {FRONTAL_YAW:g} degrees of frontal (all views when no yaw is known)",
         },
     }
-    views = sorted({r.view for r in records}, key=lambda v: view_names.index(v) if view_names and v in view_names
-                   else len(view_names or ()))
-    result["views"] = views
-    result.update(_detection_and_landmarks(records, views))
-    result["identity"] = _identity(records, neutral, attributes, views)
-    result["demographics"] = _demographics(neutral, attributes, views, label_names)
-    result["skin_tone"] = _skin_tone(neutral, attributes, label_names)
-    result["neutral_faces"] = [
-        {**{k: v for k, v in entry.items() if k != "embedding"}, **attributes.get(entry["identity_id"], {})}
-        for entry in neutral.values()
-    ]
-    return result
 
 
 def _per_view(records: list, views: list[str], summarise) -> dict:
