@@ -25,6 +25,7 @@ import datasets
 import pyarrow.parquet as pq
 
 from generation.columns import SPLITS, pain_features
+from .integrity import check_labels
 from .official import load_official_layout
 
 _DESCRIPTION = (
@@ -118,8 +119,10 @@ class Pain3D(datasets.GeneratorBasedBuilder):
         if shards is not None:
             for shard in shards:
                 for batch in pq.ParquetFile(shard).iter_batches(batch_size=256):
-                    for row in batch.to_pylist():
-                        yield row["sample_id"], row
+                    rows = batch.to_pylist()
+                    check_labels([row["pspi"] for row in rows], [row["action_units"] for row in rows],
+                                 [row["sample_id"] for row in rows], where=shard.name)
+                    yield from ((row["sample_id"], row) for row in rows)
             return
         # Official layout: embed the image bytes so the prepared cache stands alone.
         undecoded = rows.cast_column("image", datasets.Image(decode=False)).cast_column(

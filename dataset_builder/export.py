@@ -30,6 +30,7 @@ from PIL import Image as PILImage
 from generation.manifest import ManifestError, move_into, record, remove_written, written_files
 
 from generation.columns import SPLITS
+from .integrity import check_labels, is_inside, require_verified
 from .official import ANNOTATION_DIR_NAMES, SPLIT_IDS, VIEWS_FILE, official_annotation
 from generation.errors import Pain3DError
 
@@ -121,13 +122,23 @@ def _shards(folder: Path) -> list[Path]:
     return shards
 
 
-def _image_bytes(value: dict | None) -> bytes | None:
+def _image_bytes(value: dict | None, folder: Path | None = None) -> bytes | None:
+    """The image's bytes: stored ones, else its file. From a dataset folder, only a file inside that folder (a
+    relative path is relative to it); anything else is refused, never read."""
     if value is None:
         return None
     if value.get("bytes") is not None:
         return value["bytes"]
     if value.get("path"):
-        return Path(value["path"]).read_bytes()
+        path = Path(value["path"])
+        if folder is not None:
+            path = folder / path
+            if not is_inside(path, folder):
+                raise ExportError(
+                    f"a row's image path {value['path']!r} points outside the dataset folder {folder}: refusing to "
+                    "read it; a generated dataset stores its image bytes in the shards"
+                )
+        return path.read_bytes()
     return None
 
 
@@ -204,6 +215,8 @@ def export_official(
         for dataset in src.values():
             identity_ids.update(dataset.unique("identity_id"))
     else:
+        _shards(Path(src))  # a folder with no shards at all: say so before verifying
+        require_verified(src, "export")  # a missing, extra or corrupt shard: refuse instead of exporting part of it
         for shard in _shards(Path(src)):  # checks the source before anything is written
             try:
                 identity_ids.update(pq.read_table(shard, columns=["identity_id"])["identity_id"].to_pylist())
@@ -243,6 +256,7 @@ def _write_export(src, out: Path, identity_ids: set[str], images_dir: str, batch
     base_split: dict[str, str] = {}
     identity_split: dict[str, str] = {}
     views: dict[int, dict] = {}
+    folder = None if isinstance(src, DatasetDict) else Path(src)
 
     def write_image(data: bytes, stem: str) -> None:
         ext = _extension(data)
@@ -256,7 +270,11 @@ def _write_export(src, out: Path, identity_ids: set[str], images_dir: str, batch
     for split, features, batch in _source_batches(src, batch_size):
         view_feature = features["view"]
         view_names = view_feature.names if isinstance(view_feature, ClassLabel) else None
-        for row in batch.to_pylist():
+        rows = batch.to_pylist()
+        check_labels([row["pspi"] for row in rows], [row["action_units"] for row in rows],
+                     [f"{row['identity_id']} expression {row['expression_index']} view {row['view']}" for row in rows],
+                     where=f"the {split} split")
+        for row in rows:
             identity = report.identity_map[row["identity_id"]]
             identity_split.setdefault(identity, split)
             view = int(row["view"])
@@ -265,9 +283,9 @@ def _write_export(src, out: Path, identity_ids: set[str], images_dir: str, batch
                 views[view] = {"index": view, "name": name, "yaw": row["yaw"], "pitch": row["pitch"]}
             suffix = f"textured_view_{view:03d}_inpainted"
             if (identity, view) not in written_neutrals:
-                neutral = _image_bytes(row["neutral_image"])
+                neutral = _image_bytes(row["neutral_image"], folder)
                 if neutral is None and row["expression_index"] == 0:
-                    neutral = _image_bytes(row["image"])
+                    neutral = _image_bytes(row["image"], folder)
                 if neutral is not None:
                     write_image(neutral, f"{identity}_neutral_{suffix}")
                     written_neutrals.add((identity, view))
@@ -279,7 +297,7 @@ def _write_export(src, out: Path, identity_ids: set[str], images_dir: str, batch
             if labels.setdefault(base, label) != label:
                 report.inconsistent_labels.append(f"{base} view {view}")
             base_split.setdefault(base, split)
-            write_image(_image_bytes(row["image"]), f"{base}_{suffix}")
+            write_image(_image_bytes(row["image"], folder), f"{base}_{suffix}")
             report.pain_images += 1
 
     for base, label in labels.items():

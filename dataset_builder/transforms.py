@@ -51,6 +51,7 @@ from PIL import Image as PILImage
 from generation.facs import PAIN_AUS
 
 from generation.columns import HEATMAP_UNITS_PER_MM, IMAGE_COLUMNS
+from .integrity import check_labels
 
 # Columns a training batch needs; `pain_dataloader` reads only these.
 TRAINING_COLUMNS = ("image", "neutral_image", "heatmap", "identity_id", "view", "action_units", "pspi", "sample_id")
@@ -290,6 +291,7 @@ class PainTransform:
     def __call__(self, batch: Mapping[str, Sequence[Any]], generator: torch.Generator | None = None) -> dict[str, Any]:
         """Transform a batch (a dict of columns, as `datasets` hands to `with_transform`). `generator` draws the
         augmentation (default: this transform's own, seeded from `seed` and the worker id)."""
+        check_labels(batch["pspi"], batch["action_units"], batch.get("sample_id"))  # before any image is decoded
         n = len(batch["image"])
         size = self.image_size
         identities = batch.get("identity_id")

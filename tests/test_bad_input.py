@@ -1,0 +1,178 @@
+"""Bad input, second round (issue 33): data that is incomplete, corrupt or hostile is refused with one clear line,
+never exported in part, served with a wrong label, read from outside its folder, or left to hang a reader. Real
+generated folders, real parquet files, real FIFOs, in fresh processes where the command line is what users meet."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+SMALL = ["--num-identities", "4", "--expressions-per-identity", "1", "--image-size", "32", "--identities-per-shard",
+         "1", "--views", "frontal", "--quiet"]  # fmt: skip
+
+
+def pain3d(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "pain3d", *map(str, args)], capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+def one_clear_error(result, *words):
+    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1, result.stderr[-3000:]
+    for word in words:
+        assert word in lines[0], result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, face_model_file) -> Path:
+    out = tmp_path_factory.mktemp("bad-input") / "dataset"
+    result = pain3d("generate", "-o", out, *SMALL, "--face-model", face_model_file)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture
+def copy(dataset, tmp_path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(dataset, target)
+    return target
+
+
+def set_label(shard: Path, row: int, column: str, value: float, au: str | None = None) -> str:
+    """Rewrite `shard` with one label changed (what a flipped bit in that page gives a reader that does not check
+    page checksums); returns the row's sample_id. The schema (and its datasets Features) is kept."""
+    table = pq.read_table(shard)
+    values = table[column].to_pylist()
+    if au is None:
+        values[row] = value
+    else:
+        values[row] = {**values[row], au: value}
+    index = table.column_names.index(column)
+    table = table.set_column(index, table.schema.field(column), pa.array(values, table.schema.field(column).type))
+    pq.write_table(table, shard)
+    return table["sample_id"][row].as_py()
+
+
+# ---------------------------------------------------------------------------------------------- High 4: export
+def test_export_of_a_dataset_missing_a_shard_is_refused(copy, tmp_path):
+    missing = sorted((copy / "data").glob("train-*.parquet"))[1]
+    missing.unlink()
+    out = tmp_path / "official"
+    one_clear_error(pain3d("export-official", copy, out), missing.name, "missing", "pain3d verify")
+    assert not out.exists()  # nothing exported in part
+    assert pain3d("export-official", tmp_path / "nowhere", out).returncode == 2
+
+
+def test_export_of_a_dataset_with_an_edited_shard_is_refused(copy, tmp_path):
+    shard = sorted((copy / "data").glob("train-*.parquet"))[0]
+    set_label(shard, 1, "pspi", 5.0)
+    one_clear_error(pain3d("export-official", copy, tmp_path / "official"), shard.name, "pain3d verify")
+
+
+# ---------------------------------------------------------------------------------------------- High 5: label ranges
+def test_label_ranges_come_from_facs():
+    from dataset_builder.integrity import LabelRangeError, check_labels, label_problem
+    from generation.facs import ACTION_UNITS, PSPI_MAX
+
+    assert label_problem(PSPI_MAX, {name: unit.max_intensity for name, unit in ACTION_UNITS.items()}) is None
+    assert label_problem(0, {"AU4": None}) is None  # an absent label is not out of range
+    assert "PSPI 20.0" in label_problem(20.0, {})
+    assert "AU43" in label_problem(1, {"AU43": 2.0})
+    assert "AU4" in label_problem(1, {"AU4": float("nan")})
+    assert label_problem(-0.5, {}) is not None
+    with pytest.raises(LabelRangeError, match=r"row b: PSPI 17 .*pain3d verify"):
+        check_labels([3, 17], [{}, {}], ["a", "b"])
+
+
+def test_flipped_pspi_is_an_error_wherever_rows_are_decoded(copy, tmp_path):
+    """A PSPI of 20.0 (5.0 with one exponent bit flipped) reaches every reader of this project as one error."""
+    from datasets import load_dataset
+
+    from dataset_builder import Pain3D
+    from dataset_builder.evaluation import with_transform
+    from dataset_builder.export import export_official
+    from dataset_builder.integrity import LabelRangeError
+    from dataset_builder.transforms import PainTransform
+    from modeling_vitpain import ViTPainImageProcessor
+
+    shard = sorted((copy / "data").glob("train-*.parquet"))[0]
+    sample_id = set_label(shard, 1, "pspi", 20.0)
+    loaded = load_dataset(str(copy), cache_dir=str(tmp_path / "hf"))  # datasets itself serves the value
+    assert 20.0 in loaded["train"]["pspi"]
+
+    transform = PainTransform(32, image_mean=(0.5,) * 3, image_std=(0.5,) * 3)
+    with pytest.raises(LabelRangeError, match=rf"row {sample_id}: PSPI 20.0 is outside 0-16.*pain3d verify"):
+        transform(loaded["train"][:4])
+    rows = with_transform(loaded["train"], ViTPainImageProcessor(size={"height": 32, "width": 32}))
+    with pytest.raises(LabelRangeError, match=sample_id):  # what evaluation and training index
+        [rows[i] for i in range(len(rows))]
+    with pytest.raises(LabelRangeError, match="PSPI 20.0"):
+        export_official(loaded, tmp_path / "official")
+    assert not (tmp_path / "official").exists()
+    builder = Pain3D(config_name="generated", data_dir=str(copy), cache_dir=str(tmp_path / "builder"))
+    with pytest.raises(Exception) as raised:
+        builder.download_and_prepare()
+    chain = [raised.value, raised.value.__cause__, raised.value.__context__]
+    assert any(isinstance(error, LabelRangeError) and sample_id in str(error) for error in chain)
+
+
+def test_an_action_unit_out_of_range_is_an_error(copy):
+    from datasets import load_dataset
+
+    from dataset_builder.integrity import LabelRangeError
+    from dataset_builder.transforms import PainTransform
+
+    shard = sorted((copy / "data").glob("train-*.parquet"))[0]
+    sample_id = set_label(shard, 1, "action_units", 64.0, au="AU4")
+    loaded = load_dataset(str(copy), cache_dir=str(copy.parent / "hf"))
+    with pytest.raises(LabelRangeError, match=rf"row {sample_id}: AU4 64.0 is outside 0-5"):
+        PainTransform(32, image_mean=(0.5,) * 3, image_std=(0.5,) * 3)(loaded["train"][:4])
+
+
+def test_the_card_tells_users_to_verify_after_a_download(dataset):
+    card = (dataset / "README.md").read_text()
+    assert "After any download, run `pain3d verify DIR`" in card
+
+
+# ---------------------------------------------------------------------------------------------- Medium: evaluate
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    import torch
+
+    from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel
+
+    folder = tmp_path_factory.mktemp("bad-input-model") / "vitpain-tiny"
+    backbone = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
+                "intermediate_size": 37, "image_size": 32, "patch_size": 8}  # fmt: skip
+    torch.manual_seed(0)
+    model = ViTPainModel(ViTPainConfig(backbone_config=backbone, head_hidden_size=16, au_head_hidden_size=16))
+    model.save_pretrained(folder)
+    ViTPainImageProcessor.from_model_config(model.config).save_pretrained(folder)
+    return folder
+
+
+def test_evaluate_with_a_missing_dataset_model_or_shard_says_so_in_one_line(copy, tiny_model, tmp_path):
+    output = ["--output", tmp_path / "evaluation.json"]
+    one_clear_error(pain3d("evaluate", "--model", tiny_model, "--dataset", tmp_path / "no-such-dataset", *output),
+                    "no-such-dataset")
+    one_clear_error(pain3d("evaluate", "--model", tmp_path / "no-such-model", "--dataset", copy, *output),
+                    "no-such-model", "cannot load the model")
+    shard = sorted((copy / "data").glob("train-*.parquet"))[1]
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    one_clear_error(pain3d("evaluate", "--model", tiny_model, "--dataset", copy, "--split", "validation", *output),
+                    "truncated or corrupt", "pain3d verify")
+    assert not (tmp_path / "evaluation.json").exists()
