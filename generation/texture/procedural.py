@@ -226,23 +226,49 @@ class ProceduralTexturer:
 
     def __call__(self, appearance: Appearance, rng: np.random.Generator, **_mesh) -> SkinTexture:
         """The texture of `appearance` (all its randomness comes from `appearance.texture_seed`; the mesh and
-        demographics keyword arguments of the protocol are not needed)."""
+        demographics keyword arguments of the protocol are not needed), painted layer by layer."""
+        a, masks = appearance, self._masks
+        paint = _Painting.start(self.atlas, a, np.random.default_rng(a.texture_seed))
+        thin = self._paint_skin(paint)
+        self._paint_age(paint)
+        grown = self._paint_beard(paint)
+        self._paint_eyes(paint)
+        self._paint_brows(paint)
+        cap = self._paint_hair_cap(paint)
+        clothed = self._paint_clothing(paint)
+        # how rough the surface is: skin shines where it is oily (by the person's sheen), lips are moist, the hair
+        # painted on the scalp, a grown beard and cloth are matte
+        roughness = SKIN_ROUGHNESS - a.skin_sheen * (SHEEN_OVERALL + SHEEN_DEPTH * masks["sheen"]) * masks["skin"]
+        for rough, cover in ((LIP_ROUGHNESS, masks["lips"] * thin), (HAIR_ROUGHNESS, np.maximum(cap, grown)),
+                             (CLOTH_ROUGHNESS, clothed)):
+            roughness += (rough - roughness) * np.clip(cover, 0, 1)
+        # inside the mouth and the eye sockets
+        albedo, relief = paint.albedo, paint.relief
+        albedo[self.atlas.region_mask("mouth_socket")] = (0.32, 0.10, 0.10)
+        albedo[self.atlas.region_mask("eye_socket")] = (0.55, 0.36, 0.34)
+        image = (np.clip(albedo, 0, 1) * 255 + 0.5).astype(np.uint8)
+        return SkinTexture(
+            albedo=image,
+            vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb, age_factor=a.age_factor, lashes=a.lash_rgb),
+            lash_strips=a.lash_strips,
+            roughness=(np.clip(roughness, 0, 1) * 255 + 0.5).astype(np.uint8) if self.relief else None,
+            normal=None if relief is None else normal_map(self._frame, relief),
+            creases=None if relief is None else Creases.around(relief, {
+                # young skin folds too and smooths out again; old skin creases deeper
+                name: ((0.6 + 0.9 * a.age_factor) * crease).astype(np.float32) * (1 - np.maximum(grown, clothed))
+                for name, crease in masks["creases"].items()
+            }, self._frame),
+        )
 
-        atlas, lm, masks = self.atlas, self.landmarks, self._masks
-        a = appearance
-        trng = np.random.default_rng(a.texture_seed)
-        pos = np.nan_to_num(atlas.position)
-        x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
-        shape = atlas.region.shape
-        px = atlas.size / 512  # texel-space feature sizes were tuned on a 512-texel tile
-        skin_rgb = np.asarray(a.skin_rgb, np.float32)
-        hair_rgb = np.asarray(a.hair_rgb, np.float32)
-        grey = np.array(GREY_HAIR_RGB, np.float32)
-        hair = (1 - a.grey_fraction) * hair_rgb + a.grey_fraction * grey
-
-        albedo = np.broadcast_to(skin_rgb, shape + (3,)).copy()
+    def _paint_skin(self, paint: _Painting) -> np.ndarray:
+        """Skin tone with low-frequency blotches and fine pores, redness on the cheeks, nose and ears, and the lips
+        (lipstick, thinning with age). Returns where the lips' colour reaches (0-1)."""
+        lm, masks, a, pos, shape = self.landmarks, self._masks, paint.appearance, paint.position, paint.shape
+        x, y = pos[..., 0], pos[..., 1]
+        albedo = np.broadcast_to(paint.skin_rgb, shape + (3,)).copy()
         # low-frequency blotchiness and fine pores
-        albedo *= (1 + 0.035 * _noise3d(trng, pos, 25.0) + 0.02 * _noise(trng, shape, 0.8 * px))[..., None]
+        albedo *= (1 + 0.035 * _noise3d(paint.rng, pos, 25.0)
+                   + 0.02 * _noise(paint.rng, shape, 0.8 * paint.px))[..., None]
         # redness on cheeks, nose and ears; lips
         redness = np.zeros(shape, np.float32)
         for centre, radius, weight in (
@@ -251,17 +277,22 @@ class ProceduralTexturer:
             redness += weight * np.exp(-np.sum((pos - centre) ** 2, axis=-1) / (2 * radius**2))
         redness += 0.5 * ((np.abs(x) > 68) & (y > lm[2, 1]) & (y < lm[19, 1]))  # ears
         albedo += (redness * 0.045)[..., None] * np.array([1.0, -0.45, -0.35], np.float32)
-        lip_rgb = skin_rgb * np.array([0.86, 0.64, 0.64]) + np.array([0.04, 0.0, 0.0]) * (0.5 + a.lip_redness)
+        lip_rgb = paint.skin_rgb * np.array([0.86, 0.64, 0.64]) + np.array([0.04, 0.0, 0.0]) * (0.5 + a.lip_redness)
         if a.lipstick > 0:
             lip_rgb = (1 - a.lipstick) * lip_rgb + a.lipstick * np.asarray(a.lipstick_rgb, np.float32)
         # lips thin with age: the colour withdraws toward the mouth line
         mouth_y = (lm[62, 1] + lm[66, 1]) / 2
         reach = np.where(y > mouth_y, (y - mouth_y) / (lm[51, 1] - mouth_y), (mouth_y - y) / (mouth_y - lm[57, 1]))
         thin = 1 - smoothstep(1.0 - 0.5 * a.age_factor, 1.1 - 0.45 * a.age_factor, reach)
-        albedo = _mix(albedo, lip_rgb, masks["lips"] * thin * (0.55 + 0.35 * max(a.lip_redness, a.lipstick)))
+        paint.albedo = _mix(albedo, lip_rgb, masks["lips"] * thin * (0.55 + 0.35 * max(a.lip_redness, a.lipstick)))
+        return thin
 
-        # age: darker eye surroundings, forehead lines, crow's feet, nasolabial folds, spots
-        age = a.age_factor
+    def _paint_age(self, paint: _Painting) -> None:
+        """Age: darker eye surroundings, nasolabial folds, crow's feet and forehead lines, the skin relief (with
+        relief on) and age spots."""
+        lm, masks, pos, shape, trng = self.landmarks, self._masks, paint.position, paint.shape, paint.rng
+        x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
+        age = paint.appearance.age_factor
         shade = np.zeros(shape, np.float32)
         for side in ("right", "left"):
             shade += 0.06 * (0.4 + age) * np.exp(-((masks[f"lower_lid_{side}_d"] - 5.0) ** 2) / 8.0)
@@ -275,33 +306,47 @@ class ProceduralTexturer:
         wobble = 1.6 * _noise3d(trng, pos, 30.0, where=forehead > 0)
         lines = np.clip(np.cos(2 * np.pi * (y + wobble) / 8.5), 0, 1) ** 16
         shade += 0.32 * age**0.7 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0, where=forehead > 0), -1, 1))
-        albedo *= (1 - np.clip(0.75 * shade, 0, 0.6))[..., None]  # creases hold dirt and shadow; the relief shades
-        relief = skin_relief(masks, pos, lm, age, trng, px) * masks["skin"] if self.relief else None
+        # creases hold dirt and shadow; the relief shades
+        paint.albedo *= (1 - np.clip(0.75 * shade, 0, 0.6))[..., None]
+        paint.relief = skin_relief(masks, pos, lm, age, trng, paint.px) * masks["skin"] if self.relief else None
         if age > 0.45:
-            spots = _noise(trng, shape, 2.5 * px) > 3.0 - 0.6 * (age - 0.45)
+            spots = _noise(trng, shape, 2.5 * paint.px) > 3.0 - 0.6 * (age - 0.45)
             spots = ndimage.gaussian_filter(spots.astype(np.float32), 1.0) * (masks["skin"] & (z > lm[0, 2] - 20))
-            albedo = _mix(albedo, skin_rgb * np.array([0.72, 0.6, 0.5]), np.clip(spots * 1.5, 0, 0.7))
+            paint.albedo = _mix(paint.albedo, paint.skin_rgb * np.array([0.72, 0.6, 0.5]), np.clip(spots * 1.5, 0, 0.7))
 
-        # stubble shadow, then a moustache, goatee or full beard of real hair in the hair's colour
-        grown = np.zeros(shape, np.float32)  # a grown beard's coverage
-        if a.beard_density > 0 or a.beard_style:
-            upper = lm[33, 1] - 2 - 0.3 * np.abs(x)  # the beard line drops toward the cheeks
-            beard_zone = smoothstep(lm[8, 1] - 28, lm[8, 1] - 12, y) * (1 - smoothstep(upper - 10, upper, y))
-            beard_zone *= 1 - smoothstep(lm[1, 1] - 4, lm[1, 1] + 6, y) * (np.abs(x) > np.abs(lm[48, 0]) + 8)
-            beard_zone *= (z > lm[0, 2] - 12) * (1 - np.clip(masks["lips"] * 3, 0, 1))
-            if a.beard_density > 0:
-                stubble = np.clip(0.6 + 0.4 * _noise(trng, shape, 0.7 * px), 0, 1)
-                albedo = _mix(albedo, 0.55 * hair + 0.45 * skin_rgb * 0.75, beard_zone * stubble * 0.55 * a.beard_density)
-            if a.beard_style:
-                grown = self.beard(a.beard_style, pos) * beard_zone.clip(0, 1) ** 0.5
-                grng = np.random.default_rng((a.texture_seed, 2))  # its own draws: a beard changes nothing else
-                strands = np.clip(0.75 + 0.35 * _noise(grng, shape, (0.5 * px, 1.2 * px)), 0, 1)
-                albedo = _mix(albedo, hair * (0.7 + 0.3 * strands)[..., None], grown * (0.55 + 0.4 * strands))
-                if relief is not None:  # hair stands off the skin: a soft raised, fibrous surface
-                    relief = relief * (1 - grown) + grown * (0.25 + 0.08 * _noise(grng, shape, 0.6 * px))
+    def _paint_beard(self, paint: _Painting) -> np.ndarray:
+        """A stubble shadow, then a moustache, goatee or full beard of real hair in the hair's colour, standing off
+        the skin in the relief. Returns the grown beard's coverage (0-1)."""
+        lm, masks, a = self.landmarks, self._masks, paint.appearance
+        pos, shape, px = paint.position, paint.shape, paint.px
+        x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
+        grown = np.zeros(shape, np.float32)
+        if not (a.beard_density > 0 or a.beard_style):
+            return grown
+        upper = lm[33, 1] - 2 - 0.3 * np.abs(x)  # the beard line drops toward the cheeks
+        beard_zone = smoothstep(lm[8, 1] - 28, lm[8, 1] - 12, y) * (1 - smoothstep(upper - 10, upper, y))
+        beard_zone *= 1 - smoothstep(lm[1, 1] - 4, lm[1, 1] + 6, y) * (np.abs(x) > np.abs(lm[48, 0]) + 8)
+        beard_zone *= (z > lm[0, 2] - 12) * (1 - np.clip(masks["lips"] * 3, 0, 1))
+        if a.beard_density > 0:
+            stubble = np.clip(0.6 + 0.4 * _noise(paint.rng, shape, 0.7 * px), 0, 1)
+            paint.albedo = _mix(paint.albedo, 0.55 * paint.hair + 0.45 * paint.skin_rgb * 0.75,
+                                beard_zone * stubble * 0.55 * a.beard_density)
+        if a.beard_style:
+            grown = self.beard(a.beard_style, pos) * beard_zone.clip(0, 1) ** 0.5
+            grng = np.random.default_rng((a.texture_seed, 2))  # its own draws: a beard changes nothing else
+            strands = np.clip(0.75 + 0.35 * _noise(grng, shape, (0.5 * px, 1.2 * px)), 0, 1)
+            paint.albedo = _mix(paint.albedo, paint.hair * (0.7 + 0.3 * strands)[..., None],
+                                grown * (0.55 + 0.4 * strands))
+            if paint.relief is not None:  # hair stands off the skin: a soft raised, fibrous surface
+                paint.relief = paint.relief * (1 - grown) + grown * (0.25 + 0.08 * _noise(grng, shape, 0.6 * px))
+        return grown
 
-        # upper lash line (the alpha-textured eyelash strips are not rendered); make-up: eye shadow on the upper
-        # lid, eyeliner with a wing, a touch of lower liner and blush
+    def _paint_eyes(self, paint: _Painting) -> None:
+        """The upper lash line (the alpha-textured eyelash strips are not rendered); make-up: eye shadow on the upper
+        lid, eyeliner with a wing, a touch of lower liner, and blush."""
+        lm, masks, a, pos = self.landmarks, self._masks, paint.appearance, paint.position
+        y = pos[..., 1]
+        albedo = paint.albedo
         for side in ("right", "left"):
             d = masks[f"lid_{side}_d"]
             if a.makeup > 0:
@@ -316,25 +361,34 @@ class ProceduralTexturer:
         if a.makeup > 0:
             for centre in ((lm[2] + lm[31]) / 2 + [-4, 4, 0], (lm[14] + lm[35]) / 2 + [4, 4, 0]):
                 blush = np.exp(-np.sum((pos - centre) ** 2, axis=-1) / (2 * 14.0**2))
-                albedo = _mix(albedo, skin_rgb * np.array([1.05, 0.72, 0.72]), blush * 0.35 * a.makeup)
+                albedo = _mix(albedo, paint.skin_rgb * np.array([1.05, 0.72, 0.72]), blush * 0.35 * a.makeup)
+        paint.albedo = albedo
 
-        # eyebrows: thicker at the inner end, hair-like streaks
-        streaks = np.clip(0.88 + 0.16 * _noise(trng, shape, (0.5 * px, 1.5 * px)), 0, 1)
+    def _paint_brows(self, paint: _Painting) -> None:
+        """The eyebrows of the person's shape: thicker at the inner end, hair-like streaks, greying with the hair."""
+        a, px = paint.appearance, paint.px
+        streaks = np.clip(0.88 + 0.16 * _noise(paint.rng, paint.shape, (0.5 * px, 1.5 * px)), 0, 1)
         # brows grey with the hair, salt and pepper: the lighter hairs of the streaks turn white first
         white = np.clip(a.grey_fraction * (0.75 + 2.0 * (streaks - 0.88)), 0, 1)[..., None]
-        brow_hair = (1 - white) * hair_rgb + white * grey * 0.9
+        brow_hair = (1 - white) * paint.hair_rgb + white * paint.grey * 0.9
         for d, t in self.brows(a.brows).values():
             half = a.brow_thickness_mm / 2 * (1.0 - a.brows.taper * t)
             brow = (1 - smoothstep(0.3 * half, half + 1.6, d)) * (1 - smoothstep(0.85, 1.08, t))
-            albedo = _mix(albedo, brow_hair * 0.85, brow * streaks * 0.95)
+            paint.albedo = _mix(paint.albedo, brow_hair * 0.85, brow * streaks * 0.95)
 
-        # hair cap: forehead hairline in front, lower at the sides and back, receding crown for balding men
+    def _paint_hair_cap(self, paint: _Painting) -> np.ndarray:
+        """The scalp under the hair: the forehead hairline in front, lower at the sides and back, a receding crown for
+        balding men, in the hair's colour darkened by its shade. Returns the cap's coverage (0-1)."""
+        lm, masks, a = self.landmarks, self._masks, paint.appearance
+        pos, shape, px = paint.position, paint.shape, paint.px
+        x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
+        brow_top = lm[17:27, 1].max()
         back_line = lm[2, 1] - 4 - 45 * a.hair_length
         hairline = hair_lower_edge(pos, brow_top + a.hairline_mm + 30 * a.balding, a.temple_dip_mm, back_line,
                                    a.hairline_tilt)
-        edge = np.clip(3.0 + 1.5 * _noise3d(trng, pos, 10.0, where=np.abs(y - hairline) < 12), 1.0, 6.0)
+        edge = np.clip(3.0 + 1.5 * _noise3d(paint.rng, pos, 10.0, where=np.abs(y - hairline) < 12), 1.0, 6.0)
         # the painted scalp reaches a few mm below the hair's geometric edge: fine, sparse hairs soften the line
-        cap = smoothstep(hairline - 3.0, hairline + edge, y + 1.0 * _noise(trng, shape, 1.0 * px))
+        cap = smoothstep(hairline - 3.0, hairline + edge, y + 1.0 * _noise(paint.rng, shape, 1.0 * px))
         if a.balding > 0.3:
             crown = np.hypot(x, z - (lm[0, 2] - 30)) < 60 * (a.balding - 0.3)
             cap *= 1 - ndimage.gaussian_filter(crown.astype(np.float32), 6) * (y > lm[19, 1] + 60)
@@ -342,39 +396,48 @@ class ProceduralTexturer:
         cap *= ~ears
         cap *= masks["skin"]
         # the scalp seen between hairs: the hair's colour, darkened by the hair's shade over it
-        hair_texture = 0.6 * hair * np.clip(0.92 + 0.14 * _noise(trng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)[..., None]
-        albedo = _mix(albedo, hair_texture, cap * 0.97)
+        shading = np.clip(0.92 + 0.14 * _noise(paint.rng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)
+        paint.albedo = _mix(paint.albedo, 0.6 * paint.hair * shading[..., None], cap * 0.97)
+        return cap
 
-        # clothing over the shoulders and chest, below a crew, scoop or V neckline
-        clothed = masks["skin"] * smoothstep(0.0, 1.5, self.neckline(a.neckline, pos) - y + 0.3 * _noise(trng, shape, 2.0 * px))
+    def _paint_clothing(self, paint: _Painting) -> np.ndarray:
+        """Clothing over the shoulders and chest, below a crew, scoop or V neckline, flat in the relief. Returns its
+        coverage (0-1)."""
+        a, pos, trng = paint.appearance, paint.position, paint.rng
+        below = self.neckline(a.neckline, pos) - pos[..., 1] + 0.3 * _noise(trng, paint.shape, 2.0 * paint.px)
+        clothed = self._masks["skin"] * smoothstep(0.0, 1.5, below)
         fabric = np.asarray(a.clothing_rgb, np.float32) * (1 + 0.07 * _noise3d(trng, pos, 35.0, where=clothed > 0))[..., None]
-        albedo = _mix(albedo, fabric, clothed)
-        if relief is not None:
-            relief = relief * (1 - clothed)
+        paint.albedo = _mix(paint.albedo, fabric, clothed)
+        if paint.relief is not None:
+            paint.relief = paint.relief * (1 - clothed)
+        return clothed
 
-        # how rough the surface is: skin shines where it is oily (by the person's sheen), lips are moist, the hair
-        # painted on the scalp, a grown beard and cloth are matte
-        roughness = SKIN_ROUGHNESS - a.skin_sheen * (SHEEN_OVERALL + SHEEN_DEPTH * masks["sheen"]) * masks["skin"]
-        for rough, cover in ((LIP_ROUGHNESS, masks["lips"] * thin), (HAIR_ROUGHNESS, np.maximum(cap, grown)),
-                             (CLOTH_ROUGHNESS, clothed)):
-            roughness += (rough - roughness) * np.clip(cover, 0, 1)
 
-        # inside the mouth and the eye sockets
-        albedo[atlas.region_mask("mouth_socket")] = (0.32, 0.10, 0.10)
-        albedo[atlas.region_mask("eye_socket")] = (0.55, 0.36, 0.34)
-        image = (np.clip(albedo, 0, 1) * 255 + 0.5).astype(np.uint8)
-        return SkinTexture(
-            albedo=image,
-            vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb, age_factor=a.age_factor, lashes=a.lash_rgb),
-            lash_strips=a.lash_strips,
-            roughness=(np.clip(roughness, 0, 1) * 255 + 0.5).astype(np.uint8) if self.relief else None,
-            normal=None if relief is None else normal_map(self._frame, relief),
-            creases=None if relief is None else Creases.around(relief, {
-                # young skin folds too and smooths out again; old skin creases deeper
-                name: ((0.6 + 0.9 * age) * crease).astype(np.float32) * (1 - np.maximum(grown, clothed))
-                for name, crease in masks["creases"].items()
-            }, self._frame),
-        )
+@dataclass
+class _Painting:
+    """One identity's texture while it is painted: the atlas positions (mm) and shape, the texel scale against a
+    512-texel tile, the appearance and its colours (sRGB 0-1: the skin, the hair, the hair greyed by age, full grey),
+    the generator every layer draws from in turn, and the albedo and relief (mm; None without relief) so far."""
+
+    appearance: Appearance
+    rng: np.random.Generator
+    position: np.ndarray
+    shape: tuple[int, int]
+    px: float
+    skin_rgb: np.ndarray
+    hair_rgb: np.ndarray
+    grey: np.ndarray
+    hair: np.ndarray
+    albedo: np.ndarray | None = None
+    relief: np.ndarray | None = None
+
+    @classmethod
+    def start(cls, atlas: UVAtlas, appearance: Appearance, rng: np.random.Generator) -> _Painting:
+        a = appearance
+        hair_rgb, grey = np.asarray(a.hair_rgb, np.float32), np.array(GREY_HAIR_RGB, np.float32)
+        return cls(a, rng, np.nan_to_num(atlas.position), atlas.region.shape, atlas.size / 512,
+                   np.asarray(a.skin_rgb, np.float32), hair_rgb, grey,
+                   (1 - a.grey_fraction) * hair_rgb + a.grey_fraction * grey)
 
 
 # Roughness (0 mirror .. 1 chalk) beside the skin's `SKIN_ROUGHNESS`: the oiliest skin is this much smoother all over
