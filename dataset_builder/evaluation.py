@@ -21,17 +21,25 @@ import torch
 
 from generation.manifest import replacing
 
+from generation.errors import Pain3DError
+
 from .collator import PainCollator
+from .integrity import IncompleteDatasetError
 from .transforms import TRAINING_COLUMNS, PainTransform, prepare_dataset
 
 FAIRNESS_ATTRIBUTES = ("age_group", "gender", "ethnicity")
 PREDICTION_KEYS = ("pspi", "action_units", "pain_probability", "pspi_labels", "action_unit_labels")
 
 
+class DatasetSourceError(Pain3DError, ValueError):
+    """A dataset argument that is neither a readable folder nor a Hub dataset this machine can load."""
+
+
 def load_pain_dataset(source: str, split_csv: str | None = None):
     """A `DatasetDict` (train / validation / test) in the column contract from a generated folder, a folder in the
     official 3D-Pain layout (images + per-expression JSON) or a Hub dataset id."""
     import datasets
+    import pyarrow as pa
 
     path = Path(source)
     if path.is_dir() and not (path / "data").is_dir() and not any(path.glob("*.parquet")):
@@ -39,8 +47,24 @@ def load_pain_dataset(source: str, split_csv: str | None = None):
 
         return load_official_layout(path, split_csv=split_csv)
     if path.is_dir():
-        return datasets.load_dataset(str(path))
-    return datasets.load_dataset(source)  # a Hub id (needs the network or a warm cache)
+        try:
+            return datasets.load_dataset(str(path))
+        except (datasets.exceptions.DatasetGenerationError, pa.ArrowException, OSError) as error:
+            cause = error.__cause__ or error
+            raise IncompleteDatasetError(
+                f"cannot read the dataset {path} ({type(cause).__name__}: {str(cause).splitlines()[0][:300]}): a shard "
+                f"is truncated or corrupt; `pain3d verify {path}` names it and `pain3d generate --resume` renders it again"
+            ) from None
+    if path.exists():
+        raise DatasetSourceError(f"{path} is a file: pass the dataset folder (the one holding data/), or a Hub dataset id")
+    try:
+        return datasets.load_dataset(source)  # a Hub id (needs the network or a warm cache)
+    except (OSError, ValueError) as error:  # ConnectionError and FileNotFoundError are OSErrors
+        raise DatasetSourceError(
+            f"dataset {source!r} is neither a folder here nor a Hub dataset that can be loaded "
+            f"({str(error).splitlines()[0][:300]}); pass a folder written by `pain3d generate`, a folder in the "
+            "official 3D-Pain layout, or a Hub dataset id"
+        ) from None
 
 
 def select_rows(dataset, max_rows: int | None, seed: int = 0):
