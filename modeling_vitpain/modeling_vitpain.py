@@ -7,6 +7,7 @@ This file travels alone as remote code (``trust_remote_code=True``): it imports 
 from __future__ import annotations
 
 import copy
+import math
 import weakref
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, Dinov2Model, PreTrainedModel, ViTModel
+from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_vitpain import ViTPainConfig
@@ -243,11 +245,24 @@ class ViTPainPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
+        lora_role = getattr(module, "_lora_role", None)
+        if lora_role == "A":  # peft's own start for A: Kaiming-uniform, as nn.Linear starts
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+        elif lora_role == "B":  # LoRA starts as no change: B = 0
+            init.zeros_(module.weight)
+        else:
+            super()._init_weights(module)
         if isinstance(module, AUQueryHead):
-            nn.init.trunc_normal_(module.queries, std=self.config.initializer_range)
-        if getattr(module, "_is_lora_b", False):  # LoRA starts as no change: B = 0 (A stays random)
-            nn.init.zeros_(module.weight)
+            init.trunc_normal_(module.queries, std=self.config.initializer_range)
+
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        # LoRA adapters sit inside the backbone, whose own `_init_weights` would start them as plain Linear layers
+        # (B != 0): start them here first (marked initialised, so the backbone's pass skips them).
+        for module in self.modules():
+            if getattr(module, "_lora_role", None):
+                self._initialize_weights(module)
+        super().initialize_weights()
 
 
 class ViTPainModel(ViTPainPreTrainedModel):
@@ -276,11 +291,10 @@ class ViTPainModel(ViTPainPreTrainedModel):
         self.pspi_head = PSPIHead(config)
         self.pain_heads = PainThresholdHeads(config)
         self.au_head = AUQueryHead(config)
-        self.post_init()
-        # After post_init, so that LoRA keeps its own initialisation (B = 0: training starts from the backbone).
-        if config.use_lora:
+        if config.use_lora:  # before post_init, so `_init_weights` starts the adapters (and starts missing ones alike)
             self._add_lora(config)
-        elif config.freeze_backbone:
+        self.post_init()
+        if config.freeze_backbone and not config.use_lora:
             self.backbone.requires_grad_(False)
 
     def get_input_embeddings(self) -> nn.Module:
@@ -339,8 +353,10 @@ class ViTPainModel(ViTPainPreTrainedModel):
         )
         inject_adapter_in_model(lora_config, self.backbone)
         for module in self.backbone.modules():
-            for adapter in getattr(module, "lora_B", {}).values() if isinstance(getattr(module, "lora_B", None), nn.ModuleDict) else ():
-                adapter._is_lora_b = True  # `_init_weights` keeps B at zero when loading fills missing weights
+            for role in ("A", "B"):  # `_init_weights` starts these (A random, B = 0), also when loading misses them
+                adapters = getattr(module, f"lora_{role}", None)
+                for adapter in adapters.values() if isinstance(adapters, nn.ModuleDict) else ():
+                    adapter._lora_role = role
         if config.lora_dropout > 0:
             # One module for all adapters: q/k/v adapters read the same tensor, so they share one mask.
             shared_dropout = SharedMaskDropout(config.lora_dropout)
@@ -402,21 +418,28 @@ class ViTPainModel(ViTPainPreTrainedModel):
             backbone_kwargs["output_hidden_states"] = output_hidden_states
         if output_attentions:
             backbone_kwargs["output_attentions"] = True  # fused kernels form no maps: the backbone warns
+        # The neutral image's own pass: joined with the pain image's (shared weights, larger matmuls run faster)
+        # unless hidden states or attentions are asked for, which must be the very tensors the pain tokens flow
+        # through (rows sliced off a joint pass would get no gradient).
+        joint_pass = not (output_hidden_states or output_attentions)
+        neutral_tokens = None
         if self.config.fuses_difference:  # early fusion: the expression change is an input, not something to find
             images = torch.cat([pixel_values, pixel_values - neutral_pixel_values], dim=1)
-        elif neutral_pixel_values is not None:
-            # One backbone pass over pain and neutral images: shared weights, and larger matmuls run faster.
+        elif neutral_pixel_values is not None and joint_pass:
             images = torch.cat([pixel_values, neutral_pixel_values])
         else:
             images = pixel_values
+            if neutral_pixel_values is not None:
+                forward_kwargs = self.backbone_spec.forward_kwargs
+                neutral_tokens = self.backbone(neutral_pixel_values, **forward_kwargs).last_hidden_state
         backbone_outputs = self.backbone(images, **backbone_kwargs)
         tokens = backbone_outputs.last_hidden_state
         hidden_states = getattr(backbone_outputs, "hidden_states", None) if output_hidden_states else None
         attentions = getattr(backbone_outputs, "attentions", None) if output_attentions else None
         if self.neutral_attention is not None:
-            tokens = self.neutral_attention(tokens[:batch_size], tokens[batch_size:])
-            hidden_states = _first_rows(hidden_states, batch_size)
-            attentions = _first_rows(attentions, batch_size)
+            if neutral_tokens is None:
+                tokens, neutral_tokens = tokens[:batch_size], tokens[batch_size:]
+            tokens = self.neutral_attention(tokens, neutral_tokens)
         return ViTPainFeatures(
             last_hidden_state=tokens, pooled_output=tokens[:, 0], hidden_states=hidden_states, attentions=attentions
         )
@@ -549,13 +572,6 @@ class ViTPainModel(ViTPainPreTrainedModel):
                 f"neutral_pixel_values has shape {tuple(neutral_pixel_values.shape)} but pixel_values has "
                 f"{tuple(pixel_values.shape)}: give one neutral image per pain image, processed the same way."
             )
-
-
-def _first_rows(tensors: tuple[torch.Tensor, ...] | None, batch_size: int) -> tuple[torch.Tensor, ...] | None:
-    """Keep the pain-image rows of per-layer tensors computed on the concatenated pain + neutral batch."""
-    if tensors is None:
-        return None
-    return tuple(None if tensor is None else tensor[:batch_size] for tensor in tensors)
 
 
 def _saved_config(cls, pretrained_model_name_or_path, kwargs: dict) -> ViTPainConfig | None:

@@ -29,7 +29,8 @@ BACKBONE = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2, "num
 
 
 def tiny_config(**kwargs) -> ViTPainConfig:
-    return ViTPainConfig(backbone_config=dict(BACKBONE), head_hidden_size=16, au_head_hidden_size=16, **kwargs)
+    kwargs.setdefault("backbone_config", dict(BACKBONE))
+    return ViTPainConfig(head_hidden_size=16, au_head_hidden_size=16, **kwargs)
 
 
 def _pixels(batch=2):
@@ -118,6 +119,41 @@ def test_lora_parameters_get_gradients_with_reentrant_checkpointing():
     assert lora and all(p.grad is not None for p in lora.values()), [n for n, p in lora.items() if p.grad is None]
 
 
+def test_neutral_reference_hidden_states_get_gradients():
+    """As a stock ViT's: the hidden states returned are the tensors the pain image's tokens flow through."""
+    model = ViTPainModel(tiny_config(use_neutral_reference=True))
+    outputs = model(_pixels(), neutral_pixel_values=_pixels(), output_hidden_states=True)
+    first = outputs.hidden_states[0]
+    first.retain_grad()
+    outputs.pspi.sum().backward()
+    assert len(outputs.hidden_states) == 3 and first.shape[0] == 2  # embeddings + 2 layers, pain images only
+    assert first.grad is not None and first.grad.abs().sum() > 0
+
+
+def test_neutral_reference_outputs_do_not_depend_on_the_flags():
+    torch.manual_seed(0)
+    model = ViTPainModel(tiny_config(use_neutral_reference=True)).eval()
+    pixels, neutral = _pixels(), _pixels()
+    plain = model(pixels, neutral_pixel_values=neutral).pspi
+    flagged = model(pixels, neutral_pixel_values=neutral, output_hidden_states=True, output_attentions=True).pspi
+    torch.testing.assert_close(plain, flagged)
+
+
+def test_lora_adapters_missing_from_the_weights_start_as_no_change():
+    """Weights missing when loading are started by `_init_weights`: a LoRA B matrix at zero (the model computes what
+    its backbone computes), A like peft starts it, nothing left on the meta device."""
+    config = tiny_config(use_lora=True)
+    model = ViTPainModel.from_pretrained(None, config=config, state_dict={})
+    adapters = {name: value for name, value in model.named_parameters() if "lora_" in name}
+    assert adapters and all(value.device.type == "cpu" for value in model.parameters())
+    for name, value in adapters.items():
+        if "lora_B" in name:
+            assert torch.count_nonzero(value) == 0, name
+        else:  # Kaiming-uniform with a = sqrt(5): bound 1 / sqrt(fan_in), far wider than the 0.02 normal
+            bound = value.shape[1] ** -0.5
+            assert value.abs().max() <= bound and value.std() > 0.1 * bound, name
+
+
 def test_processor_takes_per_call_overrides():
     import numpy as np
 
@@ -174,11 +210,13 @@ common = _transformers_tests()
 
 
 class ViTPainModelTester:
-    """The shapes transformers' ViT tests use (batch 13, 30 px, patch 2, hidden 32, 2 layers, 4 heads)."""
+    """The shapes transformers' ViT tests use (batch 13, 30 px, patch 2, hidden 32, 2 layers, 4 heads), for one of the
+    configurations users get (`config_kwargs`: the default, a neutral reference, LoRA, a DINOv2 backbone)."""
 
-    def __init__(self, parent, batch_size=13):
+    def __init__(self, parent, batch_size=13, **config_kwargs):
         self.parent = parent
         self.batch_size = batch_size
+        self.config_kwargs = config_kwargs
         self.num_hidden_layers = BACKBONE["num_hidden_layers"]
         self.num_attention_heads = BACKBONE["num_attention_heads"]
         self.hidden_size = BACKBONE["hidden_size"]
@@ -187,11 +225,15 @@ class ViTPainModelTester:
         self.is_training = True
 
     def get_config(self):
-        return tiny_config()
+        return tiny_config(**self.config_kwargs)
 
     def prepare_config_and_inputs_for_common(self):
-        pixels = common.floats_tensor([self.batch_size, 3, self.image_size, self.image_size])
-        return self.get_config(), {"pixel_values": pixels}
+        config = self.get_config()
+        shape = [self.batch_size, 3, self.image_size, self.image_size]
+        inputs = {"pixel_values": common.floats_tensor(shape)}
+        if config.use_neutral_reference:
+            inputs["neutral_pixel_values"] = common.floats_tensor(shape)
+        return config, inputs
 
 
 if common is not None:
@@ -201,9 +243,12 @@ if common is not None:
         test_resize_embeddings = False  # no token embeddings
         test_torch_exportable = False
         has_attentions = True
+        test_can_init_all_missing_weights_before_2023 = True  # the model files carry no copyright year: run it
+
+        config_kwargs: dict = {}
 
         def setUp(self):
-            self.model_tester = ViTPainModelTester(self)
+            self.model_tester = ViTPainModelTester(self, **self.config_kwargs)
 
         def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
             inputs = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
@@ -218,6 +263,44 @@ if common is not None:
             model = ViTPainModel(config)
             self.assertIsInstance(model.get_input_embeddings(), torch.nn.Module)
             self.assertIsNone(model.get_output_embeddings())
+
+    class ViTPainNeutralReferenceModelTest(ViTPainModelTest):
+        """The pain image's tokens attend to a neutral image's (one backbone pass over both)."""
+
+        config_kwargs = {"use_neutral_reference": True}
+        additional_model_inputs = ["neutral_pixel_values"]  # what transformers' tests pass besides pixel_values
+
+    class ViTPainDifferenceFusionModelTest(ViTPainModelTest):
+        """The backbone sees the pain image stacked with its difference from the neutral image."""
+
+        config_kwargs = {"use_neutral_reference": True, "neutral_fusion": "difference"}
+        additional_model_inputs = ["neutral_pixel_values"]
+
+    class ViTPainLoRAModelTest(ViTPainModelTest):
+        """LoRA adapters (peft) in a frozen backbone."""
+
+        config_kwargs = {"use_lora": True}
+
+        def test_retain_grad_hidden_states_attentions(self):
+            """As transformers' test, one state later: the frozen patch embeddings' output (hidden state 0) needs no
+            gradient, as in any peft model; the first adapted layer's output and attention map get one."""
+            config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
+            config.output_hidden_states = config.output_attentions = True
+            model = ViTPainModel._from_config(config, attn_implementation="eager")
+            outputs = model(**inputs)
+            assert not outputs.hidden_states[0].requires_grad
+            hidden_states, attentions = outputs.hidden_states[1], outputs.attentions[0]
+            hidden_states.retain_grad()
+            attentions.retain_grad()
+            outputs[0].flatten()[0].backward()
+            self.assertIsNotNone(hidden_states.grad)
+            self.assertIsNotNone(attentions.grad)
+
+    class ViTPainDinov2ModelTest(ViTPainModelTest):
+        """A DINOv2 backbone (no mask token, no position interpolation flag)."""
+
+        config_kwargs = {"backbone_config": {**{k: v for k, v in BACKBONE.items() if k != "intermediate_size"},
+                                             "model_type": "dinov2", "mlp_ratio": 1}}
 
 else:
 
