@@ -62,10 +62,10 @@ ORBIT_DEPTH_MM = 45.0
 # The order the meshes of a pass are drawn in (`FaceRenderer._draw_order`): the face, then what lies over it.
 DRAW_ORDER = ("shaded", "ids", "hair", "hair_ids")
 IRIS_RADIUS_MM = 5.8
-# A landmark is visible when the surface seen at its pixel is no nearer the camera than it by more than this plus
-# the pixel's footprint times (1 + the surface's slope, up to MAX_SLOPE) (`FaceRenderer.ground_truth`).
+# A landmark is visible when its pixel shows the face (not hair or the background) and the farthest face surface
+# seen in its 3x3 pixel neighbourhood is no nearer the camera than the landmark by more than this: an unoccluded
+# point lies between the depths of the pixel centres around it, an occluded one behind all of them.
 VISIBILITY_TOLERANCE_MM = 1.0
-MAX_SLOPE = 2.0  # the slope counted at most (a surface turned 63 degrees from the camera); grazing ones no further
 # OpenGL camera axes (x right, y up, z backward) -> OpenCV's (x right, y down, z forward)
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
 PUPIL_RADIUS_MM = 2.0
@@ -506,8 +506,8 @@ class FaceRenderer:
         `normals` float32 unit (H, W, 3) (the shading normals, the flat triangle's where those turn away from the
         camera; hair's both sides face it), `segmentation` uint8 (H, W) class ids (face triangles by the face model's
         segments, hair triangles by `hair_classes` (F,), else all "hair"), 0 everywhere on the background, and
-        `landmarks_3d` (68, 3) with `landmarks_visible` (68,): the seen surface at the landmark's pixel is the face's,
-        not hair, and not nearer than the landmark (beyond the tolerance of `VISIBILITY_TOLERANCE_MM`)."""
+        `landmarks_3d` (68, 3) with `landmarks_visible` (68,): not self-occluded nor covered by hair (the depth test of
+        `VISIBILITY_TOLERANCE_MM`)."""
         extrinsics = self.extrinsics(view)
         rotation, translation = extrinsics[:3, :3], extrinsics[:3, 3]
         shape = triangle_ids.shape
@@ -545,15 +545,13 @@ class FaceRenderer:
         col, row = np.floor(pixels[:, 0]).astype(np.int64), np.floor(pixels[:, 1]).astype(np.int64)
         inside = (col >= 0) & (col < shape[1]) & (row >= 0) & (row < shape[0])
         col, row = np.clip(col, 0, shape[1] - 1), np.clip(row, 0, shape[0] - 1)
-        seen = triangle_ids[row, col]
-        normal = self._normals(vertices)[landmarks] @ rotation.T
-        to_camera = -landmarks_3d / np.linalg.norm(landmarks_3d, axis=1, keepdims=True)
-        cos = np.einsum("ij,ij->i", normal, to_camera) / np.maximum(np.linalg.norm(normal, axis=1), 1e-12)
-        pixel_mm = landmarks_3d[:, 2] * 2.0 * np.tan(self.yfov / 2.0) / self.image_size
-        slope = np.minimum(np.sqrt(np.clip(1.0 - cos**2, 0.0, 1.0)) / np.maximum(cos, 1e-6), MAX_SLOPE)
-        tolerance = VISIBILITY_TOLERANCE_MM + pixel_mm * (1.0 + slope)
-        visible = inside & (cos > 0) & (seen >= 0) & (seen < len(self.faces))
-        visible &= landmarks_3d[:, 2] <= depth[row, col] + tolerance
+        face = (triangle_ids >= 0) & (triangle_ids < len(self.faces))
+        farthest = np.full(len(landmarks), -np.inf)
+        for dr in (-1, 0, 1):  # the farthest face surface around each landmark's pixel
+            for dc in (-1, 0, 1):
+                r, c = np.clip(row + dr, 0, shape[0] - 1), np.clip(col + dc, 0, shape[1] - 1)
+                farthest = np.maximum(farthest, np.where(face[r, c], depth[r, c], -np.inf))
+        visible = inside & face[row, col] & (landmarks_3d[:, 2] <= farthest + VISIBILITY_TOLERANCE_MM)
         return {"depth": depth, "normals": normals, "segmentation": segmentation,
                 "landmarks_3d": landmarks_3d.astype(np.float32), "landmarks_visible": visible}
 
