@@ -17,7 +17,9 @@ Nothing is silently dropped: malformed or missing annotations, missing neutrals,
 and split-CSV problems are counted on an `OfficialLayoutReport` (logged, and attached to the result as `.report`).
 Indexing is one `os.scandir` per folder plus a regex per name; images are referenced by path and decoded lazily by
 the `datasets` Image feature, never at index time. The index is cached (arrow files keyed on the folders' listings),
-so a second load skips the JSON reads and memory-maps the result.
+so a second load skips the JSON reads and memory-maps the result. Only regular files are read (a FIFO or a link to a
+device is reported, never opened for reading), annotations up to MAX_LABEL_FILE_BYTES, view numbers up to
+MAX_VIEW_INDEX.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from datasets.table import InMemoryTable, MemoryMappedTable, Table
 from generation.facs import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, ActionUnitError, pspi
 
 from generation.columns import SPLITS, pain_features
+from .integrity import MAX_LABEL_FILE_BYTES, open_regular, read_regular
 from .report import ProblemLog
 from generation.errors import Pain3DError
 
@@ -58,7 +61,9 @@ VIEWS_FILE = "pain3d_views.json"
 SPLIT_IDS = {0: "train", 1: "validation", 2: "test"}
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.2, 0.1)
 DEFAULT_SPLIT_SEED = 42
-INDEX_CACHE_VERSION = 2  # bump when the index format or its meaning changes
+INDEX_CACHE_VERSION = 3  # bump when the index format or its meaning changes
+# View numbers above this are not views (a name like `_view_300000000_` would size the view table to 3e8 names).
+MAX_VIEW_INDEX = 9999
 
 ROW_FIELDS = (
     "image", "neutral_image", "sample_id", "identity_id", "expression_index", "view", "yaw", "pitch", "action_units",
@@ -86,6 +91,7 @@ PROBLEMS: dict[str, str] = {
     "unmatched_image": "pain images with no annotation JSON (left out)",
     "orphan_annotation": "annotation JSON files with no image",
     "unrecognised_file": "files in the image folder whose name is not flame_sample_XXXX_{pain_Y,neutral}_... (ignored)",
+    "view_out_of_range": f"images whose view number is above {MAX_VIEW_INDEX} (left out)",
     "missing_neutral": "pain images with no neutral image of the same identity and view (neutral_image is None)",
     "duplicate_neutral": "extra neutral images for an identity and view (the first by name is used)",
     "bad_split_row": "split CSV rows with a split other than 0/1/2 or a conflicting repeat (ignored)",
@@ -143,18 +149,19 @@ def _scan(folder: Path) -> list[str]:
 
 def _read_json(path: str) -> object:
     # Raw os-level read + json.loads(bytes): much cheaper than open() in text mode for thousands of tiny files.
-    # (The read size matters: os.read allocates it up front, and 64 KiB holds any annotation in one go.)
-    fd = os.open(path, os.O_RDONLY)
+    # Only a regular file of at most MAX_LABEL_FILE_BYTES: a FIFO or a link to /dev/zero would hang the read.
+    return json.loads(read_regular(path, MAX_LABEL_FILE_BYTES))
+
+
+def _not_a_number(value: object) -> bool:
+    """Whether a JSON value cannot be an intensity: not a number, a bool, or an integer beyond float's range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
     try:
-        data = os.read(fd, 65536)
-        while len(data) % 65536 == 0 and data:
-            more = os.read(fd, 65536)
-            if not more:
-                break
-            data += more
-    finally:
-        os.close(fd)
-    return json.loads(data)
+        float(value)
+    except OverflowError:  # a 400-digit integer
+        return True
+    return False
 
 
 @functools.lru_cache(maxsize=65536)
@@ -190,7 +197,7 @@ def _check_labels(items: tuple[tuple[str, object], ...]) -> tuple[_Annotation | 
     if stored_pspi is not None:
         try:
             stored = float(stored_pspi)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             stored = float("nan")
         if not abs(stored - recomputed) <= 1e-6:
             problems.append(("pspi_mismatch", f"PSPI {stored_pspi} in file, {recomputed:g} from its AUs"))
@@ -207,8 +214,8 @@ def _parse_annotation(base: str, raw: object, report: OfficialLayoutReport) -> _
             raw = {**{k: v for k, v in raw.items() if k != nested}, **raw[nested]}
     # A string or true/false is another writer's convention, not an intensity. Checked here, not in the memoised
     # check: true == 1 as a cache key.
-    not_numbers = [f"{key}={value!r}" for key, value in raw.items() if str(key).upper() in ACTION_UNITS
-                   and (isinstance(value, bool) or not isinstance(value, (int, float)))]
+    not_numbers = [f"{key}={str(value)[:40]}" for key, value in raw.items() if str(key).upper() in ACTION_UNITS
+                   and _not_a_number(value)]
     if not_numbers:
         report.add("invalid_action_units", f"{base}: intensities must be JSON numbers, got {', '.join(not_numbers)}")
         return None
@@ -262,9 +269,11 @@ def _read_views(root: Path, images_dir: Path, view_names: Sequence[str] | None, 
         path = folder / VIEWS_FILE
         if path.is_file():
             try:
-                views = json.loads(path.read_text())
+                views = json.loads(read_regular(path, MAX_LABEL_FILE_BYTES))
                 indices_in_file = [int(view["index"]) for view in views]
-            except (OSError, ValueError, KeyError, TypeError) as error:
+                if any(not 0 <= i <= MAX_VIEW_INDEX for i in indices_in_file):
+                    raise ValueError(f"a view index is outside 0-{MAX_VIEW_INDEX}")
+            except (OSError, ValueError, KeyError, TypeError, OverflowError) as error:
                 raise OfficialLayoutError(
                     f"{path} is unreadable ({type(error).__name__}: {error}); it should be a JSON list of "
                     '{"index", "name", "yaw", "pitch"} objects as `pain3d export-official` writes it: export again, '
@@ -394,6 +403,9 @@ def _classify_images(image_names: Sequence[str], report: OfficialLayoutReport):
         report.images_found += 1
         view_match = VIEW_NUMBER.search(match["suffix"] or "")
         view = int(view_match[1]) if view_match else 0
+        if view > MAX_VIEW_INDEX:
+            report.add("view_out_of_range", name)
+            continue
         identity = match["identity"]
         if match["neutral"]:
             if neutrals.setdefault((identity, view), name) != name:
@@ -411,7 +423,8 @@ def image_problem(path: str) -> str | None:
     neither PNG nor JPEG, or cut short (a PNG without its IEND chunk, a JPEG without its end-of-image marker).
     None when it looks whole."""
     try:
-        with open(path, "rb") as handle:
+        fd = open_regular(path)  # a FIFO or a device is never opened for reading (it would hang)
+        with open(fd, "rb") as handle:
             head = handle.read(8)
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(0, size - 1024))
@@ -529,14 +542,32 @@ def _stat_token(path: Path) -> list[int] | None:
     return [stat.st_mtime_ns, stat.st_size, stat.st_ino]
 
 
+def _listing_token(folder: Path) -> str | None:
+    """Hash of every entry's name, size, mtime_ns and inode in `folder`: an annotation or image edited in place
+    changes it (the folder's own mtime changes only when names are added, removed or renamed)."""
+    digest = hashlib.sha256()
+    try:
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda entry: entry.name):
+                try:
+                    info = entry.stat()
+                    digest.update(f"{entry.name}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}\n".encode())
+                except OSError:  # a dangling link: its name alone
+                    digest.update(f"{entry.name}\0-\n".encode())
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 def _cache_key(root: Path, images_dir: Path, annotations_dir: Path, split_csv, options: dict) -> str:
-    """Hash of everything the index depends on. Folder mtimes change when files are added, removed or renamed;
-    the split CSV and views file are checked themselves."""
+    """Hash of everything the index depends on: each file's name, size and mtime_ns in the image and annotation
+    folders (so an edit in place is noticed), the split CSV and views file, and the options."""
     split_path = Path(split_csv).resolve() if split_csv is not None else None
     parts = {
         "version": INDEX_CACHE_VERSION,
         "root": str(root.resolve()),
         "folders": [_stat_token(p) for p in (root, images_dir, annotations_dir)],
+        "files": [_listing_token(p) for p in dict.fromkeys((images_dir, annotations_dir))],
         "views_file": [_stat_token(images_dir / VIEWS_FILE), _stat_token(root / VIEWS_FILE)],
         "split_csv": [str(split_path), _stat_token(split_path) if split_path else None],
         "options": options,
@@ -611,7 +642,8 @@ def load_official_layout(
 
     The index (paths and labels, not images) is cached under `cache_dir` (default: the datasets cache,
     `pain3d_official_index/`) and reused while the folders' listings, the split CSV and the options are unchanged,
-    so later loads skip reading the JSON files. Editing a JSON in place (same name) is not noticed: pass
+    so later loads skip reading the JSON files. The key covers every file's size and mtime_ns, so a JSON edited in
+    place is read again; an edit that keeps both (a tool that restores the mtime) is not noticed: pass
     `use_cache=False` after doing that.
     """
     root = Path(os.path.abspath(root))  # the index stores absolute image paths
