@@ -176,3 +176,77 @@ def test_evaluate_with_a_missing_dataset_model_or_shard_says_so_in_one_line(copy
     one_clear_error(pain3d("evaluate", "--model", tiny_model, "--dataset", copy, "--split", "validation", *output),
                     "truncated or corrupt", "pain3d verify")
     assert not (tmp_path / "evaluation.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------- High 8: official cache
+def test_official_index_cache_notices_an_annotation_edited_in_place(tmp_path):
+    from test_official_layout import write_official
+
+    from dataset_builder.official import load_official_layout
+
+    labels = write_official(tmp_path / "root", identities=3, expressions=1, views=1)
+    base = next(iter(labels))
+    path = tmp_path / "root" / "annotations" / f"{base}_annotations.json"
+    path.write_text(json.dumps({"AU4": 5, "AU6": 2, "AU7": 0, "AU9": 1, "AU10": 1, "AU43": 1, "PSPI": 9}))
+    cache = tmp_path / "index-cache"
+
+    def pspi_of(result):
+        rows = [row for split in result.values() for row in split.select_columns(["sample_id", "pspi"])]
+        return next(row["pspi"] for row in rows if row["sample_id"].startswith(base))
+
+    assert pspi_of(load_official_layout(tmp_path / "root", cache_dir=cache)) == 9
+    assert pspi_of(load_official_layout(tmp_path / "root", cache_dir=cache)) == 9  # cached
+    # Same name, same size: only the file's own mtime (not the folder's) changes.
+    path.write_text(json.dumps({"AU4": 2, "AU6": 2, "AU7": 0, "AU9": 1, "AU10": 1, "AU43": 1, "PSPI": 6}))
+    assert pspi_of(load_official_layout(tmp_path / "root", cache_dir=cache)) == 6
+
+
+# ---------------------------------------------------------------------------------------------- Medium: the loaders
+LOAD_OFFICIAL = """
+import json, sys
+from dataset_builder.official import OfficialLayoutError, load_official_layout
+try:
+    result = load_official_layout(sys.argv[1], cache_dir=sys.argv[2])
+except OfficialLayoutError as error:
+    print(json.dumps({"error": str(error)}))
+else:
+    print(json.dumps({"problems": result.report.problems, "rows": sum(map(len, result.values()))}))
+"""
+
+
+def load_in_a_process(script: str, *args) -> dict:
+    """Run a loader in a fresh process (a hang is a failure after 120 s, not a stuck suite); its JSON answer."""
+    result = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_official_loader_reads_only_regular_files_of_bounded_size(tmp_path):
+    from test_official_layout import _image_bytes, write_official
+
+    root = tmp_path / "root"
+    write_official(root, identities=4, expressions=2, views=1)
+    images, annotations = root / "meshes_inpainted", root / "annotations"
+    (annotations / "flame_sample_0000_pain_1_annotations.json").unlink()
+    os.mkfifo(annotations / "flame_sample_0000_pain_1_annotations.json")  # would block open() forever
+    (annotations / "flame_sample_0000_pain_2_annotations.json").unlink()
+    os.symlink("/dev/zero", annotations / "flame_sample_0000_pain_2_annotations.json")  # would never end
+    (images / "flame_sample_0001_pain_1_textured_view_000_inpainted.png").unlink()
+    os.mkfifo(images / "flame_sample_0001_pain_1_textured_view_000_inpainted.png")
+    (annotations / "flame_sample_0002_pain_1_annotations.json").write_text('{"AU4": 1' + "0" * 400 + "}")
+    (images / "flame_sample_0003_pain_1_view_300000000_inpainted.png").write_bytes(_image_bytes(7))
+    answer = load_in_a_process(LOAD_OFFICIAL, root, tmp_path / "cache")
+    problems = answer["problems"]
+    malformed = " ".join(problems["malformed_annotation"])
+    assert "flame_sample_0000_pain_1" in malformed and "a FIFO" in malformed
+    assert "flame_sample_0000_pain_2" in malformed and "character device" in malformed
+    assert any("flame_sample_0001_pain_1" in p and "a FIFO" in p for p in problems["unreadable_image"])
+    assert any("flame_sample_0002_pain_1" in p for p in problems["invalid_action_units"])
+    assert problems["view_out_of_range"] == ["flame_sample_0003_pain_1_view_300000000_inpainted.png"]
+    assert answer["rows"] > 0  # the good files are still read
+
+    (images / "flame_sample_0003_pain_1_view_300000000_inpainted.png").unlink()
+    (images / "pain3d_views.json").write_text(json.dumps([{"index": 3e8, "name": "far", "yaw": 0, "pitch": 0}]))
+    answer = load_in_a_process(LOAD_OFFICIAL, root, tmp_path / "cache")
+    assert "pain3d_views.json" in answer["error"] and "outside 0-9999" in answer["error"]
