@@ -15,6 +15,9 @@ Nothing is dropped silently: every frame left out, every disagreement and every 
 is listed on the `UNBCReport` attached as `.report` (and logged). With `align=True` each frame (and its neutral
 frame) is cropped and aligned to the framing of 3DPain renders from its AAM landmarks (`alignment.align_face`).
 
+`load_unbc` also reads the three HDF5 files the official Pain-in-3D code reads (`unbc_hdf5`): the same columns and
+the same choice of neutral frame, from their per-frame labels (no sequences, sequence labels or landmarks there).
+
 `write_unbc_layout` writes a generated 3DPain dataset in this layout (renders placed in 320 x 240 frames), so the
 archive's tools can be tested without the archive, which is only available from its authors.
 """
@@ -40,7 +43,10 @@ from generation.facs import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, PSPI_MAX, Acti
 
 from .alignment import DEFAULT_SIZE, TEMPLATE, align_face, transform_points, warp
 from generation.columns import pain_features
+from .integrity import MAX_LABEL_FILE_BYTES, read_regular
+from .official import image_problem
 from .report import ProblemLog
+from .unbc_hdf5 import FRAMES_FILE, FrameReader, is_hdf5_layout, read_annotations
 from generation.errors import Pain3DError
 
 logger = logging.getLogger(__name__)
@@ -65,6 +71,7 @@ PROBLEMS: dict[str, str] = {
     "missing_landmarks": "frames with no AAM landmark file (landmarks_aam None; left out when aligning)",
     "missing_sequence_label": "sequences with no VAS/OPR/AFF/SEN file (that column is None)",
     "missing_neutral": "subjects with no PSPI 0 frame (their rows have no neutral_image)",
+    "annotation_without_frame": "HDF5 annotation rows pointing past the last frame (left out, as officially)",
     "unknown_file": "files that are not part of the archive's layout (ignored)",
     "system_file": "operating-system files such as .DS_Store (ignored)",
 }
@@ -82,6 +89,7 @@ class UNBCReport(ProblemLog):
     NOT_COUNTED = ("system_file",)
 
     root: str
+    layout: str = "archive"  # or "hdf5": the official code's three HDF5 files
     images_found: int = 0
     rows: int = 0
     subjects: int = 0
@@ -89,10 +97,13 @@ class UNBCReport(ProblemLog):
     problems: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self, examples: int = 3) -> str:
-        lines = [
-            f"UNBC-McMaster archive at {self.root}: {self.images_found} images -> {self.rows} labelled frames of "
-            f"{self.subjects} subjects in {self.sequences} sequences"
-        ]
+        if self.layout == "hdf5":
+            first = (f"UNBC-McMaster HDF5 files at {self.root}: {self.images_found} frames -> {self.rows} labelled "
+                     f"frames of {self.subjects} subjects")
+        else:
+            first = (f"UNBC-McMaster archive at {self.root}: {self.images_found} images -> {self.rows} labelled frames "
+                     f"of {self.subjects} subjects in {self.sequences} sequences")
+        lines = [first]
         return "\n".join(lines + self.problem_lines(examples))
 
 
@@ -100,9 +111,10 @@ class UNBCReport(ProblemLog):
 
 
 def _numbers(path: str) -> list[list[float]]:
-    """Rows of numbers of a whitespace-separated text file (ValueError on anything else)."""
-    with open(path, encoding="ascii") as handle:
-        return [[float(token) for token in line.split()] for line in handle if line.strip()]
+    """Rows of numbers of a whitespace-separated text file (ValueError on anything else; OSError for a FIFO, a
+    device or a file over MAX_LABEL_FILE_BYTES, which are never read)."""
+    text = read_regular(path, MAX_LABEL_FILE_BYTES).decode("ascii")
+    return [[float(token) for token in line.split()] for line in text.splitlines() if line.strip()]
 
 
 def read_value(path: str) -> float:
@@ -190,12 +202,17 @@ def _place(files: _Files, parts: tuple[str, ...], path: str) -> bool:
 
 
 def _image_ok(path: str) -> str | None:
-    """None when the file is a readable image (header only, no decoding), else the reason."""
+    """None when the file is a readable image (a regular file, whole by its end marker, with a header of at most
+    PIL's decompression-bomb limit of pixels; no decoding), else the reason."""
+    if (problem := image_problem(path)) is not None:  # a FIFO, a device, empty or cut short
+        return problem
     try:
         with Image.open(path) as image:
-            image.size  # noqa: B018 - the header is parsed on open
+            width, height = image.size  # the header is parsed on open
+        if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+            return f"its header declares {width} x {height} pixels, more than a frame can be (a decompression bomb)"
         return None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
         return str(error) or type(error).__name__
 
 
@@ -291,6 +308,27 @@ def _sequence_labels(files: _Files, records: list[dict], root: Path, report: UNB
         record.update(values[(record["subject"], record["sequence"])])
 
 
+def _hdf5_frames(root: Path, report: UNBCReport) -> list[dict]:
+    """One record per annotated frame of the HDF5 layout, in the archive's record shape (`image` the frame's row)."""
+    try:
+        annotations = read_annotations(root)
+    except FileNotFoundError as error:
+        raise UNBCLayoutError(str(error)) from None
+    report.images_found = annotations.num_frames
+    if annotations.dropped:
+        report.add("annotation_without_frame",
+                   f"{annotations.dropped} rows point past frame {annotations.num_frames - 1}")
+    stat = os.stat(root / FRAMES_FILE)
+    return [
+        {"image": row, "image_stat": [stat.st_mtime_ns, stat.st_size], "subject": subject, "sequence": None,
+         "frame": f"unbc_{row}", "frame_index": row, "action_units": action_units, "pspi": float(score),
+         "coded": any(value > 0 for value in action_units.values()), "landmarks": None,
+         **{kind.lower(): None for kind in SEQUENCE_LABEL_KINDS}}
+        for row, (subject, action_units, score) in enumerate(
+            zip(annotations.subject_names, annotations.action_units, annotations.pspi))
+    ]
+
+
 def choose_neutrals(records: list[dict]) -> dict[int, int | None]:
     """Row -> row of its neutral frame: a PSPI 0 frame of the same subject, preferably from the same sequence, then
     one with no AU coded at all, then the earliest (sequence, frame). Deterministic; None when the subject has none."""
@@ -335,29 +373,48 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def prepare_frame(path: str, landmarks, image_size: int | None, align: bool) -> tuple[dict, list | None]:
-    """The image column value and landmarks of one frame: the file itself (by path), aligned, or resized to
-    image_size x image_size (landmarks scaled with it)."""
-    if not align and image_size is None:
-        return {"path": path, "bytes": None}, landmarks
-    with Image.open(path) as opened:
-        image = opened.convert("RGB")
+def prepare_frame(source: str | Image.Image, landmarks, image_size: int | None,
+                  align: bool) -> tuple[dict, list | None]:
+    """The image column value and landmarks of one frame: the file itself (by path; a frame read from the HDF5
+    layout, `source` a PIL image, as PNG bytes), aligned, or resized to image_size x image_size (landmarks scaled
+    with it)."""
+    if isinstance(source, Image.Image):
+        image = source.convert("RGB")
+    elif not align and image_size is None:
+        return {"path": source, "bytes": None}, landmarks
+    else:
+        with Image.open(source) as opened:
+            image = opened.convert("RGB")
     if align:
         aligned = align_face(image, landmarks, image_size or DEFAULT_SIZE)
         return {"path": None, "bytes": _png(aligned.image)}, aligned.landmarks.tolist()
+    if image_size is None:
+        return {"path": None, "bytes": _png(image)}, landmarks
     scale = np.array([image_size / image.width, image_size / image.height])
     resized = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
     points = None if landmarks is None else (np.asarray(landmarks) * scale).tolist()
     return {"path": None, "bytes": _png(resized)}, points
 
 
-def _generate_rows(records: list[dict], image_size: int | None, align: bool, action_unit_names: tuple[str, ...]):
-    neutrals: dict[str, dict] = {}  # each neutral frame is prepared once per process
+def _generate_rows(records: list[dict], image_size: int | None, align: bool, action_unit_names: tuple[str, ...],
+                   hdf5_folder: str | None = None):
+    """Rows of `unbc_features`; a record's `image` is a file path, or a frame row of the HDF5 layout's frames file."""
+    reader = FrameReader(hdf5_folder) if hdf5_folder else None
+    try:
+        yield from _rows(records, image_size, align, action_unit_names, reader or (lambda path: path))
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _rows(records, image_size, align, action_unit_names, source):
+    neutrals: dict[str | int, dict] = {}  # each neutral frame is prepared once per process
     for record in records:
-        image, landmarks = prepare_frame(record["image"], record["landmarks"], image_size, align)
+        image, landmarks = prepare_frame(source(record["image"]), record["landmarks"], image_size, align)
         neutral = record["neutral"]
         if neutral is not None and neutral["image"] not in neutrals:
-            neutrals[neutral["image"]] = prepare_frame(neutral["image"], neutral["landmarks"], image_size, align)[0]
+            prepared = prepare_frame(source(neutral["image"]), neutral["landmarks"], image_size, align)
+            neutrals[neutral["image"]] = prepared[0]
         yield {
             "image": image,
             "neutral_image": None if neutral is None else neutrals[neutral["image"]],
@@ -381,7 +438,9 @@ def load_unbc(
     progress: bool = True,
 ) -> Dataset:
     """The UNBC-McMaster archive at `root` (the folder holding Images/, Frame_Labels/, AAM_landmarks/ and
-    Sequence_Labels/) as a `datasets.Dataset`, one row per labelled frame, with `.report` (`UNBCReport`).
+    Sequence_Labels/) as a `datasets.Dataset`, one row per labelled frame, with `.report` (`UNBCReport`). A folder
+    with the official code's HDF5 files instead (`unbc_hdf5`) gives the same columns: `identity_id` its subject name,
+    `sample_id` "unbc_<row>", `frame_index` the row, frames as PNG bytes; sequences, their labels and landmarks None.
 
     Columns (`unbc_features`): `image`, `neutral_image` (a PSPI 0 frame of the same subject, see `choose_neutrals`),
     `action_units` (the pain AUs plus any extended AUs the archive codes), `pspi` (the archive's PSPI file),
@@ -396,21 +455,29 @@ def load_unbc(
     `landmarks_aam` are in the pixels of the returned images.
     """
     root = Path(os.path.abspath(root))
-    if not (root / IMAGES).is_dir():
+    hdf5 = not (root / IMAGES).is_dir() and is_hdf5_layout(root)
+    if not (root / IMAGES).is_dir() and not hdf5:
         raise UNBCLayoutError(
             f"no {IMAGES}/ folder in {root}: point root at the UNBC-McMaster archive folder that holds {IMAGES}/, "
-            f"{FRAME_LABELS}/, {LANDMARKS}/ and {SEQUENCE_LABELS}/ (as the archive's authors ship it)"
+            f"{FRAME_LABELS}/, {LANDMARKS}/ and {SEQUENCE_LABELS}/ (as the archive's authors ship it), or at the "
+            f"folder of the official code's HDF5 files ({FRAMES_FILE}, ...)"
         )
+    if hdf5 and align:
+        raise UNBCLayoutError(f"the HDF5 files in {root} hold no AAM landmarks to align frames with: use align=False")
     if image_size is not None and int(image_size) < 8:
         raise ValueError(f"image_size must be at least 8 pixels (or None to keep the frames), got {image_size}")
-    report = UNBCReport(root=str(root))
-    files = _scan(root, report)
-    report.images_found = len(files.images)
-    records = _frames(files, root, align, report, progress)
+    report = UNBCReport(root=str(root), layout="hdf5" if hdf5 else "archive")
+    if hdf5:
+        records = _hdf5_frames(root, report)
+    else:
+        files = _scan(root, report)
+        report.images_found = len(files.images)
+        records = _frames(files, root, align, report, progress)
     if not records:
         logger.warning("%s", report.summary())
         raise UNBCLayoutError(f"no labelled frame in {root}:\n{report.summary()}")
-    _sequence_labels(files, records, root, report)
+    if not hdf5:
+        _sequence_labels(files, records, root, report)
     neutrals = choose_neutrals(records)
     for subject in sorted({r["subject"] for i, r in enumerate(records) if neutrals[i] is None}):
         count = sum(r["subject"] == subject for r in records)
@@ -421,9 +488,10 @@ def load_unbc(
     extended = [name for name in EXTENDED_AUS if any(r["action_units"].get(name) for r in records)]
     report.rows = len(records)
     report.subjects = len({r["subject"] for r in records})
-    report.sequences = len({(r["subject"], r["sequence"]) for r in records})
+    report.sequences = len({(r["subject"], r["sequence"]) for r in records if r["sequence"] is not None})
 
-    options = {"image_size": image_size, "align": align, "action_unit_names": (*PAIN_AUS, *extended)}
+    options = {"image_size": image_size, "align": align, "action_unit_names": (*PAIN_AUS, *extended),
+               "hdf5_folder": str(root) if hdf5 else None}
     # The processed rows depend on the records (paths, file stats, labels), the options and the template.
     token = [FORMAT_VERSION, records, options, TEMPLATE.tolist() if align else None]
     fingerprint = hashlib.sha256(json.dumps(token, sort_keys=True).encode()).hexdigest()[:32]

@@ -3,22 +3,15 @@
     python scripts/unbc_crossval.py --data_dir UNBC-McMaster --output_dir runs/unbc                       # from scratch
     python scripts/unbc_crossval.py --data_dir UNBC-McMaster --init_from exp/student_s0 --output_dir runs/unbc-ft
 
-`--data_dir` is either of two layouts:
+`--data_dir` is either of two layouts, both read by `dataset_builder.load_unbc` (same columns, same neutral frame):
 
 - **The archive as its authors ship it** (`Images/`, `Frame_Labels/{PSPI,FACS}/`, `AAM_landmarks/`,
-  `Sequence_Labels/`), read by `dataset_builder.load_unbc`. Frames are aligned to the 3DPain framing from their AAM
-  landmarks (`--align false` keeps the raw frames). Folds: the subjects, shuffled with `--split_seed`, dealt into
-  `--num_folds` groups; fold K tests group K.
-- **The HDF5 files the official Pain-in-3D code reads** (`data/unbc_loader.py`), three files in `--data_dir`:
-
-      frames_unbc_2020-09-21-05-42-04.hdf5        image (N, H, W, 3) or (N, H, W) uint8; index (N,)
-      annotations_unbc_2020-10-13-22-55-04.hdf5   index, subject_name ("042-ll042": subject number before "-"),
-                                                  label_AU_4/6/7/9/10/43 (a value or a per-frame sequence, NaN = 0),
-                                                  label_pspi (optional: else PSPI from the AUs)
-      UNBC_CVFolds_2019-05-16-15-16-36.hdf5       fold-K/train_subjects, fold-K/validation_subjects (subject numbers)
-
-  Annotation row i describes frame i (rows pointing past the last frame are dropped, as the official loader does);
-  fold K tests the file's `fold-K/validation_subjects`.
+  `Sequence_Labels/`). Frames are aligned to the 3DPain framing from their AAM landmarks (`--align false` keeps the
+  raw frames). Folds: the subjects, shuffled with `--split_seed`, dealt into `--num_folds` groups; fold K tests
+  group K.
+- **The HDF5 files the official Pain-in-3D code reads** (`data/unbc_loader.py`; see `dataset_builder.unbc_hdf5`):
+  frames, annotations and the CV folds file. Frames are used as stored (there are no landmarks to align with);
+  fold K tests the folds file's `fold-K/validation_subjects` and trains on its `fold-K/train_subjects`.
 
 Protocol per fold K: the fold's held-out subjects are the TEST subjects; a seeded `--inner_val_ratio` of the other
 subjects become the VALIDATION subjects that pick the checkpoint; the rest train. The three sets are disjoint by
@@ -40,8 +33,9 @@ from types import SimpleNamespace
 import numpy as np
 from transformers import HfArgumentParser, TrainingArguments
 
+from dataset_builder import UNBCLayoutError, load_unbc
 from dataset_builder.evaluation import select_rows
-from generation.facs import pspi
+from dataset_builder.unbc_hdf5 import FOLDS_FILE, FRAMES_FILE, is_hdf5_layout, read_folds, subject_number
 from generation.manifest import record
 from safe_output import UsageError, check_training_output, finish_training_run, prepare_output_dir, run_main
 from safe_output import start_training_run, usage_errors
@@ -49,91 +43,9 @@ from training_args import DataArguments, ModelArguments, output_policy, parse_ar
 from training_common import as_dict, build_model, image_processor_for, init_source, rank_info, run_training
 from training_common import setup_logging
 
-FRAMES_FILE = "frames_unbc_2020-09-21-05-42-04.hdf5"
-ANNOTATIONS_FILE = "annotations_unbc_2020-10-13-22-55-04.hdf5"
-FOLDS_FILE = "UNBC_CVFolds_2019-05-16-15-16-36.hdf5"
-AU_KEYS = {"AU4": "label_AU_4", "AU6": "label_AU_6", "AU7": "label_AU_7", "AU9": "label_AU_9",
-           "AU10": "label_AU_10", "AU43": "label_AU_43"}
 SUMMARY_METRICS = ("pspi_mae", "pspi_rmse", "pspi_pearson", "pspi_icc", "auroc_ge1", "auroc_ge2", "auroc_ge3",
                    "f1_ge1", "f1_ge2", "f1_ge3")
 logger = logging.getLogger("pain3d.unbc")
-
-
-def _h5py():
-    try:
-        import h5py
-    except ImportError as error:
-        raise ImportError("Reading UNBC HDF5 files needs h5py: `pip install h5py`.") from error
-    return h5py
-
-
-def _value(entry) -> float:
-    """One annotation value: a number or a per-frame sequence (its maximum); NaN counts as 0, as officially."""
-    array = np.asarray(entry, dtype=np.float64).ravel()
-    if array.size == 0 or np.all(np.isnan(array)):
-        return 0.0
-    return float(np.nanmax(array))
-
-
-@dataclass
-class UNBCAnnotations:
-    """Per-frame labels of the whole archive: subject numbers, AU dicts and PSPI (frame i = annotation row i)."""
-
-    subjects: np.ndarray  # int subject number per frame
-    action_units: list[dict]
-    pspi: np.ndarray
-    num_frames: int
-
-
-def read_annotations(data_dir: str | Path) -> UNBCAnnotations:
-    h5py = _h5py()
-    data_dir = Path(data_dir)
-    missing = [name for name in (FRAMES_FILE, ANNOTATIONS_FILE, FOLDS_FILE) if not (data_dir / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{data_dir} lacks {missing}: the UNBC layout needs {FRAMES_FILE}, {ANNOTATIONS_FILE} and {FOLDS_FILE} "
-            "(as the official Pain-in-3D code reads them)."
-        )
-    with h5py.File(data_dir / FRAMES_FILE, "r") as frames, h5py.File(data_dir / ANNOTATIONS_FILE, "r") as ann:
-        num_frames = len(frames["image"])
-        names = ann["subject_name"][:]
-        keep = ann["index"][:] <= num_frames - 1 if "index" in ann else np.ones(len(names), bool)
-        names = names[keep]
-        subjects = np.array([int((n.decode() if isinstance(n, bytes) else str(n)).split("-")[0]) for n in names])
-        columns = {au: (ann[key][:][keep] if key in ann else np.zeros(len(names))) for au, key in AU_KEYS.items()}
-        action_units = []
-        for i in range(len(names)):
-            aus = {au: _value(columns[au][i]) for au in AU_KEYS}
-            aus["AU43"] = 1.0 if aus["AU43"] > 0 else 0.0  # eyes closed is binary, as the official loader keeps it
-            action_units.append(aus)
-        if "label_pspi" in ann:
-            scores = np.array([_value(v) for v in ann["label_pspi"][:][keep]])
-        else:
-            scores = np.array([pspi(aus) for aus in action_units])
-    return UNBCAnnotations(subjects, action_units, scores, num_frames)
-
-
-def read_fold(data_dir: str | Path, fold: int) -> tuple[list[int], list[int]]:
-    """(train_subjects, held-out subjects) of fold `fold` from the CV folds file."""
-    h5py = _h5py()
-    with h5py.File(Path(data_dir) / FOLDS_FILE, "r") as folds:
-        key = f"fold-{int(fold)}"
-        if key not in folds:
-            raise KeyError(f"{FOLDS_FILE} has no {key!r}; it has {sorted(folds)}.")
-        return sorted(int(s) for s in folds[key]["train_subjects"][:]), sorted(
-            int(s) for s in folds[key]["validation_subjects"][:]
-        )
-
-
-def list_folds(data_dir: str | Path) -> list[int]:
-    h5py = _h5py()
-    with h5py.File(Path(data_dir) / FOLDS_FILE, "r") as folds:
-        return sorted(int(key.split("-")[1]) for key in folds if key.startswith("fold-"))
-
-
-def fold_subjects(data_dir, fold: int, inner_val_ratio: float = 0.2, seed: int = 0) -> dict[str, list[int]]:
-    """Subject lists of one fold of the HDF5 folds file (see `split_fold`)."""
-    return split_fold(*read_fold(data_dir, fold), fold, inner_val_ratio, seed)
 
 
 def split_fold(train_pool, test, fold: int, inner_val_ratio: float = 0.2, seed: int = 0) -> dict[str, list]:
@@ -152,66 +64,6 @@ def split_fold(train_pool, test, fold: int, inner_val_ratio: float = 0.2, seed: 
     return {"train": sorted(order[n_val:].tolist()), "validation": sorted(order[:n_val].tolist()), "test": test}
 
 
-class UNBCFrames:
-    """Frames of some subjects as rows the training collator reads (`image`, `neutral_image`, `pspi`,
-    `action_units`, `identity_id`, `sample_id`); `dataset[i]` is a row, `dataset[a:b]` a dict of columns. With
-    `neutral_reference`, each row's neutral image is the subject's first PSPI = 0 frame (deterministic)."""
-
-    def __init__(self, data_dir, annotations: UNBCAnnotations, subjects, neutral_reference: bool = False):
-        self.frames_path = Path(data_dir) / FRAMES_FILE
-        self.annotations = annotations
-        self.indices = np.flatnonzero(np.isin(annotations.subjects, list(subjects)))
-        self.neutral_reference = neutral_reference
-        self.neutral_of: dict[int, int] = {}
-        for i in np.flatnonzero(annotations.pspi == 0):
-            self.neutral_of.setdefault(int(annotations.subjects[i]), int(i))
-        self._file = None
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def _image(self, frame: int):
-        from PIL import Image
-
-        if self._file is None:  # opened lazily, once per process (DataLoader workers get their own)
-            self._file = _h5py().File(self.frames_path, "r")
-        array = np.asarray(self._file["image"][frame]).astype(np.uint8)
-        return Image.fromarray(array).convert("RGB")
-
-    def row(self, i: int) -> dict:
-        frame = int(self.indices[i])
-        subject = int(self.annotations.subjects[frame])
-        row = {
-            "image": self._image(frame),
-            "neutral_image": None,
-            "pspi": float(self.annotations.pspi[frame]),
-            "action_units": self.annotations.action_units[frame],
-            "identity_id": f"{subject:03d}",
-            "sample_id": f"unbc_{frame}",
-        }
-        if self.neutral_reference and subject in self.neutral_of:
-            row["neutral_image"] = self._image(self.neutral_of[subject])
-        return row
-
-    def __getitem__(self, key):
-        if isinstance(key, slice):
-            rows = [self.row(i) for i in range(*key.indices(len(self)))]
-            return {name: [row[name] for row in rows] for name in rows[0]} if rows else {}
-        return self.row(int(key))
-
-    def select(self, rows):
-        subset = UNBCFrames.__new__(UNBCFrames)
-        subset.__dict__.update(self.__dict__)
-        subset.indices = self.indices[np.asarray(list(rows), dtype=int)]
-        subset._file = None
-        return subset
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_file"] = None
-        return state
-
-
 def archive_folds(subjects, num_folds: int, seed: int = 0) -> list[list[str]]:
     """Test subjects of each fold for the archive layout: the sorted subjects, shuffled with `seed`, dealt round-robin
     into `num_folds` groups (every subject is tested exactly once)."""
@@ -225,43 +77,22 @@ def archive_folds(subjects, num_folds: int, seed: int = 0) -> list[list[str]]:
     return [sorted(subjects[i] for i in order[k::num_folds]) for k in range(num_folds)]
 
 
-class HDF5Source:
-    """The official code's HDF5 files: folds from the folds file, frames read lazily from the frames file."""
+class UNBCSource:
+    """UNBC frames read by `dataset_builder.load_unbc` (either layout) and the folds of their subjects: fold number ->
+    (subjects that train or validate, held-out test subjects), subjects named as the rows' `identity_id`."""
 
-    def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self.annotations = read_annotations(data_dir)
-
-    def folds(self) -> list[int]:
-        return list_folds(self.data_dir)
-
-    def fold(self, fold: int) -> tuple[list, list]:
-        return read_fold(self.data_dir, fold)
-
-    def frames(self, subjects, neutral_reference: bool):
-        return UNBCFrames(self.data_dir, self.annotations, subjects, neutral_reference)
-
-
-class ArchiveSource:
-    """The archive as shipped, through `dataset_builder.load_unbc` (aligned to the 3DPain framing with `align`)."""
-
-    def __init__(self, data_dir, num_folds: int, seed: int, align: bool, image_size: int | None):
-        from dataset_builder import load_unbc
-
-        self.dataset = load_unbc(data_dir, align=align, image_size=image_size if align else None)
-        self.report = self.dataset.report
-        self.subject_of_row = np.asarray(self.dataset["identity_id"], dtype=object)
-        self.test_subjects = archive_folds(self.subject_of_row.tolist(), num_folds, seed)
+    def __init__(self, dataset, folds: dict[int, tuple[list[str], list[str]]]):
+        self.dataset, self._folds = dataset, folds
+        self.report = dataset.report
+        self.subject_of_row = np.asarray(dataset["identity_id"], dtype=object)
 
     def folds(self) -> list[int]:
-        return list(range(len(self.test_subjects)))
+        return sorted(self._folds)
 
     def fold(self, fold: int) -> tuple[list, list]:
-        if not 0 <= fold < len(self.test_subjects):
-            last = len(self.test_subjects) - 1
-            raise KeyError(f"fold {fold} does not exist: the archive is split into folds 0-{last} (--num_folds)")
-        test = self.test_subjects[fold]
-        return sorted(set(self.subject_of_row) - set(test)), test
+        if fold not in self._folds:
+            raise KeyError(f"fold {fold} does not exist: the data has folds {self.folds()}")
+        return self._folds[fold]
 
     def frames(self, subjects, neutral_reference: bool):
         rows = np.flatnonzero(np.isin(self.subject_of_row, list(subjects)))
@@ -269,16 +100,34 @@ class ArchiveSource:
         return frames if neutral_reference else frames.remove_columns("neutral_image")
 
 
-def open_source(cv: "CrossValArgs", image_size: int):
+def hdf5_folds(data_dir, subjects) -> dict[int, tuple[list[str], list[str]]]:
+    """The folds file's folds, its subject numbers mapped to the subject names of the frames (a number with no
+    frames is left out, with a warning)."""
+    by_number = {subject_number(name): name for name in subjects}
+    folds = {}
+    for fold, (train, test) in read_folds(data_dir).items():
+        unknown = sorted(set(train + test) - set(by_number))
+        if unknown:
+            logger.warning("fold %d lists subjects %s that have no frames: left out", fold, unknown)
+        folds[fold] = tuple(sorted(by_number[n] for n in numbers if n in by_number) for numbers in (train, test))
+    return folds
+
+
+def open_source(cv: "CrossValArgs", image_size: int) -> UNBCSource:
     path = Path(cv.data_dir)
-    if (path / "Images").is_dir():
-        return ArchiveSource(path, cv.num_folds, cv.split_seed, cv.align, image_size)
-    if (path / FOLDS_FILE).is_file() or (path / FRAMES_FILE).is_file():
-        return HDF5Source(path)
-    raise FileNotFoundError(
-        f"{path} is neither layout: the archive as shipped has Images/, Frame_Labels/, AAM_landmarks/ and "
-        f"Sequence_Labels/; the official code's layout has {FRAMES_FILE}, {ANNOTATIONS_FILE} and {FOLDS_FILE}."
-    )
+    archive = (path / "Images").is_dir()
+    if not archive and not is_hdf5_layout(path):
+        raise FileNotFoundError(
+            f"{path} is neither layout: the archive as shipped has Images/, Frame_Labels/, AAM_landmarks/ and "
+            f"Sequence_Labels/; the official code's layout has {FRAMES_FILE}, its annotations and {FOLDS_FILE}."
+        )
+    align = cv.align and archive  # the HDF5 frames have no landmarks: they are used as stored
+    dataset = load_unbc(path, align=align, image_size=image_size if align else None)
+    subjects = sorted(set(dataset["identity_id"]))
+    if not archive:
+        return UNBCSource(dataset, hdf5_folds(path, subjects))
+    tests = archive_folds(subjects, cv.num_folds, cv.split_seed)
+    return UNBCSource(dataset, {k: (sorted(set(subjects) - set(test)), test) for k, test in enumerate(tests)})
 
 
 @dataclass
@@ -405,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                          "distilled student) or train one with --modality rgb")
     try:
         source = open_source(cv, image_size)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, UNBCLayoutError) as error:
         raise UsageError(str(error)) from None
     folds = checked_folds(cv, source)
     if rank_info()[0] == 0:  # the folds' folders belong to this run: replaced whole with --overwrite
