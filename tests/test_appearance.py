@@ -27,9 +27,10 @@ def test_skin_relief_is_seeded_and_shades_old_faces_more(generator, face_model):
     spec = identity_spec(generator.config, face_model, 0)
     young = replace(spec.appearance, age_factor=0.0)
     old = replace(spec.appearance, age_factor=1.0)
-    rng = np.random.default_rng(0)
-    young_texture, old_texture = generator.texturer(young, rng), generator.texturer(old, rng)
-    assert np.array_equal(old_texture.normal, generator.texturer(old, rng).normal)
+    rng = lambda seed=0: np.random.default_rng(seed)  # noqa: E731
+    young_texture, old_texture = generator.texturer(young, rng()), generator.texturer(old, rng())
+    assert np.array_equal(old_texture.normal, generator.texturer(old, rng()).normal)
+    assert not np.array_equal(old_texture.normal, generator.texturer(old, rng(1)).normal)  # the rng it is given
     flat = np.array([128, 128, 255])
     tilt = lambda t: np.abs(t.normal.astype(int) - flat).sum(axis=-1)  # noqa: E731
     assert tilt(old_texture).mean() > 1.5 * tilt(young_texture).mean()
@@ -222,6 +223,11 @@ def test_grown_beards_cover_their_part_of_the_face(generator, face_model):
     pos = np.nan_to_num(texturer.atlas.position)
     assert darker[(pos[..., 1] > lm[27, 1]) & texturer.atlas.region_mask("face")].mean() < 0.01  # not above the nose
     assert darker.sum() > 1000
+    # the beard draws from its own stream: the layers painted after it (brows, hair cap, clothing) are the same
+    brows_and_scalp = texturer.atlas.region_mask("face") & (pos[..., 1] > lm[27, 1])
+    stubbled = texturer(replace(shaven, beard_density=0.8), np.random.default_rng(0))
+    assert np.array_equal(a.albedo[brows_and_scalp], b.albedo[brows_and_scalp])
+    assert np.array_equal(a.albedo[brows_and_scalp], stubbled.albedo[brows_and_scalp])
 
 
 def test_ageing_hollows_the_temples_and_lowers_the_nose_tip_in_proportion(face_model):

@@ -1,6 +1,8 @@
 """Per-identity appearance drawn from the intended demographics: skin, hair, eyes, age and gender cues, shape.
 
-Everything is sampled from a `numpy.random.Generator`, so an identity's look depends only on its seed.
+Everything is sampled from a `numpy.random.Generator`, so an identity's look depends only on its seed. Later
+additions (what the person wears, how they age, their brows, their skin's sheen) draw from named streams
+(`rng.stream`) of a key drawn once from it, so adding one left every other draw as it was.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from ..demographics import Demographics
 from ..face.eyelashes import STRIPS_PER_LID
 from ..face.hair_styles import GREY_HAIR_RGB, HAIR_STYLES
 from ..face.rig import AGEING_PARTS
+from ..rng import stream
 
 # Skin albedo ranges (sRGB 0-255, darkest .. lightest) per intended ethnicity; a tone is drawn along each range.
 SKIN_TONES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
@@ -68,7 +71,7 @@ class Appearance:
     balding: float  # 0 .. 1 recession of the hair cap (older men)
     hair_length: float  # 0 (ends at the ear lobes at the back) .. 1 (covers the back of the neck)
     lip_redness: float
-    texture_seed: int
+    stream_key: int  # the key of this person's named streams (`rng.stream(name, stream_key)`)
     sag_mm: float  # downward sag of the lower face (age)
     hair_style: str = "short"  # a name in `hair_styles.HAIR_STYLES` (head coverings included)
     hair_volume: float = 1.0  # scales the style's thickness
@@ -191,7 +194,7 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         balding=balding,
         hair_length=float(rng.uniform(0.5, 1.0) if not male else rng.uniform(0.0, 0.2)),
         lip_redness=float((rng.uniform(0.2, 0.6) if not male else rng.uniform(0.05, 0.3)) * (1 - 0.6 * age_factor)),
-        texture_seed=int(rng.integers(2**31)),
+        stream_key=int(rng.integers(2**31)),
         sag_mm=float(12.0 * age_factor**1.5 * rng.uniform(0.7, 1.2)),
         hair_style=style.name,
         hair_volume=hair_volume,
@@ -204,8 +207,8 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         lipstick_rgb=lipstick_rgb,
         eyeshadow_rgb=eyeshadow_rgb,
     )
-    # earrings and clothes come from their own generator, so adding them left every other draw as it was
-    worn = np.random.default_rng((appearance.texture_seed, 1))
+    # earrings, a grown beard, the neckline, the clothes' colour and natural lashes
+    worn = stream("appearance-worn", appearance.stream_key)
     earrings = ""
     if worn.random() < (0.55 if not male else 0.06):
         earrings = "hoop" if worn.random() < 0.3 else "stud"
@@ -222,9 +225,9 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     # with age
     lash_strips = STRIPS_PER_LID if makeup > 0 else 1 + int(worn.random() < 0.5 * (1 - age_factor))
     # people age differently: each part of the face hollows, folds or droops by its own amount (about +/- 40%)
-    mix = np.random.default_rng((appearance.texture_seed, 3)).lognormal(0.0, 0.4, len(AGEING_PARTS))
-    brows = sample_brows(male, shaped_brows, np.random.default_rng((appearance.texture_seed, 4)))
-    sheen = float(np.random.default_rng((appearance.texture_seed, 5)).uniform(0.2, 1.0))  # oily skin shines
+    mix = stream("appearance-ageing-mix", appearance.stream_key).lognormal(0.0, 0.4, len(AGEING_PARTS))
+    brows = sample_brows(male, shaped_brows, stream("appearance-brows", appearance.stream_key))
+    sheen = float(stream("appearance-skin-sheen", appearance.stream_key).uniform(0.2, 1.0))  # oily skin shines
     return replace(appearance, beard_style=beard, earrings=earrings, earring_rgb=earring_rgb, neckline=neckline,
                    clothing_rgb=clothing_rgb, lash_strips=lash_strips,
                    ageing_mix=tuple(float(w) for w in np.clip(mix, 0.35, 2.2)), brows=brows, skin_sheen=sheen)

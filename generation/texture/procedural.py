@@ -20,6 +20,7 @@ from ..face.hair import hair_lower_edge
 from ..face.model import FaceModel
 from ..facs import ACTION_UNITS
 from ..render import SKIN_ROUGHNESS, region_vertex_colors
+from ..rng import stream
 from ..sampling.appearance import GREY_HAIR_RGB, NECKLINES, Appearance, BrowShape
 from .uv_atlas import UVAtlas, build_uv_atlas
 
@@ -225,10 +226,12 @@ class ProceduralTexturer:
         return out
 
     def __call__(self, appearance: Appearance, rng: np.random.Generator, **_mesh) -> SkinTexture:
-        """The texture of `appearance` (all its randomness comes from `appearance.texture_seed`; the mesh and
-        demographics keyword arguments of the protocol are not needed), painted layer by layer."""
+        """The texture of `appearance`, painted layer by layer. All its randomness comes from `rng`, which gives one
+        key: each layer draws from its own named stream of it (`_Painting.stream`), so a layer's draws never shift
+        another's, and a caller drawing from `rng` afterwards is not moved by how much the painting draws. The mesh
+        and demographics keyword arguments of the protocol are not needed."""
         a, masks = appearance, self._masks
-        paint = _Painting.start(self.atlas, a, np.random.default_rng(a.texture_seed))
+        paint = _Painting.start(self.atlas, a, int(rng.integers(2**63)))
         thin = self._paint_skin(paint)
         self._paint_age(paint)
         grown = self._paint_beard(paint)
@@ -267,8 +270,9 @@ class ProceduralTexturer:
         x, y = pos[..., 0], pos[..., 1]
         albedo = np.broadcast_to(paint.skin_rgb, shape + (3,)).copy()
         # low-frequency blotchiness and fine pores
-        albedo *= (1 + 0.035 * _noise3d(paint.rng, pos, 25.0)
-                   + 0.02 * _noise(paint.rng, shape, 0.8 * paint.px))[..., None]
+        skin_rng = paint.stream("skin")
+        albedo *= (1 + 0.035 * _noise3d(skin_rng, pos, 25.0)
+                   + 0.02 * _noise(skin_rng, shape, 0.8 * paint.px))[..., None]
         # redness on cheeks, nose and ears; lips
         redness = np.zeros(shape, np.float32)
         for centre, radius, weight in (
@@ -290,7 +294,7 @@ class ProceduralTexturer:
     def _paint_age(self, paint: _Painting) -> None:
         """Age: darker eye surroundings, nasolabial folds, crow's feet and forehead lines, the skin relief (with
         relief on) and age spots."""
-        lm, masks, pos, shape, trng = self.landmarks, self._masks, paint.position, paint.shape, paint.rng
+        lm, masks, pos, shape, trng = self.landmarks, self._masks, paint.position, paint.shape, paint.stream("age")
         x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
         age = paint.appearance.age_factor
         shade = np.zeros(shape, np.float32)
@@ -308,7 +312,8 @@ class ProceduralTexturer:
         shade += 0.32 * age**0.7 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0, where=forehead > 0), -1, 1))
         # creases hold dirt and shadow; the relief shades
         paint.albedo *= (1 - np.clip(0.75 * shade, 0, 0.6))[..., None]
-        paint.relief = skin_relief(masks, pos, lm, age, trng, paint.px) * masks["skin"] if self.relief else None
+        if self.relief:
+            paint.relief = skin_relief(masks, pos, lm, age, paint.stream("relief"), paint.px) * masks["skin"]
         if age > 0.45:
             spots = _noise(trng, shape, 2.5 * paint.px) > 3.0 - 0.6 * (age - 0.45)
             spots = ndimage.gaussian_filter(spots.astype(np.float32), 1.0) * (masks["skin"] & (z > lm[0, 2] - 20))
@@ -327,18 +332,18 @@ class ProceduralTexturer:
         beard_zone = smoothstep(lm[8, 1] - 28, lm[8, 1] - 12, y) * (1 - smoothstep(upper - 10, upper, y))
         beard_zone *= 1 - smoothstep(lm[1, 1] - 4, lm[1, 1] + 6, y) * (np.abs(x) > np.abs(lm[48, 0]) + 8)
         beard_zone *= (z > lm[0, 2] - 12) * (1 - np.clip(masks["lips"] * 3, 0, 1))
+        beard_rng = paint.stream("beard")  # stubble, then the strands of a grown beard
         if a.beard_density > 0:
-            stubble = np.clip(0.6 + 0.4 * _noise(paint.rng, shape, 0.7 * px), 0, 1)
+            stubble = np.clip(0.6 + 0.4 * _noise(beard_rng, shape, 0.7 * px), 0, 1)
             paint.albedo = _mix(paint.albedo, 0.55 * paint.hair + 0.45 * paint.skin_rgb * 0.75,
                                 beard_zone * stubble * 0.55 * a.beard_density)
         if a.beard_style:
             grown = self.beard(a.beard_style, pos) * beard_zone.clip(0, 1) ** 0.5
-            grng = np.random.default_rng((a.texture_seed, 2))  # its own draws: a beard changes nothing else
-            strands = np.clip(0.75 + 0.35 * _noise(grng, shape, (0.5 * px, 1.2 * px)), 0, 1)
+            strands = np.clip(0.75 + 0.35 * _noise(beard_rng, shape, (0.5 * px, 1.2 * px)), 0, 1)
             paint.albedo = _mix(paint.albedo, paint.hair * (0.7 + 0.3 * strands)[..., None],
                                 grown * (0.55 + 0.4 * strands))
             if paint.relief is not None:  # hair stands off the skin: a soft raised, fibrous surface
-                paint.relief = paint.relief * (1 - grown) + grown * (0.25 + 0.08 * _noise(grng, shape, 0.6 * px))
+                paint.relief = paint.relief * (1 - grown) + grown * (0.25 + 0.08 * _noise(beard_rng, shape, 0.6 * px))
         return grown
 
     def _paint_eyes(self, paint: _Painting) -> None:
@@ -367,7 +372,7 @@ class ProceduralTexturer:
     def _paint_brows(self, paint: _Painting) -> None:
         """The eyebrows of the person's shape: thicker at the inner end, hair-like streaks, greying with the hair."""
         a, px = paint.appearance, paint.px
-        streaks = np.clip(0.88 + 0.16 * _noise(paint.rng, paint.shape, (0.5 * px, 1.5 * px)), 0, 1)
+        streaks = np.clip(0.88 + 0.16 * _noise(paint.stream("brows"), paint.shape, (0.5 * px, 1.5 * px)), 0, 1)
         # brows grey with the hair, salt and pepper: the lighter hairs of the streaks turn white first
         white = np.clip(a.grey_fraction * (0.75 + 2.0 * (streaks - 0.88)), 0, 1)[..., None]
         brow_hair = (1 - white) * paint.hair_rgb + white * paint.grey * 0.9
@@ -382,13 +387,14 @@ class ProceduralTexturer:
         lm, masks, a = self.landmarks, self._masks, paint.appearance
         pos, shape, px = paint.position, paint.shape, paint.px
         x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
+        cap_rng = paint.stream("hair-cap")
         brow_top = lm[17:27, 1].max()
         back_line = lm[2, 1] - 4 - 45 * a.hair_length
         hairline = hair_lower_edge(pos, brow_top + a.hairline_mm + 30 * a.balding, a.temple_dip_mm, back_line,
                                    a.hairline_tilt)
-        edge = np.clip(3.0 + 1.5 * _noise3d(paint.rng, pos, 10.0, where=np.abs(y - hairline) < 12), 1.0, 6.0)
+        edge = np.clip(3.0 + 1.5 * _noise3d(cap_rng, pos, 10.0, where=np.abs(y - hairline) < 12), 1.0, 6.0)
         # the painted scalp reaches a few mm below the hair's geometric edge: fine, sparse hairs soften the line
-        cap = smoothstep(hairline - 3.0, hairline + edge, y + 1.0 * _noise(paint.rng, shape, 1.0 * px))
+        cap = smoothstep(hairline - 3.0, hairline + edge, y + 1.0 * _noise(cap_rng, shape, 1.0 * px))
         if a.balding > 0.3:
             crown = np.hypot(x, z - (lm[0, 2] - 30)) < 60 * (a.balding - 0.3)
             cap *= 1 - ndimage.gaussian_filter(crown.astype(np.float32), 6) * (y > lm[19, 1] + 60)
@@ -396,14 +402,14 @@ class ProceduralTexturer:
         cap *= ~ears
         cap *= masks["skin"]
         # the scalp seen between hairs: the hair's colour, darkened by the hair's shade over it
-        shading = np.clip(0.92 + 0.14 * _noise(paint.rng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)
+        shading = np.clip(0.92 + 0.14 * _noise(cap_rng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)
         paint.albedo = _mix(paint.albedo, 0.6 * paint.hair * shading[..., None], cap * 0.97)
         return cap
 
     def _paint_clothing(self, paint: _Painting) -> np.ndarray:
         """Clothing over the shoulders and chest, below a crew, scoop or V neckline, flat in the relief. Returns its
         coverage (0-1)."""
-        a, pos, trng = paint.appearance, paint.position, paint.rng
+        a, pos, trng = paint.appearance, paint.position, paint.stream("clothing")
         below = self.neckline(a.neckline, pos) - pos[..., 1] + 0.3 * _noise(trng, paint.shape, 2.0 * paint.px)
         clothed = self._masks["skin"] * smoothstep(0.0, 1.5, below)
         fabric = np.asarray(a.clothing_rgb, np.float32) * (1 + 0.07 * _noise3d(trng, pos, 35.0, where=clothed > 0))[..., None]
@@ -417,10 +423,10 @@ class ProceduralTexturer:
 class _Painting:
     """One identity's texture while it is painted: the atlas positions (mm) and shape, the texel scale against a
     512-texel tile, the appearance and its colours (sRGB 0-1: the skin, the hair, the hair greyed by age, full grey),
-    the generator every layer draws from in turn, and the albedo and relief (mm; None without relief) so far."""
+    the key of the layers' random streams, and the albedo and relief (mm; None without relief) so far."""
 
     appearance: Appearance
-    rng: np.random.Generator
+    key: int
     position: np.ndarray
     shape: tuple[int, int]
     px: float
@@ -432,12 +438,16 @@ class _Painting:
     relief: np.ndarray | None = None
 
     @classmethod
-    def start(cls, atlas: UVAtlas, appearance: Appearance, rng: np.random.Generator) -> _Painting:
+    def start(cls, atlas: UVAtlas, appearance: Appearance, key: int) -> _Painting:
         a = appearance
         hair_rgb, grey = np.asarray(a.hair_rgb, np.float32), np.array(GREY_HAIR_RGB, np.float32)
-        return cls(a, rng, np.nan_to_num(atlas.position), atlas.region.shape, atlas.size / 512,
+        return cls(a, key, np.nan_to_num(atlas.position), atlas.region.shape, atlas.size / 512,
                    np.asarray(a.skin_rgb, np.float32), hair_rgb, grey,
                    (1 - a.grey_fraction) * hair_rgb + a.grey_fraction * grey)
+
+    def stream(self, layer: str) -> np.random.Generator:
+        """The random stream of one layer (`rng.stream("texture-<layer>", key)`)."""
+        return stream(f"texture-{layer}", self.key)
 
 
 # Roughness (0 mirror .. 1 chalk) beside the skin's `SKIN_ROUGHNESS`: the oiliest skin is this much smoother all over
