@@ -214,10 +214,10 @@ else:
 """
 
 
-def load_in_a_process(script: str, *args) -> dict:
+def load_in_a_process(script: str, *args, cache: Path) -> dict:
     """Run a loader in a fresh process (a hang is a failure after 120 s, not a stuck suite); its JSON answer."""
     result = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
-                            timeout=120, stdin=subprocess.DEVNULL)
+                            timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, "HF_DATASETS_CACHE": str(cache)})
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -236,7 +236,7 @@ def test_official_loader_reads_only_regular_files_of_bounded_size(tmp_path):
     os.mkfifo(images / "flame_sample_0001_pain_1_textured_view_000_inpainted.png")
     (annotations / "flame_sample_0002_pain_1_annotations.json").write_text('{"AU4": 1' + "0" * 400 + "}")
     (images / "flame_sample_0003_pain_1_view_300000000_inpainted.png").write_bytes(_image_bytes(7))
-    answer = load_in_a_process(LOAD_OFFICIAL, root, tmp_path / "cache")
+    answer = load_in_a_process(LOAD_OFFICIAL, root, tmp_path / "cache", cache=tmp_path / "hf")
     problems = answer["problems"]
     malformed = " ".join(problems["malformed_annotation"])
     assert "flame_sample_0000_pain_1" in malformed and "a FIFO" in malformed
@@ -248,5 +248,66 @@ def test_official_loader_reads_only_regular_files_of_bounded_size(tmp_path):
 
     (images / "flame_sample_0003_pain_1_view_300000000_inpainted.png").unlink()
     (images / "pain3d_views.json").write_text(json.dumps([{"index": 3e8, "name": "far", "yaw": 0, "pitch": 0}]))
-    answer = load_in_a_process(LOAD_OFFICIAL, root, tmp_path / "cache")
+    answer = load_in_a_process(LOAD_OFFICIAL, root, tmp_path / "cache", cache=tmp_path / "hf")
     assert "pain3d_views.json" in answer["error"] and "outside 0-9999" in answer["error"]
+
+
+LOAD_UNBC = """
+import json, sys
+from dataset_builder.unbc import load_unbc
+dataset = load_unbc(sys.argv[1], align=True, image_size=32, progress=False)
+print(json.dumps({"problems": dataset.report.problems, "frames": list(dataset["sample_id"])}))
+"""
+
+
+def png_bytes(width=320, height=240, seed=0) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def bomb_header(data: bytes, width: int, height: int) -> bytes:
+    """`data` (a PNG) with its IHDR declaring width x height (CRC fixed): a decompression bomb's header."""
+    import struct
+    import zlib
+
+    ihdr = b"IHDR" + struct.pack(">II", width, height) + data[24:29]
+    return data[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + data[33:]
+
+
+def test_unbc_loader_reports_bombs_truncated_frames_and_fifos(tmp_path):
+    import numpy as np
+
+    root = tmp_path / "unbc"
+    subject, sequence = "001-sy001", "sy001t1aaaff"
+    folders = {kind: root / path / subject / sequence for kind, path in (
+        ("image", "Images"), ("PSPI", "Frame_Labels/PSPI"), ("FACS", "Frame_Labels/FACS"), ("AAM", "AAM_landmarks"))}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    good = png_bytes()
+    for index in range(1, 7):
+        frame = f"{sequence}{index:03d}"
+        (folders["image"] / f"{frame}.png").write_bytes(png_bytes(seed=index))
+        (folders["PSPI"] / f"{frame}_facs.txt").write_text(f"{0.0 if index == 1 else 2.0:15.7e}\n")
+        (folders["FACS"] / f"{frame}_facs.txt").write_text("" if index == 1 else f"{4:15.7e}{2:15.7e}{0:15.7e}{0:15.7e}\n")
+        points = np.c_[rng.uniform(100, 220, 66), rng.uniform(60, 180, 66)]
+        (folders["AAM"] / f"{frame}_aam.txt").write_text("".join(f"{x:.4f} {y:.4f}\n" for x, y in points))
+    (folders["image"] / f"{sequence}003.png").write_bytes(bomb_header(good, 100_000, 100_000))
+    (folders["image"] / f"{sequence}004.png").write_bytes(good[: len(good) // 2])  # truncated, and align=True
+    (folders["image"] / f"{sequence}005.png").unlink()
+    os.mkfifo(folders["image"] / f"{sequence}005.png")
+    (folders["PSPI"] / f"{sequence}006_facs.txt").unlink()
+    os.mkfifo(folders["PSPI"] / f"{sequence}006_facs.txt")
+
+    answer = load_in_a_process(LOAD_UNBC, root, cache=tmp_path / "hf")
+    assert answer["frames"] == [f"{sequence}001", f"{sequence}002"]
+    unreadable = answer["problems"]["unreadable_file"]
+    for index, words in ((3, "decompression bomb"), (4, "truncated PNG"), (5, "a FIFO"), (6, "a FIFO")):
+        assert any(f"{sequence}{index:03d}" in line and words in line for line in unreadable), (index, unreadable)
