@@ -667,6 +667,67 @@ def _size_category(rows: int) -> str:
     return "1M<n<10M"
 
 
+# Viewing colours of the segmentation classes (generation.columns.SEGMENTATION_CLASSES, in order): figures only.
+SEGMENTATION_COLORS = (
+    "#000000", "#e0ac8c", "#c0504d", "#4f81bd", "#1f497d", "#8064a2", "#5c3d7a", "#f79646", "#b8621b", "#7f0000",
+    "#ff6f91", "#c9184a", "#9bbb59", "#5b3a1a", "#2f2f2f", "#4bacc6", "#ffff00", "#ffd966", "#00ffff", "#ffc000",
+)
+
+
+def plot_passes(folder: Path, features: Features, path: Path) -> Path | None:
+    """The ground-truth passes of one identity's neutral face in every view (image, depth, normals, segmentation),
+    from the first shard; None when the shards hold no passes."""
+    import io
+
+    from PIL import Image as PILImage
+
+    from generation.columns import PASSES
+    from generation.ground_truth import decode_depth
+
+    passes = [name for name in PASSES if name in features]
+    shards = [shard for split in SPLITS for shard in _shards(folder).get(split, [])]
+    if not passes or not shards:
+        return None
+    table = pq.read_table(shards[0], columns=["identity_id", "expression_index", "image", *passes])
+    rows = [row for row in table.to_pylist() if row["expression_index"] == 0]
+    rows = [row for row in rows if row["identity_id"] == rows[0]["identity_id"]]
+    plt = _pyplot()
+    columns = ["image", *passes]
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.2 * len(columns), 2.2 * len(rows)), squeeze=False)
+    palette = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in SEGMENTATION_COLORS], np.uint8)
+    for r, row in enumerate(rows):
+        for c, name in enumerate(columns):
+            pixels = np.asarray(PILImage.open(io.BytesIO(row[name]["bytes"])))
+            if name == "depth":
+                depth = decode_depth(pixels)
+                near, far = (np.percentile(depth[depth > 0], (1, 99)) if (depth > 0).any() else (0, 1))
+                pixels = np.where(depth > 0, 1 - np.clip((depth - near) / max(far - near, 1e-6), 0, 1), 0)
+            elif name == "segmentation":
+                pixels = palette[np.minimum(pixels, len(palette) - 1)]
+            axes[r, c].imshow(pixels, cmap="gray" if name == "depth" else None)
+            axes[r, c].set_axis_off()
+            if r == 0:
+                axes[r, c].set_title(name)
+    return _save(fig, path)
+
+
+def passes_section(folder: Path, features: Features, plots: Path) -> str:
+    """The card's ground-truth passes: the figure and the segmentation class table with the figure's colours."""
+    from generation.columns import DEPTH_UNITS_PER_MM, SEGMENTATION_CLASSES
+
+    if plot_passes(folder, features, plots / "passes.png") is None:
+        return ""
+    rows = [[index, name, f"`{SEGMENTATION_COLORS[index]}`"] for index, name in enumerate(SEGMENTATION_CLASSES)]
+    return "\n\n".join([
+        "### Ground-truth passes",
+        f"`depth` is camera z in units of {1 / DEPTH_UNITS_PER_MM} mm (16-bit, 0 on the background), `normals` "
+        "camera-space unit normals as (n + 1) / 2 (OpenCV axes: x right, y down, z forward; black on the background), "
+        "`segmentation` the class ids below (see docs/ground_truth.md of the 3DPain project).",
+        "![Ground-truth passes of one identity](plots/passes.png)",
+        _table(["id", "class", "colour in the figure"], rows),
+    ])
+
+
 def write_dataset_card(folder: str | Path, generation_config: dict | None = None, *,
                        pretty_name: str = "3DPain synthetic pain faces", load_path: str | None = None) -> Path:
     """Write `folder/README.md` (and `folder/plots/*.png`) from the shards under `folder/data`. Returns the path.
@@ -698,6 +759,7 @@ def write_dataset_card(folder: str | Path, generation_config: dict | None = None
                               width=120).strip()
     has_preview = (folder / "preview.png").is_file()
     preview = "![Preview: neutral, pain and heatmap per view](preview.png)" if has_preview else ""
+    preview = "\n\n".join(part for part in (preview, passes_section(folder, features, plots)) if part)
     # jinja2 with StrictUndefined, the engine of the model card too: a missing value is an error, never blank text
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     text = environment.from_string(TEMPLATE.read_text()).render(

@@ -36,11 +36,11 @@ def rows(tmp_path_factory, face_model_file):
     dataset = load_dataset(str(folder), cache_dir=str(tmp_path_factory.mktemp("hf")))
     features = next(iter(dataset.values())).features
     out = [row for split in dataset for row in dataset[split]]
-    return features, {row["sample_id"]: row for row in out}
+    return features, {row["sample_id"]: row for row in out}, folder
 
 
 def test_every_new_column_is_typed(rows):
-    features, table = rows
+    features, table, _ = rows
     for name in PASSES:
         assert isinstance(features[name], Image)
     assert isinstance(features["camera_intrinsics"], List) and isinstance(features["landmarks_visible"], List)
@@ -53,7 +53,7 @@ def test_every_new_column_is_typed(rows):
 
 
 def test_landmarks_project_and_back_project(rows):
-    _, table = rows
+    _, table, _ = rows
     checked = 0
     for row in table.values():
         K = np.asarray(row["camera_intrinsics"], np.float64)
@@ -81,7 +81,7 @@ def test_landmarks_project_and_back_project(rows):
 
 
 def test_visibility_far_jaw_hidden_in_side_views_eye_corners_seen_frontal(rows):
-    _, table = rows
+    _, table, _ = rows
     for identity in range(IDENTITIES):
         prefix = f"id_{identity:05d}_e00_"
         assert all(table[prefix + "frontal"]["landmarks_visible"][k] for k in (36, 39, 42, 45))
@@ -92,7 +92,7 @@ def test_visibility_far_jaw_hidden_in_side_views_eye_corners_seen_frontal(rows):
 
 
 def test_passes_agree_on_the_background_and_normals_face_the_camera(rows):
-    _, table = rows
+    _, table, _ = rows
     for row in table.values():
         depth = decode_depth(row["depth"])
         segmentation = np.asarray(row["segmentation"])
@@ -115,7 +115,7 @@ def test_passes_agree_on_the_background_and_normals_face_the_camera(rows):
 def test_hair_classes_are_where_the_hair_mesh_is_seen(rows, face_model):
     from generation.pipeline import PainFaceGenerator
 
-    _, table = rows
+    _, table, _ = rows
     config = GenerationConfig(num_identities=IDENTITIES, expressions_per_identity=1, image_size=SIZE, seed=SEED)
     with PainFaceGenerator(config, face_model) as generator:
         seen_hair = 0
@@ -135,7 +135,7 @@ def test_hair_classes_are_where_the_hair_mesh_is_seen(rows, face_model):
 def test_blendshape_weights_are_the_rigs(rows):
     from generation.facs import blendshape_weights
 
-    _, table = rows
+    _, table, _ = rows
     for row in table.values():
         aus = {name: value for name, value in row["action_units"].items() if value}
         expected = blendshape_weights(aus)
@@ -167,3 +167,12 @@ def test_shards_with_passes_byte_identical_across_workers_and_resume(tmp_path, f
     shard.unlink()
     generate(one, "--resume", size=48, identities=3)
     assert digests(one) == digests(two)
+
+
+def test_export_official_ignores_the_passes(rows, tmp_path):
+    from dataset_builder.export import export_official
+
+    report = export_official(rows[2], tmp_path / "official")
+    assert report.pain_images == IDENTITIES * 3 and report.neutral_images == IDENTITIES * 3
+    names = [path.name for path in (tmp_path / "official").rglob("*")]
+    assert not [name for name in names if any(word in name for word in ("depth", "normals", "segmentation"))]
