@@ -20,6 +20,9 @@ from .official import OfficialLayoutError, OfficialLayoutReport, identity_splits
 from .alignment import AlignedFace, FaceNotFoundError, align_face, align_photo  # noqa: E402
 from .unbc import UNBCLayoutError, UNBCReport, load_unbc, write_unbc_layout  # noqa: E402
 
+# Clip datasets (pain3d clips): a row's frames, and clip rows as the stills' frame rows (issue 31).
+from .clips import ClipRowError, clip_frames, clips_to_frames  # noqa: E402
+
 # Training views import torch: loaded on first use so `import dataset_builder` stays light.
 _LAZY = {"Augmentation": "transforms", "PainTransform": "transforms", "pain_dataloader": "transforms"}
 
@@ -34,6 +37,9 @@ def __getattr__(name: str):
 
 __all__ += [
     "AlignedFace",
+    "ClipRowError",
+    "clip_frames",
+    "clips_to_frames",
     "Augmentation",
     "FaceNotFoundError",
     "UNBCLayoutError",

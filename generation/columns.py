@@ -12,10 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
-from datasets import ClassLabel, Features, Image, List, Value
+from datasets import ClassLabel, Features, Image, List, Value, Video
 
 from .demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS
-from .facs import ACTION_UNITS, PAIN_AUS
+from .facs import ACTION_UNITS, BLINK_AU, EXTENDED_AUS, PAIN_AUS
 from .views import DEFAULT_VIEWS
 
 # Heatmaps are 16-bit PNGs holding micrometres: heatmap_mm = pixel / HEATMAP_UNITS_PER_MM (lossless for
@@ -110,3 +110,45 @@ def colorize_heatmap(heatmap: np.ndarray, vmax: float = HEATMAP_VIEW_MAX_MM) -> 
     from matplotlib import colormaps
 
     return (colormaps[HEATMAP_CMAP](np.clip(heatmap / vmax, 0.0, 1.0))[..., :3] * 255).astype(np.uint8)
+
+
+# --- clip datasets (`pain3d clips`): one row per clip; per-frame columns are lists of length num_frames
+CLIP_AUS: tuple[str, ...] = (*PAIN_AUS, *EXTENDED_AUS, BLINK_AU)  # every AU a clip moves, blinks (AU45) included
+HEAD_POSE_AXES = ("yaw", "pitch", "roll")
+CLIP_COLUMNS: tuple[str, ...] = (
+    "clip_id", "identity_id", "clip_index", "view", "fps", "num_frames", "video", "neutral_image", "pspi",
+    "action_units", "landmarks_2d", "head_pose", "apex_pspi", "episodes", "blinks", *DEMOGRAPHIC_COLUMNS,
+)
+
+
+def clip_features(view_names: Sequence[str] = DEFAULT_VIEW_NAMES[:1]) -> Features:
+    """Features of one row per clip. `video` is H.264 MP4 bytes, stored as a `Video` feature that does not decode
+    on access (datasets decodes video with torchcodec, which is not installed offline): `dataset_builder.clip_frames`
+    decodes it with PyAV. Per frame: `pspi`, `action_units` (a float list per AU, AU45 blinks outside PSPI),
+    `landmarks_2d` (pixels) and `head_pose` (degrees). `episodes` are the pain episodes' phase boundaries in seconds
+    from the clip's start, `blinks` the spontaneous blinks (start, duration in seconds)."""
+    frames = lambda feature: List(feature)  # noqa: E731 (one entry per frame)
+    return Features(
+        {
+            "clip_id": Value("string"),
+            "identity_id": Value("string"),
+            "clip_index": Value("int32"),
+            "view": ClassLabel(names=list(view_names)),
+            "fps": Value("int32"),
+            "num_frames": Value("int32"),
+            "video": Video(decode=False),
+            "neutral_image": Image(),
+            "pspi": frames(Value("float32")),
+            "action_units": {name: frames(Value("float32")) for name in CLIP_AUS},
+            "landmarks_2d": frames(List(List(Value("float32"), length=2), length=NUM_LANDMARKS)),
+            "head_pose": {axis: frames(Value("float32")) for axis in HEAD_POSE_AXES},
+            "apex_pspi": Value("int32"),
+            "episodes": List({name: Value("float32") for name in ("onset_start", "apex_start", "apex_end",
+                                                                   "offset_end", "apex_pspi")}),
+            "blinks": List({"start": Value("float32"), "duration": Value("float32")}),
+            "age": Value("int32"),
+            "age_group": ClassLabel(names=list(AGE_GROUP_NAMES)),
+            "gender": ClassLabel(names=list(GENDERS)),
+            "ethnicity": ClassLabel(names=list(ETHNICITIES)),
+        }
+    )

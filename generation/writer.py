@@ -118,7 +118,8 @@ def plan_shards(config: GenerationConfig) -> list[Shard]:
     """Every shard of the dataset, ordered by first identity (so work proceeds through the identities)."""
     by_split: dict[str, list[int]] = {split: [] for split in SPLITS}
     for index in range(config.num_identities):
-        by_split[identity_split(config, index)].append(index)
+        # a kind whose config wraps the stills' (clips: `generation`) deals its identities to the same splits
+        by_split[identity_split(getattr(config, "generation", config), index)].append(index)
     shards = []
     size = config.identities_per_shard
     for split, members in by_split.items():
