@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from datasets import ClassLabel, DatasetDict, Features
 from PIL import Image as PILImage
 
-from generation.manifest import ManifestError, move_into, record, remove_written, written_files
+from generation.manifest import MANIFEST_NAME, ManifestError, move_into, record, remove_written, written_files
 
 from generation.columns import SPLITS
 from .integrity import check_labels, is_inside, require_verified
@@ -216,7 +216,8 @@ def export_official(
             identity_ids.update(dataset.unique("identity_id"))
     else:
         _shards(Path(src))  # a folder with no shards at all: say so before verifying
-        require_verified(src, "export")  # a missing, extra or corrupt shard: refuse instead of exporting part of it
+        if (Path(src) / MANIFEST_NAME).is_file():  # pain3d generate's folder: a missing, extra or changed shard
+            require_verified(src, "export")  # is refused, instead of exporting part of the dataset
         for shard in _shards(Path(src)):  # checks the source before anything is written
             try:
                 identity_ids.update(pq.read_table(shard, columns=["identity_id"])["identity_id"].to_pylist())

@@ -311,3 +311,28 @@ def test_unbc_loader_reports_bombs_truncated_frames_and_fifos(tmp_path):
     unreadable = answer["problems"]["unreadable_file"]
     for index, words in ((3, "decompression bomb"), (4, "truncated PNG"), (5, "a FIFO"), (6, "a FIFO")):
         assert any(f"{sequence}{index:03d}" in line and words in line for line in unreadable), (index, unreadable)
+
+
+# ---------------------------------------------------------------------------------------------- Low: export paths
+def test_export_refuses_an_image_path_outside_the_dataset_folder(tmp_path):
+    from test_dataset_builder import _png, write_generated_dataset
+
+    import numpy as np
+
+    from dataset_builder.export import ExportError, export_official
+
+    outside = tmp_path / "secret.png"  # e.g. a file of someone else's on the same machine
+    outside.write_bytes(_png(np.zeros((8, 8, 3), np.uint8)))
+    folder = write_generated_dataset(tmp_path / "generated", identities=3, expressions=1)
+    shard = sorted((folder / "data").glob("train-*.parquet"))[0]
+    for path in (str(outside), "../secret.png"):
+        table = pq.read_table(shard)
+        images = table["image"].to_pylist()
+        pain_row = table["expression_index"].to_pylist().index(1)
+        images[pain_row] = {"bytes": None, "path": path}
+        index = table.column_names.index("image")
+        pq.write_table(table.set_column(index, table.schema.field("image"),
+                                        pa.array(images, table.schema.field("image").type)), shard)
+        with pytest.raises(ExportError, match="points outside the dataset folder"):
+            export_official(folder, tmp_path / "official")
+        assert not (tmp_path / "official").exists()
