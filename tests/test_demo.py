@@ -37,11 +37,32 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
+REQUIRE_BROWSER = "PAIN3D_REQUIRE_BROWSER"  # .ci/run sets it: there a missing Chromium fails instead of skipping
+
+
 def chromium_path() -> str:
+    """The Chromium binary the browser test drives; without one the test is skipped with the reason (a failure
+    where $PAIN3D_REQUIRE_BROWSER is 1, as in CI)."""
     for candidate in (os.environ.get("PAIN3D_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
         if candidate and shutil.which(candidate):
             return shutil.which(candidate)
-    pytest.fail("the browser test needs Chromium: `apt-get install chromium` (or set PAIN3D_CHROMIUM to a Chrome binary)")
+    reason = "the browser test needs Chromium: `apt-get install chromium` (or set PAIN3D_CHROMIUM to a Chrome binary)"
+    if os.environ.get(REQUIRE_BROWSER) == "1":
+        pytest.fail(f"{reason}; ${REQUIRE_BROWSER}=1 makes it required")
+    pytest.skip(reason)
+
+
+def test_a_missing_chromium_skips_the_browser_test_unless_required(monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("PAIN3D_CHROMIUM", raising=False)
+    monkeypatch.delenv(REQUIRE_BROWSER, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="needs Chromium"):
+        chromium_path()
+    monkeypatch.setenv(REQUIRE_BROWSER, "1")
+    with pytest.raises(pytest.fail.Exception, match="needs Chromium.*required"):
+        chromium_path()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert f"{REQUIRE_BROWSER}=1" in next(line for line in ci.splitlines() if line.startswith("export "))
 
 
 @pytest.fixture(scope="module")
@@ -222,13 +243,15 @@ def save_screenshot(page, path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_page_in_a_real_browser(demo_server, tmp_path):
+def test_page_in_a_real_browser(tmp_path, request):
+    chromium = chromium_path()  # before the server starts: without Chromium this is a skip, not minutes of set-up
+    demo_server = request.getfixturevalue("demo_server")
     from playwright.sync_api import expect, sync_playwright
 
     shots = Path(os.environ.get("PAIN3D_DEMO_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(demo_server)
