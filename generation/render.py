@@ -59,6 +59,7 @@ LASH_COLOR = (0.06, 0.045, 0.04)
 SCLERA_COLOR = (0.78, 0.73, 0.69)
 SKIN_ROUGHNESS = 0.62
 ORBIT_DEPTH_MM = 45.0
+ALPHA_CUTOFF = 0.5  # texels of a card (hair, lashes) with less coverage than this are cut out, not blended
 # The order the meshes of a pass are drawn in (`FaceRenderer._draw_order`): the face, then what lies over it.
 DRAW_ORDER = ("shaded", "ids", "hair", "hair_ids")
 IRIS_RADIUS_MM = 5.8
@@ -115,6 +116,41 @@ def _patch_multisampling(renderer) -> None:
                 glRenderbufferStorageMultisample(GL_RENDERBUFFER, renderer.samples, GL_DEPTH_COMPONENT24, *size)
 
     renderer._configure_main_framebuffer = configure
+
+
+def _patch_alpha_test(renderer) -> None:
+    """pyrender's shaders ignore alpha masks. Give a material with `alphaMode="MASK"` an alpha test in the shaded
+    pass: its fragments whose base colour alpha (texture times factor) is under the material's `alphaCutoff` are
+    discarded, so what lies behind shows, and the rest are drawn opaque (cards: hair cards, lash strips)."""
+    original, cache = renderer._get_primitive_program, renderer._program_cache
+    get_program = cache.get_program
+    drawing = {"cutoff": None}  # the alpha cutoff of the primitive whose program is being looked up
+
+    def primitive_program(primitive, flags, program_flags):
+        material = primitive.material
+        masked = material is not None and material.alphaMode == "MASK"
+        drawing["cutoff"] = float(material.alphaCutoff) if masked else None
+        try:
+            return original(primitive, flags, program_flags)
+        finally:
+            drawing["cutoff"] = None
+
+    def program(vertex_shader, fragment_shader, geometry_shader=None, defines=None):
+        cutoff = drawing["cutoff"]
+        if cutoff is None or fragment_shader != "mesh.frag":
+            return get_program(vertex_shader, fragment_shader, geometry_shader, defines)
+        # a define of its own (naming the cutoff) keeps each masked program apart from the opaque one in the cache
+        found = get_program(vertex_shader, fragment_shader, geometry_shader,
+                            dict(defines or {}, ALPHA_TEST_CUTOFF=f"{cutoff:.4f}"))
+        if found._program_id is None and not hasattr(found, "_alpha_test"):
+            load = found._load
+            test = f"if (base_color.a < {cutoff:.6f}) discard;\n    base_color.a = 1.0;\n    "
+            found._load = lambda path: load(path).replace("vec3 dialectric_spec", test + "vec3 dialectric_spec", 1)
+            found._alpha_test = cutoff
+        return found
+
+    renderer._get_primitive_program = primitive_program
+    cache.get_program = program
 
 
 def _look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 1.0, 0.0)) -> np.ndarray:
@@ -235,6 +271,7 @@ class FaceRenderer:
 
         self._offscreen = pyrender.OffscreenRenderer(self.image_size, self.image_size)
         _patch_multisampling(self._offscreen._renderer)
+        _patch_alpha_test(self._offscreen._renderer)
         self._offscreen._renderer._sorted_mesh_nodes = self._draw_order
         self._id_material = pyrender.MetallicRoughnessMaterial()
         self._lash_material = pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.6, doubleSided=True)
@@ -395,17 +432,31 @@ class FaceRenderer:
             node.mesh.is_visible = hair is not None
 
     def _hair_mesh(self, hair):
-        """The shaded hair: both sides of its surface."""
+        """The shaded hair: both sides of its surface; with `hair.strands`, an alpha-tested card texture."""
+        strands = getattr(hair, "strands", None)
         primitive = self._pyrender.Primitive(
             positions=hair.vertices,
             normals=vertex_normals(hair.vertices, hair.faces),
             color_0=srgb_to_linear(hair.colors),
+            texcoord_0=None if strands is None else hair.texcoords,
             indices=hair.faces,
-            material=self._pyrender.MetallicRoughnessMaterial(
-                metallicFactor=0.0, roughnessFactor=hair.roughness, doubleSided=True
-            ),
+            material=self._card_material(strands, hair.roughness),
         )
         return self._pyrender.Mesh([primitive])
+
+    def _card_material(self, rgba: np.ndarray | None, roughness: float):
+        """A two-sided material; with `rgba` (H, W, 4 uint8: RGB times the vertex colour, A the coverage) its texels
+        under `ALPHA_CUTOFF` are cut out (`_patch_alpha_test`). Sampled without mipmaps: averaged fine strands would
+        fall under the cutoff as a whole."""
+        pyrender = self._pyrender
+        if rgba is None:
+            return pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=roughness, doubleSided=True)
+        from OpenGL.GL import GL_CLAMP_TO_EDGE, GL_LINEAR, GL_REPEAT
+
+        sampler = pyrender.Sampler(magFilter=GL_LINEAR, minFilter=GL_LINEAR, wrapS=GL_REPEAT, wrapT=GL_CLAMP_TO_EDGE)
+        texture = pyrender.Texture(source=rgba, source_channels="RGBA", sampler=sampler)
+        return pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=roughness, doubleSided=True,
+                                                  baseColorTexture=texture, alphaMode="MASK", alphaCutoff=ALPHA_CUTOFF)
 
     def _hair_id_mesh(self, hair):
         """The hair in the triangle-id pass: both sides (seen from inside too), ids after the face's."""

@@ -35,12 +35,15 @@ FALL_ELEVATION = -12.0  # degrees; long hair leaves the head here and falls stra
 @dataclass(frozen=True)
 class HairMesh:
     """Geometry drawn over the head: vertices (N, 3) float32 mm, triangles (F, 3) int32, sRGB colours (N, 3)
-    0-1, and the material's roughness."""
+    0-1, and the material's roughness. With `strands` (H, W, 4 uint8: RGB multiplies the colours, A is coverage)
+    and `texcoords` (N, 2) the surface is a card: the renderer cuts out texels of low coverage (an alpha test)."""
 
     vertices: np.ndarray
     faces: np.ndarray
     colors: np.ndarray
     roughness: float = 0.55
+    texcoords: np.ndarray | None = None
+    strands: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
