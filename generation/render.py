@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .face.eyelashes import STRIPS_PER_LID, lash_triangles
+from .face.eyelashes import STRIPS_PER_LID, lash_cards, lash_texture
 from .face.geometry import atlas_texcoords, barycentric_2d, skin_triangles, vertex_normals
 from .face.model import FaceModel
 from .face.segments import CLASS_ID, triangle_classes
@@ -251,9 +251,11 @@ class FaceRenderer:
         self._id_colors = self._encode_ids(len(self.faces))
         self.triangle_classes = triangle_classes(face_model, self.faces)  # segmentation class of each drawn triangle
         self.eyelashes = eyelashes
-        # eyelash spikes by the number of upper-lid strips drawn (a texture's `lash_strips`)
-        self._lash_sets = {n: lash_triangles(face_model, n) if eyelashes else np.zeros((0, 3), np.int32)
-                           for n in range(1, STRIPS_PER_LID + 1)}
+        # eyelash cards by the number of upper-lid strips drawn (a texture's `lash_strips`), and the lashes drawn on
+        # them for a texture that brings none (`lashes`)
+        self._lash_sets = {n: lash_cards(face_model, n) for n in range(1, STRIPS_PER_LID + 1)} if eyelashes else {}
+        self._default_lashes = lash_texture(40, 2.5, 0.9, np.random.default_rng(0))
+        self._lash_material_source, self._lash_material = None, None
 
         # Framing: the Multi-PIE landmarks of the mean face plus forehead and margin fill the frame.
         landmarks = face_model.neutral[face_model.landmarks]
@@ -274,7 +276,6 @@ class FaceRenderer:
         _patch_alpha_test(self._offscreen._renderer)
         self._offscreen._renderer._sorted_mesh_nodes = self._draw_order
         self._id_material = pyrender.MetallicRoughnessMaterial()
-        self._lash_material = pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.6, doubleSided=True)
         self._two_sided_id_material = pyrender.MetallicRoughnessMaterial(doubleSided=True)
         self._build_scene()
 
@@ -407,9 +408,8 @@ class FaceRenderer:
             )
             colors = self._linear_colors
             primitives = [skin, self._primitive(vertices, normals, colors, self._plain_faces)]
-        lashes = self._lashes(texture)
-        if len(lashes):
-            primitives.append(self._lash_primitive(vertices, colors, view, lashes))
+        if self.eyelashes:
+            primitives.append(self._lash_primitive(vertices, colors, view, texture))
         self._show("shaded", pyrender.Mesh(primitives))
         self._show_cached("hair", hair, self._hair_mesh)
         self._offscreen._renderer.samples = 4 if self.msaa else 0
@@ -467,23 +467,20 @@ class FaceRenderer:
         )
         return self._pyrender.Mesh([primitive])
 
-    def _lashes(self, texture) -> np.ndarray:
-        """The eyelash triangles drawn with `texture` (its `lash_strips`; all strips without a texture)."""
-        return self._lash_sets[getattr(texture, "lash_strips", STRIPS_PER_LID)]
-
-    def _lash_primitive(self, vertices, colors, view: View, lashes: np.ndarray):
-        """The eyelash spikes, flat-shaded, both sides, each lit on the side the camera sees."""
-        corners = vertices[lashes]
-        normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-        toward_camera = self.camera_pose(view)[:3, 3] - corners[:, 0]
-        normals *= np.sign(np.einsum("ij,ij->i", normals, toward_camera))[:, None]
-        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-        return self._pyrender.Primitive(
-            positions=corners.reshape(-1, 3),
-            normals=np.repeat(normals, 3, axis=0).astype(np.float32),
-            color_0=colors[lashes].reshape(-1, 3),
-            material=self._lash_material,
-        )
+    def _lash_primitive(self, vertices, colors, view: View, texture):
+        """The eyelash cards `texture` asks for (its `lash_strips` and `lashes`), alpha-tested, both sides, each
+        point lit on the side the camera sees."""
+        cards = self._lash_sets[getattr(texture, "lash_strips", STRIPS_PER_LID)]
+        lashes = getattr(texture, "lashes", None)
+        lashes = self._default_lashes if lashes is None else lashes
+        if self._lash_material_source is not lashes:
+            self._lash_material_source, self._lash_material = lashes, self._card_material(lashes, 0.6)
+        positions = vertices[cards.vertices]
+        normals = vertex_normals(positions, cards.faces)
+        normals *= np.where(np.einsum("ij,ij->i", normals, self.camera_pose(view)[:3, 3] - positions) < 0, -1, 1)[:, None]
+        return self._pyrender.Primitive(positions=positions, normals=normals.astype(np.float32),
+                                        texcoord_0=cards.texcoords, color_0=colors[cards.vertices],
+                                        indices=cards.faces, material=self._lash_material)
 
     def _primitive(self, vertices, normals, colors, faces):
         return self._pyrender.Primitive(

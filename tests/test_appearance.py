@@ -324,16 +324,25 @@ def test_profiles_keep_the_nose_in_front_of_the_lips(face_model):
     assert NOSE_LEAD_MM[0] - 0.5 < min(leads) and max(leads) < NOSE_LEAD_MM[1] + 0.5
 
 
-def test_eyelashes_are_spikes_on_the_lids_that_blink_with_them_and_leave_the_heatmap_alone(renderer, face_model):
+def test_eyelashes_are_alpha_cut_cards_on_the_lids_that_blink_with_them_and_leave_the_heatmap_alone(renderer,
+                                                                                                    face_model):
     from generation import FaceRenderer
-    from generation.face.eyelashes import lash_triangles, strip_grids
+    from generation.face.eyelashes import LASH_TEXTURE_SHAPE, lash_cards, lash_texture, strip_grids
     from generation.facs import blendshape_weights
 
-    lashes = lash_triangles(face_model)
-    assert (np.isin(lashes, face_model.region("eyelashes"))).all()
-    assert len(lashes) == 2 * (3 + 1) * 18 and len(lash_triangles(face_model, 1)) == 2 * (1 + 1) * 18
+    cards = lash_cards(face_model)
+    assert (np.isin(cards.vertices, face_model.region("eyelashes"))).all()
+    # three upper strips (5 x 18 quads) and one lower strip cut to 2 x 18 quads, both eyes
+    assert len(cards.faces) == 2 * 2 * (3 * 5 + 2) * 18 and len(lash_cards(face_model, 1).faces) == 2 * 2 * (5 + 2) * 18
+    assert cards.texcoords.shape == (len(cards.vertices), 2) and cards.texcoords[:, 1].min() == 0
     with pytest.raises(ValueError, match="upper_strips"):
-        lash_triangles(face_model, 0)
+        lash_cards(face_model, 0)
+    # the texture: a dense line at the root, separate lashes toward the tips, fewer and thinner lashes cover less
+    full = lash_texture(36, 2.8, 1.0, np.random.default_rng(0))[..., 3] / 255
+    sparse = lash_texture(16, 1.4, 0.6, np.random.default_rng(0))[..., 3] / 255
+    assert full.shape == LASH_TEXTURE_SHAPE and full[0].min() == 1.0
+    assert 0.05 < (full[LASH_TEXTURE_SHAPE[0] // 2] > 0.5).mean() < 0.6  # gaps between the lashes
+    assert sparse.mean() < 0.6 * full.mean()
     lm = face_model.neutral[face_model.landmarks]
     for side, upper, grid in strip_grids(face_model):
         lid = lm[[43, 44] if side == "left" else [37, 38]] if upper else lm[[46, 47] if side == "left" else [40, 41]]
@@ -391,6 +400,9 @@ def test_lashes_move_with_their_aged_lids_and_show_mascara_and_age(face_model):
     natural, mascara = replace(a, makeup=0.0, age_factor=0.0), replace(a, makeup=1.0, age_factor=0.0)
     old = replace(a, makeup=0.0, age_factor=1.0, grey_fraction=1.0)
     assert luminance(mascara.lash_rgb) < luminance(natural.lash_rgb) < luminance(old.lash_rgb)
+    count, width, length = natural.lash_fringe  # lashes thin with age, mascara thickens them
+    assert old.lash_fringe[0] < count < mascara.lash_fringe[0] and old.lash_fringe[1] < width < mascara.lash_fringe[1]
+    assert replace(natural, male=True).lash_fringe[2] < length
     # the generator's renderer draws them with the appearance details only
     for detail in (True, False):
         config = GenerationConfig(num_identities=1, image_size=64, appearance_detail=detail)

@@ -100,14 +100,23 @@ class Appearance:
 
     @property
     def lash_rgb(self) -> tuple[float, float, float]:
-        """Eyelashes (sRGB 0-1) as a fringe looks from a metre away: hairs darker than those on the head (greying
-        later) that cover part of the skin behind them, about half when natural and less as they thin with age;
-        mascara blackens and thickens them until they cover nearly all of it."""
+        """The eyelashes' hair (sRGB 0-1): darker than the hair on the head and greying later; mascara blackens
+        them. How much of the skin they cover is `lash_fringe`'s (the card's alpha), not a blend of colours."""
         grey = 0.6 * self.grey_fraction
         hairs = 0.55 * np.asarray(self.hair_rgb) * (1 - grey) + grey * np.asarray(GREY_HAIR_RGB)
         hairs = hairs * (1 - self.makeup) + np.full(3, 0.03) * self.makeup
-        cover = (0.45 - 0.2 * self.age_factor) * (1 - self.makeup) + 0.9 * self.makeup
-        return tuple(float(c) for c in cover * hairs + (1 - cover) * np.asarray(self.skin_rgb))
+        return tuple(float(c) for c in hairs)
+
+    @property
+    def lash_fringe(self) -> tuple[int, float, float]:
+        """The arguments of `face.eyelashes.lash_texture` for this person: lashes per strip, their width at the root
+        (texels) and length (share of the strip). Natural lashes thin, narrow and shorten with age and are a little
+        shorter in men; mascara makes them many, thick and long."""
+        age, makeup = self.age_factor, self.makeup
+        count = 30 * (1 - 0.45 * age) * (1 - makeup) + 36 * makeup
+        width = 2.2 * (1 - 0.35 * age) * (1 - makeup) + 2.8 * makeup
+        length = (0.75 if self.male else 0.85) * (1 - 0.25 * age) * (1 - makeup) + 1.0 * makeup
+        return int(round(count)), float(width), float(length)
 
 
 # The order in which the styles each sex wears lie along the unit interval of the draw in `sample_hair_style`: kept as

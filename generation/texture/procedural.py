@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.path import Path as PolygonPath
 from scipy import ndimage
 
-from ..face.eyelashes import STRIPS_PER_LID
+from ..face.eyelashes import STRIPS_PER_LID, lash_texture
 from ..face.geometry import smoothstep
 from ..face.hair import hair_lower_edge
 from ..face.model import FaceModel
@@ -76,6 +76,7 @@ class SkinTexture:
     creases: Creases | None = None  # expression wrinkles, with the relief; None without relief
     lash_strips: int = STRIPS_PER_LID  # eyelash strips drawn on each upper lid (`face.eyelashes`): 1 sparse .. 3 full
     roughness: np.ndarray | None = None  # (H, 2H) uint8 surface roughness (0-255 for 0-1), or None: `SKIN_ROUGHNESS`
+    lashes: np.ndarray | None = None  # the eyelash cards' RGBA texture (`face.eyelashes.lash_texture`), or None
 
     def expressing(self, action_units: Mapping[str, float]) -> SkinTexture:
         """This texture on the face showing `action_units`: the wrinkles the expression folds into the skin (frown
@@ -254,6 +255,7 @@ class ProceduralTexturer:
             albedo=image,
             vertex_colors=region_vertex_colors(self.face_model, iris=a.iris_rgb, age_factor=a.age_factor, lashes=a.lash_rgb),
             lash_strips=a.lash_strips,
+            lashes=lash_texture(*a.lash_fringe, paint.stream("lashes")) if self.relief else None,
             roughness=(np.clip(roughness, 0, 1) * 255 + 0.5).astype(np.uint8) if self.relief else None,
             normal=None if relief is None else normal_map(self._frame, relief),
             creases=None if relief is None else Creases.around(relief, {
@@ -347,7 +349,7 @@ class ProceduralTexturer:
         return grown
 
     def _paint_eyes(self, paint: _Painting) -> None:
-        """The upper lash line (the alpha-textured eyelash strips are not rendered); make-up: eye shadow on the upper
+        """The upper lash line, under the lashes' cards; make-up: eye shadow on the upper
         lid, eyeliner with a wing, a touch of lower liner, and blush."""
         lm, masks, a, pos = self.landmarks, self._masks, paint.appearance, paint.position
         y = pos[..., 1]
