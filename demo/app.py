@@ -1,6 +1,9 @@
 """3DPain demo (a Hugging Face Space): rig a pain face, estimate pain with ViTPain, browse a generated dataset.
 
-    python demo/app.py [--model DIR_OR_ID] [--dataset DIR] [--face-model PATH] [--port P] [--share]
+    python demo/app.py [--model DIR_OR_ID] [--dataset DIR] [--dataset-root DIR] [--face-model PATH] [--port P] [--share]
+
+Every endpoint's inputs are checked on the server (hidden ones too): wrong types or values are one clear message, and
+the Browse tab opens only --dataset or folders under --dataset-root, never any other folder of the server.
 
 The API (gradio_client): `/render` (AU4 ... AU26, age, gender, ethnicity, seed, view, landmarks) and `/estimate`
 (image, neutral_image, face_crop).
@@ -19,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules,
 
 import gradio as gr  # noqa: E402
 
-from dataset_browser import ANY, DatasetBrowser, DatasetFolderError  # noqa: E402
+from dataset_browser import ANY, DatasetFolderError, DatasetFolders  # noqa: E402
 from face_studio import MAX_AGE, MIN_AGE, VIEWS, FaceStudio, pspi_formula  # noqa: E402
 from generation import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, PSPI_MAX, FaceModel  # noqa: E402
 from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS  # noqa: E402
@@ -60,6 +63,19 @@ def au_bars_html(action_units: dict[str, float]) -> str:
             f'style="width:{width:.0f}%"></div></div><span class="value">{value:.2f}</span>'
         )
     return f'<div class="au-bars">{"".join(rows)}</div>'
+
+
+def _number(name: str, value, low: float, high: float) -> float:
+    """`value` if it is a number within low-high (not a bool, not NaN); gr.Error naming the input otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise gr.Error(f"{name} must be a number within {low:g}-{high:g}, got {str(value)[:40]!r}")
+    return value
+
+
+def _choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise gr.Error(f"{name} must be one of {', '.join(map(str, choices))}; got {str(value)[:40]!r}")
+    return value
 
 
 # ----------------------------------------------------------------------------------------------- the three tabs
@@ -117,6 +133,16 @@ def rig_tab(studio: FaceStudio | None, problem: str | None):
         """Render a synthetic face neutral and in pain; return neutral, pain, heatmap, the PSPI formula and labels."""
         action_units = {"AU4": AU4, "AU6": AU6, "AU7": AU7, "AU9": AU9, "AU10": AU10, "AU43": AU43,
                         "AU12": AU12, "AU20": AU20, "AU25": AU25, "AU26": AU26}  # fmt: skip
+        # The inputs arrive unprocessed (preprocess=False): every one is checked here, whoever sent it.
+        for name, value in action_units.items():
+            _number(name, value, 0, ACTION_UNITS[name].max_intensity)
+        _number("age", age, MIN_AGE, MAX_AGE)
+        _choice("gender", gender, GENDERS)
+        _choice("ethnicity", ethnicity, ETHNICITIES)
+        seed = _number("seed", seed if seed is not None else 0, 0, 2**32 - 1)
+        _choice("view", view, VIEWS)
+        if not isinstance(landmarks, bool):
+            raise gr.Error(f"landmarks must be true or false, got {str(landmarks)[:40]!r}")
         try:
             out = studio.render(
                 action_units, age=age, gender=gender, ethnicity=ethnicity, seed=int(seed or 0), view=view,
@@ -140,6 +166,7 @@ def rig_tab(studio: FaceStudio | None, problem: str | None):
     gr.on(
         triggers=[component.change for component in inputs], fn=render, inputs=inputs, outputs=outputs,
         api_name="render", trigger_mode="always_last", concurrency_limit=1, show_progress="minimal",
+        preprocess=False,  # render() checks every input itself: a wrong type is its message, not Gradio's generic one
     )  # fmt: skip
     return render, inputs, outputs, [sliders[name] for name in PAIN_AUS]
 
@@ -209,13 +236,13 @@ def estimate_tab(estimator: PainEstimator | None, problem: str | None) -> None:
     )  # fmt: skip
 
 
-_browsers: dict[str, DatasetBrowser] = {}
-
-
-def browse_tab(default_folder: str | None, gallery_size: int = 12):
-    gr.Markdown("A folder written by `pain3d generate --output DIR` (rows are read from its parquet shards).")
+def browse_tab(default_folder: str | None, gallery_size: int = 12, root: str | None = None):
+    folders = DatasetFolders(default_folder, root)  # the only folders any request may open
+    gr.Markdown("A folder written by `pain3d generate --output DIR` (rows are read from its parquet shards)"
+                + (f"; folders under `{folders.root}` can be opened." if root else "."))
     with gr.Row():
-        folder = gr.Textbox(value=default_folder or "", label="Dataset folder", scale=4, elem_id="dataset-folder")
+        folder = gr.Textbox(value=default_folder or "", label="Dataset folder", scale=4, elem_id="dataset-folder",
+                            interactive=bool(root))
         load = gr.Button("Load", scale=1, elem_id="dataset-load")
     summary = gr.Markdown(elem_id="dataset-summary")
     with gr.Row():
@@ -235,17 +262,17 @@ def browse_tab(default_folder: str | None, gallery_size: int = 12):
             labels = gr.JSON(label="Row labels (select an image)", elem_id="row-labels", height=560)
     shown = gr.State([])
 
-    def browser_for(path: str) -> DatasetBrowser:
-        path = str(Path(path).expanduser().resolve())
-        if path not in _browsers:
-            _browsers[path] = DatasetBrowser(path)
-        return _browsers[path]
+    def browser_for(path):
+        try:
+            return folders.open(path)
+        except DatasetFolderError as error:
+            raise gr.Error(str(error)) from None
 
     def open_folder(path):
         if not path:
             return "Type the path of a generated dataset folder.", gr.update(), gr.update()
         try:
-            browser = browser_for(path)
+            browser = folders.open(path)
         except (DatasetFolderError, OSError) as error:
             return f"**{error}**", gr.update(choices=[ANY], value=ANY), gr.update(choices=[ANY], value=ANY)
         return (
@@ -258,33 +285,48 @@ def browse_tab(default_folder: str | None, gallery_size: int = 12):
         if not path:
             return [], [], None
         try:
-            browser = browser_for(path)
+            folders.allowed(path)  # a folder it may not open is an error, not "no rows"
+        except DatasetFolderError as error:
+            raise gr.Error(str(error)) from None
+        try:
+            browser = folders.open(path)
         except (DatasetFolderError, OSError):
             return [], [], None
-        matches = browser.filter(split, pspi_min, pspi_max, age_group, gender, ethnicity, view)
+        try:
+            matches = browser.filter(split, pspi_min, pspi_max, age_group, gender, ethnicity, view)
+        except DatasetFolderError as error:
+            raise gr.Error(str(error)) from None
         picked = matches[:gallery_size]
         items = [(browser.tile(index), browser.caption(index)) for index in picked]
         first = browser.labels(picked[0]) | {"matching_rows": len(matches)} if picked else {"matching_rows": 0}
         return items, picked, first
 
     def select(path, picked, event: gr.SelectData):
-        return browser_for(path).labels(picked[event.index])
+        browser = browser_for(path)
+        if not isinstance(event.index, int) or not isinstance(picked, list) or not 0 <= event.index < len(picked):
+            raise gr.Error("select a tile of the gallery")
+        try:
+            return browser.labels(picked[event.index])
+        except DatasetFolderError as error:
+            raise gr.Error(str(error)) from None
 
     filters = [folder, split, pspi_min, pspi_max, age_group, gender, ethnicity, view]
-    load.click(open_folder, folder, [summary, split, view], api_visibility="private").then(
-        show, filters, [gallery, shown, labels], api_visibility="private"
+    # preprocess=False: the raw values reach open_folder and show, which check each one (DatasetFolders, filter)
+    load.click(open_folder, folder, [summary, split, view], api_visibility="private", preprocess=False).then(
+        show, filters, [gallery, shown, labels], api_visibility="private", preprocess=False
     )
-    folder.submit(open_folder, folder, [summary, split, view], api_visibility="private")
+    folder.submit(open_folder, folder, [summary, split, view], api_visibility="private", preprocess=False)
     gr.on(
         [c.change for c in filters[1:]], show, filters, [gallery, shown, labels], api_visibility="private",
-        trigger_mode="always_last",
+        trigger_mode="always_last", preprocess=False,
     )  # fmt: skip
     gallery.select(select, [folder, shown], labels, api_visibility="private")
     return open_folder, show, folder, filters, summary, split, view, gallery, shown, labels
 
 
 def build_demo(studio: FaceStudio | None, estimator: PainEstimator | None, dataset: str | None = None,
-               face_problem: str | None = None, model_problem: str | None = None) -> gr.Blocks:  # fmt: skip
+               face_problem: str | None = None, model_problem: str | None = None,
+               dataset_root: str | None = None) -> gr.Blocks:  # fmt: skip
     with gr.Blocks(title="3DPain: synthetic pain faces and ViTPain") as demo:
         gr.Markdown(
             "# 3DPain\nSynthetic pain faces with exact FACS labels, and ViTPain, a pain-estimation Vision "
@@ -297,15 +339,15 @@ def build_demo(studio: FaceStudio | None, estimator: PainEstimator | None, datas
             with gr.Tab("Estimate pain", id="estimate"):
                 estimate_tab(estimator, model_problem)
             with gr.Tab("Browse a dataset", id="browse"):
-                browse = browse_tab(dataset)
+                browse = browse_tab(dataset, root=dataset_root)
         if rig is not None:
             render, inputs, outputs, pain_sliders = rig
             # open on a moderate pain face; the sliders' change events render it (the API defaults stay 0)
             demo.load(lambda: list(OPENING_EXPRESSION.values()), None, pain_sliders, api_visibility="private")
         open_folder, show, folder, filters, summary, split, view, gallery, shown, labels = browse
         if dataset:
-            demo.load(open_folder, folder, [summary, split, view], api_visibility="private").then(
-                show, filters, [gallery, shown, labels], api_visibility="private"
+            demo.load(open_folder, folder, [summary, split, view], api_visibility="private", preprocess=False).then(
+                show, filters, [gallery, shown, labels], api_visibility="private", preprocess=False
             )
     return demo
 
@@ -321,7 +363,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", default=os.environ.get("PAIN3D_DEMO_MODEL"),
                         help="ViTPain folder or Hub id for the Estimate tab (default: $PAIN3D_DEMO_MODEL; none)")
     parser.add_argument("--dataset", default=os.environ.get("PAIN3D_DEMO_DATASET"),
-                        help="generated dataset folder for the Browse tab")
+                        help="generated dataset folder for the Browse tab (the only folder it opens)")
+    parser.add_argument("--dataset-root", metavar="DIR", default=os.environ.get("PAIN3D_DEMO_DATASET_ROOT"),
+                        help="also let the Browse tab open dataset folders under DIR (default: none)")
     parser.add_argument("--face-model", metavar="PATH", help="ICT-FaceKit archive or folder (default: "
                         "$PAIN3D_FACE_MODEL, the cache, then a download)")
     parser.add_argument("--image-size", type=int, default=256, help="render size in pixels (default 256)")
@@ -347,7 +391,7 @@ def main(argv=None) -> None:
         except Exception as error:
             model_problem = f"Could not load {args.model!r}: {error}."
             logger.error("model: %s", error)
-    demo = build_demo(studio, estimator, args.dataset, face_problem, model_problem)
+    demo = build_demo(studio, estimator, args.dataset, face_problem, model_problem, dataset_root=args.dataset_root)
     demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, share=args.share, theme=theme(), css=CSS, ssr_mode=False,
         footer_links=["api"],
