@@ -1,9 +1,13 @@
 """The "Browse a dataset" engine: filter the rows of a generated 3DPain folder by split, PSPI and demographics, and
-show neutral / pain / heatmap with the row's labels. Reads the parquet shards; image bytes only for shown rows."""
+show neutral / pain / heatmap with the row's labels. Reads the parquet shards; image bytes only for shown rows.
+
+`DatasetFolders` is what the demo may open: the dataset it was started with, or folders under one root named at start,
+never any other folder of the server (every path the page or the API sends is checked here, on the server)."""
 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +18,10 @@ from PIL import Image
 
 from generation.columns import HEATMAP_UNITS_PER_MM, SPLITS
 from generation.columns import colorize_heatmap
+from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS
+from generation.facs import PSPI_MAX
+
+from dataset_builder.integrity import check_labels
 from generation.errors import Pain3DError
 
 LABEL_COLUMNS = (
@@ -55,7 +63,10 @@ class DatasetBrowser:
             split = shard.name.split("-", 1)[0]
             schema = pq.read_schema(shard)
             table = pq.read_table(shard, columns=[c for c in LABEL_COLUMNS if c in schema.names])
-            for row in table.to_pylist():
+            rows = table.to_pylist()
+            check_labels([row["pspi"] for row in rows], [row["action_units"] for row in rows],
+                         [row["sample_id"] for row in rows], where=shard.name)
+            for row in rows:
                 for column, names in self.names.items():
                     if row.get(column) is not None:
                         row[column] = names[row[column]]
@@ -80,7 +91,19 @@ class DatasetBrowser:
         self, split: str = ANY, pspi_min: float = 0, pspi_max: float = 16, age_group: str = ANY,
         gender: str = ANY, ethnicity: str = ANY, view: str = ANY,
     ) -> list[int]:
-        """Indices of the rows that pass every filter (`any` passes all)."""
+        """Indices of the rows that pass every filter (`any` passes all). Each filter is checked: DatasetFolderError
+        names a value that is not one of the choices (or a PSPI bound that is not a number within 0-PSPI_MAX)."""
+        for name, value in (("PSPI from", pspi_min), ("PSPI to", pspi_max)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    math.isfinite(value) and 0 <= value <= PSPI_MAX):
+                raise DatasetFolderError(f"{name} must be a number within 0-{PSPI_MAX}, got {value!r}")
+        for name, value, choices in (
+            ("split", split, [ANY, *self.splits]), ("age group", age_group, [ANY, *AGE_GROUP_NAMES]),
+            ("gender", gender, [ANY, *GENDERS]), ("ethnicity", ethnicity, [ANY, *ETHNICITIES]),
+            ("view", view, self.choices("view")),
+        ):
+            if value not in choices:
+                raise DatasetFolderError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
         wanted = {"split": split, "age_group": age_group, "gender": gender, "ethnicity": ethnicity, "view": view}
         return [
             index
@@ -89,9 +112,15 @@ class DatasetBrowser:
             and all(value in (None, ANY) or row.get(column) == value for column, value in wanted.items())
         ]
 
+    def row_index(self, index) -> int:
+        """`index` checked to be a row number of this dataset (DatasetFolderError otherwise)."""
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.rows):
+            raise DatasetFolderError(f"row {index!r} is not a row of {self.folder} (0-{len(self.rows) - 1})")
+        return index
+
     def images(self, index: int) -> tuple[Image.Image, Image.Image, np.ndarray]:
         """Neutral image, image and heatmap (mm, float32) of row `index`."""
-        ref = self.refs[index]
+        ref = self.refs[self.row_index(index)]
         table = pq.read_table(
             ref.shard, columns=["image", "neutral_image", "heatmap"], filters=pc.field("sample_id") == ref.sample_id
         )
@@ -137,6 +166,43 @@ class DatasetBrowser:
         return f"{row['identity_id']} {row['view']} ({row['split']})"
 
     def labels(self, index: int) -> dict:
-        row = dict(self.rows[index])
+        row = dict(self.rows[self.row_index(index)])
         row["action_units"] = {name: value for name, value in row["action_units"].items()}
         return row
+
+
+MAX_PATH_CHARS = 4096
+
+
+class DatasetFolders:
+    """The dataset folders the demo may open: `dataset` (the one it was started with) and, when `root` is given, any
+    dataset folder under `root`. `open(path)` gives the folder's DatasetBrowser (each read once) or raises
+    DatasetFolderError for anything else, before the path is touched."""
+
+    def __init__(self, dataset: str | Path | None = None, root: str | Path | None = None):
+        self.dataset = Path(dataset).expanduser().resolve() if dataset else None
+        self.root = Path(root).expanduser().resolve() if root else None
+        self._browsers: dict[Path, DatasetBrowser] = {}
+
+    def allowed(self, path) -> Path:
+        """`path` resolved, if the demo may open it; DatasetFolderError otherwise (names what may be opened)."""
+        if not isinstance(path, str) or not path or len(path) > MAX_PATH_CHARS or "\0" in path:
+            raise DatasetFolderError(f"the dataset folder must be a path (text), got {str(path)[:80]!r}")
+        folder = Path(path).expanduser()
+        if self.root is not None and not folder.is_absolute():
+            folder = self.root / folder
+        folder = folder.resolve()
+        if folder == self.dataset or (self.root is not None and folder.is_relative_to(self.root)):
+            return folder
+        where = [f"`{self.dataset}`"] if self.dataset else []
+        where += [f"folders under `{self.root}`"] if self.root else []
+        raise DatasetFolderError(
+            f"this demo serves only {' and '.join(where) or 'no dataset'}; start it with --dataset DIR, or "
+            "--dataset-root DIR to browse the folders under DIR"
+        )
+
+    def open(self, path) -> DatasetBrowser:
+        folder = self.allowed(path)
+        if folder not in self._browsers:
+            self._browsers[folder] = DatasetBrowser(folder)
+        return self._browsers[folder]

@@ -156,6 +156,32 @@ def test_dataset_browser_filters_and_reads_rows(small_dataset):
         DatasetBrowser(small_dataset / "data")
 
 
+def test_demo_opens_only_its_dataset_or_folders_under_its_root(small_dataset, tmp_path):
+    from dataset_browser import DatasetFolderError, DatasetFolders
+
+    only = DatasetFolders(small_dataset)
+    assert only.open(str(small_dataset)).rows and only.open(str(small_dataset) + "/.").rows
+    for path in ("/etc", str(small_dataset.parent), str(small_dataset / "data" / ".."  / ".." / ".."), "", 3, None,
+                 ["/etc"], "/etc\0"):
+        with pytest.raises(DatasetFolderError):
+            only.open(path)
+    other = tmp_path / "root" / "other"
+    shutil.copytree(small_dataset, other)
+    under = DatasetFolders(None, tmp_path / "root")
+    assert under.open(str(other)).rows and under.open("other").rows  # relative to the root
+    with pytest.raises(DatasetFolderError, match="folders under"):
+        under.open(str(small_dataset))
+    with pytest.raises(DatasetFolderError, match="folders under"):
+        under.open("../../..")
+    browser = only.open(str(small_dataset))
+    for bad in (dict(pspi_min="1"), dict(pspi_max=float("nan")), dict(pspi_max=17), dict(split="/etc"),
+                dict(gender=["female"]), dict(view=3)):
+        with pytest.raises(DatasetFolderError, match="must be"):
+            browser.filter(**bad)
+    with pytest.raises(DatasetFolderError, match="not a row"):
+        browser.labels(len(browser.rows))
+
+
 def test_page_without_model_or_face_model_says_what_to_do():
     import gradio as gr
 
@@ -234,6 +260,49 @@ def test_api_render_and_estimate(demo_server, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (200, 160), (200, 200, 200)).save(blank)
     assert "No face found" in client.predict(image=handle_file(str(blank)), api_name="/estimate")[-1]["error"]
+
+
+def queue_call(url: str, fn_index: int, data: list) -> dict:
+    """What the queue API answers to `data` for the event `fn_index`, hidden from the API page or not (the
+    process_completed message: `success` and `output`)."""
+    import json
+    import uuid
+
+    session = uuid.uuid4().hex
+    body = json.dumps({"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None,
+                       "trigger_id": None}).encode()  # fmt: skip
+    request = urllib.request.Request(f"{url}gradio_api/queue/join", body, {"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).read()
+    with urllib.request.urlopen(f"{url}gradio_api/queue/data?session_hash={session}", timeout=120) as stream:
+        for line in stream:
+            if line.startswith(b"data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError("the queue never completed the call")
+
+
+def test_every_endpoint_checks_its_inputs_on_the_server(demo_server):
+    import json
+
+    config = json.loads(urllib.request.urlopen(f"{demo_server}config", timeout=30).read())
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"] if c.get("props", {}).get("elem_id")}
+    events = config["dependencies"]
+    opening = [i for i, e in enumerate(events) if e["inputs"] == [ids["dataset-folder"]] and len(e["outputs"]) == 3]
+    assert opening  # the Browse tab's open-folder events (hidden from the API page)
+    for fn_index in opening:
+        answer = queue_call(demo_server, fn_index, ["/etc"])
+        shown = json.dumps(answer)
+        assert "serves only" in shown and "passwd" not in shown, shown[:2000]
+    showing = next(i for i, e in enumerate(events) if len(e["inputs"]) == 8 and ids["dataset-folder"] in e["inputs"])
+    answer = queue_call(demo_server, showing, ["/", "any", 0, 16, "any", "any", "any", "any"])
+    assert not answer["success"] and "serves only" in json.dumps(answer)
+    render = next(i for i, e in enumerate(events) if e.get("api_name") == "render")
+    good = list(render_kwargs().values())
+    for position, bad, words in ((0, "lots", "AU4 must be a number"), (10, True, "age must be a number"),
+                                 (11, "robot", "gender must be one of"), (13, -5, "seed must be a number")):
+        answer = queue_call(demo_server, render, good[:position] + [bad] + good[position + 1:])
+        assert not answer["success"] and words in json.dumps(answer), json.dumps(answer)[:2000]
 
 
 def save_screenshot(page, path: Path) -> None:
