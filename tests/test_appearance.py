@@ -340,7 +340,7 @@ def test_eyelashes_are_alpha_cut_cards_on_the_lids_that_blink_with_them_and_leav
     # the texture: a dense line at the root, separate lashes toward the tips, fewer and thinner lashes cover less
     full = lash_texture(36, 2.8, 1.0, np.random.default_rng(0))[..., 3] / 255
     sparse = lash_texture(16, 1.4, 0.6, np.random.default_rng(0))[..., 3] / 255
-    assert full.shape == LASH_TEXTURE_SHAPE and full[0].min() == 1.0
+    assert full.shape == LASH_TEXTURE_SHAPE and full[-1].min() == 1.0 and full[0].max() < 1  # root row last
     assert 0.05 < (full[LASH_TEXTURE_SHAPE[0] // 2] > 0.5).mean() < 0.6  # gaps between the lashes
     assert sparse.mean() < 0.6 * full.mean()
     lm = face_model.neutral[face_model.landmarks]

@@ -288,3 +288,19 @@ def test_an_appearance_asks_for_its_hair_by_its_styles_colour_rule(face_model):
                          np.random.default_rng(0)) is None
     with pytest.raises(ConfigError, match="unknown hair style 'mullet'; choose one of buzz, short"):
         HairSpec("mullet")
+
+
+def test_hair_is_a_strand_card_that_thins_at_its_edge_and_with_age_and_fabric_stays_whole(face_model):
+    from generation.face.hair import STRAND_TEXTURE_SHAPE, strand_texture
+
+    hair = _hair(face_model, "short", strand_key=3)
+    assert hair.strands.shape == STRAND_TEXTURE_SHAPE + (4,) and hair.texcoords.shape == (len(hair.vertices), 2)
+    assert np.array_equal(hair.strands, _hair(face_model, "short", strand_key=3).strands)  # seeded by its key
+    v = hair.texcoords[:, 1]
+    assert (v == 0).any() and (v == 1).mean() > 0.5  # an edge that frays, an inside that is whole
+    alpha = strand_texture(0.0, np.random.default_rng(0))[..., 3] > 127
+    assert alpha[0].all() and alpha[-1].mean() < 0.1  # inside (row 0, v = 1) whole, few strands reach the edge
+    assert 0.2 < alpha[len(alpha) // 2].mean() < 0.8  # they end at their own distances: a fuzzy edge
+    thin = strand_texture(0.4, np.random.default_rng(0))[..., 3] > 127
+    assert 0.5 < thin[0].mean() < 0.75  # thinning hair shows the scalp
+    assert _hair(face_model, "headscarf").strands is None  # fabric

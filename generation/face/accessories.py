@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .hair import HairMesh, HairSpec, _grid_mesh, build_hair
+from .hair import SOLID_TEXCOORD, HairMesh, HairSpec, _grid_mesh, build_hair
 from .model import FaceModel
 
 if TYPE_CHECKING:  # the sampling side imports this package; only the annotation needs it
@@ -77,9 +77,12 @@ def combine(*meshes: HairMesh | None) -> HairMesh | None:
     if not meshes:
         return None
     offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
+    strands = meshes[0].strands  # the others sit where the first's strand texture is opaque (`hair.SOLID_TEXCOORD`)
+    texcoords = None if strands is None else np.concatenate(
+        [m.texcoords if m.texcoords is not None else np.tile(SOLID_TEXCOORD, (len(m.vertices), 1)) for m in meshes])
     return HairMesh(np.concatenate([m.vertices for m in meshes]),
                     np.concatenate([m.faces + o for m, o in zip(meshes, offsets)]).astype(np.int32),
-                    np.concatenate([m.colors for m in meshes]), meshes[0].roughness)
+                    np.concatenate([m.colors for m in meshes]), meshes[0].roughness, texcoords, strands)
 
 
 def identity_hair(face_model: FaceModel, neutral: np.ndarray, appearance: Appearance,

@@ -92,7 +92,7 @@ def lash_cards(face_model: FaceModel, upper_strips: int = STRIPS_PER_LID) -> Las
 
 
 def lash_texture(count: int, root_width: float, length: float, rng: np.random.Generator) -> np.ndarray:
-    """One person's lashes (LASH_TEXTURE_SHAPE + (4,) uint8 RGBA; v rows from the root): about `count` lashes along
+    """One person's lashes (LASH_TEXTURE_SHAPE + (4,) uint8 RGBA, image order: the last row is the root, v = 0): about `count` lashes along
     a strip, each `root_width` texels wide at the root tapering to its tip, `length` (0-1 of the strip) long, leaning
     and curving a little, from a dense line at the root; RGB is white (the lashes' colour comes from the vertices),
     the alpha is their coverage."""
@@ -109,7 +109,7 @@ def lash_texture(count: int, root_width: float, length: float, rng: np.random.Ge
         alpha = np.maximum(alpha, np.clip(half - across + 0.5, 0, 1) * (v < reach * rows))
     rgba = np.full((rows, cols, 4), 255, np.uint8)
     rgba[..., 3] = np.round(255 * alpha).astype(np.uint8)
-    return rgba
+    return np.ascontiguousarray(rgba[::-1])  # image order: row 0 is v = 1, the tips (pyrender uploads it flipped)
 
 
 def lash_anchors(face_model: FaceModel) -> tuple[np.ndarray, np.ndarray]:

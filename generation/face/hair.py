@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from ..rng import stream
 from .hair_styles import GREY_HAIR_RGB, HAIR_STYLES, HairStyle, hair_style
 from .model import FaceModel
 
@@ -30,6 +31,11 @@ HEAD_CENTRE = np.array([0.0, 30.0, 0.0])
 NUM_AZIMUTHS, NUM_ELEVATIONS, NUM_FALL_ROWS = 180, 40, 16
 LOWEST_ELEVATION = -50.0  # degrees; the shell goes no lower (the neck)
 FALL_ELEVATION = -12.0  # degrees; long hair leaves the head here and falls straight down
+# The strand texture (`strand_texture`): texels across the strands by rows from the hair's edge inward; it repeats
+# STRAND_REPEATS times around the head. Its column 0 and top row are always opaque (SOLID_TEXCOORD: for a bun, earrings).
+STRAND_TEXTURE_SHAPE, STRAND_REPEATS = (16, 256), 8
+EDGE_ROWS = 2.5  # grid steps over which the strands thin out toward the hair's edge (hairline, ends): a fuzzy edge
+SOLID_TEXCOORD = (0.5 / STRAND_TEXTURE_SHAPE[1], 1.0)
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class HairSpec:
     volume: float = 1.0
     length_scale: float = 1.0
     grey: float = 0.0
+    thinning: float = 0.0
+    strand_key: int = 0
 
     def __post_init__(self):
         hair_style(self.style)  # an unknown name fails here, naming the choices
@@ -72,7 +80,8 @@ class HairSpec:
         color, grey = hair_style(appearance.hair_style).surface(
             appearance.hair_rgb, appearance.covering_rgb, appearance.grey_fraction)
         return cls(appearance.hair_style, color, appearance.hairline_mm, appearance.temple_dip_mm,
-                   appearance.hairline_tilt, appearance.hair_volume, appearance.hair_length_scale, grey)
+                   appearance.hairline_tilt, appearance.hair_volume, appearance.hair_length_scale, grey,
+                   appearance.hair_thinning, appearance.stream_key)
 
 
 def _directions(azimuth: np.ndarray, elevation: np.ndarray) -> np.ndarray:
@@ -164,8 +173,47 @@ def build_hair(face_model: FaceModel, neutral_vertices: np.ndarray, spec: HairSp
     colors = _surface_colors(style, spec, grid_curls, rng)
     colors = np.vstack([colors, np.tile(colors.mean(axis=0), (len(vertices) - len(colors), 1))])  # crown, bun
     used, faces = np.unique(faces, return_inverse=True)  # keep only the vertices some triangle uses
+    texcoords, strands = None, None
+    if not style.covering:  # strands: a texture cut out by the renderer's alpha test; fabric stays whole
+        texcoords = _strand_texcoords(alive, len(vertices))[used]
+        strands = strand_texture(spec.thinning, stream("hair-strands", spec.strand_key))
     return HairMesh(vertices[used].astype(np.float32), faces.reshape(-1, 3).astype(np.int32),
-                    colors[used].astype(np.float32), style.roughness)
+                    colors[used].astype(np.float32), style.roughness, texcoords, strands)
+
+
+def _strand_texcoords(alive: np.ndarray, count: int) -> np.ndarray:
+    """Texture coordinates (count, 2) of the grid's vertices (then `count` minus the grid's: crown, bun): u around the
+    head (STRAND_REPEATS texture widths), v from 0 on the hair's edge to 1 `EDGE_ROWS` grid steps inside it."""
+    rows, cols = alive.shape
+    padded = np.pad(alive, ((1, 1), (0, 0)), constant_values=False)  # the top and bottom rows are edges too
+    tiled = np.concatenate([padded, padded, padded], axis=1)  # wraps in azimuth
+    distance = ndimage.distance_transform_edt(tiled)[1:-1, cols:2 * cols]
+    v = np.clip((distance - 1.0) / EDGE_ROWS, 0, 1)
+    u = np.broadcast_to(np.arange(cols) / cols * STRAND_REPEATS, (rows, cols))
+    out = np.tile(np.asarray(SOLID_TEXCOORD, np.float64), (count, 1))
+    out[: rows * cols] = np.stack([u.ravel(), v.ravel()], axis=1)
+    return out.astype(np.float32)
+
+
+def strand_texture(thinning: float, rng: np.random.Generator) -> np.ndarray:
+    """The hair's strands (STRAND_TEXTURE_SHAPE + (4,) uint8 RGBA, image order: the last row is the hair's edge, v = 0,
+    the first row v = 1, inside): each
+    strand column a little lighter or darker (RGB, multiplying the surface's colour), ending at its own distance from
+    the edge (alpha: a fuzzy hairline and ends), and a `thinning` share of the strands gone everywhere (the scalp
+    shows through). Column 0 and the top row stay opaque (`SOLID_TEXCOORD`)."""
+    rows, cols = STRAND_TEXTURE_SHAPE
+    ends = rng.uniform(0.0, 1.0, cols) ** 0.7  # where each strand starts to show, as a share of the edge rows
+    gone = rng.random(cols) < thinning
+    v = (np.arange(rows)[:, None] + 0.5) / rows
+    alpha = (v > ends[None, :]) & ~gone[None, :]
+    alpha[-1] = ~gone
+    alpha[:, 0] = True
+    alpha[-1, 0] = True
+    shade = np.clip(220 + 35 * ndimage.gaussian_filter1d(rng.standard_normal(cols), 0.6, mode="wrap"), 150, 255)
+    rgba = np.empty((rows, cols, 4), np.uint8)
+    rgba[..., :3] = np.round(shade)[None, :, None]
+    rgba[..., 3] = np.where(alpha, 255, 0)
+    return np.ascontiguousarray(rgba[::-1])  # image order: row 0 is v = 1 (pyrender uploads it flipped)
 
 
 @dataclass(frozen=True)
@@ -291,7 +339,15 @@ def _surface_colors(style: HairStyle, spec: HairSpec, grid_curls: np.ndarray, rn
     colors = _strand_colors(rng, grid_curls.shape, spec.color, style, spec.grey) * style.shadow
     if style.curl_mm * spec.volume > 0:  # curls: the tops of the coils catch light, the hollows between them stay dark
         colors *= (0.82 + 0.18 * np.clip(grid_curls, -1.5, 1.5) / 1.5)[..., None]
-    return colors.reshape(-1, 3)
+    elif not style.covering:  # a sheen band across the strands, broken lock by lock; grey hair's is silvery, wider
+        rows, cols = grid_curls.shape
+        height = np.linspace(0.0, 1.0, rows)[:, None]
+        centre = 0.72 + 0.06 * ndimage.gaussian_filter1d(rng.standard_normal(cols), 2.0, mode="wrap")[None, :]
+        locks = np.clip(0.7 + 0.5 * ndimage.gaussian_filter1d(rng.standard_normal(cols), 0.8, mode="wrap"), 0, 1.4)
+        band = np.exp(-(((height - centre) / (0.06 + 0.05 * spec.grey)) ** 2)) * locks[None, :]
+        sheen = np.array([0.9, 0.93, 1.0]) * spec.grey + np.asarray(spec.color) * (1 - spec.grey)
+        colors += (0.12 + 0.16 * spec.grey) * band[..., None] * (sheen - 0.5 * colors)
+    return np.clip(colors, 0, 1).reshape(-1, 3)
 
 
 def _grid_mesh(grid: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -99,6 +99,11 @@ class Appearance:
         return dict(zip(AGEING_PARTS, self.ageing_mix))
 
     @property
+    def hair_thinning(self) -> float:
+        """The share of hair strands gone (0 .. 0.45), so the scalp shows: from middle age, more in men."""
+        return float(min(0.45, 0.4 * self.age_factor**1.5 * (1.3 if self.male else 0.8)))
+
+    @property
     def lash_rgb(self) -> tuple[float, float, float]:
         """The eyelashes' hair (sRGB 0-1): darker than the hair on the head and greying later; mascara blackens
         them. How much of the skin they cover is `lash_fringe`'s (the card's alpha), not a blend of colours."""
