@@ -21,6 +21,7 @@ AGE_GROUPS: tuple[tuple[str, int, int], ...] = (
 AGE_GROUP_NAMES: tuple[str, ...] = tuple(name for name, _, _ in AGE_GROUPS)
 GENDERS: tuple[str, ...] = ("female", "male")
 ETHNICITIES: tuple[str, ...] = ("Black", "East Asian", "Hispanic/Latino", "Middle Eastern", "South Asian", "White")
+CELLS_PER_BLOCK = len(AGE_GROUPS) * len(GENDERS) * len(ETHNICITIES)  # 60: one identity per cell per block
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,24 @@ def identity_demographics(seed: int, index: int) -> Demographics:
     block: the 60 positions are 60 distinct cells, and every prefix of the dataset has every marginal (age group,
     gender, ethnicity) within one of even. The age is uniform inside the group.
     """
-    if index < 0:
-        raise ValueError(f"identity index must be >= 0, got {index}")
-    block, k = divmod(index, len(AGE_GROUPS) * len(GENDERS) * len(ETHNICITIES))
-    rng = stream("demographic_cells", seed, block)
-    age_order, gender_order, ethnicity_order = (rng.permutation(n) for n in (len(AGE_GROUPS), 2, len(ETHNICITIES)))
-    age_group, low, high = AGE_GROUPS[age_order[k % len(AGE_GROUPS)]]
-    gender = GENDERS[gender_order[(k + k // len(ETHNICITIES)) % 2]]
-    ethnicity = ETHNICITIES[ethnicity_order[k % len(ETHNICITIES)]]
+    age_group, gender, ethnicity = demographic_cell(seed, index)
+    _, low, high = AGE_GROUPS[AGE_GROUP_NAMES.index(age_group)]
     age = int(stream("age", seed, index).integers(low, high + 1))
     return Demographics(age_group, gender, ethnicity, age)
+
+
+def demographic_cell(seed: int, index: int) -> tuple[str, str, str]:
+    """(age group, gender, ethnicity) of identity `index` (see `identity_demographics`), without drawing its age."""
+    if index < 0:
+        raise ValueError(f"identity index must be >= 0, got {index}")
+    block, k = divmod(index, CELLS_PER_BLOCK)
+    rng = stream("demographic_cells", seed, block)
+    age_order, gender_order, ethnicity_order = (rng.permutation(n) for n in (len(AGE_GROUPS), 2, len(ETHNICITIES)))
+    return (
+        AGE_GROUP_NAMES[age_order[k % len(AGE_GROUPS)]],
+        GENDERS[gender_order[(k + k // len(ETHNICITIES)) % 2]],
+        ETHNICITIES[ethnicity_order[k % len(ETHNICITIES)]],
+    )
 
 
 def assign_demographics(num_identities: int, seed: int) -> list[Demographics]:

@@ -221,6 +221,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         views=parse_views(args.views),
         image_size=args.image_size,
         seed=args.seed,
+        test_identities=args.test_identities,
         texture=args.texture,
         distractor_probability=args.distractor_probability,
         identities_per_shard=args.identities_per_shard,
@@ -480,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--identities-per-shard", type=int, default=_default("identities_per_shard"), help="identities per parquet shard")
     generate.add_argument(
         "--au", action="append", metavar="AU=INTENSITY", help="fix an AU in every pain expression (repeatable)"
+    generate.add_argument("--test-identities", type=int, default=_default("test_identities"), metavar="N",
+                          help="fairness protocol: identities 0..N-1 are the test split, N/60 per demographic cell "
+                          "(a multiple of 60; docs/fairness.md)")
     )
     generate.add_argument(
         "--msaa", action="store_true", help="4x multisampling instead of feathered silhouettes (about 3x slower on CPU)"

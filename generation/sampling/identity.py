@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..columns import SPLITS
 from ..config import GenerationConfig
 from ..demographics import Demographics, identity_demographics
 from ..face.model import FaceModel
@@ -17,6 +16,7 @@ from ..rng import stream
 from ..views import Lighting
 from .appearance import Appearance, sample_appearance
 from .au_sampling import pspi_target, sample_pain_action_units
+from .splits import dealt_split
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,9 @@ def identity_id(index: int) -> str:
 
 
 def identity_split(config: GenerationConfig, index: int) -> str:
-    """Identity-disjoint split: identities come in blocks of 10, each block a seeded permutation dealt out
-    by the split fractions (70/20/10 gives exactly 7, 2 and 1 of every 10)."""
-    counts = [round(f * 10) for f in config.split_fractions]
-    block, offset = divmod(index, 10)
-    slot = int(stream("split", config.seed, block).permutation(10)[offset])
-    return SPLITS[int(np.searchsorted(np.cumsum(counts), slot, side="right"))]
+    """Identity-disjoint split of identity `index`, balanced by age group, gender and ethnicity (`splits`): from
+    (seed, index, split fractions, test identities) alone, never from the number of identities."""
+    return dealt_split(config.seed, index, config.split_fractions, config.test_identities)
 
 
 # Fill light colours: neutral most often, else warm lamp, cool window or daylight, greenish or pinkish walls.
