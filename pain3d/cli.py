@@ -474,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--views", help="comma list: frontal,left,right (default) or NAME:YAW[:PITCH] in degrees")
     generate.add_argument("--image-size", type=int, default=_default("image_size"), help="image side in pixels")
     generate.add_argument("--seed", type=int, default=_default("seed"), help="identity i depends only on (seed, i)")
+    generate.add_argument("--test-identities", type=int, default=_default("test_identities"), metavar="N",
+                          help="fairness protocol: identities 0..N-1 are the test split, N/60 per demographic cell "
+                          "(a multiple of 60; docs/fairness.md)")
     generate.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
     generate.add_argument("--texture", default=_default("texture"), choices=sorted(TEXTURE_BACKENDS),
                           help="texture backend: procedural (CPU) or diffusion")
@@ -481,9 +484,6 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--identities-per-shard", type=int, default=_default("identities_per_shard"), help="identities per parquet shard")
     generate.add_argument(
         "--au", action="append", metavar="AU=INTENSITY", help="fix an AU in every pain expression (repeatable)"
-    generate.add_argument("--test-identities", type=int, default=_default("test_identities"), metavar="N",
-                          help="fairness protocol: identities 0..N-1 are the test split, N/60 per demographic cell "
-                          "(a multiple of 60; docs/fairness.md)")
     )
     generate.add_argument(
         "--msaa", action="store_true", help="4x multisampling instead of feathered silhouettes (about 3x slower on CPU)"
