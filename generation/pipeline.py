@@ -170,7 +170,7 @@ class PainFaceGenerator:
         out = self.renderer.render(
             expression.vertices, view or identity.views[view_number], displacement=expression.displacement,
             lighting=identity.spec.lighting, texture=expression.skin, background=background, hair=identity.hair,
-            ground_truth=True, hair_classes=self._hair_classes[1],
+            ground_truth=True, hair_classes=self._hair_classes[1], passes=self.config.passes,
         )
         self.render_seconds += time.perf_counter() - started
         return out
