@@ -24,6 +24,7 @@ from generation.manifest import replacing
 from generation.errors import Pain3DError
 
 from .collator import PainCollator
+from .fairness import INTERVAL_METHOD, fairness_table
 from .integrity import IncompleteDatasetError
 from .transforms import TRAINING_COLUMNS, PainTransform, prepare_dataset
 
@@ -153,6 +154,13 @@ def demographic_groups(dataset) -> dict[str, list[str]]:
     return groups
 
 
+def row_identities(dataset) -> list[str] | None:
+    """The identity of every row (`identity_id`), for intervals that resample people; None without the column."""
+    if not hasattr(dataset, "with_format") or "identity_id" not in dataset.column_names:
+        return None
+    return [str(v) for v in dataset.with_format(None)["identity_id"]]
+
+
 def _metrics_module():
     from . import pain_metrics
 
@@ -199,10 +207,11 @@ def evaluate_split(
     }
     groups = demographic_groups(dataset)
     if groups:
-        fairness = metrics_module.fairness_table(
-            result["pspi"], result["pspi_labels"], groups, tuple(config.pain_thresholds)
+        fairness = fairness_table(
+            result["pspi"], result["pspi_labels"], groups, row_identities(dataset), tuple(config.pain_thresholds)
         )
         evaluation["fairness"] = _nan_to_none(fairness)
+        evaluation["fairness_intervals"] = INTERVAL_METHOD
     return evaluation, result
 
 
@@ -321,6 +330,7 @@ __all__ = [
     "evaluate_split",
     "load_pain_dataset",
     "predict",
+    "row_identities",
     "select_rows",
     "with_transform",
     "write_predictions",

@@ -246,15 +246,50 @@ def _usage_call(config) -> str:
     return 'pain("face.png")'
 
 
-def fairness_markdown(fairness: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """The fairness table (attribute -> group -> {"n", "pspi_mae", "auroc_ge1", ...}) as Markdown rows."""
-    keys = [k for k in next(iter(next(iter(fairness.values())).values())) if k != "n"]
-    lines = ["| Attribute | Group | n | " + " | ".join(keys) + " |", "| --- | --- | --- |" + " --- |" * len(keys)]
+def fairness_markdown(fairness: dict[str, dict[str, Any]]) -> str:
+    """The fairness table of an evaluation (attribute -> {"groups": {group: row}, "largest_gap"}, as
+    `dataset_builder.fairness` writes it) as Markdown: per group its identities, rows, PSPI MAE with its 95% interval
+    (or "too small to rank") and AUROC per threshold; then the largest gap in PSPI MAE per attribute with its
+    interval. An evaluation written before identity counts (attribute -> group -> {"n", ...}) shows rows only."""
+    fairness = {
+        attribute: table if "groups" in table else
+        {"groups": {group: {"rows": row["n"], **row} for group, row in table.items()}, "largest_gap": None}
+        for attribute, table in fairness.items()
+    }
+    first = next(iter(next(iter(fairness.values()))["groups"].values()))
+    aurocs = [key for key in first if THRESHOLD_METRIC.fullmatch(key) and key.startswith("auroc")]
+    lines = [
+        "| Attribute | Group | Identities | Rows | PSPI MAE (95% interval) | "
+        + " | ".join(describe_metric(key)[1] for key in aurocs) + " |",
+        "| --- | --- | --- | --- | --- |" + " --- |" * len(aurocs),
+    ]
     for attribute, table in fairness.items():
-        for group, row in table.items():
-            cells = ["undefined" if row[k] is None or not math.isfinite(row[k]) else f"{row[k]:.3f}" for k in keys]
-            lines.append(f"| {attribute} | {group} | {row['n']} | " + " | ".join(cells) + " |")
+        for group, row in table["groups"].items():
+            mae = _format_fairness(row["pspi_mae"])
+            if row.get("pspi_mae_ci"):
+                mae += f" ({_format_fairness(row['pspi_mae_ci'][0])} to {_format_fairness(row['pspi_mae_ci'][1])})"
+            elif row.get("ranked") is False:
+                count = row["identities"]
+                mae += f", too small to rank ({count} identit{'y' if count == 1 else 'ies'})"
+            cells = [str(row.get("identities", "-")), str(row["rows"]), mae]
+            lines.append(f"| {attribute} | {group} | " + " | ".join(cells + [_format_fairness(row[k]) for k in aurocs])
+                         + " |")
+    gaps = [(attribute, table["largest_gap"]) for attribute, table in fairness.items() if table["largest_gap"]]
+    if any("identities" in row for table in fairness.values() for row in table["groups"].values()):
+        lines += ["", "Intervals: 95% bootstrap that resamples identities (all rows of a person together). A group "
+                  "with too few identities to rank is left out of the gaps."]
+    if gaps:
+        lines += ["", "| Attribute | Largest gap in PSPI MAE | Between | 95% interval |", "| --- | --- | --- | --- |"]
+        for attribute, gap in gaps:
+            low, high = gap["pspi_mae_ci"]
+            lines.append(f"| {attribute} | {_format_fairness(gap['pspi_mae'])} | {gap['higher']} - {gap['lower']} | "
+                         f"{_format_fairness(low)} to {_format_fairness(high)} |")
+        lines += ["", "A gap whose interval includes 0 is one this test split cannot tell from chance."]
     return "\n".join(lines)
+
+
+def _format_fairness(value) -> str:
+    return "undefined" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
 def describe_metric(key: str) -> tuple[str | None, str]:
