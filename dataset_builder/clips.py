@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
 
 from generation.clips.video import decode_video
-from generation.columns import pain_features
+from generation.columns import HEAD_POSE_AXES, pain_features
 from generation.errors import Pain3DError
 from generation.facs import EXTENDED_AUS, PAIN_AUS
-from generation.pipeline import encode_png
+from generation.columns import encode_png
 
 CLIP_ROW_COLUMNS = ("video", "num_frames")  # what makes a row a clip's
 
@@ -50,16 +50,19 @@ def clip_frames(row: Mapping) -> np.ndarray:
     return decode_video(data, int(row["num_frames"]))
 
 
-def frame_features(view_names, extended_aus=EXTENDED_AUS) -> Features:
-    """The frame rows' columns: the stills' image, neutral_image, action_units, pspi and landmarks_2d (as
-    `pain_features` defines them), plus where each frame comes from and the person's demographics."""
+def frame_features(view_names, extended_aus=EXTENDED_AUS, heatmap: bool = False) -> Features:
+    """The frame rows' columns: the stills' image, neutral_image, action_units, pspi, landmarks_2d and, with
+    `heatmap`, heatmap (as `pain_features` defines them), plus where each frame comes from, its head pose (the
+    stills' angles) and the person's demographics."""
     stills = pain_features(view_names, extended_aus)
+    optional = {"heatmap": stills["heatmap"]} if heatmap else {}
     return Features({
+        **optional,
         "image": Image(), "neutral_image": stills["neutral_image"],
         "sample_id": Value("string"), "identity_id": Value("string"), "clip_id": Value("string"),
         "frame_index": Value("int32"), "view": ClassLabel(names=list(view_names)),
         "action_units": stills["action_units"], "pspi": stills["pspi"], "landmarks_2d": stills["landmarks_2d"],
-        "head_pose": {axis: Value("float32") for axis in ("yaw", "pitch", "roll")},
+        "head_pose": {axis: Value("float32") for axis in HEAD_POSE_AXES},
         "age": stills["age"], "age_group": stills["age_group"], "gender": stills["gender"],
         "ethnicity": stills["ethnicity"],
     })
@@ -70,7 +73,9 @@ def _frame_rows(dataset: Dataset, every: int, compress_level: int):
         frames = clip_frames(row)
         for n in range(0, int(row["num_frames"]), every):
             action_units = {name: float(row["action_units"][name][n]) for name in (*PAIN_AUS, *EXTENDED_AUS)}
+            optional = {"heatmap": row["heatmap"][n]} if "heatmap" in row else {}
             yield {
+                **optional,
                 "image": {"bytes": encode_png(frames[n], compress_level), "path": None},
                 "neutral_image": row["neutral_image"],
                 "sample_id": f"{row['clip_id']}_f{n:04d}",
@@ -88,8 +93,8 @@ def _frame_rows(dataset: Dataset, every: int, compress_level: int):
 
 def clips_to_frames(dataset: Dataset | DatasetDict, every: int = 1, compress_level: int = 1) -> Dataset | DatasetDict:
     """Every `every`-th frame of every clip as a row with the stills' columns (`frame_features`): the decoded frame
-    as a PNG `image`, the clip's `neutral_image`, that frame's `action_units`, `pspi` and `landmarks_2d`. A
-    DatasetDict gives a DatasetDict of the same splits."""
+    as a PNG `image`, the clip's `neutral_image`, that frame's `action_units`, `pspi`, `landmarks_2d` and, in a
+    dataset made with `--heatmaps`, `heatmap`. A DatasetDict gives a DatasetDict of the same splits."""
     if isinstance(dataset, DatasetDict):
         return DatasetDict({split: clips_to_frames(part, every, compress_level) for split, part in dataset.items()})
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -97,7 +102,10 @@ def clips_to_frames(dataset: Dataset | DatasetDict, every: int = 1, compress_lev
     _check_clip_row({name: None for name in dataset.column_names})
     view = dataset.features["view"]
     views = view.names if isinstance(view, ClassLabel) else sorted(set(dataset["view"]))
+    dataset = dataset.cast_column("neutral_image", Image(decode=False))  # PNG bytes pass through, not re-encoded
+    if "heatmap" in dataset.column_names:
+        dataset = dataset.cast_column("heatmap", List(Image(decode=False)))
     rows = list(_frame_rows(dataset, every, compress_level))
-    features = frame_features(views)
+    features = frame_features(views, heatmap="heatmap" in dataset.column_names)
     return Dataset.from_list(rows, features=features)
 

@@ -8,9 +8,11 @@ never needs to reach up into `dataset_builder`.
 
 from __future__ import annotations
 
+import io
 from typing import Sequence
 
 import numpy as np
+from PIL import Image as PILImage
 
 from datasets import ClassLabel, Features, Image, List, Value, Video
 
@@ -121,13 +123,15 @@ CLIP_COLUMNS: tuple[str, ...] = (
 )
 
 
-def clip_features(view_names: Sequence[str] = DEFAULT_VIEW_NAMES[:1]) -> Features:
+def clip_features(view_names: Sequence[str] = DEFAULT_VIEW_NAMES[:1], heatmaps: bool = False) -> Features:
     """Features of one row per clip. `video` is H.264 MP4 bytes, stored as a `Video` feature that does not decode
     on access (datasets decodes video with torchcodec, which is not installed offline): `dataset_builder.clip_frames`
     decodes it with PyAV. Per frame: `pspi`, `action_units` (a float list per AU, AU45 blinks outside PSPI),
-    `landmarks_2d` (pixels) and `head_pose` (degrees). `episodes` are the pain episodes' phase boundaries in seconds
-    from the clip's start, `blinks` the spontaneous blinks (start, duration in seconds)."""
+    `landmarks_2d` (pixels), `head_pose` (degrees, the stills' `head_pose` angles: `views.View`) and, with
+    `heatmaps`, `heatmap` (the stills' 16-bit PNG of micrometres, one per frame). `episodes` are the pain episodes'
+    phase boundaries in seconds from the clip's start, `blinks` the spontaneous blinks (start, duration in seconds)."""
     frames = lambda feature: List(feature)  # noqa: E731 (one entry per frame)
+    optional = {"heatmap": frames(Image())} if heatmaps else {}
     return Features(
         {
             "clip_id": Value("string"),
@@ -142,6 +146,7 @@ def clip_features(view_names: Sequence[str] = DEFAULT_VIEW_NAMES[:1]) -> Feature
             "action_units": {name: frames(Value("float32")) for name in CLIP_AUS},
             "landmarks_2d": frames(List(List(Value("float32"), length=2), length=NUM_LANDMARKS)),
             "head_pose": {axis: frames(Value("float32")) for axis in HEAD_POSE_AXES},
+            **optional,
             "apex_pspi": Value("int32"),
             "episodes": List({name: Value("float32") for name in ("onset_start", "apex_start", "apex_end",
                                                                    "offset_end", "apex_pspi")}),
@@ -152,3 +157,16 @@ def clip_features(view_names: Sequence[str] = DEFAULT_VIEW_NAMES[:1]) -> Feature
             "ethnicity": ClassLabel(names=list(ETHNICITIES)),
         }
     )
+
+
+def encode_png(array: np.ndarray, compress_level: int) -> bytes:
+    """An image column's stored bytes: lossless PNG (uint8 RGB, or uint16 for millimetre-valued maps)."""
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def encode_heatmap(heatmap_mm: np.ndarray, compress_level: int) -> bytes:
+    """Millimetres -> the `heatmap` column: a 16-bit PNG of micrometres (lossless to 1 um up to 65.535 mm)."""
+    micrometres = np.clip(np.rint(heatmap_mm * HEATMAP_UNITS_PER_MM), 0, 65535).astype(np.uint16)
+    return encode_png(micrometres, compress_level)

@@ -8,26 +8,24 @@ produce the same bytes as a single run, and the preview, the demo and clips show
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
 from .background.inpaint import SOURCE_BACKGROUND, BackgroundInpainter
 from .background.procedural import sample_background
 from .background.prompts import scene_prompt
-from .columns import HEATMAP_UNITS_PER_MM
+from .columns import encode_heatmap, encode_png
 from .config import BACKGROUNDS, GenerationConfig
 from .face.accessories import identity_hair
 from .face.model import FaceModel
+from .demographics import Demographics
 from .face.rig import identity_extras, pose_face
 from .facs import PAIN_AUS, pspi
 from .ground_truth import geometry_columns, hair_classes, pass_images
 from .render import FaceRenderer, displacement_mm
 from .rng import stream
-from .demographics import Demographics
 from .sampling.identity import IdentitySpec, identity_id, identity_spec, identity_split, sample_lighting
 from .texture import create_texturer
 from .views import View
@@ -36,18 +34,6 @@ __all__ = [
     "BACKGROUNDS", "Expression", "GenerationConfig", "Identity", "IdentitySpec", "PainFaceGenerator", "encode_heatmap", "encode_png",
     "identity_hair", "identity_id", "identity_spec", "identity_split", "sample_lighting",
 ]
-
-
-def encode_png(array: np.ndarray, compress_level: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=compress_level)
-    return buffer.getvalue()
-
-
-def encode_heatmap(heatmap_mm: np.ndarray, compress_level: int) -> bytes:
-    """Millimetres -> 16-bit PNG of micrometres (lossless to 1 um up to 65.535 mm)."""
-    micrometres = np.clip(np.rint(heatmap_mm * HEATMAP_UNITS_PER_MM), 0, 65535).astype(np.uint16)
-    return encode_png(micrometres, compress_level)
 
 
 @dataclass

@@ -48,7 +48,7 @@ def main() -> None:
     from pain3d.cli import parse_texture_views
     from generation.diffusion_models import resolve_device, resolve_dtype
     from generation.face.assets import load_face_model
-    from generation.pipeline import GenerationConfig, PainFaceGenerator, identity_spec
+    from generation.pipeline import GenerationConfig, PainFaceGenerator
     from generation.rng import stream
     from generation.texture import create_texturer
     from tiny_diffusion import save_tiny_texture_models, tiny_texture_pipeline
@@ -60,12 +60,8 @@ def main() -> None:
     device = resolve_device(args.device)
     model = load_face_model(args.face_model)
     config = GenerationConfig(num_identities=args.num_identities, image_size=args.atlas_size)
-    meshes = PainFaceGenerator(config, model)  # for identity meshes; its renderer stays unused
-    identities = []
-    for index in range(args.num_identities):
-        spec = identity_spec(config, model, index)
-        identities.append((spec, meshes.meshes(spec)[0]))
-    meshes.close()
+    with PainFaceGenerator(config, model) as generator:  # the one identity path: each identity's neutral head
+        identities = [(built.spec, built.neutral) for built in map(generator.identity, range(args.num_identities))]
     options = dict(steps=steps, resolution=resolution, views=parse_texture_views(args.views), dtype=args.dtype)
     print(
         f"{args.num_identities} identities, atlas {args.atlas_size} px, diffusion {resolution} px, {steps} steps, "

@@ -58,9 +58,8 @@ def generator(face_model, renderer):
 
 
 def identity(generator, index):
-    spec = identity_spec(generator.config, generator.face_model, index)
-    neutral, _ = generator.meshes(spec)
-    return spec, neutral
+    built = generator.identity(index)  # the one identity path: its neutral head, as the dataset renders it
+    return built.spec, built.neutral
 
 
 def make_texture(texturer, generator, index, seed=0, demographics=None):
@@ -86,7 +85,7 @@ def test_baking_a_render_reproduces_it(face_model, renderer, generator):
     render the baked texture from the same camera: the two renders agree inside the face, and the baked texels
     agree with the texture that was rendered."""
     spec, neutral = identity(generator, 3)
-    source = generator.texturer(spec.appearance, None)
+    source = generator.texturer(spec.appearance, np.random.default_rng(0))
     baker = TextureBaker(face_model, 256, renderer)
     original = renderer.render(neutral, FRONTAL, lighting=FLAT, texture=source, background=(0, 0, 0))
     geometry = baker.view_geometry(neutral, FRONTAL)
@@ -138,7 +137,7 @@ def test_diffusion_texture_shapes_and_coverage(texturer, generator, face_model):
     assert "neutral expression" in report.prompt and len(report.seeds) == 1
     assert set(report.seconds) == {"procedural and depth", "diffusion", "projection and fill"}
     # the procedural base is replaced where the camera saw the face
-    base = generator.texturer(identity(generator, 0)[0].appearance, None).albedo
+    base = generator.texturer(identity(generator, 0)[0].appearance, np.random.default_rng(0)).albedo
     assert (np.abs(texture.albedo.astype(int) - base).sum(axis=2) > 30).mean() > 0.1
 
 
@@ -259,13 +258,14 @@ def test_diffusion_flags_need_their_backend():
 
 
 def test_resume_accepts_a_record_from_before_the_diffusion_fields(tmp_path):
-    from generation.writer import CONFIG_FILE, config_record, prepare_output
+    from generation.writer import CONFIG_FILE, config_record, prepare_output, record_files
 
     config = GenerationConfig(num_identities=2)
     record = config_record(config)
     old = {k: v for k, v in record["config"].items() if k not in ("texture_options", "background", "background_options")}
     (tmp_path / "data").mkdir()
     (tmp_path / CONFIG_FILE).write_text(json.dumps({**record, "config": old}))
+    record_files(tmp_path, [CONFIG_FILE])  # as that run's pain3d recorded it
     prepare_output(tmp_path, config, resume=True, overwrite=False, record=record)  # no "different parameters"
 
 
@@ -286,21 +286,20 @@ def test_inpainted_background_keeps_face_pixels_exactly(face_model, renderer, ti
     )
     generator = PainFaceGenerator(config, face_model, renderer=renderer, device="cpu")
     spec = identity_spec(config, face_model, 1)
-    neutral, pains = generator.meshes(spec)
-    texture = generator.texturer(spec.appearance, None)
-    hair, view = generator.hair(spec, neutral), FRONTAL.jittered(*spec.camera)  # as the generator renders the row
-    plate = generator.background(spec, 0, view, neutral, texture, hair)
+    built = generator.identity(spec)  # as the generator renders the rows
+    plate = generator.background(built, 0)
     assert plate.shape == (128, 128, 3) and plate.dtype == np.uint8
-    assert np.array_equal(plate, generator.background(spec, 0, view, neutral, texture, hair))  # seeded per view
+    assert np.array_equal(plate, generator.background(generator.identity(spec), 0))  # seeded per view
     rows = generator(spec)
     from PIL import Image
     import io
 
-    for row, vertices, aus in zip(rows, [neutral, *pains], [{}, *spec.expressions]):
+    for row, aus in zip(rows, [None, *spec.expressions]):
+        expression = generator.expression(built, aus)
         image = np.asarray(Image.open(io.BytesIO(row["image"]["bytes"])))
         plain = renderer.render(
-            vertices, view, lighting=spec.lighting, texture=texture.expressing(aus), background=SOURCE_BACKGROUND,
-            hair=hair,
+            expression.vertices, built.views[0], lighting=spec.lighting, texture=expression.skin,
+            background=SOURCE_BACKGROUND, hair=built.hair,
         )
         coverage = plain.mask.astype(np.float32)
         face = uniform_filter(coverage, size=3, mode="nearest") == 1  # all but the anti-aliased silhouette ring
