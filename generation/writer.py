@@ -258,23 +258,32 @@ def verify_dataset(output: str | Path) -> tuple[int, dict[str, str]]:
 
 
 # ----------------------------------------------------------------------------------------------- rendering workers
-_WORKER: dict = {}
-
-
-def _init_worker(config_dict: dict, face_model_path: str, device: str | None = None, kind: DatasetKind = STILLS) -> None:
-    if multiprocessing.parent_process() is not None:  # a pool worker: Ctrl-C is the main process's to handle
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _producer(config_dict: dict, face_model_path: str, device: str | None, kind: DatasetKind):
+    """The row producer of one rendering process (its own face model and OpenGL context)."""
     config = kind.config_class.from_dict(config_dict)
-    model = FaceModel.load(face_model_path)
-    _WORKER.update(config=config, model=model, generator=kind.producer(config, model, device=device))
+    return kind.producer(config, FaceModel.load(face_model_path), device=device)
 
 
-def _render_identity(index: int) -> tuple[int, list[dict], float]:
+def _rows_of(producer, index: int) -> tuple[int, list[dict], float]:
     """Rows of one identity and the seconds its renders took."""
-    generator = _WORKER["generator"]
-    before = generator.render_seconds
-    rows = generator(index)
-    return index, rows, generator.render_seconds - before
+    before = producer.render_seconds
+    rows = producer(index)
+    return index, rows, producer.render_seconds - before
+
+
+# A pool worker's producer: the one piece of process state, set by the pool's initializer in each worker process
+# (the main process never sets it: a serial run holds its producer in a local).
+_POOL_PRODUCER = None
+
+
+def _init_pool_worker(config_dict: dict, face_model_path: str, device: str | None, kind: DatasetKind) -> None:
+    global _POOL_PRODUCER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _POOL_PRODUCER = _producer(config_dict, face_model_path, device, kind)
+
+
+def _render_in_pool(index: int) -> tuple[int, list[dict], float]:
+    return _rows_of(_POOL_PRODUCER, index)
 
 
 def _encode_classes(rows: list[dict], features) -> list[dict]:
@@ -379,12 +388,12 @@ def _identity_results(identities: list[int], config: GenerationConfig, face_mode
         return (result for result in ())
     if workers <= 1:
         def serial():
-            _init_worker(config.to_dict(), str(face_model_path), device, kind)
+            producer = _producer(config.to_dict(), str(face_model_path), device, kind)
             try:
                 for index in identities:
-                    yield _render_identity(index)
+                    yield _rows_of(producer, index)
             finally:
-                _WORKER.pop("generator").close()
+                producer.close()
 
         return serial()
     # spawn: every worker opens its own OpenGL context; forking a process that holds one is unsafe
@@ -394,14 +403,14 @@ def _identity_results(identities: list[int], config: GenerationConfig, face_mode
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         pool = context.Pool(
-            workers, initializer=_init_worker, initargs=(config.to_dict(), str(face_model_path), device, kind)
+            workers, initializer=_init_pool_worker, initargs=(config.to_dict(), str(face_model_path), device, kind)
         )
     finally:
         signal.signal(signal.SIGINT, previous)
 
     def parallel():
         try:
-            yield from pool.imap(_render_identity, identities, chunksize=1)
+            yield from pool.imap(_render_in_pool, identities, chunksize=1)
         finally:
             pool.terminate()
             pool.join()
