@@ -7,6 +7,10 @@ Each argument is `LABEL=GLOB`; every folder the glob matches holds an `evaluatio
 `train_vitpain.py` / `distill_vitpain.py` (one seed each). The last column compares each arm's mean PSPI MAE with the
 first arm named `--reference` (default: the second argument, the usual RGB baseline). `--plot` also draws each
 arm's test PSPI MAE and Pearson: the mean as a bar, every seed as a dot.
+
+Every run records its provenance (`provenance.py`: the project's commit and the dataset's fingerprint); runs of
+different code or data are refused in one table (one line naming both), and the table is followed by the line
+`commit ... | dataset fingerprint ...` it came from.
 """
 
 from __future__ import annotations
@@ -21,12 +25,49 @@ from pathlib import Path
 METRICS = (("pspi_mae", "test PSPI MAE"), ("pspi_pearson", "test Pearson"), ("auroc_ge3", "AUROC (PSPI >= 3)"))
 
 
+class MixedProvenanceError(SystemExit):
+    """Runs of different code (commits) or data (dataset fingerprints) asked for in one table."""
+
+
 def load_arm(pattern: str) -> list[dict]:
     folders = sorted(glob.glob(pattern))
-    runs = [json.loads((Path(f) / "evaluation.json").read_text()) for f in folders if (Path(f) / "evaluation.json").exists()]
+    runs = [{**json.loads((Path(f) / "evaluation.json").read_text()), "folder": f}
+            for f in folders if (Path(f) / "evaluation.json").exists()]
     if not runs:
         raise SystemExit(f"no evaluation.json under {pattern!r}: train the runs first (see the README).")
     return runs
+
+
+def _origin(run: dict) -> tuple:
+    origin = run.get("provenance") or {}
+    return origin.get("commit"), origin.get("dataset_fingerprint")
+
+
+def common_provenance(arms: dict[str, list[dict]]) -> dict:
+    """The one commit and dataset fingerprint of every run (None where runs predate provenance); raises
+    `MixedProvenanceError` naming two runs that differ."""
+    runs = [run for arm in arms.values() for run in arm]
+    first = runs[0]
+    for run in runs[1:]:
+        for index, what in ((0, "code (commit"), (1, "data (dataset fingerprint")):
+            if _origin(run)[index] != _origin(first)[index]:
+                raise MixedProvenanceError(
+                    f"results_table: {first.get('folder')} and {run.get('folder')} come from different {what} "
+                    f"{_short(_origin(first)[index])} vs {_short(_origin(run)[index])}): one table holds runs of one "
+                    "commit and one dataset; re-run the stale arms (scripts/reproduce_results.py does)")
+    dirty = any((run.get("provenance") or {}).get("dirty") for run in runs)
+    return {"commit": _origin(first)[0], "dirty": dirty, "dataset_fingerprint": _origin(first)[1]}
+
+
+def _short(value: str | None) -> str:
+    return value[:12] if value else "unrecorded"
+
+
+def provenance_line(origin: dict) -> str:
+    """The line printed under a table: its commit (and whether the tree was dirty) and dataset fingerprint."""
+    commit = origin.get("commit") or "unrecorded"
+    return (f"commit {commit}{' (uncommitted changes)' if origin.get('dirty') else ''} | "
+            f"dataset fingerprint {origin.get('dataset_fingerprint') or 'unrecorded'}")
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -105,7 +146,8 @@ def main(argv: list[str] | None = None) -> str:
     reference = args.reference or list(arms)[min(1, len(arms) - 1)]
     if reference not in arms:
         parser.error(f"--reference {reference!r} is not one of {list(arms)}")
-    table = results_table(arms, reference)
+    origin = common_provenance(arms)
+    table = results_table(arms, reference) + "\n\n" + provenance_line(origin)
     print(table)
     if args.plot:
         print(f"wrote {plot_results(arms, args.plot)}")
@@ -113,4 +155,8 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except MixedProvenanceError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)

@@ -29,6 +29,7 @@ from dataset_builder.collator import PainCollator
 from dataset_builder.evaluation import evaluate_split, load_pain_dataset, select_rows, with_transform
 from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel, save_model_folder
 from modeling_vitpain.model_card import fill_model_card
+from provenance import provenance
 from training_args import DataArguments, ModelArguments, warn_single_process_launch
 
 logger = logging.getLogger("pain3d.training")
@@ -128,6 +129,7 @@ def run_training(model, image_processor, splits: Mapping[str, Any], data: DataAr
     set_seed(args.seed)
     warn_single_process_launch()
     rank, world = rank_info()
+    origin = provenance(data.dataset)  # before training: the code and data this run starts from
     au_names = model.config.au_names  # the label columns, in the order the model's AU head predicts them
     train = with_transform(splits["train"], image_processor, train=data.augment, seed=args.seed + rank,
                            au_names=au_names)
@@ -163,6 +165,7 @@ def run_training(model, image_processor, splits: Mapping[str, Any], data: DataAr
     }
     evaluation["training"] = {"steps": state.global_step, "world_size": world, "seed": args.seed,
                               "recipe": recipe, "initialised_from": initialised_from}
+    evaluation["provenance"] = origin
     write_outputs(model, image_processor, evaluation, args.output_dir, data.repo_id, run_config)
     print(f"[rank {rank}/{world}] wrote {args.output_dir}: test pspi_mae={evaluation['metrics']['pspi_mae']:.4f}",
           flush=True)
