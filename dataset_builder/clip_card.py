@@ -50,7 +50,9 @@ def _preview(row: dict, output: Path) -> None:
                    loop=0, lossless=False, quality=85)
 
 
-def _curves(row: dict, output: Path) -> None:
+def plot_clip_curves(row: dict, output) -> None:
+    """A clip's AU curves (top) and PSPI with its apex phases shaded (bottom) over time, as a PNG at `output`
+    (`row`: a clip row's clip_id, fps, num_frames, action_units, pspi and episodes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,7 +121,7 @@ def write_clip_card(folder: str | Path) -> Path:
     shards = _shards(folder)
     (folder / "plots").mkdir(exist_ok=True)
     _preview(_first_clip(shards), folder / PREVIEW_FILE)
-    _curves(_first_clip(shards), folder / CURVES_FILE)
+    plot_clip_curves(_first_clip(shards), folder / CURVES_FILE)
     stats = clip_statistics(folder)
     _histograms(stats, folder / HISTOGRAMS_FILE)
     splits = [split for split in SPLITS if shards[split]]

@@ -9,10 +9,9 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
 
 from generation.clips.video import decode_video
-from generation.columns import HEAD_POSE_AXES, pain_features
+from generation.columns import HEAD_POSE_AXES, encode_png, pain_features
 from generation.errors import Pain3DError
 from generation.facs import EXTENDED_AUS, PAIN_AUS
-from generation.columns import encode_png
 
 CLIP_ROW_COLUMNS = ("video", "num_frames")  # what makes a row a clip's
 

@@ -298,6 +298,12 @@ def evaluate_model(
     splits = load_pain_dataset(dataset, split_csv)
     if split not in splits:
         raise ValueError(f"{dataset} has no split {split!r}; it has {sorted(splits)}.")
+    from .clip_evaluation import evaluate_clips, is_clip_dataset
+
+    if is_clip_dataset(splits[split]):  # a `pain3d clips` folder: every frame, and each clip over time
+        return evaluate_clips(model, image_processor, splits, split=split, dataset_name=dataset, max_clips=max_samples,
+                              calibration_samples=calibration_samples, batch_size=batch_size, output=output,
+                              predictions=predictions, collator=collator)
     rows = select_rows(splits[split], max_samples)
     config = model.config
     calibration = None

@@ -8,7 +8,7 @@ from .columns import PASSES
 from .diffusion_models import DiffusionTextureOptions, InpaintOptions
 from .demographics import CELLS_PER_BLOCK
 from .errors import ConfigError
-from .facs import EXTENDED_AUS, ActionUnitError, validate_action_units
+from .facs import BLINK_AU, EXTENDED_AUS, ActionUnitError, validate_action_units
 from .views import DEFAULT_IMAGE_SIZE, DEFAULT_VIEWS, View, image_size_problem
 
 BACKGROUNDS = ("procedural", "inpaint")
@@ -86,6 +86,9 @@ class GenerationConfig:
             object.__setattr__(self, "au_overrides", validate_action_units(self.au_overrides, fill=False))
         except ActionUnitError as error:
             problems.append(f"--au: {error}")
+        if BLINK_AU in self.au_overrides:  # a still has no AU45 column: its label would be silent about the blink
+            problems.append(f"--au: {BLINK_AU} (blink) is a clips-only AU, drawn by `pain3d clips`; a still's labels "
+                            "have no AU45 column, so fix another AU")
         if problems:
             raise ConfigError("; ".join(problems))
 

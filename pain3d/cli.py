@@ -317,6 +317,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from modeling_vitpain.model_card import fairness_markdown
     from transformers import AutoImageProcessor, AutoModel
 
+    for flag, value, least in (("--batch-size", args.batch_size, 1), ("--max-samples", args.max_samples, 1),
+                               ("--calibration-samples", args.calibration_samples, 0)):
+        if value is not None and value < least:
+            raise ConfigError(f"{flag} must be at least {least}, got {value}")
     local = Path(args.model).is_dir()
     output = args.output or (Path(args.model) if local else Path(".")) / f"evaluation_{args.split}.json"
     try:
@@ -325,13 +329,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(str(error)) from None
     try:
         model = AutoModel.from_pretrained(args.model).eval()
-    except (OSError, ValueError) as error:  # no such folder or Hub id, or not a model folder
+    except (OSError, ValueError, modeling_vitpain.CheckpointMismatchError) as error:  # or weights that do not fit
         raise ConfigError(f"cannot load the model {args.model!r} ({str(error).splitlines()[0]}); pass a ViTPain "
                           "folder written by the training scripts, or a Hub model id") from None
     try:
         processor = AutoImageProcessor.from_pretrained(args.model)
     except OSError:  # a folder saved without its processor: the one that matches the config
         processor = modeling_vitpain.ViTPainImageProcessor.from_model_config(model.config)
+    except ValueError as error:  # a saved value out of range (a zero image_std would give NaN predictions)
+        raise ConfigError(f"{args.model}/preprocessor_config.json: {error}") from None
     try:
         evaluation = evaluate_model(
             model, processor, args.dataset, split=args.split, split_csv=args.split_csv, max_samples=args.max_samples,
@@ -343,6 +349,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluation["metrics"]
     print(f"{args.split}: n={evaluation['num_samples']} PSPI MAE {metrics['pspi_mae']:.4f} RMSE "
           f"{metrics['pspi_rmse']:.4f} Pearson {metrics['pspi_pearson']} ICC {metrics['pspi_icc']}")
+    if evaluation.get("clips"):  # a clip dataset: per-clip and smoothed figures (dataset_builder/clip_evaluation.py)
+        from dataset_builder.clip_evaluation import clip_summary
+
+        print(clip_summary(evaluation) + (f"\nwrote {evaluation['plot']}" if evaluation.get("plot") else ""))
     if evaluation.get("fairness"):
         print(fairness_markdown(evaluation["fairness"]))
     print(f"wrote {output}" + (f" and {args.predictions}" if args.predictions else ""))
@@ -373,7 +383,7 @@ def cmd_clips(args: argparse.Namespace) -> int:
     config = ClipConfig(
         num_identities=args.num_identities, clips_per_identity=args.clips_per_identity, seconds=args.seconds,
         fps=args.fps, views=parse_views(args.views or "frontal"), image_size=args.image_size, seed=args.seed,
-        crf=args.crf, identities_per_shard=args.identities_per_shard,
+        crf=args.crf, heatmaps=args.heatmaps, identities_per_shard=args.identities_per_shard,
     )
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
@@ -395,7 +405,9 @@ def cmd_clips(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from generation.writer import verify_dataset
+    import json
+
+    from generation.writer import CONFIG_FILE, dataset_kind, verify_dataset
 
     checked, problems = verify_dataset(args.dataset)
     if not problems:
@@ -403,8 +415,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 0
     for path, problem in sorted(problems.items()):
         print(f"{args.dataset}/{path}: {problem}", file=sys.stderr)
+    tool = dataset_kind(json.loads((Path(args.dataset) / CONFIG_FILE).read_text())).tool  # generate or clips
     print(
-        f"pain3d verify: {len(problems)} of {checked} files are bad; rerun `pain3d generate --resume` with the same "
+        f"pain3d verify: {len(problems)} of {checked} files are bad; rerun `{tool} --resume` with the same "
         "parameters to render bad or missing shards again",
         file=sys.stderr,
     )
@@ -551,7 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--predictions", type=Path, metavar="FILE.jsonl",
                           help="write one JSON line per row (sample_id, pspi, action_units, pain_probability)")
     evaluate.add_argument("--output", type=Path, help="metrics JSON (default: MODEL/evaluation_SPLIT.json)")
-    evaluate.add_argument("--max-samples", dest="max_samples", type=int, help="a seeded subset of the split")
+    evaluate.add_argument("--max-samples", dest="max_samples", type=int,
+                          help="a seeded subset of the split (of a clip dataset: clips)")
     evaluate.add_argument("--calibration-samples", dest="calibration_samples", type=int, default=1000,
                           help="training rows whose predictions calibrate the F1 cut-offs (0: uncalibrated)")
     evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=64, help="images per model call")
@@ -576,6 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     clips.add_argument("--image-size", type=int, default=clip_default["image_size"].default, help="frame side, pixels")
     clips.add_argument("--seed", type=int, default=clip_default["seed"].default, help="the dataset's seed")
     clips.add_argument("--crf", type=int, default=DEFAULT_CRF, help="H.264 quality (0 lossless; 13: PSNR >= 40 dB)")
+    clips.add_argument("--heatmaps", action="store_true",
+                       help="per-frame millimetre heatmaps, lossless (the stills' 16-bit PNG of micrometres)")
     clips.add_argument("--identities-per-shard", type=int, default=clip_default["identities_per_shard"].default)
     clips.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
     clips.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")

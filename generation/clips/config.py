@@ -29,6 +29,7 @@ class ClipConfig:
     image_size: int = 256
     seed: int = 0
     crf: int = DEFAULT_CRF
+    heatmaps: bool = False  # per-frame millimetre heatmaps, lossless (the stills' 16-bit PNGs of micrometres)
     non_pain_probability: float = 0.3  # chance of a non-pain episode (AU12 or AU25+AU26) in a rest stretch
     split_fractions: tuple[float, float, float] = (0.7, 0.2, 0.1)
     identities_per_shard: int = 25
@@ -55,6 +56,8 @@ class ClipConfig:
         low, high = CRF_RANGE
         if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not low <= self.crf <= high:
             problems.append(f"--crf must be an integer within {low}-{high}, got {self.crf!r}")
+        if not isinstance(self.heatmaps, bool):
+            problems.append(f"heatmaps must be True or False, got {self.heatmaps!r}")
         if not 0 <= self.non_pain_probability <= 1:
             problems.append(f"non-pain episode probability must be within 0-1, got {self.non_pain_probability}")
         if problems:

@@ -79,7 +79,7 @@ class ClipDynamics:
     times: np.ndarray  # (N,) seconds
     action_units: dict[str, np.ndarray]  # CLIP_AUS -> (N,) intensities (AU43 0/1, AU45 closure 0-1)
     pspi: np.ndarray  # (N,) the PSPI of each frame's AUs (generation.facs.pspi)
-    head_pose: np.ndarray  # (N, 3) yaw, pitch, roll in degrees (see `head_view`)
+    head_pose: np.ndarray  # (N, 3) head motion: yaw, pitch, roll in degrees, the angles of `views.View` (`head_view`)
     episodes: tuple[Episode, ...]
     blinks: tuple[tuple[float, float], ...]  # (start, duration) in seconds
     non_pain: tuple[str, float, float] | None  # (AUs, start, end) of a non-pain episode, or None
@@ -138,12 +138,17 @@ def _apex_units(target: int, rng: np.random.Generator) -> dict[str, float]:
 
 
 def clip_dynamics(seed: int, identity_index: int, clip_number: int, seconds: float, fps: int,
-                  clips_per_identity: int = 1, non_pain_probability: float = 0.3) -> ClipDynamics:
-    """The dynamics of clip `clip_number` of identity `identity_index` (seed, identity and clip alone decide it)."""
+                  clips_per_identity: int = 1, non_pain_probability: float = 0.3,
+                  apex_pspi: int | None = None) -> ClipDynamics:
+    """The dynamics of clip `clip_number` of identity `identity_index` (seed, identity and clip alone decide it);
+    `apex_pspi` (1..16) replaces the balanced apex target (the demo picks it)."""
     keys = (seed, identity_index, clip_number)
     num_frames = int(round(seconds * fps))
     t = np.arange(num_frames) / fps
-    target = apex_pspi_target(seed, identity_index, clip_number, clips_per_identity)
+    target = apex_pspi_target(seed, identity_index, clip_number, clips_per_identity) if apex_pspi is None \
+        else int(apex_pspi)
+    if target not in PSPI_LEVELS:
+        raise ValueError(f"apex PSPI must be an integer within 1-{PSPI_MAX}, got {apex_pspi!r}")
     episodes = _episodes(stream("clip/episodes", *keys), target, seconds)
     curves = {name: np.zeros(num_frames) for name in CLIP_AUS}
     lead = np.zeros(num_frames)  # the leading AUs' envelope times the episode's PSPI share: drives the head
@@ -240,8 +245,9 @@ def _blinks(rng, seconds, t, curves) -> tuple[tuple[float, float], ...]:
 
 
 def _head(rng, t, pain) -> np.ndarray:
-    """(N, 3) yaw, pitch, roll in degrees: a sway of three slow sines per axis (amplitudes summing to at most the
-    axis's bound) plus, in pain, the head lowered (pitch) and turned (yaw, to a side drawn per clip)."""
+    """(N, 3) yaw, pitch, roll in degrees (`views.View`'s angles): a sway of three slow sines per axis (amplitudes
+    summing to at most the axis's bound) plus, in pain, the head lowered (pitch > 0: the face seen from above) and
+    turned (yaw, to a side drawn per clip)."""
     pose = np.zeros((len(t), 3))
     for axis, name in enumerate(HEAD_AXES):
         amplitude = _phase(rng, HEAD_REST_DEG[name])
@@ -256,11 +262,12 @@ def _head(rng, t, pain) -> np.ndarray:
 
 
 def head_view(view, head_pose) -> object:
-    """The camera `view` moved so the face appears turned by `head_pose` (yaw > 0: toward the subject's left;
-    pitch > 0: lowered, chin down; roll > 0: tilted toward the subject's left shoulder). Lights are fixed to the
-    camera, so the head turns under the same light, as a head in a room does."""
+    """The frame's camera: `view` turned by the head motion `head_pose` (yaw, pitch, roll in degrees), angle by
+    angle in `views.View`'s convention, the one the stills' `head_pose` column stores (docs/ground_truth.md); a
+    clip's per-frame `head_pose` is this view's angles. Moving the camera rather than the head keeps the lights,
+    which are fixed to the camera, on the face as a room's lights stay on a turning head."""
     from dataclasses import replace
 
     yaw, pitch, roll = (float(x) for x in head_pose)
-    return replace(view, yaw=round(view.yaw - yaw, 4), pitch=round(view.pitch + pitch, 4),
-                   roll=round(view.roll - roll, 4))
+    return replace(view, yaw=round(view.yaw + yaw, 4), pitch=round(view.pitch + pitch, 4),
+                   roll=round(view.roll + roll, 4))

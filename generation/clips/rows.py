@@ -8,9 +8,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..columns import CLIP_AUS, HEAD_POSE_AXES
+from ..columns import CLIP_AUS, HEAD_POSE_AXES, encode_heatmap, encode_png
 from ..face.model import FaceModel
-from ..columns import encode_heatmap, encode_png
 from ..pipeline import PainFaceGenerator
 from ..sampling.identity import identity_spec
 from .config import ClipConfig

@@ -15,7 +15,7 @@ CLIP_TOOL = "pain3d clips"
 
 
 def _clip_features(config: ClipConfig):
-    return clip_features([view.name for view in config.views])
+    return clip_features([view.name for view in config.views], heatmaps=config.heatmaps)
 
 
 CLIPS = DatasetKind("clips", CLIP_TOOL, ClipConfig, _clip_features, ClipRows)
