@@ -145,7 +145,7 @@ def test_an_action_unit_out_of_range_is_an_error(copy):
 
 def test_the_card_tells_users_to_verify_after_a_download(dataset):
     card = (dataset / "README.md").read_text()
-    assert "After any download, run `pain3d verify DIR`" in card
+    assert "After any download of a folder `pain3d generate` wrote" in card and "run `pain3d verify DIR`" in card
 
 
 # ---------------------------------------------------------------------------------------------- Medium: evaluate
