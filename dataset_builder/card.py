@@ -404,6 +404,52 @@ def _demographics_table(counters: dict[str, Counter], stats: dict[str, SplitStat
     return "\n".join(lines)
 
 
+def _split_composition(stats: dict[str, SplitStats], features: Features) -> str:
+    """Identities per age group, gender and ethnicity in each split, how far each split is from its proportional
+    share of every group, and how many of the 60 demographic cells each split holds."""
+    splits = [split for split in stats if stats[split].rows]
+    per_split = {split: _identity_attributes({split: stats[split]}, features) for split in splits}
+    overall = _identity_attributes(stats, features)
+    total = sum(next(iter(overall.values())).values())
+    sizes = {split: sum(next(iter(per_split[split].values())).values()) for split in splits}
+    rows, worst = [], (0.0, "")
+    for column, counter in overall.items():
+        for group, count in counter.items():
+            cells = [per_split[split][column][group] for split in splits]
+            rows.append([column.replace("_", " "), group, *cells, count])
+            for split, held in zip(splits, cells):
+                gap = abs(held - sizes[split] * count / total)  # the split's size times the group's fraction
+                worst = max(worst, (gap, f"{split}, {column.replace('_', ' ')} {group}"))
+    rows.append(["**identities**", "", *(sizes[split] for split in splits), total])
+    cells_held = {split: len(_identity_cells(stats[split], features)) for split in splits}
+    labels = [features[c].names for c in ("age_group", "gender", "ethnicity") if isinstance(features.get(c), ClassLabel)]
+    all_cells = int(np.prod([len(names) for names in labels])) if len(labels) == 3 else None
+    lines = [
+        _table(["attribute", "group", *splits, "all"], rows),
+        "",
+        f"Each split's share of a group is the split's size times the group's fraction of all {total} identities; the "
+        f"largest difference between a count above and its share is {worst[0]:.1f} identities ({worst[1]}).",
+    ]
+    if all_cells:
+        short = [f"{split} holds {sizes[split]} identities in {cells_held[split]} of the {all_cells} cells"
+                 for split in splits if cells_held[split] < all_cells]
+        if short:
+            lines += ["", f"Balance is kept per attribute, not per demographic cell (age group x gender x ethnicity, "
+                      f"{all_cells} in all): {'; '.join(short)}; a split of fewer than {all_cells} identities cannot "
+                      "hold them all. For group comparisons, `pain3d generate --test-identities 120` makes a test split "
+                      "of two identities per cell (docs/fairness.md of the 3DPain project)."]
+    return "\n".join(lines)
+
+
+def _identity_cells(stats: SplitStats, features: Features) -> set[tuple]:
+    """The (age group, gender, ethnicity) cells of a split's identities (missing values left out)."""
+    cells = {}
+    for i, identity in enumerate(stats.identity_id):
+        cells.setdefault(identity, tuple(stats.demographics.get(c, [None] * stats.rows)[i]
+                                         for c in ("age_group", "gender", "ethnicity")))
+    return {cell for cell in cells.values() if None not in cell}
+
+
 def _audit_number(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -777,6 +823,8 @@ def write_dataset_card(folder: str | Path, generation_config: dict | None = None
         au_table=_au_table(stats, au_names),
         demographics_figure="![Demographics of the identities](plots/demographics.png)" if has_demographics else "",
         demographics_table=_demographics_table(counters, stats) if has_demographics
+        else "No demographic attributes are recorded in these shards.",
+        split_composition=_split_composition(stats, features) if has_demographics
         else "No demographic attributes are recorded in these shards.",
         audit=_audit_section(folder, plots),
     )
