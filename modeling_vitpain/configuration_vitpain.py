@@ -5,6 +5,9 @@ This file travels alone as remote code (``trust_remote_code=True``): it imports 
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -18,6 +21,9 @@ INPUT_MODALITIES = {"rgb": 3, "heatmap": 1}  # modality -> channels of `pixel_va
 # How a neutral reference enters: late cross-attention of the pain tokens to the neutral tokens, or early fusion where
 # the backbone sees the pain image stacked with its difference from the neutral image (twice the channels).
 NEUTRAL_FUSIONS = ("cross_attention", "difference")
+
+# The pipeline task ViTPain registers (modeling_vitpain/__init__.py) and saved folders record under `custom_pipelines`.
+PIPELINE_TASK = "pain-estimation"
 
 # ViT-S/16 at 224 px: the size the model card and the benchmark talk about.
 DEFAULT_BACKBONE_CONFIG = {
@@ -136,16 +142,16 @@ class ViTPainConfig(PretrainedConfig):
         if neutral_fusion not in NEUTRAL_FUSIONS:
             raise ValueError(f"neutral_fusion={neutral_fusion!r} is not supported: use one of {list(NEUTRAL_FUSIONS)}.")
         self.input_modality = input_modality
-        self.use_neutral_reference = bool(use_neutral_reference)
+        self.use_neutral_reference = _flag("use_neutral_reference", use_neutral_reference)
         self.neutral_fusion = neutral_fusion
         self.backbone_config = _build_backbone_config(
             backbone_config, backbone_type, input_modality, self.backbone_num_channels
         )
+        _check_backbone_config(self.backbone_config)
         self.backbone_checkpoint = backbone_checkpoint
-        self.neutral_attention_heads = (
-            int(neutral_attention_heads)
-            if neutral_attention_heads is not None
-            else int(self.backbone_config.num_attention_heads)
+        self.neutral_attention_heads = _count(
+            "neutral_attention_heads",
+            self.backbone_config.num_attention_heads if neutral_attention_heads is None else neutral_attention_heads,
         )
         if self.backbone_config.hidden_size % self.neutral_attention_heads:
             raise ValueError(
@@ -158,32 +164,43 @@ class ViTPainConfig(PretrainedConfig):
             raise ValueError(f"au_names must be non-empty and unique, got {self.au_names}.")
         if au_max_intensity is None:
             au_max_intensity = [DEFAULT_AU_MAX_INTENSITY.get(name, AU_INTENSITY_MAX) for name in self.au_names]
-        self.au_max_intensity = [float(value) for value in au_max_intensity]
-        if len(self.au_max_intensity) != len(self.au_names) or min(self.au_max_intensity) <= 0:
+        self.au_max_intensity = _numbers("au_max_intensity", au_max_intensity)
+        if len(self.au_max_intensity) != len(self.au_names) or not all(v > 0 for v in self.au_max_intensity):
             raise ValueError(
-                f"au_max_intensity needs one positive bound per AU ({len(self.au_names)}), got {self.au_max_intensity}."
+                f"au_max_intensity needs one positive finite bound per AU ({len(self.au_names)}), got "
+                f"{au_max_intensity}."
             )
-        self.pspi_max = float(pspi_max)
-        self.pain_thresholds = [float(threshold) for threshold in pain_thresholds]
+        self.pspi_max = _number("pspi_max", pspi_max, minimum=0.0, inclusive=False)
+        self.pain_thresholds = _numbers("pain_thresholds", pain_thresholds)
         if not self.pain_thresholds or any(not 0 < t <= self.pspi_max for t in self.pain_thresholds):
             raise ValueError(
                 f"pain_thresholds must be non-empty and within (0, pspi_max={self.pspi_max}], "
                 f"got {self.pain_thresholds}."
             )
 
-        self.head_hidden_size = int(head_hidden_size)
-        self.au_head_hidden_size = int(au_head_hidden_size)
-        self.head_dropout = float(head_dropout)
-        self.use_lora = bool(use_lora)
-        self.lora_rank = int(lora_rank)
-        self.lora_alpha = float(lora_alpha)
-        self.lora_dropout = float(lora_dropout)
+        self.head_hidden_size = _count("head_hidden_size", head_hidden_size)
+        self.au_head_hidden_size = _count("au_head_hidden_size", au_head_hidden_size)
+        self.head_dropout = _probability("head_dropout", head_dropout)
+        self.use_lora = _flag("use_lora", use_lora)
+        self.lora_rank = _count("lora_rank", lora_rank)
+        self.lora_alpha = _number("lora_alpha", lora_alpha, minimum=0.0, inclusive=False)
+        self.lora_dropout = _probability("lora_dropout", lora_dropout)
+        if lora_target_modules is not None and (
+            isinstance(lora_target_modules, str) or not all(isinstance(m, str) for m in lora_target_modules)
+        ):
+            raise ValueError(f"lora_target_modules must be a list of module names, got {lora_target_modules!r}.")
         self.lora_target_modules = list(lora_target_modules) if lora_target_modules is not None else None
-        self.freeze_backbone = bool(freeze_backbone)
-        self.pspi_loss_weight = float(pspi_loss_weight)
-        self.au_loss_weight = float(au_loss_weight)
-        self.pain_loss_weight = float(pain_loss_weight)
-        self.initializer_range = float(initializer_range)
+        self.freeze_backbone = _flag("freeze_backbone", freeze_backbone)
+        self.pspi_loss_weight = _number("pspi_loss_weight", pspi_loss_weight, minimum=0.0)
+        self.au_loss_weight = _number("au_loss_weight", au_loss_weight, minimum=0.0)
+        self.pain_loss_weight = _number("pain_loss_weight", pain_loss_weight, minimum=0.0)
+        self.initializer_range = _number("initializer_range", initializer_range, minimum=0.0, inclusive=False)
+        if PIPELINE_TASK in (kwargs.get("custom_pipelines") or {}) and _task_registered_here():
+            # This process registered the task (the package is imported): its pipeline serves, never a folder's copy
+            # of the code, and `pipeline()` needs no trust_remote_code. Without the package the entry stays.
+            kwargs["custom_pipelines"] = {k: v for k, v in kwargs["custom_pipelines"].items() if k != PIPELINE_TASK}
+            if not kwargs["custom_pipelines"]:
+                del kwargs["custom_pipelines"]
         super().__init__(**kwargs)
 
     @property
@@ -250,4 +267,96 @@ def _build_backbone_config(
     return config
 
 
-__all__ = ["ViTPainConfig", "DEFAULT_AU_NAMES", "DEFAULT_PAIN_THRESHOLDS", "INPUT_MODALITIES", "NEUTRAL_FUSIONS"]
+def _task_registered_here() -> bool:
+    """Whether `pipeline()` knows the pain-estimation task without a folder's code (the package registered it)."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    return PIPELINE_TASK in PIPELINE_REGISTRY.get_supported_tasks()
+
+
+def _flag(name: str, value) -> bool:
+    """A switch: a real bool (a saved "false" must not read as on)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    return value
+
+
+def _count(name: str, value) -> int:
+    """A size or count: a whole number of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}.")
+    return int(value)
+
+
+def _number(name: str, value, minimum: float, inclusive: bool = True) -> float:
+    """A finite real number at least (or above) `minimum`."""
+    number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    if not math.isfinite(number) or number < minimum or (not inclusive and number == minimum):
+        bound = f"at least {minimum:g}" if inclusive else f"above {minimum:g}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
+    return number
+
+
+def _numbers(name: str, values) -> list[float]:
+    """A list of finite real numbers."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or not all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    ):
+        raise ValueError(f"{name} must be a list of finite numbers, got {values!r}.")
+    return [float(v) for v in values]
+
+
+def _probability(name: str, value) -> float:
+    """A dropout probability in [0, 1)."""
+    probability = _number(name, value, minimum=0.0)
+    if probability >= 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
+    return probability
+
+
+# Backbone fields ViTPain checks (when the backbone config has them): sizes, then probabilities, then positive reals.
+_BACKBONE_COUNTS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "num_channels")
+_BACKBONE_PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate")
+_BACKBONE_POSITIVE = ("layer_norm_eps", "initializer_range", "mlp_ratio", "layerscale_value")
+
+
+def _check_backbone_config(config: PretrainedConfig) -> None:
+    """The backbone sizes are whole and positive, heads divide the width, the patch fits the image, and
+    probabilities and scales are finite and in range: one line naming the field otherwise."""
+    for name in _BACKBONE_COUNTS:
+        if hasattr(config, name):
+            _count(f"backbone_config.{name}", getattr(config, name))
+    for name in _BACKBONE_PROBABILITIES:
+        if getattr(config, name, None) is not None:
+            _probability(f"backbone_config.{name}", getattr(config, name))
+    for name in _BACKBONE_POSITIVE:
+        if getattr(config, name, None) is not None:
+            _number(f"backbone_config.{name}", getattr(config, name), minimum=0.0, inclusive=False)
+    if config.hidden_size % config.num_attention_heads:
+        raise ValueError(
+            f"backbone_config.num_attention_heads must divide backbone_config.hidden_size={config.hidden_size}, got "
+            f"{config.num_attention_heads}."
+        )
+    sizes = {}
+    for name in ("image_size", "patch_size"):
+        value = getattr(config, name, None)
+        if value is not None:
+            pair = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+            if len(pair) != 2:
+                raise ValueError(f"backbone_config.{name} must be one size or (height, width), got {value!r}.")
+            sizes[name] = tuple(_count(f"backbone_config.{name}", v) for v in pair)
+    if len(sizes) == 2 and any(image < patch for image, patch in zip(sizes["image_size"], sizes["patch_size"])):
+        raise ValueError(
+            f"backbone_config.patch_size must fit in backbone_config.image_size={config.image_size}, got "
+            f"{config.patch_size}."
+        )
+
+
+__all__ = [
+    "ViTPainConfig",
+    "PIPELINE_TASK",
+    "DEFAULT_AU_NAMES",
+    "DEFAULT_PAIN_THRESHOLDS",
+    "INPUT_MODALITIES",
+    "NEUTRAL_FUSIONS",
+]

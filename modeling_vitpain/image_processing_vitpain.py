@@ -5,6 +5,8 @@ This file travels alone as remote code: it imports numpy, PIL, torch and transfo
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Sequence
 
@@ -58,6 +60,11 @@ class ViTPainImageProcessor(BaseImageProcessor):
         do_normalize (`bool`, *optional*, defaults to `True`): normalise RGB with `image_mean` / `image_std`.
         image_mean, image_std (`list[float]`, *optional*): per-channel statistics for RGB (defaults 0.5, 0.5).
         heatmap_scale_mm (`float`, *optional*, defaults to 10.0): millimetres that map to 1.0 for heatmaps.
+        do_convert_rgb (`bool`, *optional*, defaults to `True`): turn gray, palette and RGBA images into RGB (gray
+            repeated, alpha laid over white); `False` takes RGB images only. Heatmaps ignore it.
+
+    Saved settings are checked on load: a statistic that is not finite, a zero `image_std` or a switch that is not
+    true / false is refused with one line naming it (they would turn every prediction into NaN).
     """
 
     model_input_names = ["pixel_values", "neutral_pixel_values"]
@@ -70,24 +77,19 @@ class ViTPainImageProcessor(BaseImageProcessor):
         image_mean: Sequence[float] | None = None,
         image_std: Sequence[float] | None = None,
         heatmap_scale_mm: float = DEFAULT_HEATMAP_SCALE_MM,
+        do_convert_rgb: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if input_modality not in _MODALITY_CHANNELS:
             raise ValueError(f"input_modality={input_modality!r}: use 'rgb' or 'heatmap'.")
-        if isinstance(size, int):
-            size = {"height": size, "width": size}
-        size = dict(size) if size is not None else {"height": 224, "width": 224}
-        if set(size) != {"height", "width"} or min(size.values()) < 1:
-            raise ValueError(f"size must be {{'height': H, 'width': W}} with positive H and W, got {size}.")
-        if not heatmap_scale_mm > 0:
-            raise ValueError(f"heatmap_scale_mm must be positive, got {heatmap_scale_mm}.")
         self.input_modality = input_modality
-        self.size = {"height": int(size["height"]), "width": int(size["width"])}
-        self.do_normalize = bool(do_normalize)
-        self.image_mean = [float(v) for v in (image_mean if image_mean is not None else IMAGENET_STANDARD_MEAN)]
-        self.image_std = [float(v) for v in (image_std if image_std is not None else IMAGENET_STANDARD_STD)]
-        self.heatmap_scale_mm = float(heatmap_scale_mm)
+        self.size = _checked_size({"height": 224, "width": 224} if size is None else size)
+        self.do_normalize = _checked_flag("do_normalize", do_normalize)
+        self.do_convert_rgb = _checked_flag("do_convert_rgb", do_convert_rgb)
+        self.image_mean = _checked_statistic("image_mean", IMAGENET_STANDARD_MEAN if image_mean is None else image_mean)
+        self.image_std = _checked_statistic("image_std", IMAGENET_STANDARD_STD if image_std is None else image_std)
+        self.heatmap_scale_mm = _checked_scale(heatmap_scale_mm)
 
     @classmethod
     def from_model_config(cls, config, **kwargs) -> ViTPainImageProcessor:
@@ -119,6 +121,7 @@ class ViTPainImageProcessor(BaseImageProcessor):
         image_mean: Sequence[float] | None = None,
         image_std: Sequence[float] | None = None,
         heatmap_scale_mm: float | None = None,
+        do_convert_rgb: bool | None = None,
         input_data_format: str | None = None,
         data_format: str | None = "channels_first",
     ) -> BatchFeature:
@@ -127,8 +130,8 @@ class ViTPainImageProcessor(BaseImageProcessor):
             images: one image or a list (or a 4-D batch array / tensor) of images.
             neutral_images: optional neutral image(s) of the same faces, one per image, same structure.
             return_tensors: `"pt"` (default) for torch tensors, `"np"` for numpy arrays.
-            do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm: per-call overrides of the
-                processor's settings (as transformers image processors take them).
+            do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm, do_convert_rgb: per-call
+                overrides of the processor's settings (as transformers image processors take them).
             input_data_format: `"channels_first"` or `"channels_last"` for array inputs (inferred when omitted).
             data_format: only `"channels_first"` (the model's layout).
 
@@ -140,7 +143,9 @@ class ViTPainImageProcessor(BaseImageProcessor):
             raise ValueError(f"return_tensors={return_tensors!r}: use 'pt' or 'np'.")
         if str(getattr(data_format, "value", data_format) or "channels_first") != "channels_first":
             raise ValueError(f"data_format={data_format!r}: ViTPain takes channels-first pixel values.")
-        settings = self._settings(do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm)
+        settings = self._settings(
+            do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm, do_convert_rgb
+        )
         layout = getattr(input_data_format, "value", input_data_format)
         if layout not in (None, "channels_first", "channels_last"):
             raise ValueError(f"input_data_format={input_data_format!r}: use 'channels_first' or 'channels_last'.")
@@ -158,21 +163,18 @@ class ViTPainImageProcessor(BaseImageProcessor):
             data = {key: value.numpy() for key, value in data.items()}
         return BatchFeature(data=data)
 
-    def _settings(self, do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm) -> dict:
+    def _settings(self, do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm, do_convert_rgb) -> dict:
         """This processor's settings with the per-call overrides applied (validated like the constructor's)."""
-        if isinstance(size, int):
-            size = {"height": size, "width": size}
-        if size is not None and (set(size) != {"height", "width"} or min(size.values()) < 1):
-            raise ValueError(f"size must be {{'height': H, 'width': W}} with positive H and W, got {size}.")
-        if heatmap_scale_mm is not None and not heatmap_scale_mm > 0:
-            raise ValueError(f"heatmap_scale_mm must be positive, got {heatmap_scale_mm}.")
         return {
-            "do_resize": True if do_resize is None else bool(do_resize),
-            "size": dict(size) if size is not None else self.size,
-            "do_normalize": self.do_normalize if do_normalize is None else bool(do_normalize),
-            "image_mean": [float(v) for v in (self.image_mean if image_mean is None else image_mean)],
-            "image_std": [float(v) for v in (self.image_std if image_std is None else image_std)],
-            "heatmap_scale_mm": float(heatmap_scale_mm or self.heatmap_scale_mm),
+            "do_resize": True if do_resize is None else _checked_flag("do_resize", do_resize),
+            "size": self.size if size is None else _checked_size(size),
+            "do_normalize": self.do_normalize if do_normalize is None else _checked_flag("do_normalize", do_normalize),
+            "image_mean": self.image_mean if image_mean is None else _checked_statistic("image_mean", image_mean),
+            "image_std": self.image_std if image_std is None else _checked_statistic("image_std", image_std),
+            "heatmap_scale_mm": self.heatmap_scale_mm if heatmap_scale_mm is None else _checked_scale(heatmap_scale_mm),
+            "do_convert_rgb": (
+                self.do_convert_rgb if do_convert_rgb is None else _checked_flag("do_convert_rgb", do_convert_rgb)
+            ),
         }
 
     def _process_batch(self, images: list, role: str, settings: dict, layout: str | None) -> torch.Tensor:
@@ -186,7 +188,7 @@ class ViTPainImageProcessor(BaseImageProcessor):
         if self.input_modality == "heatmap":
             array = _heatmap_to_array(image, where, layout) / settings["heatmap_scale_mm"]
         else:
-            array = _rgb_to_array(image, where, layout)
+            array = _rgb_to_array(image, where, layout, settings["do_convert_rgb"])
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
         if settings["do_resize"]:
             tensor = _resize(tensor, settings["size"]["height"], settings["size"]["width"])
@@ -245,8 +247,13 @@ def _channels_first(array: np.ndarray, where: str, layout: str | None = None) ->
     )
 
 
-def _rgb_to_array(image, where: str, layout: str | None = None) -> np.ndarray:
-    """Any colour / gray image -> float32 (3, H, W) in [0, 1]."""
+def _rgb_to_array(image, where: str, layout: str | None = None, convert_rgb: bool = True) -> np.ndarray:
+    """Any colour / gray image -> float32 (3, H, W) in [0, 1]; with `convert_rgb=False` only 3-channel images."""
+    if not convert_rgb and _channels(image, where, layout) != 3:
+        raise ValueError(
+            f"{where}: the image has {_channels(image, where, layout)} channel(s) and do_convert_rgb=False: pass RGB "
+            "images, or leave do_convert_rgb on (gray is repeated, alpha is laid over white)."
+        )
     if isinstance(image, PIL.Image.Image):
         if image.mode in ("F", "I", "I;16", "I;16B", "I;16L", "I;16N"):
             raise ValueError(
@@ -274,6 +281,12 @@ def _rgb_to_array(image, where: str, layout: str | None = None) -> np.ndarray:
     elif array.shape[0] == 1:
         array = np.repeat(array, 3, axis=0)
     return array
+
+
+def _channels(image, where: str, layout: str | None) -> int:
+    if isinstance(image, PIL.Image.Image):
+        return len(image.getbands())
+    return _channels_first(_to_numpy(image, where), where, layout).shape[0]
 
 
 def _heatmap_to_array(heatmap, where: str, layout: str | None = None) -> np.ndarray:
@@ -306,6 +319,48 @@ def _heatmap_to_array(heatmap, where: str, layout: str | None = None) -> np.ndar
     if not np.isfinite(array).all():
         raise ValueError(f"{where}: the heatmap holds NaN or infinite values.")
     return array
+
+
+def _checked_flag(name: str, value) -> bool:
+    """A saved or passed switch: a real bool (the string "false" must not read as on)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    return bool(value)
+
+
+def _checked_size(size) -> dict[str, int]:
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        size = {"height": size, "width": size}
+    if (
+        not isinstance(size, dict)
+        or set(size) != {"height", "width"}
+        or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in size.values())
+    ):
+        raise ValueError(f"size must be {{'height': H, 'width': W}} with positive whole H and W, got {size!r}.")
+    return {"height": int(size["height"]), "width": int(size["width"])}
+
+
+def _checked_statistic(name: str, values) -> list[float]:
+    """`image_mean` / `image_std`: one finite number per RGB channel; a standard deviation is positive."""
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        numbers = None
+    if numbers is None or len(numbers) != 3 or not all(math.isfinite(v) for v in numbers):
+        raise ValueError(f"{name} must be 3 finite numbers (one per RGB channel), got {values!r}.")
+    if name == "image_std" and min(numbers) <= 0:
+        raise ValueError(f"image_std must be positive (pixels are divided by it), got {numbers}.")
+    return numbers
+
+
+def _checked_scale(heatmap_scale_mm) -> float:
+    try:
+        scale = float(heatmap_scale_mm)
+    except (TypeError, ValueError):
+        scale = math.nan
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"heatmap_scale_mm must be a positive finite number of millimetres, got {heatmap_scale_mm!r}.")
+    return scale
 
 
 def _resize(tensor: torch.Tensor, height: int, width: int) -> torch.Tensor:

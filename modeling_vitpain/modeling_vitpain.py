@@ -21,6 +21,11 @@ from transformers.utils import ModelOutput
 from .configuration_vitpain import ViTPainConfig
 
 
+class CheckpointMismatchError(Exception):
+    """A checkpoint's weights do not fit the model (missing or unknown keys). Not a ValueError on purpose:
+    `pipeline()` retries every model class on a ValueError and buries the one line in tracebacks."""
+
+
 @dataclass(frozen=True)
 class BackboneSpec:
     """How ViTPain builds and calls one backbone family (keyed by the backbone config's `model_type`)."""
@@ -314,24 +319,35 @@ class ViTPainModel(ViTPainPreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`. Asking for LoRA (`use_lora=True` or a `config=` with it) on a checkpoint
-        saved without LoRA (fine-tuning a 3DPain model) loads the checkpoint as saved, then adds the adapters: every
-        attention projection keeps its weights as LoRA's base layer, and the adapters start as no change."""
+        """`PreTrainedModel.from_pretrained`, refusing weights that do not fit: a checkpoint that misses any of the
+        model's weights (its heads would start random) or holds weights the model has no place for raises one
+        `CheckpointMismatchError` naming the keys, where transformers would only print a load report. A caller that
+        asks for the report (`output_loading_info=True`) gets it instead, as transformers returns it, to judge itself.
+
+        Asking for LoRA (`use_lora=True` or a `config=` with it) on a checkpoint saved without LoRA (fine-tuning a
+        3DPain model) loads the checkpoint as saved, then adds the adapters: every attention projection keeps its
+        weights as LoRA's base layer, and the adapters start as no change."""
+        wants_info = kwargs.pop("output_loading_info", False)
         saved = _saved_config(cls, pretrained_model_name_or_path, kwargs)
         config = kwargs.get("config")
         requested = kwargs["use_lora"] if "use_lora" in kwargs else getattr(config, "use_lora", None)
-        if not requested or saved is None or saved.use_lora:
-            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        if "use_lora" in kwargs:
-            kwargs["use_lora"] = False
-        if isinstance(config, ViTPainConfig):
-            kwargs["config"] = config = copy.deepcopy(config)
-            config.use_lora = False
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        model.config.use_lora = True
-        model._add_lora(model.config)
-        return loaded
+        add_lora = bool(requested) and saved is not None and not saved.use_lora
+        if add_lora:
+            if "use_lora" in kwargs:
+                kwargs["use_lora"] = False
+            if isinstance(config, ViTPainConfig):
+                kwargs["config"] = config = copy.deepcopy(config)
+                config.use_lora = False
+        model, info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        )
+        # None: the caller passed the weights (or none) on purpose; a caller asking for the report reads it itself
+        if pretrained_model_name_or_path is not None and not wants_info:
+            _refuse_weights_that_do_not_fit(pretrained_model_name_or_path, info)
+        if add_lora:
+            model.config.use_lora = True
+            model._add_lora(model.config)
+        return (model, info) if wants_info else model
 
     def _build_backbone(self, config: ViTPainConfig) -> PreTrainedModel:
         for key, value in self.backbone_spec.config_overrides.items():
@@ -574,6 +590,25 @@ class ViTPainModel(ViTPainPreTrainedModel):
             )
 
 
+def _refuse_weights_that_do_not_fit(source, info: dict) -> None:
+    """One line naming the weights a checkpoint misses or holds beyond the model (transformers only reports them)."""
+    missing, unexpected = sorted(info.get("missing_keys") or ()), sorted(info.get("unexpected_keys") or ())
+    if not missing and not unexpected:
+        return
+    problems = [f"{label} {_some(keys)}" for label, keys in (("misses", missing), ("holds unknown", unexpected)) if keys]
+    raise CheckpointMismatchError(
+        f"The weights in {source} do not fit this ViTPain model: the checkpoint {' and '.join(problems)}. Refusing to "
+        "run with random weights: load a folder a ViTPain training script wrote, unedited (new heads on a pretrained "
+        "backbone: ViTPainModel.from_backbone)."
+    )
+
+
+def _some(keys: list[str], shown: int = 4) -> str:
+    """`a, b, c, d and 7 more`: enough keys to recognise the problem on one line."""
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
 def _saved_config(cls, pretrained_model_name_or_path, kwargs: dict) -> ViTPainConfig | None:
     """The config saved with a checkpoint (None when it cannot be read here; `from_pretrained` then reports why)."""
     hub = {k: kwargs[k] for k in ("cache_dir", "local_files_only", "revision", "token", "subfolder") if k in kwargs}
@@ -604,4 +639,12 @@ def _adapt_patch_projection(backbone: PreTrainedModel, spec: BackboneSpec, new_w
     backbone.config.num_channels = weight.shape[1]
 
 
-__all__ = ["BACKBONES", "BackboneSpec", "ViTPainFeatures", "ViTPainModel", "ViTPainOutput", "ViTPainPreTrainedModel"]
+__all__ = [
+    "BACKBONES",
+    "BackboneSpec",
+    "CheckpointMismatchError",
+    "ViTPainFeatures",
+    "ViTPainModel",
+    "ViTPainOutput",
+    "ViTPainPreTrainedModel",
+]

@@ -507,10 +507,12 @@ with torch.no_grad():
     output = model(**inputs)
 keys = ("pspi", "action_units", "pain_logits", "pooled_output", "au_attentions")
 torch.save({key: output[key] for key in keys}, Path(sys.argv[3]) / "outputs.pt")
-pipe = pipeline(model=str(folder), trust_remote_code=True)
+# Without the package the folder's `custom_pipelines` names the task; with it, the registered task is named.
+pipe = pipeline(None if sys.argv[2] == "without" else "pain-estimation", model=str(folder), trust_remote_code=True)
 images = [PIL.Image.open(folder.parent / name) for name in ("image.png", "neutral.png")]
 result = pipe(images[0], neutral_images=images[1])
-print(json.dumps({"module": type(model).__module__, "pipeline": type(pipe).__name__, "result": result}))
+print(json.dumps({"module": type(model).__module__, "pipeline": type(pipe).__name__,
+                  "pipeline_module": type(pipe).__module__, "result": result}))
 """
 
 
@@ -535,8 +537,10 @@ def test_fresh_process_loads_saved_folder_with_identical_outputs(saved_pipeline_
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     if package == "without":
         assert report["module"].startswith("transformers_modules."), report["module"]
-    else:
+        assert report["pipeline_module"].startswith("transformers_modules."), report["pipeline_module"]
+    else:  # the package's code, even with trust_remote_code=True: the folder's copy never runs
         assert report["module"] == "modeling_vitpain.modeling_vitpain"
+        assert report["pipeline_module"] == "modeling_vitpain.pipeline_vitpain"
     assert report["pipeline"] == "PainEstimationPipeline"
     actual = torch.load(tmp_path / "outputs.pt")
     for key, value in expected.items():
@@ -739,10 +743,27 @@ def test_pipeline_loads_from_a_model_folder(tmp_path):
 
 def test_pipeline_loads_from_a_saved_folder(saved_pipeline_folder):
     folder, _, expected = saved_pipeline_folder
-    # The folder records the task under `custom_pipelines`, so transformers asks for trust_remote_code even here.
-    pipe = pipeline("pain-estimation", model=str(folder), trust_remote_code=True)
+    # The folder records the task under `custom_pipelines` (for machines without the package); the package's
+    # registered task wins, so no trust_remote_code is needed here.
+    pipe = pipeline("pain-estimation", model=str(folder))
+    assert type(pipe) is modeling_vitpain.PainEstimationPipeline
     result = pipe(str(folder.parent / "image.png"), neutral_images=str(folder.parent / "neutral.png"))
     assert result["pspi"] == pytest.approx(expected["pspi"], abs=1e-5)
+
+
+@pytest.mark.parametrize("trust_remote_code", [None, False, True])
+def test_with_the_package_no_folder_code_runs(model_folder, tmp_path, trust_remote_code):
+    """Issue 33 high 10: with the package imported, a folder loads through the registered classes only; its own
+    copies of the code (which an edited folder could change) never run, whatever trust_remote_code says."""
+    folder = edited_copy(model_folder, tmp_path / "edited")
+    assert json.loads((folder / "config.json").read_text())["custom_pipelines"]  # kept for machines without us
+    for name in REMOTE_CODE_FILES:
+        (folder / name).write_text("raise RuntimeError('the folder\\'s own code ran')\n")
+    pain = pipeline("pain-estimation", model=str(folder), trust_remote_code=trust_remote_code)
+    assert type(pain) is modeling_vitpain.PainEstimationPipeline
+    assert type(pain.model) is ViTPainModel and type(pain.image_processor) is ViTPainImageProcessor
+    assert np.isfinite(pain(random_image())["pspi"])
+    assert type(AutoModel.from_pretrained(folder, trust_remote_code=trust_remote_code)) is ViTPainModel
 
 
 def test_processor_takes_bfloat16_and_half_tensors(processor):
@@ -760,3 +781,137 @@ def test_pipeline_on_an_empty_list_returns_an_empty_list():
         "pain-estimation", model=model, image_processor=ViTPainImageProcessor.from_model_config(model.config)
     )
     assert pipe([]) == []
+
+
+# ------------------------------------------------------------------------------- what does not fit is refused on load
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    """A folder as the training scripts write it (`save_model_folder`: weights, config, processor, code)."""
+    folder = tmp_path_factory.mktemp("vitpain_folder") / "model"
+    model = tiny_model(seed=21)
+    modeling_vitpain.save_model_folder(model, ViTPainImageProcessor.from_model_config(model.config), folder)
+    return folder
+
+
+def edited_copy(folder: Path, target: Path, *, config=None, processor=None, weights=None) -> Path:
+    """A copy of `folder` with config.json / preprocessor_config.json edited in place (`config(dict)`, ...) or the
+    weights replaced (`weights(state_dict) -> state_dict`), as a user or a bad download would leave it."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    shutil.copytree(folder, target)
+    for name, edit in (("config.json", config), ("preprocessor_config.json", processor)):
+        if edit is not None:
+            values = json.loads((target / name).read_text())
+            edit(values)
+            (target / name).write_text(json.dumps(values))  # NaN is written as NaN, which json (and transformers) read
+    if weights is not None:
+        save_file(weights(load_file(str(target / "model.safetensors"))), str(target / "model.safetensors"),
+                  metadata={"format": "pt"})
+    return target
+
+
+def _drop(prefixes):
+    return lambda state: {key: value for key, value in state.items() if not key.startswith(prefixes)}
+
+
+@pytest.mark.parametrize(
+    ("weights", "named"),
+    [
+        pytest.param(_drop(("pspi_head.", "pain_heads.", "au_head.")), "misses au_head.intensity.bias", id="no heads"),
+        pytest.param(lambda state: {"classifier.weight": torch.zeros(2, 32)}, "holds unknown classifier.weight",
+                     id="unrelated keys"),
+        pytest.param(lambda state: {**state, "pspi_head.scale": torch.ones(1)}, "holds unknown pspi_head.scale",
+                     id="one key too many"),
+        pytest.param(_drop(("backbone.encoder.layer.1.", "backbone.layers.1.")), "misses backbone.", id="a layer short"),
+    ],
+)
+def test_weights_that_do_not_fit_are_refused_in_one_line(model_folder, tmp_path, weights, named):
+    """Issue 33 high 6: transformers only prints a load report and starts the missing heads at random."""
+    folder = edited_copy(model_folder, tmp_path / "model", weights=weights)
+    with pytest.raises(modeling_vitpain.CheckpointMismatchError, match=named) as error:
+        AutoModel.from_pretrained(folder)
+    assert "\n" not in str(error.value) and str(folder) in str(error.value)
+    # the pipeline too, with the same line (not a ValueError that pipeline() would bury in every class's traceback)
+    with pytest.raises(modeling_vitpain.CheckpointMismatchError, match=named):
+        pipeline("pain-estimation", model=str(folder))
+
+
+def test_weights_that_fit_load_as_saved(model_folder, tmp_path):
+    model, info = ViTPainModel.from_pretrained(model_folder, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert isinstance(ViTPainModel.from_pretrained(model_folder), ViTPainModel)
+    # A caller asking for the load report gets it, as transformers returns it, and judges it itself.
+    folder = edited_copy(model_folder, tmp_path / "headless", weights=_drop(("pspi_head.",)))
+    _, info = ViTPainModel.from_pretrained(folder, output_loading_info=True)
+    assert info["missing_keys"] and all(key.startswith("pspi_head.") for key in info["missing_keys"])
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda c: c["backbone_config"].update(num_hidden_layers=-1), "backbone_config.num_hidden_layers"),
+        (lambda c: c["backbone_config"].update(num_attention_heads=0), "backbone_config.num_attention_heads"),
+        (lambda c: c["backbone_config"].update(patch_size=64), "backbone_config.patch_size"),
+        (lambda c: c["backbone_config"].update(layer_norm_eps=NAN), "backbone_config.layer_norm_eps"),
+        (lambda c: c.update(au_max_intensity=[NAN] * 6), "au_max_intensity"),
+        (lambda c: c.update(pspi_max=NAN), "pspi_max"),
+        (lambda c: c.update(pain_thresholds=[1.0, NAN]), "pain_thresholds"),
+        (lambda c: c.update(head_hidden_size=0), "head_hidden_size"),
+        (lambda c: c.update(head_dropout=1.5), "head_dropout"),
+        (lambda c: c.update(use_neutral_reference="false"), "use_neutral_reference"),
+        (lambda c: c.update(use_lora="no"), "use_lora"),
+        (lambda c: c.update(lora_rank=0), "lora_rank"),
+        (lambda c: c.update(pspi_loss_weight=-1), "pspi_loss_weight"),
+    ],
+)
+def test_saved_config_outside_its_ranges_is_refused_on_load(model_folder, tmp_path, edit, field):
+    """Issue 33 high 6 and 7, low: a config that would build a model without layers, predict NaN, or read the string
+    "false" as True names its field in one line."""
+    folder = edited_copy(model_folder, tmp_path / "model", config=edit)
+    for load in (AutoConfig.from_pretrained, AutoModel.from_pretrained,
+                 lambda path: pipeline("pain-estimation", model=str(path))):
+        with pytest.raises(ValueError, match=f"^{field.replace('.', '[.]')} must") as error:
+            load(folder)
+        assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        ({"image_std": [0.0, 0.0, 0.0]}, "image_std"),
+        ({"image_std": [0.5, -0.5, 0.5]}, "image_std"),
+        ({"image_mean": [NAN, 0.5, 0.5]}, "image_mean"),
+        ({"image_mean": [0.5, 0.5]}, "image_mean"),
+        ({"heatmap_scale_mm": float("inf")}, "heatmap_scale_mm"),
+        ({"heatmap_scale_mm": NAN}, "heatmap_scale_mm"),
+        ({"do_normalize": "false"}, "do_normalize"),
+        ({"size": {"height": 0, "width": 32}}, "size"),
+    ],
+)
+def test_saved_processor_values_are_checked_on_load(model_folder, tmp_path, edit, field):
+    """Issue 33 high 7: `image_std: 0` or `image_mean: NaN` gave NaN predictions with no error."""
+    folder = edited_copy(model_folder, tmp_path / "model", processor=lambda values: values.update(edit))
+    for load in (AutoImageProcessor.from_pretrained, lambda path: pipeline("pain-estimation", model=str(path))):
+        with pytest.raises(ValueError, match=f"^{field} must") as error:
+            load(folder)
+        assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match=f"^{field} must"):  # per-call overrides are checked alike
+        ViTPainImageProcessor()(random_image(), **edit)
+
+
+def test_valid_saved_values_still_predict_finite_numbers(model_folder):
+    result = pipeline("pain-estimation", model=str(model_folder))(random_image())
+    assert np.isfinite(result["pspi"]) and all(np.isfinite(v) for v in result["action_units"].values())
+
+
+@pytest.mark.parametrize("value", [1, "true", None])
+def test_switches_take_only_booleans(value):
+    with pytest.raises(ValueError, match="use_neutral_reference must be true or false"):
+        tiny_config(use_neutral_reference=value)

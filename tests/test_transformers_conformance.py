@@ -168,6 +168,22 @@ def test_processor_takes_per_call_overrides():
         processor(image, no_such_option=True)
 
 
+def test_processor_takes_do_convert_rgb_like_vit(tmp_path):
+    """As ViT's processor: `do_convert_rgb=True` turns a 4-channel array into RGB (alpha over white); `False` takes
+    RGB only and says so for anything else; the setting is saved and loaded with the processor."""
+    import numpy as np
+
+    processor = ViTPainImageProcessor(size=8)
+    rgba = np.random.default_rng(0).integers(0, 255, (16, 16, 4), dtype=np.uint8)
+    converted = processor(rgba, do_convert_rgb=True)["pixel_values"]
+    assert converted.shape == (1, 3, 8, 8) and torch.equal(converted, processor(rgba)["pixel_values"])
+    assert processor(rgba[..., :3], do_convert_rgb=False)["pixel_values"].shape == (1, 3, 8, 8)
+    with pytest.raises(ValueError, match="4 channel.*do_convert_rgb=False"):
+        processor(rgba, do_convert_rgb=False)
+    ViTPainImageProcessor(size=8, do_convert_rgb=False).save_pretrained(tmp_path)
+    assert ViTPainImageProcessor.from_pretrained(tmp_path).do_convert_rgb is False
+
+
 def test_declares_modalities_and_split_modules():
     assert ViTPainModel.input_modalities in ("image", ("image",), ["image"])
     assert "ViTLayer" in ViTPainModel._no_split_modules
