@@ -5,8 +5,8 @@
 Every endpoint's inputs are checked on the server (hidden ones too): wrong types or values are one clear message, and
 the Browse tab opens only --dataset or folders under --dataset-root, never any other folder of the server.
 
-The API (gradio_client): `/render` (AU4 ... AU26, age, gender, ethnicity, seed, view, landmarks) and `/estimate`
-(image, neutral_image, face_crop).
+The API (gradio_client): `/render` (AU4 ... AU26, age, gender, ethnicity, seed, view, landmarks), `/clip` (apex_pspi,
+age, gender, ethnicity, seed, view) and `/estimate` (image, neutral_image, face_crop).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules,
 import gradio as gr  # noqa: E402
 
 from dataset_browser import ANY, DatasetFolderError, DatasetFolders  # noqa: E402
-from face_studio import MAX_AGE, MIN_AGE, VIEWS, FaceStudio, pspi_formula  # noqa: E402
+from face_studio import CLIP_FPS, CLIP_SECONDS, MAX_AGE, MIN_AGE, VIEWS, FaceStudio, pspi_formula  # noqa: E402
 from generation import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, PSPI_MAX, FaceModel  # noqa: E402
 from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS  # noqa: E402
 from generation.face.assets import resolve_face_model  # noqa: E402
@@ -169,6 +169,90 @@ def rig_tab(studio: FaceStudio | None, problem: str | None):
         preprocess=False,  # render() checks every input itself: a wrong type is its message, not Gradio's generic one
     )  # fmt: skip
     return render, inputs, outputs, [sliders[name] for name in PAIN_AUS]
+
+
+def clip_animation(frames, fps: int) -> str:
+    """The frames as an animated WebP file that every browser plays (the stored H.264 is 4:4:4, which many do not)."""
+    import tempfile
+
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    with tempfile.NamedTemporaryFile(prefix="pain3d-clip-", suffix=".webp", delete=False) as handle:
+        images[0].save(handle, format="WEBP", save_all=True, append_images=images[1:], duration=int(1000 / fps),
+                       loop=0, quality=90)
+    return handle.name
+
+
+def clip_curves(clip, title: str) -> str:
+    """The clip's AU and PSPI curves (the clip card's plot) as a PNG file."""
+    import tempfile
+
+    from dataset_builder.clip_card import plot_clip_curves
+
+    d = clip.dynamics
+    row = {"clip_id": title, "fps": d.fps, "num_frames": d.num_frames, "pspi": d.pspi,
+           "action_units": d.action_units, "episodes": [{"apex_start": e.apex_start, "apex_end": e.apex_end}
+                                                        for e in d.episodes]}  # fmt: skip
+    with tempfile.NamedTemporaryFile(prefix="pain3d-curves-", suffix=".png", delete=False) as handle:
+        plot_clip_curves(row, handle.name)
+    return handle.name
+
+
+def clip_tab(studio: FaceStudio | None, problem: str | None) -> None:
+    """The Clip tab: a person acting pain up to a chosen apex PSPI, played on the page with its curves."""
+    if studio is None:
+        gr.Markdown(f"**The face model is missing.** {problem}")
+        return
+    with gr.Row():
+        with gr.Column(scale=3, min_width=300):
+            apex = gr.Slider(1, PSPI_MAX, value=8, step=1, label="Apex PSPI", elem_id="clip-apex")
+            age = gr.Slider(MIN_AGE, MAX_AGE, value=45, step=1, label="Age (years)", elem_id="clip-age")
+            gender = gr.Radio(list(GENDERS), value="female", label="Gender", elem_id="clip-gender")
+            ethnicity = gr.Dropdown(list(ETHNICITIES), value="White", label="Ethnicity", elem_id="clip-ethnicity")
+            seed = gr.Number(value=7, precision=0, minimum=0, label="Seed (identity)", elem_id="clip-seed")
+            view = gr.Radio(list(VIEWS), value="frontal", label="View", elem_id="clip-view")
+            button = gr.Button("Render the clip", variant="primary", elem_id="clip-render")
+        with gr.Column(scale=9):
+            animation = gr.Image(label=f"Clip ({CLIP_SECONDS:g} s at {CLIP_FPS} fps)", type="filepath",
+                                 elem_id="clip-animation", height=320)
+            curves = gr.Image(label="AU and PSPI curves", type="filepath", elem_id="clip-curves")
+            with gr.Accordion("Labels (per frame, as in a clip row)", open=False):
+                labels_out = gr.JSON(label="Labels", elem_id="clip-labels")
+            gr.Markdown(
+                f"A {CLIP_SECONDS:g} s clip as `pain3d clips` makes them: at least 1 s at rest, then one pain episode "
+                "(onset, apex, offset) with brow lowering and orbital tightening leading, spontaneous blinks (AU45, "
+                "outside PSPI) and a few degrees of head motion. " + FACE_MODEL_NOTICE
+            )
+
+    def clip(apex_pspi, age, gender, ethnicity, seed, view):
+        """Render a short pain clip; return it as an animated WebP, its curves and its per-frame labels."""
+        apex_pspi = _number("apex_pspi", apex_pspi, 1, PSPI_MAX)
+        _number("age", age, MIN_AGE, MAX_AGE)
+        _choice("gender", gender, GENDERS)
+        _choice("ethnicity", ethnicity, ETHNICITIES)
+        seed = _number("seed", seed if seed is not None else 0, 0, 2**32 - 1)
+        _choice("view", view, VIEWS)
+        if apex_pspi != int(apex_pspi):
+            raise gr.Error(f"apex_pspi must be a whole number within 1-{PSPI_MAX}, got {apex_pspi!r}")
+        try:
+            out = studio.clip(int(apex_pspi), age=age, gender=gender, ethnicity=ethnicity, seed=int(seed), view=view)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        d = out.dynamics
+        labels = {
+            "fps": d.fps, "num_frames": d.num_frames, "apex_pspi": d.apex_pspi, "pspi": d.pspi.tolist(),
+            "action_units": {name: curve.tolist() for name, curve in d.action_units.items()},
+            "head_pose": dict(zip(("yaw", "pitch", "roll"), out.head_pose.T.round(3).tolist())),
+            "blinks": [{"start": round(a, 3), "duration": round(b, 3)} for a, b in d.blinks],
+            "identity": {"age": int(age), "gender": gender, "ethnicity": ethnicity, "seed": int(seed)},
+            "render_seconds": round(out.seconds, 3),
+        }  # fmt: skip
+        title = f"seed {int(seed)}, apex PSPI {int(apex_pspi)}"
+        return clip_animation(out.frames, d.fps), clip_curves(out, title), labels
+
+    button.click(clip, [apex, age, gender, ethnicity, seed, view], [animation, curves, labels_out], api_name="clip",
+                 concurrency_limit=1, preprocess=False)
 
 
 def estimate_tab(estimator: PainEstimator | None, problem: str | None) -> None:
@@ -336,6 +420,8 @@ def build_demo(studio: FaceStudio | None, estimator: PainEstimator | None, datas
         with gr.Tabs():
             with gr.Tab("Rig a pain face", id="rig"):
                 rig = rig_tab(studio, face_problem)
+            with gr.Tab("Clip", id="clip"):
+                clip_tab(studio, face_problem)
             with gr.Tab("Estimate pain", id="estimate"):
                 estimate_tab(estimator, model_problem)
             with gr.Tab("Browse a dataset", id="browse"):

@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from generation import DEFAULT_VIEWS, FaceModel, View, pspi
+from generation.clips.dynamics import ClipDynamics, clip_dynamics
+from generation.clips.rows import render_clip
 from generation.columns import HEATMAP_VIEW_MAX_MM, colorize_heatmap
 from generation.config import GenerationConfig
 from generation.demographics import AGE_GROUPS, Demographics
@@ -25,6 +27,9 @@ from generation.views import DEFAULT_IMAGE_SIZE
 VIEWS: dict[str, View] = {view.name: view for view in DEFAULT_VIEWS}
 VIEW_NUMBERS = {view.name: number for number, view in enumerate(DEFAULT_VIEWS)}
 MIN_AGE, MAX_AGE = AGE_GROUPS[0][1], AGE_GROUPS[-1][2]
+# the Clip tab's clips: the shortest the dynamics allow (a 1 s lead-in and one 1.3 s episode, docs/clips.md), at a
+# frame rate that renders them in a few seconds on a CPU
+CLIP_SECONDS, CLIP_FPS = 2.5, 10
 
 
 def demographics_for(age: int, gender: str, ethnicity: str) -> Demographics:
@@ -86,6 +91,15 @@ class FaceRender:
     heatmap_mm: np.ndarray  # float32 millimetres
     action_units: dict[str, float]
     pspi: float
+    seconds: float
+    identity_cached: bool
+
+
+@dataclass
+class ClipPreview:
+    frames: np.ndarray  # uint8 (N, H, W, 3) RGB, lossless
+    dynamics: ClipDynamics  # per-frame AUs, PSPI, blinks and head motion
+    head_pose: np.ndarray  # (N, 3) yaw, pitch, roll of each frame's camera, degrees (the stills' angles)
     seconds: float
     identity_cached: bool
 
@@ -160,6 +174,19 @@ class FaceStudio:
             seconds=time.perf_counter() - started,
             identity_cached=cached,
         )
+
+    def clip(self, apex_pspi: int, *, age: int = 45, gender: str = "female", ethnicity: str = "White", seed: int = 0,
+             view: str = "frontal") -> ClipPreview:
+        """A CLIP_SECONDS clip of the identity acting pain up to `apex_pspi` (1..16): clip 0 of identity `seed` of a
+        seed-0 `pain3d clips` dataset, its apex set to `apex_pspi`, rendered as `pain3d clips` renders."""
+        started = time.perf_counter()
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
+        dynamics = clip_dynamics(0, int(seed), 0, CLIP_SECONDS, CLIP_FPS, apex_pspi=apex_pspi)
+        with self._lock:
+            (identity, _), cached = self.identity(age, gender, ethnicity, seed)
+            clip = self._gl.submit(render_clip, self.generator, identity, dynamics, VIEW_NUMBERS[view]).result()
+        return ClipPreview(clip.frames, dynamics, clip.head_pose, time.perf_counter() - started, cached)
 
     def _render_pair(self, identity: Identity, neutrals: dict, aus: dict, view_name: str):
         number = VIEW_NUMBERS[view_name]

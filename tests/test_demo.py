@@ -261,6 +261,18 @@ def test_api_render_and_estimate(demo_server, tmp_path):
     Image.new("RGB", (200, 160), (200, 200, 200)).save(blank)
     assert "No face found" in client.predict(image=handle_file(str(blank)), api_name="/estimate")[-1]["error"]
 
+    # the Clip tab: a 2.5 s clip of the same person up to apex PSPI 9, as a browser-playable animation with curves
+    animation, curves, clip = client.predict(apex_pspi=9, age=58, gender="female", ethnicity="East Asian", seed=2,
+                                             view="frontal", api_name="/clip")
+    played = Image.open(animation)
+    assert played.format in ("WEBP", "GIF") and played.n_frames == clip["num_frames"] == 25 and clip["fps"] == 10
+    assert clip["apex_pspi"] == 9 and 8 < max(clip["pspi"]) <= 9  # the apex breathes: its frames may dip a little
+    assert clip["pspi"][0] == 0 and len(clip["action_units"]["AU45"]) == 25
+    played.seek(0)
+    first = np.asarray(played.convert("RGB"), int)
+    assert np.abs(first - neutral_a).mean() < 12  # the clip starts at rest: the person of the Rig tab, neutral
+    assert Image.open(curves).size[0] >= 600 and clip["render_seconds"] < 30
+
 
 def queue_call(url: str, fn_index: int, data: list) -> dict:
     """What the queue API answers to `data` for the event `fn_index`, hidden from the API page or not (the
@@ -302,6 +314,10 @@ def test_every_endpoint_checks_its_inputs_on_the_server(demo_server):
     for position, bad, words in ((0, "lots", "AU4 must be a number"), (10, True, "age must be a number"),
                                  (11, "robot", "gender must be one of"), (13, -5, "seed must be a number")):
         answer = queue_call(demo_server, render, good[:position] + [bad] + good[position + 1:])
+        assert not answer["success"] and words in json.dumps(answer), json.dumps(answer)[:2000]
+    clip = next(i for i, e in enumerate(events) if e.get("api_name") == "clip")
+    for bad, words in ((17, "apex_pspi must be a number"), (2.5, "apex_pspi must be a whole number")):
+        answer = queue_call(demo_server, clip, [bad, 58, "female", "East Asian", 2, "frontal"])
         assert not answer["success"] and words in json.dumps(answer), json.dumps(answer)[:2000]
 
 
