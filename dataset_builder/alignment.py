@@ -29,7 +29,8 @@ LEFT_EYE = tuple(range(42, 48))
 MOUTH_CORNERS = (48, 54)
 ANCHOR_NAMES = ("right_eye", "left_eye", "mouth_right", "mouth_left")
 
-# Mean anchors of frontal neutral renders, as fractions of the image side: 60 identities of
+# Mean anchors of frontal neutral renders, as fractions of the image side (ViTPain's image processor holds the same
+# values as ALIGNED_TEMPLATE for face_crop="aligned"; tests/test_evaluate_parity.py pins them equal): 60 identities of
 # `pain3d generate --num-identities 60 --expressions-per-identity 1 --views frontal` (256 px); re-derive with
 # `template_from_landmarks`. Identities spread around these by about 0.8% of the image side (eyes; mouth height 2%).
 TEMPLATE = np.array(

@@ -18,7 +18,9 @@ resizes and rescales through `processor.preprocess(..., do_normalize=False)` and
 model is trained and evaluated on exactly what `pipeline("pain-estimation")` feeds it. Built without a processor, the
 transform resizes with PIL and normalises with the `image_mean` / `image_std` it is given: there is no default, as
 the statistics belong to the model that reads the tensors. The data side never imports the model side: any object
-with the processor's attributes works.
+with the processor's attributes works. A processor with `face_crop="aligned"` also owns the face crop: each row's
+image, neutral image and heatmap are cut by `landmarks_2d` (the neutral and heatmap with the image's landmarks: the
+same camera and head pose), before the augmentation, exactly as the pipeline cuts a photo from its landmarks.
 
 Augmentations (train=True) follow the field's recipe (those of the official 3D-Pain loader): horizontal flip,
 small rotation, translation/scale, colour jitter and Gaussian blur. One geometric warp per sample is applied to
@@ -54,7 +56,8 @@ from generation.columns import HEATMAP_UNITS_PER_MM, IMAGE_COLUMNS
 from .integrity import check_labels
 
 # Columns a training batch needs; `pain_dataloader` reads only these.
-TRAINING_COLUMNS = ("image", "neutral_image", "heatmap", "identity_id", "view", "action_units", "pspi", "sample_id")
+TRAINING_COLUMNS = ("image", "neutral_image", "heatmap", "identity_id", "view", "action_units", "pspi", "sample_id",
+                    "landmarks_2d")
 # View labels that trade places under a horizontal flip.
 MIRRORED_VIEWS = (("left", "right"),)
 
@@ -147,6 +150,8 @@ class PainTransform:
         modality = getattr(image_processor, "input_modality", "rgb")
         self.image_processor = image_processor if modality == "rgb" else None
         self.heatmap_processor = image_processor if modality == "heatmap" else None
+        # The processor's aligned crop (None: whole images); it needs each row's landmarks_2d.
+        self.face_crop = image_processor if getattr(image_processor, "face_crop", "none") == "aligned" else None
         self.train = train
         self.augmentation = augmentation or Augmentation()
         self.seed = seed
@@ -206,8 +211,18 @@ class PainTransform:
 
     # ---- decoding -------------------------------------------------------------------------------------------------
 
-    def _rgb_into(self, value: Any, out: torch.Tensor) -> bool:
-        """Decode, resize and rescale an RGB image into `out` (3, S, S) in [0, 1]; False when there is none."""
+    def _crop_args(self, landmarks: Any) -> dict:
+        """The processor's `landmarks=` argument when it crops faces (none otherwise)."""
+        if self.face_crop is None:
+            return {}
+        if landmarks is None:
+            raise ValueError("the image processor crops faces (face_crop='aligned') but the row has no landmarks_2d: "
+                             "use a dataset with the landmarks_2d column, or a processor with face_crop='none'")
+        return {"landmarks": landmarks}
+
+    def _rgb_into(self, value: Any, out: torch.Tensor, landmarks: Any = None) -> bool:
+        """Decode, resize (or crop) and rescale an RGB image into `out` (3, S, S) in [0, 1]; False when there is
+        none."""
         if self.image_processor is None:
             array = self._resize_rgb(value)
             if array is None:
@@ -217,7 +232,8 @@ class PainTransform:
         image = _open(value)
         if image is None:
             return False
-        unit = self.image_processor.preprocess(image, do_normalize=False, return_tensors="np")["pixel_values"][0]
+        unit = self.image_processor.preprocess(image, do_normalize=False, return_tensors="np",
+                                               **self._crop_args(landmarks))["pixel_values"][0]
         np.copyto(out.numpy(), unit)
         return True
 
@@ -231,7 +247,7 @@ class PainTransform:
             image = image.resize((self.image_size, self.image_size), PILImage.BILINEAR)
         return np.asarray(image)
 
-    def _neutral_into(self, value: Any, key: Any, out: torch.Tensor) -> bool:
+    def _neutral_into(self, value: Any, key: Any, out: torch.Tensor, landmarks: Any = None) -> bool:
         """Write the neutral image into `out` (3, S, S): normalised when not training, in [0, 1] when training (the
         augmentation comes first). Cached per (identity, view) key; False when there is no neutral image."""
         if key is not None:
@@ -242,7 +258,7 @@ class PainTransform:
             if cached is not None:
                 np.copyto(out.numpy(), cached)
                 return True
-        if not self._rgb_into(value, out):
+        if not self._rgb_into(value, out, landmarks):
             return False
         if not self.train:
             self._normalise(out)
@@ -254,7 +270,7 @@ class PainTransform:
                     self._cache.popitem(last=False)
         return True
 
-    def _heatmap_mm(self, value: Any) -> np.ndarray | None:
+    def _heatmap_mm(self, value: Any, landmarks: Any = None) -> np.ndarray | None:
         image = _open(value)
         if image is None:
             return None
@@ -266,7 +282,11 @@ class PainTransform:
             )
         if self.heatmap_processor is not None:  # a heatmap model's processor owns the resize (in mm: scale 1)
             mm = PILImage.fromarray(units / HEATMAP_UNITS_PER_MM, mode="F")
-            return self.heatmap_processor.preprocess(mm, heatmap_scale_mm=1.0, return_tensors="np")["pixel_values"][0, 0]
+            return self.heatmap_processor.preprocess(mm, heatmap_scale_mm=1.0, return_tensors="np",
+                                                     **self._crop_args(landmarks))["pixel_values"][0, 0]
+        if self.face_crop is not None:  # an RGB model's crop, for a distillation teacher's heatmap
+            mm = torch.from_numpy(units / np.float32(HEATMAP_UNITS_PER_MM))[None]
+            return self.face_crop.aligned_crop(mm, self._crop_args(landmarks)["landmarks"], fill=0.0).numpy()[0]
         if units.shape != (self.image_size, self.image_size):
             resized = PILImage.fromarray(units, mode="F").resize((self.image_size, self.image_size), PILImage.BILINEAR)
             units = np.asarray(resized, dtype=np.float32)
@@ -296,6 +316,7 @@ class PainTransform:
         size = self.image_size
         identities = batch.get("identity_id")
         views = batch.get("view")
+        landmarks = batch.get("landmarks_2d") or [None] * n
         neutral_column = batch.get("neutral_image") or [None] * n
         heatmap_column = batch.get("heatmap") or [None] * n
         with_heatmaps = any(value is not None for value in heatmap_column)
@@ -306,15 +327,17 @@ class PainTransform:
         has_heatmap = torch.zeros(n, dtype=torch.bool)
         # One row at a time: per-image tensor ops stay in the CPU cache, whole-batch ones do not (3-4x slower).
         for i in range(n):
-            if not self._rgb_into(batch["image"][i], pixels[i]):
+            if not self._rgb_into(batch["image"][i], pixels[i], landmarks[i]):
                 raise ValueError(f"row {i} of the batch has no image")
+            # A cropped neutral follows its row's landmarks: it is cached per (identity, view) only uncropped.
             key = (identities[i], views[i]) if identities is not None and views is not None else None
-            if self._neutral_into(neutral_column[i], key, neutral_pixels[i]):
+            key = None if self.face_crop is not None else key
+            if self._neutral_into(neutral_column[i], key, neutral_pixels[i], landmarks[i]):
                 has_neutral[i] = True
             else:
                 neutral_pixels[i] = 0
             if with_heatmaps:
-                heatmap = self._heatmap_mm(heatmap_column[i])
+                heatmap = self._heatmap_mm(heatmap_column[i], landmarks[i])
                 if heatmap is not None:
                     heatmap_mm[i, 0] = torch.from_numpy(heatmap)
                     has_heatmap[i] = True

@@ -34,6 +34,17 @@ _INTEGER_HEATMAP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _MODALITY_CHANNELS = {"rgb": 3, "heatmap": 1}
 _ALPHA_BACKGROUND = 1.0  # transparent pixels become white, as transformers' convert_to_rgb does
 _ACCEPTED = "PIL.Image.Image, numpy.ndarray, torch.Tensor or a path to an image file"
+FACE_CROPS = ("none", "aligned")
+# The aligned face crop (face_crop="aligned"): a similarity transform puts four anchors of a face's 68 landmarks
+# (iBUG order; UNBC's 66 AAM points agree on 0-59), the two eye centres and the two mouth corners, where they sit on
+# average in the generator's frontal neutral renders, as fractions of the side (x right, y down, pixel centres at .5).
+# The data side's `dataset_builder.alignment` (UNBC align=True, the demo's align_photo) holds the same values, by
+# value (this file travels alone); tests/test_evaluate_parity.py pins them equal.
+ALIGNED_TEMPLATE = ((0.3758, 0.4445), (0.6235, 0.4435), (0.4045, 0.7130), (0.5980, 0.7124))
+RIGHT_EYE_POINTS = tuple(range(36, 42))  # the subject's right eye, on the image's left
+LEFT_EYE_POINTS = tuple(range(42, 48))
+MOUTH_CORNER_POINTS = (48, 54)
+ALIGNED_FILL = 128 / 255  # outside the photo: the renders' mid-grey background (heatmaps: 0 mm)
 
 
 class ViTPainImageProcessor(BaseImageProcessor):
@@ -62,6 +73,12 @@ class ViTPainImageProcessor(BaseImageProcessor):
         heatmap_scale_mm (`float`, *optional*, defaults to 10.0): millimetres that map to 1.0 for heatmaps.
         do_convert_rgb (`bool`, *optional*, defaults to `True`): turn gray, palette and RGBA images into RGB (gray
             repeated, alpha laid over white); `False` takes RGB images only. Heatmaps ignore it.
+        face_crop (`str`, *optional*, defaults to `"none"`): `"none"` reads the whole image; `"aligned"` cuts the
+            face out of it first, from its 68 (or UNBC's 66) landmarks: a similarity transform (no shear) puts the
+            eye centres and mouth corners on `ALIGNED_TEMPLATE` of a square `size` crop, the crop real photos get
+            from UNBC's `align=True` and the demo's `align_photo`. `preprocess` then needs `landmarks=` (pixels of
+            each image); a neutral image uses `neutral_landmarks=`, or its face's `landmarks` when none are given
+            (renders: the same camera and head pose, so image and neutral stay registered pixel for pixel).
 
     Saved settings are checked on load: a statistic that is not finite, a zero `image_std` or a switch that is not
     true / false is refused with one line naming it (they would turn every prediction into NaN).
@@ -78,6 +95,7 @@ class ViTPainImageProcessor(BaseImageProcessor):
         image_std: Sequence[float] | None = None,
         heatmap_scale_mm: float = DEFAULT_HEATMAP_SCALE_MM,
         do_convert_rgb: bool = True,
+        face_crop: str = "none",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -90,6 +108,7 @@ class ViTPainImageProcessor(BaseImageProcessor):
         self.image_mean = _checked_statistic("image_mean", IMAGENET_STANDARD_MEAN if image_mean is None else image_mean)
         self.image_std = _checked_statistic("image_std", IMAGENET_STANDARD_STD if image_std is None else image_std)
         self.heatmap_scale_mm = _checked_scale(heatmap_scale_mm)
+        self.face_crop = _checked_face_crop(face_crop, self.size)
 
     @classmethod
     def from_model_config(cls, config, **kwargs) -> ViTPainImageProcessor:
@@ -122,6 +141,9 @@ class ViTPainImageProcessor(BaseImageProcessor):
         image_std: Sequence[float] | None = None,
         heatmap_scale_mm: float | None = None,
         do_convert_rgb: bool | None = None,
+        face_crop: str | None = None,
+        landmarks=None,
+        neutral_landmarks=None,
         input_data_format: str | None = None,
         data_format: str | None = "channels_first",
     ) -> BatchFeature:
@@ -130,8 +152,11 @@ class ViTPainImageProcessor(BaseImageProcessor):
             images: one image or a list (or a 4-D batch array / tensor) of images.
             neutral_images: optional neutral image(s) of the same faces, one per image, same structure.
             return_tensors: `"pt"` (default) for torch tensors, `"np"` for numpy arrays.
-            do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm, do_convert_rgb: per-call
-                overrides of the processor's settings (as transformers image processors take them).
+            do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm, do_convert_rgb, face_crop:
+                per-call overrides of the processor's settings (as transformers image processors take them).
+            landmarks: with `face_crop="aligned"`, each image's 68 (or 66) landmarks in its pixels, (N, 2) for one
+                image, one per image for a list.
+            neutral_landmarks: the same for the neutral images (default: their faces' `landmarks`).
             input_data_format: `"channels_first"` or `"channels_last"` for array inputs (inferred when omitted).
             data_format: only `"channels_first"` (the model's layout).
 
@@ -146,11 +171,13 @@ class ViTPainImageProcessor(BaseImageProcessor):
         settings = self._settings(
             do_resize, size, do_normalize, image_mean, image_std, heatmap_scale_mm, do_convert_rgb
         )
+        settings["face_crop"] = self.face_crop if face_crop is None else _checked_face_crop(face_crop, settings["size"])
         layout = getattr(input_data_format, "value", input_data_format)
         if layout not in (None, "channels_first", "channels_last"):
             raise ValueError(f"input_data_format={input_data_format!r}: use 'channels_first' or 'channels_last'.")
         image_list = _as_list(images, "images")
-        data = {"pixel_values": self._process_batch(image_list, "images", settings, layout)}
+        points = _landmark_list(landmarks, images, len(image_list), "landmarks")
+        data = {"pixel_values": self._process_batch(image_list, "images", settings, layout, points)}
         if neutral_images is not None:
             neutral_list = _as_list(neutral_images, "neutral_images")
             if len(neutral_list) != len(image_list):
@@ -158,7 +185,10 @@ class ViTPainImageProcessor(BaseImageProcessor):
                     f"Got {len(image_list)} image(s) but {len(neutral_list)} neutral image(s): pass exactly one "
                     "neutral image of the same face per image."
                 )
-            data["neutral_pixel_values"] = self._process_batch(neutral_list, "neutral_images", settings, layout)
+            neutral_points = _landmark_list(neutral_landmarks, neutral_images, len(neutral_list), "neutral_landmarks")
+            neutral_points = [own if own is not None else face for own, face in zip(neutral_points, points)]
+            data["neutral_pixel_values"] = self._process_batch(neutral_list, "neutral_images", settings, layout,
+                                                               neutral_points)
         if return_tensors == "np":
             data = {key: value.numpy() for key, value in data.items()}
         return BatchFeature(data=data)
@@ -177,12 +207,18 @@ class ViTPainImageProcessor(BaseImageProcessor):
             ),
         }
 
-    def _process_batch(self, images: list, role: str, settings: dict, layout: str | None) -> torch.Tensor:
-        return torch.stack(
-            [self._process_one(image, f"{role}[{index}]", settings, layout) for index, image in enumerate(images)]
-        )
+    def _process_batch(self, images: list, role: str, settings: dict, layout: str | None, landmarks: list
+                       ) -> torch.Tensor:
+        return torch.stack([self._process_one(image, f"{role}[{index}]", settings, layout, points)
+                            for index, (image, points) in enumerate(zip(images, landmarks))])
 
-    def _process_one(self, image, where: str, settings: dict, layout: str | None) -> torch.Tensor:
+    def aligned_crop(self, pixels: torch.Tensor, landmarks, fill: float = 0.0, where: str = "image") -> torch.Tensor:
+        """The `face_crop="aligned"` crop of `pixels` (C, H, W float) at this processor's size: its landmarks'
+        anchors on `ALIGNED_TEMPLATE`, bilinear, `fill` outside the image. Training transforms call it to cut a
+        heatmap exactly as the model's images are cut."""
+        return _aligned_crop(pixels, landmarks, self.size["height"], fill, where)
+
+    def _process_one(self, image, where: str, settings: dict, layout: str | None, landmarks=None) -> torch.Tensor:
         if isinstance(image, (str, os.PathLike)):
             image = _open_image(image, where)
         if self.input_modality == "heatmap":
@@ -190,7 +226,15 @@ class ViTPainImageProcessor(BaseImageProcessor):
         else:
             array = _rgb_to_array(image, where, layout, settings["do_convert_rgb"])
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-        if settings["do_resize"]:
+        if settings["face_crop"] == "aligned":  # the crop is the output size: no resize after it
+            if landmarks is None:
+                raise ValueError(
+                    f"{where}: face_crop='aligned' needs the face's 68 landmarks (pixels of the image): pass "
+                    "landmarks= (the pipeline: {'image': ..., 'landmarks': ...}), or use face_crop='none'."
+                )
+            fill = ALIGNED_FILL if self.input_modality == "rgb" else 0.0
+            tensor = _aligned_crop(tensor, landmarks, settings["size"]["height"], fill, where)
+        elif settings["do_resize"]:
             tensor = _resize(tensor, settings["size"]["height"], settings["size"]["width"])
         if self.input_modality == "rgb" and settings["do_normalize"]:
             mean = torch.tensor(settings["image_mean"], dtype=tensor.dtype).view(-1, 1, 1)
@@ -351,6 +395,80 @@ def _checked_statistic(name: str, values) -> list[float]:
     if name == "image_std" and min(numbers) <= 0:
         raise ValueError(f"image_std must be positive (pixels are divided by it), got {numbers}.")
     return numbers
+
+
+def _checked_face_crop(face_crop, size: dict[str, int]) -> str:
+    if face_crop not in FACE_CROPS:
+        raise ValueError(f"face_crop must be one of {FACE_CROPS}, got {face_crop!r}.")
+    if face_crop == "aligned" and size["height"] != size["width"]:
+        raise ValueError(f"face_crop='aligned' makes square crops; size is {size}: use one side.")
+    return face_crop
+
+
+def _landmark_list(landmarks, images, count: int, name: str) -> list:
+    """`landmarks` as one (K, 2) float64 array (or None) per image: (K, 2) for a single image, a sequence of them
+    (or a (B, K, 2) array) for a list or batch of images."""
+    if landmarks is None:
+        return [None] * count
+    single = not isinstance(images, (list, tuple)) and not (
+        isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4)
+    items = [landmarks] if single else list(landmarks)
+    if len(items) != count:
+        raise ValueError(f"Got {count} image(s) but {len(items)} set(s) of {name}: pass one per image.")
+    return [None if item is None else _checked_landmarks(item, f"{name}[{i}]") for i, item in enumerate(items)]
+
+
+def _checked_landmarks(points, where: str) -> np.ndarray:
+    try:
+        array = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = np.zeros((0,))
+    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] not in (66, 68):
+        raise ValueError(f"{where}: landmarks must be (68, 2) (iBUG order, as landmarks_2d and dlib give) or (66, 2) "
+                         f"(UNBC AAM) pixel coordinates, got shape {array.shape}.")
+    if not np.isfinite(array[:60]).all():
+        raise ValueError(f"{where}: the landmarks hold NaN or infinite values; the eye and mouth points are needed.")
+    return array
+
+
+def _aligned_crop(pixels: torch.Tensor, landmarks, side: int, fill: float, where: str) -> torch.Tensor:
+    """(C, H, W) -> (C, side, side): the similarity transform of the landmarks' anchors onto `ALIGNED_TEMPLATE`,
+    bilinear; a face larger than the crop is first shrunk (antialiased) so the warp samples it near 1:1."""
+    points = _checked_landmarks(landmarks, where)
+    anchors = np.stack([points[list(RIGHT_EYE_POINTS)].mean(0), points[list(LEFT_EYE_POINTS)].mean(0),
+                        points[MOUTH_CORNER_POINTS[0]], points[MOUTH_CORNER_POINTS[1]]])
+    matrix = similarity_matrix(anchors, np.asarray(ALIGNED_TEMPLATE) * side)  # image pixels -> crop pixels
+    height, width = pixels.shape[1:]
+    scale = math.hypot(matrix[0, 0], matrix[1, 0])
+    if scale < 1:
+        small = (max(1, round(height * scale)), max(1, round(width * scale)))
+        pixels = _resize(pixels, *small)
+        matrix = matrix * np.array([[width / small[1], height / small[0], 1.0]])  # reads the shrunk image's pixels
+        height, width = small
+    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]  # crop pixel -> image pixel
+    centres = np.arange(side, dtype=np.float64) + 0.5
+    xs, ys = np.meshgrid(centres, centres)
+    source_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
+    source_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+    grid = np.stack([2 * source_x / width - 1, 2 * source_y / height - 1], axis=-1)[None]
+    grid = torch.from_numpy(grid.astype(np.float32))
+    warped = F.grid_sample((pixels - fill)[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return warped[0] + fill
+
+
+def similarity_matrix(source, target) -> np.ndarray:
+    """The 2x3 similarity transform (no reflection) that maps points `source` (N, 2) onto `target` (N, 2) in the
+    least-squares sense (Umeyama's closed form)."""
+    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    mean_s, mean_t = source.mean(0), target.mean(0)
+    s, t = source - mean_s, target - mean_t
+    variance = (s**2).sum() / len(s)
+    if variance <= 0:
+        raise ValueError("the landmarks' eye and mouth anchors coincide: cannot align the face from them.")
+    u, singular, vt = np.linalg.svd(t.T @ s / len(s))
+    flip = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
+    linear = (singular * np.diag(flip)).sum() / variance * (u @ flip @ vt)
+    return np.c_[linear, mean_t - linear @ mean_s]
 
 
 def _checked_scale(heatmap_scale_mm) -> float:

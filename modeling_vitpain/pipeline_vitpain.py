@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from transformers import Pipeline
 
-_PAIR_KEYS = {"image", "neutral_image"}
+_PAIR_KEYS = {"image", "neutral_image", "landmarks", "neutral_landmarks"}
 
 
 class PainEstimationPipeline(Pipeline):
@@ -27,7 +27,9 @@ class PainEstimationPipeline(Pipeline):
 
     Each result is `{"pspi": float (0-16), "action_units": {"AU4": float, ...} (FACS intensity),
     "pain_probability": {">=1": p, ">=2": p, ">=3": p}}` with one probability per `config.pain_thresholds` entry.
-    Inputs may also be dicts `{"image": ..., "neutral_image": ...}`.
+    Inputs may also be dicts `{"image": ..., "neutral_image": ...}`; a model whose processor has
+    `face_crop="aligned"` takes `{"image": photo, "landmarks": its 68 landmarks in pixels}` (and optionally
+    `"neutral_landmarks"`) and serves the aligned crop it was trained on.
     """
 
     # Declared so that `pipeline()` resolves (and asks about remote code for) nothing but the image processor.
@@ -74,18 +76,20 @@ class PainEstimationPipeline(Pipeline):
         if isinstance(inputs, dict):
             if not set(inputs) <= _PAIR_KEYS or "image" not in inputs:
                 raise ValueError(
-                    f"Input dicts need an 'image' key and optionally 'neutral_image', got keys {sorted(inputs)}."
+                    "Input dicts need an 'image' key and optionally 'neutral_image', 'landmarks' and "
+                    f"'neutral_landmarks', got keys {sorted(inputs)}."
                 )
             image, neutral_image = inputs["image"], inputs.get("neutral_image")
+            crop = {key: inputs[key] for key in ("landmarks", "neutral_landmarks") if inputs.get(key) is not None}
         else:
-            image, neutral_image = inputs, None
+            image, neutral_image, crop = inputs, None, {}
         if self.model.config.use_neutral_reference and neutral_image is None:
             raise ValueError(
                 "This model compares each face with a neutral image of the same face and view "
                 "(config.use_neutral_reference=True): call the pipeline with neutral_images=, e.g. "
                 "pain(face, neutral_images=neutral_face)."
             )
-        model_inputs = self.image_processor(image, neutral_images=neutral_image, return_tensors="pt")
+        model_inputs = self.image_processor(image, neutral_images=neutral_image, return_tensors="pt", **crop)
         return model_inputs.to(self.dtype)
 
     def _forward(self, model_inputs):

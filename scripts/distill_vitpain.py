@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from transformers import HfArgumentParser, TrainingArguments
 
@@ -23,7 +23,7 @@ from dataset_builder.collator import PainCollator
 from modeling_vitpain import ViTPainModel
 from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillationTrainer, init_student_from_teacher
 from training_args import DataArguments, ModelArguments, output_policy, parse_args
-from training_common import as_dict, build_model, dataset_splits
+from training_common import as_dict, build_model, check_face_crop, dataset_splits
 from training_common import image_processor_for, init_source, logger, run_training, setup_logging
 from safe_output import UsageError, check_training_output, finish_training_run, require_rows, run_main
 from safe_output import SPLITS_NEEDED, check_parquet_rows, start_training_run, usage_errors
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     )
     with usage_errors():  # bad input is one line, checked before anything is written or trained
         teacher_args, weights, model_args, data_args, training_args = parse_args(parser, argv)
+        check_face_crop(data_args)
     if model_args.modality != "rgb":
         raise UsageError("The distilled student is an RGB model: drop --modality or pass --modality rgb.")
     if teacher_args.init_student_from_teacher and model_args.init_from:
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     output = output_policy(training_args, data_args)
     check_training_output(output, keep=[teacher_args.teacher])
     teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
-    teacher_processor = image_processor_for(teacher, ModelArguments(init_from=teacher_args.teacher), data_args)
+    teacher_processor = image_processor_for(teacher, ModelArguments(init_from=teacher_args.teacher),
+                                            replace(data_args, face_crop=None))  # its own crop, as it was trained
     with usage_errors():
         check_parquet_rows(data_args.dataset, SPLITS_NEEDED)
         splits = dataset_splits(data_args, seed=training_args.seed)
@@ -63,6 +65,11 @@ def main(argv: list[str] | None = None) -> dict | None:
         fresh = init_student_from_teacher(student, teacher)
         logger.info("student starts from the teacher's weights except %s", fresh)
     image_processor = image_processor_for(student, model_args, data_args)
+    teacher_crop = getattr(teacher_processor, "face_crop", "none")
+    if teacher_crop != image_processor.face_crop:  # the teacher reads heatmaps cut by the student's crop
+        raise UsageError(f"the teacher {teacher_args.teacher} was trained with face_crop {teacher_crop!r} but the "
+                         f"student would use {image_processor.face_crop!r}: pass --face_crop {teacher_crop}, or train "
+                         f"a teacher with --face_crop {image_processor.face_crop}")
     start_training_run(output, "scripts/distill_vitpain.py")
     evaluation = run_training(
         student,

@@ -17,7 +17,7 @@ import sys
 from transformers import HfArgumentParser, TrainingArguments
 
 from training_args import DataArguments, ModelArguments, output_policy, parse_args
-from training_common import as_dict, build_model, dataset_splits, image_processor_for
+from training_common import as_dict, build_model, check_face_crop, dataset_splits, image_processor_for
 from training_common import init_source, run_training, setup_logging
 from safe_output import check_training_output, finish_training_run, require_rows, run_main
 from safe_output import SPLITS_NEEDED, check_parquet_rows, start_training_run, usage_errors
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     with usage_errors():  # bad input is one line, checked before anything is written or trained
         model_args, data_args, training_args = parse_args(parser, argv)
+        check_face_crop(data_args)
         output = output_policy(training_args, data_args)
         check_training_output(output)
         check_parquet_rows(data_args.dataset, SPLITS_NEEDED)

@@ -76,6 +76,9 @@ class DataArguments:
     calibration_samples: int = _help(1000, "training rows whose predictions calibrate the F1 cut-offs")
     augment: bool = _help(True, "the field's training augmentation (flip, rotation, shift/scale, colour jitter, blur)")
     heatmap_scale_mm: float | None = _help(None, "mm that map to 1.0 in a heatmap input (default: the processor's)")
+    face_crop: str | None = _help(None, "'aligned': the processor cuts each face out by its landmarks_2d (the template "
+                                  "of UNBC align=True and align_photo), 'none': whole images (default: none, or "
+                                  "--init_from's processor's)")
     repo_id: str | None = _help(None, "the Hub id the model card names (default: the output folder)")
     overwrite: bool = _help(False, "replace what an earlier run wrote in --output_dir (only the files it recorded in "
                             "its pain3d_manifest.json; anything else there stops the run)")

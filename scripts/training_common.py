@@ -28,6 +28,7 @@ from typing import Any, Mapping
 from dataset_builder.collator import PainCollator
 from dataset_builder.evaluation import evaluate_split, load_pain_dataset, select_rows, with_transform
 from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel, save_model_folder
+from modeling_vitpain.image_processing_vitpain import FACE_CROPS
 from modeling_vitpain.model_card import fill_model_card
 from provenance import provenance
 from training_args import DataArguments, ModelArguments, warn_single_process_launch
@@ -54,12 +55,22 @@ def build_model(args: ModelArguments, seed: int = 0) -> ViTPainModel:
 
 def image_processor_for(model, model_args: ModelArguments | None = None, data_args: DataArguments | None = None):
     """The image processor the model trains with and ships: the one saved in `init_from` when there is one, else the
-    one that matches its config (and `--heatmap_scale_mm`)."""
+    one that matches its config (and `--heatmap_scale_mm`); `--face_crop` sets its face crop either way."""
     init_from = model_args.init_from if model_args is not None else None
+    crop = data_args.face_crop if data_args is not None else None
+    settings = {"face_crop": crop} if crop else {}
     if init_from and (Path(init_from) / "preprocessor_config.json").is_file():
-        return ViTPainImageProcessor.from_pretrained(init_from)
+        saved = ViTPainImageProcessor.from_pretrained(init_from)
+        return ViTPainImageProcessor.from_dict({**saved.to_dict(), **settings}) if settings else saved
     scale = data_args.heatmap_scale_mm if data_args is not None else None
-    return ViTPainImageProcessor.from_model_config(model.config, **({"heatmap_scale_mm": scale} if scale else {}))
+    return ViTPainImageProcessor.from_model_config(model.config, **settings,
+                                                   **({"heatmap_scale_mm": scale} if scale else {}))
+
+
+def check_face_crop(data: DataArguments) -> None:
+    """`--face_crop` names a crop the image processor knows (one line otherwise, before anything runs)."""
+    if data.face_crop not in (None, *FACE_CROPS):
+        raise ValueError(f"--face_crop {data.face_crop!r}: use one of {', '.join(FACE_CROPS)}")
 
 
 def init_source(args: ModelArguments) -> str | None:

@@ -1,5 +1,6 @@
 """Train = serve: `pain3d evaluate` (the console script, in a fresh process) predicts, row by row, what
-`pipeline("pain-estimation")` returns for the row's image (and neutral image or 16-bit heatmap PNG)."""
+`pipeline("pain-estimation")` returns for the row's image (and neutral image or 16-bit heatmap PNG), with the whole
+image or with the aligned face crop (`face_crop="aligned"`, cut by the row's landmarks_2d)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,7 +20,7 @@ from test_training import write_tiny_dataset
 MODEL_SIZE = 24  # the dataset's images are 32 px: both paths resize through the model's processor
 
 
-def _save_model(folder: Path, modality: str, use_neutral_reference: bool) -> Path:
+def _save_model(folder: Path, modality: str, use_neutral_reference: bool, face_crop: str = "none") -> Path:
     from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel, save_model_folder
 
     torch.manual_seed(0)
@@ -29,17 +31,51 @@ def _save_model(folder: Path, modality: str, use_neutral_reference: bool) -> Pat
         au_head_hidden_size=16,
     )
     model = ViTPainModel(config).eval()
-    save_model_folder(model, ViTPainImageProcessor.from_model_config(config, heatmap_scale_mm=3.0), folder)
+    processor = ViTPainImageProcessor.from_model_config(config, heatmap_scale_mm=3.0, face_crop=face_crop)
+    save_model_folder(model, processor, folder)
     return folder
 
 
-@pytest.mark.parametrize("modality, neutral", [("rgb", True), ("heatmap", False)])
-def test_evaluate_predictions_equal_the_pipeline(tmp_path, modality, neutral):
+def _face_landmarks(rng, side: int):
+    """68 landmarks of a face somewhere in a `side` px image: the crop template's anchors under a random similarity
+    (scale, rotation, shift), eye points around their centres, the rest anywhere."""
+    from modeling_vitpain.image_processing_vitpain import ALIGNED_TEMPLATE
+
+    angle, scale = rng.uniform(-0.3, 0.3), rng.uniform(0.6, 1.1)
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = np.array([side / 2, side / 2]) + rng.uniform(-3, 3, 2)
+    anchors = (np.asarray(ALIGNED_TEMPLATE) * side - side / 2) @ rotation.T + centre
+    points = rng.uniform(0, side, (68, 2))
+    for eye, centre_point in ((range(36, 42), anchors[0]), (range(42, 48), anchors[1])):
+        offsets = rng.normal(0, 1, (6, 2))
+        points[list(eye)] = centre_point + offsets - offsets.mean(0)
+    points[48], points[54] = anchors[2], anchors[3]
+    return points.astype(np.float32).tolist()
+
+
+def _with_landmarks(dataset: Path, seed: int = 0) -> Path:
+    """The tiny dataset with a plausible, different face position per row in landmarks_2d."""
+    from datasets import Dataset
+
+    rng = np.random.default_rng(seed)
+    for shard in sorted((dataset / "data").glob("*.parquet")):
+        rows = Dataset.from_parquet(str(shard))
+        rows = rows.map(lambda row: {"landmarks_2d": _face_landmarks(rng, rows[0]["image"].size[0])})
+        rows.to_parquet(str(shard.with_suffix(".new")))
+        shard.with_suffix(".new").replace(shard)
+    return dataset
+
+
+@pytest.mark.parametrize("modality, neutral, face_crop", [("rgb", True, "none"), ("heatmap", False, "none"),
+                                                          ("rgb", True, "aligned"), ("heatmap", False, "aligned")])
+def test_evaluate_predictions_equal_the_pipeline(tmp_path, modality, neutral, face_crop):
     from datasets import load_dataset
     from transformers import pipeline
 
     dataset = write_tiny_dataset(tmp_path / "data")
-    model = _save_model(tmp_path / "model", modality, neutral)
+    if face_crop == "aligned":
+        dataset = _with_landmarks(dataset)
+    model = _save_model(tmp_path / "model", modality, neutral, face_crop)
     predictions, metrics = tmp_path / "predictions.jsonl", tmp_path / "metrics.json"
     pain3d = shutil.which("pain3d")
     assert pain3d, "the pain3d console script is not installed"
@@ -56,14 +92,16 @@ def test_evaluate_predictions_equal_the_pipeline(tmp_path, modality, neutral):
 
     rows = {row["sample_id"]: row for row in load_dataset(str(dataset), split="test", cache_dir=str(tmp_path / "c"))}
     pain = pipeline("pain-estimation", model=str(model), trust_remote_code=True)  # the folder ships the pipeline
+    assert pain.image_processor.face_crop == face_crop  # the crop travels with the model folder
     for line in lines:
         row = rows[line["sample_id"]]
+        crop = {"landmarks": row["landmarks_2d"]} if face_crop == "aligned" else {}
         if modality == "heatmap":  # the dataset's own 16-bit PNG (micrometres), read straight from its bytes
             heatmap = row["heatmap"]
             assert heatmap.mode.startswith("I")
-            served = pain(heatmap)
+            served = pain({"image": heatmap, **crop})
         else:
-            served = pain(row["image"], neutral_images=row["neutral_image"])
+            served = pain({"image": row["image"], "neutral_image": row["neutral_image"], **crop})
         assert served["pspi"] == pytest.approx(line["pspi"], abs=1e-4)
         assert line["pspi_label"] == pytest.approx(row["pspi"])
         for name, value in served["action_units"].items():
@@ -136,3 +174,32 @@ def test_evaluate_replaces_only_its_own_earlier_results(tmp_path):
     assert json.loads(metrics.read_text())["num_samples"] == 12 and len(predictions.read_text().splitlines()) == 12
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith((".json", ".jsonl", ".partial"))) == [
         "evaluation.json", "metrics.json", "predictions.jsonl"]
+
+
+def test_the_aligned_crop_is_the_unbc_alignment():
+    """The processor's crop template is the data side's (UNBC align=True, align_photo), by value: same anchors, same
+    template, same matrix, nearly the same pixels (PIL's and torch's bilinear sampling differ at the edges)."""
+    from PIL import Image
+
+    from dataset_builder import alignment
+    from modeling_vitpain import ViTPainImageProcessor
+    from modeling_vitpain import image_processing_vitpain as processing
+
+    assert np.array_equal(np.asarray(processing.ALIGNED_TEMPLATE), alignment.TEMPLATE)
+    assert (processing.RIGHT_EYE_POINTS, processing.LEFT_EYE_POINTS, processing.MOUTH_CORNER_POINTS) == (
+        alignment.RIGHT_EYE, alignment.LEFT_EYE, alignment.MOUTH_CORNERS)
+    assert round(processing.ALIGNED_FILL * 255) == alignment.FILL[0] == alignment.FILL[1] == alignment.FILL[2]
+    rng = np.random.default_rng(1)
+    landmarks = np.asarray(_face_landmarks(rng, 96), np.float64)
+    anchors = alignment.anchor_points(landmarks)
+    assert np.allclose(processing.similarity_matrix(anchors, np.asarray(processing.ALIGNED_TEMPLATE) * 48),
+                       alignment.alignment_matrix(landmarks, 48))
+    photo = Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).resize((96, 96), Image.BICUBIC)
+    processor = ViTPainImageProcessor(size=48, face_crop="aligned", do_normalize=False)
+    served = processor(photo, landmarks=landmarks)["pixel_values"][0].numpy()
+    aligned = np.asarray(alignment.align_face(photo, landmarks, 48).image, np.float32).transpose(2, 0, 1) / 255
+    assert np.abs(served - aligned).mean() < 0.02
+    with pytest.raises(ValueError, match="needs the face's 68 landmarks"):
+        processor(photo)
+    with pytest.raises(ValueError, match="face_crop must be one of"):
+        ViTPainImageProcessor(face_crop="tight")
