@@ -80,9 +80,7 @@ def _search(members: list[list[int]], tenths: Sequence[int], caps: list[list[lis
     """Depth-first dealing in identity order (see `deal_round`); caps[h][b]: most of counter h's members each split
     may hold by the end of block b. None when `budget` steps find no dealing."""
     scale, splits = sum(tenths), [s for s, t in enumerate(tenths) if t]
-    seen, held = [0] * len(caps), [[0] * len(tenths) for _ in caps]
-
-    sizes = [0] * len(tenths)
+    seen, held, sizes = [0] * len(caps), [[0] * len(tenths) for _ in caps], [0] * len(tenths)
 
     def order(k: int) -> list[int]:  # the split shortest of its fraction first, then of this identity's groups
         return sorted(splits, key=lambda s: (-(tenths[s] * (k + 1) - scale * sizes[s]),
@@ -126,11 +124,11 @@ def _search(members: list[list[int]], tenths: Sequence[int], caps: list[list[lis
 
 
 def _shortfall_dealing(members: list[list[int]], tenths: Sequence[int], num_counters: int) -> tuple[int, ...]:
-    """Each identity to the split its groups are shortest of (the search's first choice, never backing up)."""
-    scale, seen, held, out = sum(tenths), [0] * num_counters, [[0] * len(tenths) for _ in range(num_counters)], []
+    """Each identity to the split its groups are shortest of, never backing up (no bound, about +-2 in practice)."""
+    scale, splits = sum(tenths), [s for s, t in enumerate(tenths) if t]
+    seen, held, out = [0] * num_counters, [[0] * len(tenths) for _ in range(num_counters)], []
     for group in members:
-        s = max((s for s, t in enumerate(tenths) if t),
-                key=lambda s: (sum(tenths[s] * (seen[h] + 1) - scale * held[h][s] for h in group), -s))
+        s = min(splits, key=lambda s: (-sum(tenths[s] * (seen[h] + 1) - scale * held[h][s] for h in group), s))
         for h in group:
             seen[h] += 1
             held[h][s] += 1
