@@ -9,6 +9,7 @@ never needs to reach up into `dataset_builder`.
 from __future__ import annotations
 
 import io
+import zlib
 from typing import Sequence
 
 import numpy as np
@@ -159,10 +160,47 @@ def clip_features(view_names: Sequence[str] = DEFAULT_VIEW_NAMES[:1], heatmaps: 
     )
 
 
-def encode_png(array: np.ndarray, compress_level: int) -> bytes:
-    """An image column's stored bytes: lossless PNG (uint8 RGB, or uint16 for millimetre-valued maps)."""
+# How the RGB image columns (`image`, `neutral_image`) are stored (`GenerationConfig.image_format`); heatmaps and
+# passes are always lossless PNG. Chosen by measurement at 256 px (docs/benchmarks.md#image-encoding).
+LOSSLESS_IMAGE_FORMATS = ("webp-lossless", "png")
+LOSSY_IMAGE_CODECS = ("webp", "jpeg")  # as "<codec>:<quality 1-100>"
+DEFAULT_IMAGE_FORMAT = "webp-lossless"
+# libwebp's lossless effort: method 2 is the knee (method 3 saves 3% more for 1.5x the time, method 4 5% for 3.6x)
+WEBP_LOSSLESS_METHOD = 2
+IMAGE_FORMAT_FORMS = "webp-lossless (default), png, webp:Q or jpeg:Q (lossy, Q an integer 1-100)"
+
+
+def parse_image_format(spec: str) -> tuple[str, int | None]:
+    """`image_format` -> (codec, quality): ("webp-lossless", None), ("png", None), ("webp", Q) or ("jpeg", Q).
+    Raises ValueError naming the valid forms."""
+    if isinstance(spec, str) and spec in LOSSLESS_IMAGE_FORMATS:
+        return spec, None
+    codec, _, quality = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if codec in LOSSY_IMAGE_CODECS and quality.isdigit() and 1 <= int(quality) <= 100:
+        return codec, int(quality)
+    raise ValueError(f"--image-format must be {IMAGE_FORMAT_FORMS}, got {spec!r}")
+
+
+def encode_image(array: np.ndarray, image_format: str, compress_level: int) -> bytes:
+    """An RGB image column's stored bytes (uint8 (H, W, 3)) in `image_format` (`parse_image_format`); PNG at
+    `compress_level`."""
+    codec, quality = parse_image_format(image_format)
+    if codec == "png":
+        return encode_png(array, compress_level)
     buffer = io.BytesIO()
-    PILImage.fromarray(array).save(buffer, format="PNG", compress_level=compress_level)
+    if codec == "webp-lossless":  # quality is libwebp's lossless effort here: 0 is as small, and faster
+        PILImage.fromarray(array).save(buffer, format="WEBP", lossless=True, quality=0, method=WEBP_LOSSLESS_METHOD)
+    else:
+        PILImage.fromarray(array).save(buffer, format=codec.upper(), quality=quality)
+    return buffer.getvalue()
+
+
+def encode_png(array: np.ndarray, compress_level: int) -> bytes:
+    """A lossless PNG column's stored bytes (uint8 RGB or grey, or uint16 for millimetre-valued maps). zlib's
+    run-length strategy: on renders it is smaller and faster than the default one at level 1 (docs/benchmarks.md);
+    with it every level 1-9 gives the same bytes, 0 stores them uncompressed."""
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).save(buffer, format="PNG", compress_level=compress_level, compress_type=zlib.Z_RLE)
     return buffer.getvalue()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .columns import PASSES
+from .columns import DEFAULT_IMAGE_FORMAT, PASSES, parse_image_format
 from .diffusion_models import DiffusionTextureOptions, InpaintOptions
 from .demographics import CELLS_PER_BLOCK
 from .errors import ConfigError
@@ -30,7 +30,8 @@ class GenerationConfig:
     test_identities: int = 0  # fairness protocol: identities 0..T-1 are the test split, T / 60 per demographic cell
     identities_per_shard: int = 25
     msaa: bool = False
-    png_compress_level: int = 1
+    png_compress_level: int = 1  # zlib level of PNG columns (0: stored; 1-9 give the same bytes, columns.encode_png)
+    image_format: str = DEFAULT_IMAGE_FORMAT  # image and neutral_image: webp-lossless, png, webp:Q or jpeg:Q (lossy)
     au_overrides: dict = field(default_factory=dict)  # fixed intensities in every pain expression, e.g. {"AU43": 0}
     texture_options: dict = field(default_factory=dict)  # DiffusionTextureOptions for --texture diffusion (resolved)
     background: str = "procedural"  # or "inpaint": a diffusion-inpainted scene per identity and view
@@ -80,6 +81,10 @@ class GenerationConfig:
         # the seed feeds numpy's SeedSequence, which takes non-negative integers only
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             problems.append(f"--seed must be a non-negative integer, got {self.seed!r}")
+        try:
+            parse_image_format(self.image_format)
+        except ValueError as error:
+            problems.append(str(error))
         if not 0 <= self.png_compress_level <= 9:
             problems.append(f"PNG compress level must be within 0-9, got {self.png_compress_level}")
         try:  # stored under the canonical names ('au12' -> 'AU12'), so labels and columns use them too
@@ -110,4 +115,5 @@ class GenerationConfig:
         data["views"] = tuple(View(**v) for v in data["views"])
         data["split_fractions"] = tuple(data["split_fractions"])
         data["passes"] = tuple(data.get("passes", ()))
+        data.setdefault("image_format", "png")  # a record from before the field: its images are PNG
         return cls(**data)

@@ -16,7 +16,7 @@ import numpy as np
 from .background.inpaint import SOURCE_BACKGROUND, BackgroundInpainter
 from .background.procedural import sample_background
 from .background.prompts import scene_prompt
-from .columns import encode_heatmap, encode_png
+from .columns import encode_heatmap, encode_image, encode_png
 from .config import BACKGROUNDS, GenerationConfig
 from .face.accessories import identity_hair
 from .face.model import FaceModel
@@ -29,6 +29,11 @@ from .rng import stream
 from .sampling.identity import IdentitySpec, identity_id, identity_spec, identity_split, sample_lighting
 from .texture import create_texturer
 from .views import View
+
+# the generator's timed stages besides rendering (`render_seconds`): identity = building one (rig, texture, hair,
+# cameras), texture = its skin texture alone (part of identity); ground_truth = the geometry columns and pass images
+# of finished renders; encoding = the image columns' bytes
+STAGES = ("identity", "texture", "background", "posing", "ground_truth", "encoding")
 
 __all__ = [
     "BACKGROUNDS", "Expression", "GenerationConfig", "Identity", "IdentitySpec", "PainFaceGenerator", "encode_heatmap", "encode_png",
@@ -86,6 +91,8 @@ class PainFaceGenerator:
         self.renderer = renderer or FaceRenderer(face_model, image_size=config.image_size, msaa=config.msaa,
                                                  eyelashes=config.appearance_detail)
         self.render_seconds = 0.0  # time spent in the renderer (RGB and heatmap passes), for benchmarks
+        # seconds spent in the other stages of the rows (scripts/bench_generate.py's table): cheap counters only
+        self.stage_seconds = dict.fromkeys(STAGES, 0.0)
         self._hair_classes = (None, None)  # (hair, its triangles' segmentation classes) of the identity drawn last
         self._zero_heatmap = encode_heatmap(np.zeros((config.image_size,) * 2, np.float32), config.png_compress_level)
 
@@ -108,30 +115,38 @@ class PainFaceGenerator:
     def identity(self, spec: IdentitySpec | int) -> Identity:
         """Build identity `spec` (or index): rig its neutral head, texture it, fit its hair, place its cameras."""
         spec = self.spec(spec) if isinstance(spec, (int, np.integer)) else spec
+        started = time.perf_counter()
         config, a = self.config, spec.appearance
         sag = identity_extras(self.face_model, a.sag_mm, a.male, a.ageing)
         neutral = pose_face(self.face_model, spec.coefficients) + sag
+        textured = time.perf_counter()
         texture = self.texturer(
             a, stream("texture", config.seed, spec.index), neutral_vertices=neutral, demographics=spec.demographics,
         )
+        self.stage_seconds["texture"] += time.perf_counter() - textured
         hair = None
         if config.appearance_detail:  # geometry fitted to the neutral head, drawn over every expression
             hair = identity_hair(self.face_model, neutral, a, stream("hair", config.seed, spec.index))
         views = tuple(named_view.jittered(*spec.camera) for named_view in config.views)
+        self.stage_seconds["identity"] += time.perf_counter() - started  # texture included
         return Identity(spec, neutral, sag, texture, hair, views)
 
     def expression(self, identity: Identity, action_units: dict | None = None) -> Expression:
         """Identity posed with `action_units` (None or empty: the neutral face, which has no heatmap)."""
         if not action_units:
             return Expression({}, identity.neutral, None, identity.texture)
+        started = time.perf_counter()
         aus = dict(action_units)
         vertices = pose_face(self.face_model, identity.spec.coefficients, aus) + identity.sag
-        return Expression(aus, vertices, displacement_mm(vertices, identity.neutral), identity.texture.expressing(aus))
+        out = Expression(aus, vertices, displacement_mm(vertices, identity.neutral), identity.texture.expressing(aus))
+        self.stage_seconds["posing"] += time.perf_counter() - started
+        return out
 
     def background(self, identity: Identity, view_number: int) -> np.ndarray:
         """The background of one (identity, view), shared by all its expressions: procedural, or a scene inpainted
         around the neutral render."""
         if view_number not in identity.backgrounds:
+            started = time.perf_counter()
             config, spec = self.config, identity.spec
             rng = stream("background", config.seed, spec.index, view_number)
             if self.inpainter is None:
@@ -144,6 +159,7 @@ class PainFaceGenerator:
                 prompt = scene_prompt(rng, self.inpainter.options.scenes)
                 background = self.inpainter(source.image, source.mask, prompt, seed=int(rng.integers(0, 2**63 - 1)))
             identity.backgrounds[view_number] = background
+            self.stage_seconds["background"] += time.perf_counter() - started
         return identity.backgrounds[view_number]
 
     def render(self, identity: Identity, expression: Expression, view_number: int, view: View | None = None):
@@ -164,7 +180,7 @@ class PainFaceGenerator:
     # ------------------------------------------------------------------------------------------------ dataset rows
     def __call__(self, spec: IdentitySpec) -> list[dict]:
         """The dataset rows of one identity: per view, its neutral image and K pain images with heatmaps."""
-        level = self.config.png_compress_level
+        level, image_format, stages = self.config.png_compress_level, self.config.image_format, self.stage_seconds
         identity = self.identity(spec)
         expressions = [self.expression(identity)] + [self.expression(identity, aus) for aus in spec.expressions]
         for view_number in range(len(identity.views)):  # backgrounds first, as inpainting renders the neutral face
@@ -175,14 +191,18 @@ class PainFaceGenerator:
         for expression_index, expression in enumerate(expressions):
             for view_number in range(len(identity.views)):
                 out = self.render(identity, expression, view_number)
-                heatmap = self._zero_heatmap if expression.displacement is None else encode_heatmap(out.heatmap, level)
+                started = time.perf_counter()
                 view = identity.views[view_number]
                 truth = geometry_columns(out, view, self.renderer.distance * view.distance_scale,
                                          expression.action_units)
-                truth.update({name: {"bytes": encode_png(image, level), "path": None}
-                              for name, image in pass_images(out, self.config.passes).items()})
-                encoded[view_number, expression_index] = (encode_png(out.image, level), heatmap, out.landmarks_2d,
-                                                          truth)
+                passes = pass_images(out, self.config.passes)
+                encoding = time.perf_counter()
+                heatmap = self._zero_heatmap if expression.displacement is None else encode_heatmap(out.heatmap, level)
+                truth.update({name: {"bytes": encode_png(image, level), "path": None} for name, image in passes.items()})
+                encoded[view_number, expression_index] = (encode_image(out.image, image_format, level), heatmap,
+                                                          out.landmarks_2d, truth)
+                stages["ground_truth"] += encoding - started
+                stages["encoding"] += time.perf_counter() - encoding
         return [
             self._row(spec, view, expression_index, aus, *encoded[view_number, expression_index],
                       neutral_bytes=encoded[view_number, 0][0])

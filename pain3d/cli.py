@@ -231,6 +231,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         background=args.background,
         background_options=background_options,
         passes=args.passes,
+        image_format=args.image_format,
     )
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
@@ -503,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--passes", default="", metavar="P1,P2",
                           help="opt-in ground-truth image columns: depth,normals,segmentation (docs/ground_truth.md)")
+    generate.add_argument("--image-format", default=_default("image_format"), metavar="FORMAT",
+                          help="image and neutral_image: webp-lossless (default), png, or lossy webp:Q / jpeg:Q "
+                               "(Q 1-100; sizes and PSNR in docs/benchmarks.md); heatmaps stay lossless PNG")
     generate.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     generate.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in --output")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
