@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .clips import CLIP_ROW_COLUMNS, clips_to_frames
+from .clips import clips_to_frames
 from .collator import PainCollator
 from .evaluation import EVALUATION_TOOL, _nan_to_none, _write_replacing, evaluate_split, select_rows, with_transform
 from .evaluation import write_predictions
@@ -21,11 +21,6 @@ from .pain_metrics import icc_3_1, pearson
 
 SMOOTHING_SECONDS = 0.2  # the centred moving average's window: about one blink, far shorter than any onset (>= 0.3 s)
 PLOTTED_CLIPS = 4  # clips drawn in the curves plot
-
-
-def is_clip_dataset(dataset) -> bool:
-    """Whether `dataset`'s rows are clips (`pain3d clips`: a video and its frame count per row)."""
-    return all(name in getattr(dataset, "column_names", ()) for name in CLIP_ROW_COLUMNS)
 
 
 def smoothing_frames(fps: int) -> int:
@@ -171,5 +166,5 @@ def clip_summary(evaluation: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["apex_error", "apex_frames", "clip_summary", "curve_metrics", "evaluate_clips", "is_clip_dataset",
+__all__ = ["apex_error", "apex_frames", "clip_summary", "curve_metrics", "evaluate_clips",
            "plot_curves", "smooth", "smoothing_frames"]

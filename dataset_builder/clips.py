@@ -108,3 +108,7 @@ def clips_to_frames(dataset: Dataset | DatasetDict, every: int = 1, compress_lev
     features = frame_features(views, heatmap="heatmap" in dataset.column_names)
     return Dataset.from_list(rows, features=features)
 
+
+def is_clip_dataset(dataset) -> bool:
+    """Whether `dataset`'s rows are clips (`pain3d clips`: a video and its frame count per row)."""
+    return all(name in getattr(dataset, "column_names", ()) for name in CLIP_ROW_COLUMNS)

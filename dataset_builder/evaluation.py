@@ -277,13 +277,13 @@ def write_predictions(path: str | Path, sample_ids, result: Mapping[str, np.ndar
     return _write_replacing(path, write)
 
 
-def evaluate_model(
+def evaluate_stills(
     model,
     image_processor,
-    dataset: str,
+    splits,
     *,
     split: str = "test",
-    split_csv: str | None = None,
+    dataset_name: str = "",
     max_samples: int | None = None,
     calibration_samples: int = 1000,
     batch_size: int = 64,
@@ -291,19 +291,9 @@ def evaluate_model(
     predictions: str | Path | None = None,
     collator: PainCollator | None = None,
 ) -> dict[str, Any]:
-    """Evaluate `model` on `split` of `dataset` (a folder or Hub id) through `image_processor`'s preprocessing: writes
-    the evaluation JSON to `output` (when given) and one JSON line per row to `predictions` (when given), each
-    replacing only an earlier result of its kind (see `check_result_paths`)."""
-    check_result_paths(output, predictions)
-    splits = load_pain_dataset(dataset, split_csv)
-    if split not in splits:
-        raise ValueError(f"{dataset} has no split {split!r}; it has {sorted(splits)}.")
-    from .clip_evaluation import evaluate_clips, is_clip_dataset
-
-    if is_clip_dataset(splits[split]):  # a `pain3d clips` folder: every frame, and each clip over time
-        return evaluate_clips(model, image_processor, splits, split=split, dataset_name=dataset, max_clips=max_samples,
-                              calibration_samples=calibration_samples, batch_size=batch_size, output=output,
-                              predictions=predictions, collator=collator)
+    """`model` on `splits[split]`, one row per image, through `image_processor`'s preprocessing (see
+    `dataset_builder.model_evaluation.evaluate_model`, the entry point, which checks the paths and loads `splits`)."""
+    dataset = dataset_name
     rows = select_rows(splits[split], max_samples)
     config = model.config
     calibration = None
@@ -332,8 +322,8 @@ def _nan_to_none(value):
 
 __all__ = [
     "demographic_groups",
-    "evaluate_model",
     "evaluate_split",
+    "evaluate_stills",
     "load_pain_dataset",
     "predict",
     "row_identities",

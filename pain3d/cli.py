@@ -314,7 +314,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """A ViTPain model on one split of a dataset: metrics JSON and per-row predictions, through the model's own image
     processor (what `pipeline("pain-estimation")` uses)."""
     import modeling_vitpain  # registers ViTPain with the Auto classes: no remote code to trust
-    from dataset_builder.evaluation import check_result_paths, evaluate_model
+    from dataset_builder.evaluation import check_result_paths
+    from dataset_builder.model_evaluation import evaluate_model
     from modeling_vitpain.model_card import fairness_markdown
     from transformers import AutoImageProcessor, AutoModel
 
