@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import yaml
 from datasets import ClassLabel, Features
 
+from generation.demographics import CELLS_PER_BLOCK
 from generation.facs import PAIN_AUS, PAIN_THRESHOLDS, PSPI_MAX
 
 from .audit import AUDIT_FILE, INSTALL_HINT, SAME_PERSON_DISTANCE
@@ -404,9 +405,10 @@ def _demographics_table(counters: dict[str, Counter], stats: dict[str, SplitStat
     return "\n".join(lines)
 
 
-def _split_composition(stats: dict[str, SplitStats], features: Features) -> str:
+def _split_composition(stats: dict[str, SplitStats], features: Features, test_identities: int | None = None) -> str:
     """Identities per age group, gender and ethnicity in each split, how far each split is from its proportional
-    share of every group, and how many of the 60 demographic cells each split holds."""
+    share of every group, and how many of the 60 demographic cells each split holds (`test_identities`: the fairness
+    protocol's test split, from the generation config)."""
     splits = [split for split in stats if stats[split].rows]
     per_split = {split: _identity_attributes({split: stats[split]}, features) for split in splits}
     overall = _identity_attributes(stats, features)
@@ -422,7 +424,8 @@ def _split_composition(stats: dict[str, SplitStats], features: Features) -> str:
                 worst = max(worst, (gap, f"{split}, {column.replace('_', ' ')} {group}"))
     rows.append(["**identities**", "", *(sizes[split] for split in splits), total])
     cells_held = {split: len(_identity_cells(stats[split], features)) for split in splits}
-    labels = [features[c].names for c in ("age_group", "gender", "ethnicity") if isinstance(features.get(c), ClassLabel)]
+    attributes = ("age_group", "gender", "ethnicity")
+    labels = [features[c].names for c in attributes if isinstance(features.get(c), ClassLabel)]
     all_cells = int(np.prod([len(names) for names in labels])) if len(labels) == 3 else None
     lines = [
         _table(["attribute", "group", *splits, "all"], rows),
@@ -430,14 +433,18 @@ def _split_composition(stats: dict[str, SplitStats], features: Features) -> str:
         f"Each split's share of a group is the split's size times the group's fraction of all {total} identities; the "
         f"largest difference between a count above and its share is {worst[0]:.1f} identities ({worst[1]}).",
     ]
+    if test_identities:
+        lines += ["", f"The test split is the fairness protocol's (`--test-identities {test_identities}`): the "
+                  f"first {test_identities} identities, {test_identities // CELLS_PER_BLOCK} of every demographic "
+                  "cell; train and validation are dealt from the identities after them."]
     if all_cells:
         short = [f"{split} holds {sizes[split]} identities in {cells_held[split]} of the {all_cells} cells"
                  for split in splits if cells_held[split] < all_cells]
         if short:
-            lines += ["", f"Balance is kept per attribute, not per demographic cell (age group x gender x ethnicity, "
-                      f"{all_cells} in all): {'; '.join(short)}; a split of fewer than {all_cells} identities cannot "
-                      "hold them all. For group comparisons, `pain3d generate --test-identities 120` makes a test split "
-                      "of two identities per cell (docs/fairness.md of the 3DPain project)."]
+            lines += ["", f"Balance is kept per attribute, not per demographic cell (age group x gender x "
+                      f"ethnicity, {all_cells} in all): {'; '.join(short)}; a split of fewer than {all_cells} "
+                      "identities cannot hold them all. For group comparisons, `pain3d generate --test-identities "
+                      "120` makes a test split of two identities per cell (docs/fairness.md of the 3DPain project)."]
     return "\n".join(lines)
 
 
@@ -824,7 +831,8 @@ def write_dataset_card(folder: str | Path, generation_config: dict | None = None
         demographics_figure="![Demographics of the identities](plots/demographics.png)" if has_demographics else "",
         demographics_table=_demographics_table(counters, stats) if has_demographics
         else "No demographic attributes are recorded in these shards.",
-        split_composition=_split_composition(stats, features) if has_demographics
+        split_composition=_split_composition(stats, features, _find(generation_config or {}, "test_identities"))
+        if has_demographics
         else "No demographic attributes are recorded in these shards.",
         audit=_audit_section(folder, plots),
     )
