@@ -289,6 +289,22 @@ def test_ageing_folds_the_cheek_over_the_nasolabial_line_and_raises_lower_lid_ba
         assert outward[bag] > 0.8  # above the tear trough
 
 
+def test_sag_drops_the_jowls_but_not_the_mouth_corners_and_the_fold_stays_a_fold(face_model):
+    """No default frown: at the strongest sag the jowls at the jaw drop by millimetres while the mouth corners stay
+    within 0.3 mm; the cheek's fold over the nasolabial line stops growing at `MAX_FOLD_DEPTH`."""
+    from generation.face.rig import MAX_FOLD_DEPTH, HOLLOWS_AT_SAG_MM, age_sag_offsets
+
+    lm = face_model.landmarks
+    offsets = age_sag_offsets(face_model, 12.0)
+    assert offsets[lm[5], 1] < -4.0 and offsets[lm[11], 1] < -4.0  # the jowls at the jaw line
+    assert abs(offsets[lm[48], 1]) < 0.3 and abs(offsets[lm[54], 1]) < 0.3  # the mouth corners stay
+    capped = HOLLOWS_AT_SAG_MM * MAX_FOLD_DEPTH
+    deep = age_sag_offsets(face_model, capped, {"nasolabial_folds": 2.0})
+    deeper = age_sag_offsets(face_model, capped, {"nasolabial_folds": 3.0})
+    plain = age_sag_offsets(face_model, capped, {"nasolabial_folds": 1.0})
+    assert np.allclose(deep, deeper) and np.allclose(deep, plain)  # already at the cap at a mix of 1
+
+
 def test_necks_are_built_by_sex_and_leave_the_face_alone(face_model):
     from generation.face.rig import identity_extras, neck_offsets
 

@@ -161,8 +161,13 @@ def keep_profile(face_model: FaceModel, coefficients: np.ndarray, solver: np.nda
 
 # The sag (mm) at which the age hollows reach their full depth (`_hollows_at_90`); most people of 80-90 sag 6-10 mm.
 HOLLOWS_AT_SAG_MM = 6.0
+# Within about this distance (mm) of a mouth corner the jowls' sag fades out, so old mouths do not frown by default.
+MOUTH_KEPT_MM = 9.0
 # The upper lids hood by a third of the sag up to this (mm), so the oldest neutral eyes stay open (AU43 reads).
 MAX_HOODING_MM = 3.5
+# The cheek folds over the nasolabial line at most this many times its full depth (`_hollows_at_90`), whatever the
+# sag and the person's mix.
+MAX_FOLD_DEPTH = 1.5
 # The parts of the face that age, each by its own amount in each person (`age_sag_offsets`'s `mix`): people differ
 # in where they hollow, fold and droop, not only in how far.
 AGEING_PARTS = ("jowls", "hooding", "temples", "cheeks", "tear_troughs", "brows", "nasolabial_folds", "bags",
@@ -186,10 +191,14 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float, mix: Mapping[str, floa
     face = face_model.region("face")
     p = face_model.neutral[face]
     weight = np.zeros(len(face), dtype=np.float32)
-    for corner, jaw in ((lm[48], lm[5]), (lm[54], lm[11])):  # one jowl each side, between mouth corner and jaw
-        centre = (corner + jaw) / 2 + (0.0, 4.0, 0.0)
+    keep = np.zeros(len(face), dtype=np.float32)
+    for corner, jaw in ((lm[48], lm[5]), (lm[54], lm[11])):  # one jowl each side, toward the jaw from the mouth corner
+        centre = corner + 0.6 * (jaw - corner)
         weight += np.exp(-np.sum((p - centre) ** 2, axis=1) / (2 * 16.0**2))
-    offsets[face, 1] = -sag_mm * mix["jowls"] * np.clip(weight, 0, 1)
+        keep = np.maximum(keep, np.exp(-np.sum((p - corner) ** 2, axis=1) / (2 * MOUTH_KEPT_MM**2)))
+    # the mouth's corners stay where they are: sag alone turns no mouth into a frown
+    lips = np.exp(-np.sum(((p - (lm[51] + lm[57]) / 2) / (abs(lm[54, 0] - lm[48, 0]) / 2 + 4, 12.0, 30.0)) ** 2, axis=1))
+    offsets[face, 1] = -sag_mm * mix["jowls"] * np.clip(weight, 0, 1) * (1 - np.maximum(keep, lips))
     # hooded upper lids: the skin between brow and lid folds down over the lid, most at the outer corner; it moves
     # forward as it drops so it stays in front of the eyeball
     droop = np.zeros(len(face), dtype=np.float32)
@@ -201,7 +210,9 @@ def age_sag_offsets(face_model: FaceModel, sag_mm: float, mix: Mapping[str, floa
     offsets[face, 1] -= droop
     offsets[face, 2] += 0.5 * droop
     parts = face_model.derived(("hollows",), lambda: _hollows_at_90(face_model))
-    return offsets + sag_mm / HOLLOWS_AT_SAG_MM * sum(mix[part] * parts[part] for part in parts)
+    depth = {part: sag_mm / HOLLOWS_AT_SAG_MM * mix[part] for part in parts}
+    depth["nasolabial_folds"] = min(depth["nasolabial_folds"], MAX_FOLD_DEPTH)  # a fold, not a caricature's ridge
+    return offsets + sum(depth[part] * parts[part] for part in parts)
 
 
 def neck_offsets(face_model: FaceModel, male: bool) -> np.ndarray:
@@ -265,8 +276,8 @@ def _hollows_at_90(face_model: FaceModel) -> dict[str, np.ndarray]:
         # with the cheek bulging over it on the outer side
         across, along = _fold_coordinates(p, lm[31 if side < 0 else 35] + (side * 3.0, 2.0, 0.0),
                                           lm[mouth] + (side * 9.0, -8.0, 0.0), side)
-        parts["nasolabial_folds"] += (2.5 * np.exp(-((across - 6.0) ** 2) / (2 * 4.0**2))
-                                      - 1.5 * np.exp(-(across**2) / (2 * 1.6**2)))[:, None] * along[:, None] * normals[head]
+        parts["nasolabial_folds"] += (1.8 * np.exp(-((across - 6.0) ** 2) / (2 * 4.0**2))
+                                      - 1.0 * np.exp(-(across**2) / (2 * 1.6**2)))[:, None] * along[:, None] * normals[head]
         # bags: the lower lid's fat bulges forward above the tear trough
         bag = mean[face_model.landmarks[list(lower_lid)]].mean(axis=0) + (side * 2.0, -3.5, 0.0)
         parts["bags"] += 2.5 * bump(bag, 3.5) * normals[head]
