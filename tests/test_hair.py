@@ -15,6 +15,7 @@ from generation.face.accessories import identity_hair
 from generation.face.hair import HairSpec, build_hair
 from generation.face.hair_styles import GREY_HAIR_RGB, HAIR_STYLES, STRAND_SHADOW, HairStyle, Wear
 from generation.sampling.appearance import STYLE_DRAW_ORDER, sample_appearance, sample_hair_style
+from generation.rng import stream
 from generation.views import View
 
 FRONTAL = View("frontal", 0.0, 0.0)
@@ -304,3 +305,59 @@ def test_hair_is_a_strand_card_that_thins_at_its_edge_and_with_age_and_fabric_st
     thin = strand_texture(0.4, np.random.default_rng(0))[..., 3] > 127
     assert 0.5 < thin[0].mean() < 0.75  # thinning hair shows the scalp
     assert _hair(face_model, "headscarf").strands is None  # fabric
+
+
+def _hair_look(appearance) -> tuple[str, str, str]:
+    """(style, length bucket, colour family) of an appearance's hair: the length where long hair falls to (none,
+    to the jaw, the shoulders or beyond), the colour covered, grey, salt and pepper, or by its strands' lightness
+    and hue (dark, brown, blonde, red)."""
+    style = HAIR_STYLES[appearance.hair_style]
+    reach = None if style.lowest_mm is None else style.lowest_mm * appearance.hair_length_scale
+    length = "none" if reach is None else "jaw" if reach > -90 else "shoulder" if reach > -140 else "long"
+    r, g, b = appearance.hair_rgb
+    if style.covering:
+        colour = "covered"
+    elif appearance.grey_fraction > 0.6:
+        colour = "grey"
+    elif appearance.grey_fraction > 0.3:
+        colour = "salt-and-pepper"
+    elif r > 1.6 * b and r > 0.35:
+        colour = "red"
+    else:
+        colour = "dark" if (r + g + b) / 3 < 0.15 else "brown" if (r + g + b) / 3 < 0.35 else "blonde"
+    return style.name, length, colour
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_older_womens_hair_is_as_varied_as_younger_womens(seed):
+    """Criterion (issue 34, on 120 identities per seed, 24 women in each group): among the women of 65 and over, the
+    number of distinct (style, length bucket, colour family) looks is at least 90% of that among women under 50, no
+    one look is worn by more than a quarter of them, and they wear at least five styles. Before, the "grey bob" alone
+    was 7 and 12 of 24 (seeds 0 and 1) and older women had 9 and 8 looks against 12 and 13."""
+    looks = {"older": [], "younger": []}
+    for index in range(120):
+        demographics = identity_demographics(seed, index)
+        if demographics.gender != "female" or 50 <= demographics.age < 65:
+            continue
+        appearance = sample_appearance(demographics, stream("identity", seed, index))
+        looks["older" if demographics.age >= 65 else "younger"].append(_hair_look(appearance))
+    older, younger = Counter(looks["older"]), Counter(looks["younger"])
+    assert len(looks["older"]) == len(looks["younger"]) == 24
+    assert len(older) >= 0.9 * len(younger), (older, younger)
+    assert older.most_common(1)[0][1] <= len(looks["older"]) / 4, older.most_common(3)
+    assert len({style for style, _, _ in older}) >= 5
+
+
+def test_some_people_colour_their_grey_hair_more_with_age_and_more_women():
+    """Dyed hair keeps a few grey strands at the roots; the rest of the older women go grey as before."""
+    dyed = Counter()
+    for sex, index in (("female", 0), ("male", 1)):
+        for age in (45, 70, 88):
+            demographics = replace(identity_demographics(0, index), age=age, gender=sex)
+            for k in range(200):
+                appearance = sample_appearance(demographics, np.random.default_rng(k))
+                dyed[sex, age] += appearance.grey_fraction <= 0.15 and (age - 38) / 40 > 0.6
+    assert dyed["female", 88] > 0.3 * 200 and dyed["female", 70] > 0.2 * 200
+    assert dyed["male", 88] < 0.1 * 200 and dyed["female", 88] > dyed["male", 88]
+    assert sample_appearance(identity_demographics(0, 21), stream("identity", 0, 21)) == sample_appearance(
+        identity_demographics(0, 21), stream("identity", 0, 21))  # seeded

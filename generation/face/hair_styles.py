@@ -112,17 +112,17 @@ class HairStyle:
 # tied to a group.
 HAIR_STYLES: dict[str, HairStyle] = {style.name: style for style in (
     HairStyle("buzz", 1.2, 0.8, male=Wear(18), receded_temples=True),
-    HairStyle("short", 9.0, 4.5, female=Wear(9, age_scale=1.5), male=Wear(40), fringe=True, receded_temples=True),
-    HairStyle("medium", 12.0, 8.0, lowest_mm=-55.0, wave_mm=1.5,  # a bob to the jaw
-              female=Wear(18, age_scale=2.0), male=Wear(7), fringe=True),
+    HairStyle("short", 9.0, 4.5, female=Wear(9, age_scale=2.0), male=Wear(40), fringe=True, receded_temples=True),
+    HairStyle("medium", 12.0, 8.0, lowest_mm=-55.0, wave_mm=1.5,  # a bob to the jaw; not every older woman's
+              female=Wear(18, age_scale=0.5), male=Wear(7), fringe=True),
     HairStyle("long_straight", 10.0, 7.0, lowest_mm=-175.0, wave_mm=1.0,  # less common in older women
-              female=Wear(24, age_scale=-0.6), male=Wear(3), ethnicity_factor={"Black": 0.4}, fringe=True),
+              female=Wear(24, age_scale=-0.4), male=Wear(3), ethnicity_factor={"Black": 0.4}, fringe=True),
     HairStyle("long_wavy", 13.0, 10.0, lowest_mm=-160.0, wave_mm=6.0,
-              female=Wear(16, age_scale=-0.6), male=Wear(2), fringe=True),
+              female=Wear(16, age_scale=-0.4), male=Wear(2), fringe=True),
     HairStyle("curly", 22.0, 18.0, lowest_mm=-70.0, wave_mm=3.0, curl_mm=4.0,  # in older women: permed and set hair
               female=Wear(8, age_scale=2.0), male=Wear(7), ethnicity_factor={"Black": 3.0}),
     HairStyle("afro", 42.0, 34.0, curl_mm=5.0, female=Wear(3), male=Wear(3), ethnicity_factor={"Black": 4.0}),
-    HairStyle("bun", 6.0, 4.0, bun=True, female=Wear(11)),  # hair pulled back, plus a bun at the back of the head
+    HairStyle("bun", 6.0, 4.0, bun=True, female=Wear(11, age_scale=0.5)),  # hair pulled back, plus a bun at the back of the head
     HairStyle("receding", 6.0, 4.0, male=Wear(0, age_gain=30.0), receded_temples=True, temple_dip_mm=14.0,
               balding=0.25),
     HairStyle("balding", 3.0, 3.0, bare_crown=True,  # a horseshoe at the sides and back

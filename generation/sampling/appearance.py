@@ -32,6 +32,10 @@ HAIR_COLORS: dict[str, tuple[tuple[tuple[int, int, int], float], ...]] = {
     "White": (((30, 24, 20), 0.25), ((88, 60, 40), 0.35), ((150, 116, 78), 0.25), ((120, 60, 32), 0.15)),
     "Hispanic/Latino": (((26, 21, 18), 0.6), ((70, 48, 32), 0.4)),
 }
+# Hair dyes (sRGB 0-255) that people who colour their grey hair choose, and how many colour it: from the first grey
+# hairs on, more with age up to `DYED_AT_90` of women (and a tenth of that share of men) at 90.
+HAIR_DYES = ((32, 24, 20), (70, 46, 30), (112, 74, 46), (120, 58, 34), (164, 128, 88), (196, 170, 130))
+DYED_AT_90 = {"female": 0.5, "male": 0.05}
 IRIS_COLORS: dict[str, tuple[tuple[tuple[float, float, float], float], ...]] = {
     "dark": (((0.22, 0.13, 0.07), 0.8), ((0.32, 0.20, 0.10), 0.2)),
     "White": (((0.30, 0.19, 0.10), 0.45), ((0.30, 0.45, 0.62), 0.35), ((0.35, 0.42, 0.25), 0.2)),
@@ -240,6 +244,12 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     lash_strips = STRIPS_PER_LID if makeup > 0 else 1 + int(worn.random() < 0.5 * (1 - age_factor))
     # people age differently: each part of the face hollows, folds or droops by its own amount (about +/- 40%)
     mix = stream("appearance-ageing-mix", appearance.stream_key).lognormal(0.0, 0.4, len(AGEING_PARTS))
+    # some people colour their grey hair: their own colour or a dye, with only a few grey hairs left at the roots
+    dye = stream("appearance-hair-dye", appearance.stream_key)
+    if grey > 0.2 and dye.random() < DYED_AT_90["male" if male else "female"] * min(1.0, (age - 40) / 50):
+        if dye.random() < 0.6:
+            hair = np.asarray(HAIR_DYES[int(dye.integers(len(HAIR_DYES)))], float) / 255.0
+        appearance = replace(appearance, hair_rgb=tuple(float(c) for c in hair), grey_fraction=float(dye.uniform(0, 0.15)))
     brows = sample_brows(male, shaped_brows, stream("appearance-brows", appearance.stream_key))
     sheen = float(stream("appearance-skin-sheen", appearance.stream_key).uniform(0.2, 1.0))  # oily skin shines
     return replace(appearance, beard_style=beard, earrings=earrings, earring_rgb=earring_rgb, neckline=neckline,
