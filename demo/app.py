@@ -5,8 +5,8 @@
 Every endpoint's inputs are checked on the server (hidden ones too): wrong types or values are one clear message, and
 the Browse tab opens only --dataset or folders under --dataset-root, never any other folder of the server.
 
-The API (gradio_client): `/render` (AU4 ... AU26, age, gender, ethnicity, seed, view, landmarks), `/clip` (apex_pspi,
-age, gender, ethnicity, seed, view) and `/estimate` (image, neutral_image, face_crop).
+The API (gradio_client): `/render` (AU4 ... AU26, age, gender, ethnicity, seed, view, landmarks, passes), `/clip`
+(apex_pspi, age, gender, ethnicity, seed, view) and `/estimate` (image, neutral_image, face_crop).
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ def rig_tab(studio: FaceStudio | None, problem: str | None):
                         elem_id=name.lower(),
                     )  # fmt: skip
             landmarks = gr.Checkbox(value=False, label="Show the 68 landmarks", elem_id="landmarks")
+            show_passes = gr.Checkbox(value=False, label="Show depth, normals and segmentation", elem_id="passes")
         with gr.Column(scale=9):
             formula = gr.Markdown(label="PSPI", elem_id="pspi-formula")
             with gr.Row(equal_height=True):
@@ -120,6 +121,10 @@ def rig_tab(studio: FaceStudio | None, problem: str | None):
                 with gr.Row():
                     ethnicity = gr.Dropdown(list(ETHNICITIES), value="White", label="Ethnicity", elem_id="ethnicity")
                     view = gr.Radio(list(VIEWS), value="frontal", label="View", elem_id="view")
+            with gr.Row(equal_height=True):  # the pain face's ground-truth passes, when asked (docs/ground_truth.md)
+                pass_outs = [gr.Image(label=label, format="png", elem_id=f"{name}-image", height=220, min_width=140)
+                             for name, label in (("depth", "Depth (near is bright)"), ("normals", "Normals (camera)"),
+                                                 ("segmentation", "Segmentation (classes)"))]  # fmt: skip
             with gr.Accordion("Labels (as in a dataset row)", open=False):
                 labels_out = gr.JSON(label="Labels", elem_id="rig-labels")
             gr.Markdown(
@@ -129,8 +134,9 @@ def rig_tab(studio: FaceStudio | None, problem: str | None):
             )
 
     def render(AU4, AU6, AU7, AU9, AU10, AU43, AU12, AU20, AU25, AU26, age, gender, ethnicity, seed, view,  # noqa: N803
-               landmarks=False):  # fmt: skip
-        """Render a synthetic face neutral and in pain; return neutral, pain, heatmap, the PSPI formula and labels."""
+               landmarks=False, passes=False):  # fmt: skip
+        """Render a synthetic face neutral and in pain; return neutral, pain, heatmap, the PSPI formula, labels and,
+        with `passes`, the pain face's depth, normals and segmentation (else None each)."""
         action_units = {"AU4": AU4, "AU6": AU6, "AU7": AU7, "AU9": AU9, "AU10": AU10, "AU43": AU43,
                         "AU12": AU12, "AU20": AU20, "AU25": AU25, "AU26": AU26}  # fmt: skip
         # The inputs arrive unprocessed (preprocess=False): every one is checked here, whoever sent it.
@@ -143,10 +149,12 @@ def rig_tab(studio: FaceStudio | None, problem: str | None):
         _choice("view", view, VIEWS)
         if not isinstance(landmarks, bool):
             raise gr.Error(f"landmarks must be true or false, got {str(landmarks)[:40]!r}")
+        if not isinstance(passes, bool):
+            raise gr.Error(f"passes must be true or false, got {str(passes)[:40]!r}")
         try:
             out = studio.render(
                 action_units, age=age, gender=gender, ethnicity=ethnicity, seed=int(seed or 0), view=view,
-                landmarks=bool(landmarks),
+                landmarks=bool(landmarks), passes=passes,
             )  # fmt: skip
         except ValueError as error:
             raise gr.Error(str(error)) from None
@@ -159,10 +167,12 @@ def rig_tab(studio: FaceStudio | None, problem: str | None):
             "render_seconds": round(out.seconds, 3),
         }
         text = f"### PSPI = {out.pspi:g} / {PSPI_MAX}\n{pspi_formula(action_units)}"
-        return out.neutral, out.pain, out.heatmap, text, labels
+        shown = [out.passes[name] for name in ("depth", "normals", "segmentation")] if out.passes else [None] * 3
+        return out.neutral, out.pain, out.heatmap, text, labels, *shown
 
-    inputs = [*(sliders[name] for name in (*PAIN_AUS, *EXTENDED_AUS)), age, gender, ethnicity, seed, view, landmarks]
-    outputs = [neutral_out, pain_out, heatmap_out, formula, labels_out]
+    inputs = [*(sliders[name] for name in (*PAIN_AUS, *EXTENDED_AUS)), age, gender, ethnicity, seed, view, landmarks,
+              show_passes]
+    outputs = [neutral_out, pain_out, heatmap_out, formula, labels_out, *pass_outs]
     gr.on(
         triggers=[component.change for component in inputs], fn=render, inputs=inputs, outputs=outputs,
         api_name="render", trigger_mode="always_last", concurrency_limit=1, show_progress="minimal",

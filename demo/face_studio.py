@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from generation import DEFAULT_VIEWS, FaceModel, View, pspi
 from generation.clips.dynamics import ClipDynamics, clip_dynamics
 from generation.clips.rows import render_clip
-from generation.columns import HEATMAP_VIEW_MAX_MM, colorize_heatmap
+from generation.columns import HEATMAP_VIEW_MAX_MM, PASSES, colorize_heatmap
 from generation.config import GenerationConfig
 from generation.demographics import AGE_GROUPS, Demographics
 from generation.facs import EXTENDED_AUS, PAIN_AUS, validate_action_units
@@ -93,6 +93,26 @@ class FaceRender:
     pspi: float
     seconds: float
     identity_cached: bool
+    passes: dict[str, np.ndarray] | None = None  # the pain face's depth, normals, segmentation as uint8 RGB views
+
+
+def pass_views(render) -> dict[str, np.ndarray]:
+    """A render's ground-truth passes as uint8 RGB images to look at, as the dataset card draws them: depth grey
+    (near is bright, black background), normals as stored ((n + 1) / 2), segmentation in the card's class colours."""
+    from dataset_builder.card import SEGMENTATION_COLORS
+    from generation.ground_truth import pass_images
+
+    stored = pass_images(render, PASSES)
+    depth = render.depth
+    foreground = depth > 0
+    near, far = np.percentile(depth[foreground], (1, 99)) if foreground.any() else (0.0, 1.0)
+    grey = np.where(foreground, 1 - np.clip((depth - near) / max(far - near, 1e-6), 0, 1) * 0.85, 0)
+    palette = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in SEGMENTATION_COLORS], np.uint8)
+    return {
+        "depth": np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=2),
+        "normals": stored["normals"],
+        "segmentation": palette[np.minimum(stored["segmentation"], len(palette) - 1)],
+    }
 
 
 @dataclass
@@ -151,14 +171,18 @@ class FaceStudio:
         seed: int = 0,
         view: str = "frontal",
         landmarks: bool = False,
+        passes: bool = False,
     ) -> FaceRender:
+        """The identity neutral and posed with `action_units` in `view`; `passes` adds the posed face's depth,
+        normals and segmentation (`pass_views`)."""
         started = time.perf_counter()
         if view not in VIEWS:
             raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
         aus = validate_action_units({name: value for name, value in action_units.items() if value})
         with self._lock:
             (identity, neutrals), cached = self.identity(age, gender, ethnicity, seed)
-            neutral_render, pain_render = self._gl.submit(self._render_pair, identity, neutrals, aus, view).result()
+            neutral_render, pain_render = self._gl.submit(self._render_pair, identity, neutrals, aus, view,
+                                                          PASSES if passes else ()).result()
         neutral_image, pain_image = neutral_render.image, pain_render.image
         if landmarks:
             neutral_image = draw_landmarks(neutral_image, neutral_render.landmarks_2d)
@@ -173,6 +197,7 @@ class FaceStudio:
             pspi=float(pspi(aus)),
             seconds=time.perf_counter() - started,
             identity_cached=cached,
+            passes=pass_views(pain_render) if passes else None,
         )
 
     def clip(self, apex_pspi: int, *, age: int = 45, gender: str = "female", ethnicity: str = "White", seed: int = 0,
@@ -188,9 +213,9 @@ class FaceStudio:
             clip = self._gl.submit(render_clip, self.generator, identity, dynamics, VIEW_NUMBERS[view]).result()
         return ClipPreview(clip.frames, dynamics, clip.head_pose, time.perf_counter() - started, cached)
 
-    def _render_pair(self, identity: Identity, neutrals: dict, aus: dict, view_name: str):
+    def _render_pair(self, identity: Identity, neutrals: dict, aus: dict, view_name: str, passes: tuple = ()):
         number = VIEW_NUMBERS[view_name]
         if view_name not in neutrals:
             neutrals[view_name] = self.generator.render(identity, self.generator.expression(identity), number)
         pain = self.generator.expression(identity, aus)
-        return neutrals[view_name], self.generator.render(identity, pain, number)
+        return neutrals[view_name], self.generator.render(identity, pain, number, passes=passes)

@@ -162,9 +162,11 @@ class PainFaceGenerator:
             self.stage_seconds["background"] += time.perf_counter() - started
         return identity.backgrounds[view_number]
 
-    def render(self, identity: Identity, expression: Expression, view_number: int, view: View | None = None):
+    def render(self, identity: Identity, expression: Expression, view_number: int, view: View | None = None,
+               passes: tuple[str, ...] | None = None):
         """Render `expression` of `identity` in the config's view `view_number` (its background; `view` moves the
-        camera, e.g. a clip's head motion). Returns the renderer's `Render` (image, mask, heatmap, landmarks)."""
+        camera, e.g. a clip's head motion). Returns the renderer's `Render` (image, mask, heatmap, landmarks, ground
+        truth) with the per-pixel `passes` (names in columns.PASSES; default: the config's) filled."""
         background = self.background(identity, view_number)
         if self._hair_classes[0] is not identity.hair:
             self._hair_classes = (identity.hair, hair_classes(self.face_model, identity))
@@ -172,7 +174,8 @@ class PainFaceGenerator:
         out = self.renderer.render(
             expression.vertices, view or identity.views[view_number], displacement=expression.displacement,
             lighting=identity.spec.lighting, texture=expression.skin, background=background, hair=identity.hair,
-            ground_truth=True, hair_classes=self._hair_classes[1], passes=self.config.passes,
+            ground_truth=True, hair_classes=self._hair_classes[1],
+            passes=self.config.passes if passes is None else tuple(passes),
         )
         self.render_seconds += time.perf_counter() - started
         return out

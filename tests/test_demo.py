@@ -128,6 +128,22 @@ def test_studio_keeps_the_identity_and_only_re_rigs(studio):
         studio.render({}, age=12)
 
 
+def test_studio_shows_the_pain_face_passes_when_asked(studio):
+    from dataset_builder.card import SEGMENTATION_COLORS
+
+    plain = studio.render({"AU4": 3}, seed=5, view="left")
+    shown = studio.render({"AU4": 3}, seed=5, view="left", passes=True)
+    assert plain.passes is None and np.array_equal(plain.pain, shown.pain)  # asking for passes changes no pixel
+    assert set(shown.passes) == {"depth", "normals", "segmentation"}
+    depth, normals, segments = (shown.passes[name] for name in ("depth", "normals", "segmentation"))
+    assert all(image.shape == shown.pain.shape and image.dtype == np.uint8 for image in shown.passes.values())
+    background = ~depth.any(axis=2)
+    assert 0.1 < background.mean() < 0.9 and not normals[background].any()  # black exactly off the face
+    skin = np.array([int(SEGMENTATION_COLORS[1][i:i + 2], 16) for i in (1, 3, 5)])
+    assert (segments[~background] == skin).all(axis=1).mean() > 0.2  # the card's skin colour on much of the face
+    assert (segments[background] == 0).all()
+
+
 def test_photos_are_aligned_or_refused_with_a_message(studio):
     face = Image.fromarray(studio.render({"AU4": 2}, seed=11).pain)
     photo = Image.new("RGB", (360, 300), (90, 100, 110))  # a small, turned face somewhere in a larger photo
@@ -230,7 +246,7 @@ def demo_server(tiny_model, small_dataset, face_model_file, tmp_path_factory):
 def render_kwargs(**aus):
     values = {name: 0 for name in ("AU4", "AU6", "AU7", "AU9", "AU10", "AU43", "AU12", "AU20", "AU25", "AU26")}
     return {**values, **aus, "age": 58, "gender": "female", "ethnicity": "East Asian", "seed": 2, "view": "frontal",
-            "landmarks": False}  # fmt: skip
+            "landmarks": False, "passes": False}  # fmt: skip
 
 
 def test_api_render_and_estimate(demo_server, tmp_path):
@@ -252,6 +268,10 @@ def test_api_render_and_estimate(demo_server, tmp_path):
     assert labels["action_units"]["AU26"] == 3 and labels["heatmap_max_mm"] > 3
     assert pain[3].startswith("### PSPI = 10 / 16") and pain[3].endswith("= 4 + max(0, 3) + max(0, 2) + 1 = 10")
     assert calm[4]["pspi"] == 0 and calm[4]["heatmap_max_mm"] == 0
+    assert pain[5:] == (None, None, None)  # the passes only when asked
+    passes = client.predict(**{**render_kwargs(AU4=4, AU7=3, AU10=2, AU43=1, AU26=3), "passes": True},
+                            api_name="/render")[5:]
+    assert [Image.open(path).size for path in passes] == [Image.open(pain[1]).size] * 3  # depth, normals, segmentation
 
     result = client.predict(image=handle_file(pain[1]), api_name="/estimate")[-1]
     assert 0 <= result["pspi"] <= 16 and set(result["action_units"]) == {"AU4", "AU6", "AU7", "AU9", "AU10", "AU43"}
