@@ -88,7 +88,7 @@ def test_splits_are_70_20_10_and_identity_disjoint():
 
 def test_invalid_generation_parameters():
     for kwargs, message in (
-        ({"num_identities": 0}, "--num-identities must be positive"),
+        ({"num_identities": 0}, "--num-identities must be within 1-"),
         ({"num_identities": 5, "image_size": 8}, "--image-size"),
         ({"num_identities": 5, "split_fractions": (0.75, 0.15, 0.1)}, "split fractions"),
         ({"num_identities": 5, "au_overrides": {"AU4": 9}}, "--au: AU4"),
@@ -190,12 +190,12 @@ def test_overwrite_rules(tmp_path, face_model_file):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--num-identities", "0"], "--num-identities must be positive"),
+        (["--num-identities", "0"], "--num-identities must be within 1-"),
         (["--views", "frontal,top"], "unknown view 'top'"),
         (["--views", "frontal,side:abc"], "must be numbers"),
         (["--au", "AU4=9"], "within 0-5"),
         (["--au", "AU44=1"], "unknown action unit"),
-        (["--texture", "oil-paint"], "unknown --texture"),
+        (["--texture", "oil-paint"], "invalid choice: 'oil-paint'"),  # the registry's names are the choices
         (["--workers", "0"], "--workers"),
     ],
 )
@@ -210,7 +210,7 @@ def test_unwritable_output(tmp_path, face_model_file):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     result = run_generate(blocker / "out", face_model=face_model_file)
-    assert result.returncode == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "choose a writable folder" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_action_unit_names_are_normalised_in_the_config():
