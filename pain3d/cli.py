@@ -444,12 +444,24 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pain3d", description="3DPain: synthetic pain faces with exact FACS labels")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    parser.add_argument("--version", action="version", version=f"pain3d {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_dataset_run_flags(parser: argparse.ArgumentParser, default, what: str) -> None:
+    """The flags `generate` and `clips` share: where, how many, who, and how the run treats the folder. `default(name)`
+    reads the default from the kind's config."""
+    _add_face_model_flag(parser)
+    parser.add_argument("--output", "-o", type=Path, required=True, help="dataset folder to write")
+    parser.add_argument("--num-identities", type=int, required=True,
+                        help=f"number of synthetic identities (balanced over age group, gender and ethnicity){what}")
+    parser.add_argument("--image-size", type=int, default=default("image_size"), help="image side in pixels")
+    parser.add_argument("--seed", type=int, default=default("seed"), help="identity i depends only on (seed, i)")
+    parser.add_argument("--identities-per-shard", type=int, default=default("identities_per_shard"),
+                        help="identities per parquet shard")
+    parser.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in --output")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _add_assets(sub) -> None:
     assets = sub.add_parser("assets", help="prepare the face model cache (convert or download ICT-FaceKit)")
     _add_face_model_flag(assets)
     assets.add_argument("--force", action="store_true", help="convert again even when a cache exists")
@@ -458,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "ICT-FaceKit Light) cut to the expression shapes the AU table drives")
     assets.set_defaults(func=cmd_assets)
 
+
+def _add_preview(sub) -> None:
     preview = sub.add_parser(
         "preview", help="identity I of a seed-S dataset in one view (its neutral_image; --au poses it; --sheet: all views)"
     )
@@ -476,27 +490,23 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--title", help="heading of the sheet")
     preview.set_defaults(func=cmd_preview)
 
+
+def _add_generate(sub) -> None:
     generate = sub.add_parser(
         "generate", help="generate a 3DPain dataset folder (a Hub dataset repository)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    _add_face_model_flag(generate)
-    generate.add_argument("--output", "-o", type=Path, required=True, help="dataset folder to write")
-    generate.add_argument("--num-identities", type=int, required=True,
-                          help="number of synthetic identities (balanced over age group, gender and ethnicity)")
+    _add_dataset_run_flags(generate, _default, "")
     generate.add_argument("--expressions-per-identity", type=int, default=_default("expressions_per_identity"),
                           help="pain expressions per identity (plus one neutral)")
     generate.add_argument("--views", help="comma list: frontal,left,right (default) or NAME:YAW[:PITCH] in degrees")
-    generate.add_argument("--image-size", type=int, default=_default("image_size"), help="image side in pixels")
-    generate.add_argument("--seed", type=int, default=_default("seed"), help="identity i depends only on (seed, i)")
     generate.add_argument("--test-identities", type=int, default=_default("test_identities"), metavar="N",
                           help="fairness protocol: identities 0..N-1 are the test split, N/60 per demographic cell "
                           "(a multiple of 60; docs/fairness.md)")
-    generate.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
     generate.add_argument("--texture", default=_default("texture"), choices=sorted(TEXTURE_BACKENDS),
                           help="texture backend: procedural (CPU) or diffusion")
-    generate.add_argument("--distractor-probability", type=float, default=_default("distractor_probability"), help="chance of a non-pain AU")
-    generate.add_argument("--identities-per-shard", type=int, default=_default("identities_per_shard"), help="identities per parquet shard")
+    generate.add_argument("--distractor-probability", type=float, default=_default("distractor_probability"),
+                          help="chance of a non-pain AU")
     generate.add_argument(
         "--au", action="append", metavar="AU=INTENSITY", help="fix an AU in every pain expression (repeatable)"
     )
@@ -508,12 +518,15 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--image-format", default=_default("image_format"), metavar="FORMAT",
                           help="image and neutral_image: webp-lossless (default), png, or lossy webp:Q / jpeg:Q "
                                "(Q 1-100; sizes and PSNR in docs/benchmarks.md); heatmaps stay lossless PNG")
-    generate.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
-    generate.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in --output")
-    generate.add_argument("--quiet", action="store_true", help="no progress bar")
     generate.add_argument(
-        "--audit", action="store_true", help="run `pain3d audit` on the result (needs pip install -e '.[audit]')"
+        "--audit", action="store_true", help="run `pain3d audit` on the result (needs the `audit` extra: pip install "
+        "'pain3d[audit]')"
     )
+    _add_diffusion_flags(generate)
+    generate.set_defaults(func=cmd_generate)
+
+
+def _add_diffusion_flags(generate: argparse.ArgumentParser) -> None:
     diffusion = generate.add_argument_group(
         "diffusion texturing and backgrounds",
         "--texture diffusion bakes a depth-ControlNet Stable Diffusion portrait into each identity's texture; "
@@ -538,8 +551,31 @@ def build_parser() -> argparse.ArgumentParser:
     diffusion.add_argument(
         "--device", help="where diffusion models run (default: this process's GPU under accelerate, cuda, else cpu)"
     )
-    generate.set_defaults(func=cmd_generate)
 
+
+def _add_clips(sub) -> None:
+    from generation.clips.config import CLIP_DEFAULT_VIEWS, DEFAULT_CRF, ClipConfig
+
+    def default(name: str):
+        return ClipConfig.__dataclass_fields__[name].default
+
+    clips = sub.add_parser(
+        "clips", help="labelled pain clips: per-frame AUs, PSPI, blinks and head motion (a Hub dataset folder)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_dataset_run_flags(clips, default, "; identity i is identity i of `generate` with the same seed")
+    clips.add_argument("--clips-per-identity", type=int, default=default("clips_per_identity"))
+    clips.add_argument("--seconds", type=float, default=default("seconds"), help="length of a clip")
+    clips.add_argument("--fps", type=int, default=default("fps"), help="frames per second")
+    clips.add_argument("--views", default=",".join(v.name for v in CLIP_DEFAULT_VIEWS),
+                       help="comma list: frontal,left,right or NAME:YAW[:PITCH] in degrees")
+    clips.add_argument("--crf", type=int, default=DEFAULT_CRF, help="H.264 quality (0 lossless; 13: PSNR >= 40 dB)")
+    clips.add_argument("--heatmaps", action="store_true",
+                       help="per-frame millimetre heatmaps, lossless (the stills' 16-bit PNG of micrometres)")
+    clips.set_defaults(func=cmd_clips)
+
+
+def _add_export(sub) -> None:
     export = sub.add_parser(
         "export-official", help="write a generated dataset in the published 3D-Pain layout (images + JSON + split CSV)"
     )
@@ -548,6 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
     export.set_defaults(func=cmd_export_official)
 
+
+def _add_audit(sub) -> None:
     audit = sub.add_parser(
         "audit", help="judge a dataset with models trained on real faces; writes audit.json and the card's section"
     )
@@ -558,6 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--quiet", action="store_true", help="no progress bar")
     audit.set_defaults(func=cmd_audit)
 
+
+def _add_evaluate(sub) -> None:
     evaluate = sub.add_parser(
         "evaluate", help="evaluate a ViTPain model on a dataset split: metrics JSON and per-row predictions",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -576,40 +616,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=64, help="images per model call")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    from generation.clips.config import CLIP_DEFAULT_VIEWS, DEFAULT_CRF, ClipConfig
 
-    clip_default = ClipConfig.__dataclass_fields__
-    clips = sub.add_parser(
-        "clips", help="labelled pain clips: per-frame AUs, PSPI, blinks and head motion (a Hub dataset folder)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    _add_face_model_flag(clips)
-    clips.add_argument("--output", "-o", type=Path, required=True, help="dataset folder to write")
-    clips.add_argument("--num-identities", type=int, required=True,
-                       help="identities; identity i is identity i of `generate` with the same seed, views and size")
-    clips.add_argument("--clips-per-identity", type=int, default=clip_default["clips_per_identity"].default)
-    clips.add_argument("--seconds", type=float, default=clip_default["seconds"].default, help="length of a clip")
-    clips.add_argument("--fps", type=int, default=clip_default["fps"].default, help="frames per second")
-    clips.add_argument("--views", default=",".join(v.name for v in CLIP_DEFAULT_VIEWS),
-                       help="comma list: frontal,left,right or NAME:YAW[:PITCH] in degrees")
-    clips.add_argument("--image-size", type=int, default=clip_default["image_size"].default, help="frame side, pixels")
-    clips.add_argument("--seed", type=int, default=clip_default["seed"].default, help="the dataset's seed")
-    clips.add_argument("--crf", type=int, default=DEFAULT_CRF, help="H.264 quality (0 lossless; 13: PSNR >= 40 dB)")
-    clips.add_argument("--heatmaps", action="store_true",
-                       help="per-frame millimetre heatmaps, lossless (the stills' 16-bit PNG of micrometres)")
-    clips.add_argument("--identities-per-shard", type=int, default=clip_default["identities_per_shard"].default)
-    clips.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
-    clips.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
-    clips.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in --output")
-    clips.add_argument("--quiet", action="store_true", help="no progress bar")
-    clips.set_defaults(func=cmd_clips)
-
+def _add_verify_and_info(sub) -> None:
     verify = sub.add_parser("verify", help="check a generated dataset's files against the sha256 recorded when written")
-    verify.add_argument("dataset", type=Path, help="dataset folder written by pain3d generate")
+    verify.add_argument("dataset", type=Path, help="dataset folder written by pain3d generate or pain3d clips")
     verify.set_defaults(func=cmd_verify)
-
-    info = sub.add_parser("info", help="list the action units, their blendshapes and the cache location")
+    info = sub.add_parser("info", help="list the action units, their blendshapes and which face model is used")
     info.set_defaults(func=cmd_info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pain3d", description="3DPain: synthetic pain faces with exact FACS labels")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"pain3d {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_assets, _add_preview, _add_generate, _add_export, _add_audit, _add_evaluate, _add_clips,
+                _add_verify_and_info):
+        add(sub)
     return parser
 
 
