@@ -40,7 +40,7 @@ from generation.errors import Pain3DError
 
 AUDIT_FILE = "audit.json"
 AUDIT_FORMAT = "pain3d-audit/1"
-INSTALL_HINT = "pip install -e '.[audit]'"
+INSTALL_HINT = "pip install 'pain3d[audit]' (from a checkout: pip install -e '.[audit]')"
 SAME_PERSON_DISTANCE = 0.6  # dlib's face-recognition threshold: below it, two faces are taken as one person
 OUTER_EYE_CORNERS = (36, 45)  # NME normalisation (68-point markup)
 # Points 0-16 trace the jaw: on turned faces the 300-W markup follows the visible contour, while `landmarks_2d`

@@ -21,7 +21,7 @@ Variants (`own` always comes first, as the reference):
 How far the look-alike rate rises when one part is made the same for everyone tells how much that part tells the
 identities apart for the model.
 
-Needs the audit extra (`pip install -e '.[audit]'`). Prints one line per variant; `--sheet` saves the faces.
+Needs the audit extra (`pip install 'pain3d[audit]'`, or `pip install -e '.[audit]'` in a checkout). Prints one line per variant; `--sheet` saves the faces.
 
 `--shape-spread` renders nothing: it prints how widely the same identities' faces vary, per sex, in the face measures
 of `generation.face.rig.MEASURES` (landmark distances in mm, standard deviation across identities), to set beside the

@@ -24,7 +24,7 @@ from dataset_builder.audit import (
 IDENTITIES, EXPRESSIONS, VIEWS = 6, 1, 3
 SMALL = ["--num-identities", str(IDENTITIES), "--expressions-per-identity", str(EXPRESSIONS), "--image-size", "256",
          "--identities-per-shard", "3"]
-INSTALL = "pip install -e '.[audit]'"
+INSTALL = "pip install 'pain3d[audit]' (from a checkout: pip install -e '.[audit]')"
 
 
 def run_cli(*args, env=None, timeout=900):
