@@ -471,6 +471,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)  # fmt: skip
 
 
+def load_estimator(model: str | None) -> tuple[PainEstimator | None, str | None]:
+    """The Estimate tab's model (a folder the training scripts wrote, or a Hub id) and, when it cannot load, why."""
+    if not model:
+        return None, None
+    try:
+        return PainEstimator(model), None
+    except Exception as error:  # the other tabs still work; the Estimate tab says what is wrong
+        logger.error("model: %s", error)
+        return None, f"Could not load {model!r}: {error}."
+
+
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
@@ -480,13 +491,7 @@ def main(argv=None) -> None:
     except Exception as error:  # the other tabs still work; the Rig tab says what is missing
         face_problem = str(error)
         logger.error("face model: %s", error)
-    estimator, model_problem = None, None
-    if args.model:
-        try:
-            estimator = PainEstimator(args.model)
-        except Exception as error:
-            model_problem = f"Could not load {args.model!r}: {error}."
-            logger.error("model: %s", error)
+    estimator, model_problem = load_estimator(args.model)
     demo = build_demo(studio, estimator, args.dataset, face_problem, model_problem, dataset_root=args.dataset_root)
     demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, share=args.share, theme=theme(), css=CSS, ssr_mode=False,

@@ -66,7 +66,8 @@ class PainEstimator:
         from transformers import pipeline
 
         self.source = model
-        # the registered classes run the model: no remote code, and no trust prompt that would wait on stdin
+        # The registered classes run the model, also for folders that record their own pipeline code (the training
+        # scripts' folders, for machines without the package): no remote code, no prompt that would wait on stdin.
         self.pipeline = pipeline("pain-estimation", model=model, trust_remote_code=False)
         self.config = self.pipeline.model.config
         if self.config.input_modality != "rgb":
