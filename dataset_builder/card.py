@@ -28,6 +28,7 @@ from generation.facs import PAIN_AUS, PAIN_THRESHOLDS, PSPI_MAX
 from .audit import AUDIT_FILE, INSTALL_HINT, SAME_PERSON_DISTANCE
 from generation.columns import HEATMAP_UNITS_PER_MM, SPLITS
 from generation.errors import Pain3DError
+from generation.manifest import replacing, write_text_replacing
 
 TEMPLATE = Path(__file__).with_name("dataset_card.md")  # hub_cards/dataset_card.md, shipped as package data
 PLOTS_DIR = "plots"
@@ -129,7 +130,8 @@ def _pyplot():
 def _save(fig, path: Path) -> Path:
     """Lay out `fig`, write it to `path` and free it."""
     fig.tight_layout()
-    fig.savefig(path)
+    with replacing(path) as partial:  # never a half-written plot, even when the disk fills
+        fig.savefig(partial, format=Path(path).suffix.lstrip(".") or "png")
     _pyplot().close(fig)
     return path
 
@@ -837,5 +839,5 @@ def write_dataset_card(folder: str | Path, generation_config: dict | None = None
         audit=_audit_section(folder, plots),
     )
     path = folder / "README.md"
-    path.write_text(text)
+    write_text_replacing(path, text)
     return path

@@ -38,8 +38,14 @@ def finalize_dataset_folder(folder: str | Path) -> Path:
     if missing:
         raise OutputError(f"{len(missing)} shards are missing (e.g. {missing[0]}): rerun with --resume")
     record(folder, planned=CARD_FILES, tool=MANIFEST_TOOL)  # planned first: an interrupted card is still ours
-    dataset_preview_sheet(folder, folder / PREVIEW_FILE)
-    card = write_dataset_card(folder, generation_record)
+    try:  # each file is written whole or not at all (a full disk leaves no truncated preview that verify would pass)
+        dataset_preview_sheet(folder, folder / PREVIEW_FILE)
+        card = write_dataset_card(folder, generation_record)
+    except OSError as error:
+        raise OutputError(
+            f"cannot write the card and preview of {folder} ({error.strerror or error}): free some space, then rerun "
+            "with --resume (the shards are kept)"
+        ) from None
     _record(folder, CARD_FILES)
     return card
 

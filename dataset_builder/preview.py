@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
+from generation.manifest import replacing
 from generation.columns import HEATMAP_UNITS_PER_MM, HEATMAP_VIEW_MAX_MM, colorize_heatmap  # noqa: F401
 
 def dataset_preview_sheet(folder: str | Path, output: str | Path, max_identities: int = 6) -> Path:
@@ -77,7 +78,8 @@ def dataset_preview_sheet(folder: str | Path, output: str | Path, max_identities
     fig.suptitle(f"3DPain sample: neutral / pain / heatmap (0-{HEATMAP_VIEW_MAX_MM:g} mm)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.97), pad=0.3)
     output = Path(output)
-    fig.savefig(output, dpi=100)
+    with replacing(output) as partial:  # never a half-written sheet, even when the disk fills
+        fig.savefig(partial, format=Path(output).suffix.lstrip(".") or "png", dpi=100)
     plt.close(fig)
     return output
 
