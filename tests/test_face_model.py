@@ -230,3 +230,19 @@ def test_loading_arrays_never_resolves_or_downloads(tmp_path, monkeypatch, face_
             FaceModel.load(source)
     assert not (tmp_path / "empty-cache").exists()
     assert load_face_model(face_model_file).num_vertices == NUM_VERTICES
+
+
+def test_an_unwritable_cache_is_one_line(tmp_path, face_model_source):
+    """Converting into a cache that cannot be written (here: under a file) names the folder and the fix."""
+    import os
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = subprocess.run(
+        [sys.executable, "-m", "pain3d", "assets", "--face-model", str(face_model_source)], capture_output=True,
+        text=True, stdin=subprocess.DEVNULL, env={**os.environ, "PAIN3D_CACHE": str(blocker / "cache")}, timeout=600,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "cannot write the converted face model" in result.stderr and "PAIN3D_CACHE" in result.stderr

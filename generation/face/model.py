@@ -166,8 +166,14 @@ def save_face_model_arrays(arrays: Mapping[str, np.ndarray], output: str | Path)
     # an interrupted conversion never leaves a half-written cache, and processes converting at once (the ranks of
     # one `accelerate launch` on a fresh cache) each write their own file: the last to finish replaces the others'
     partial = output.with_name(f".{output.name}.{os.getpid()}-{secrets.token_hex(4)}.partial.npz")  # numpy wants .npz
-    with replacing(output, partial=partial) as partial:
-        np.savez_compressed(partial, **arrays)
+    try:
+        with replacing(output, partial=partial) as partial:
+            np.savez_compressed(partial, **arrays)
+    except OSError as error:  # a read-only, full or misplaced cache: say where and how to choose another
+        raise FaceModelError(
+            f"cannot write the converted face model to {output} ({error.strerror or error}); set PAIN3D_CACHE to a "
+            "writable folder with free space (about 17 MB), or pass the packaged model or a converted .npz"
+        ) from None
     return output
 
 
