@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> str:
     if reference not in arms:
         parser.error(f"--reference {reference!r} is not one of {list(arms)}")
     origin = common_provenance(arms)
-    table = results_table(arms, reference) + "\n\n" + provenance_line(origin)
-    print(table)
+    table = results_table(arms, reference)
+    print(table + "\n\n" + provenance_line(origin))
     if args.plot:
         print(f"wrote {plot_results(arms, args.plot)}")
     return table

@@ -35,7 +35,7 @@ def test_results_table_refuses_runs_of_other_code_or_data_and_names_its_provenan
     arms = [f"teacher={tmp_path}/teacher_s*", f"RGB baseline={tmp_path}/rgb_s*"]
     table = results_table.main(arms)
     assert "| teacher | 2 | 1.150 +/- 0.071 | 1.050 +/- 0.071 |" in table and "| -48.8% |" in table
-    assert table.splitlines()[-1] == "commit c0ffee | dataset fingerprint f1"
+    assert capsys.readouterr().out.splitlines()[-1] == "commit c0ffee | dataset fingerprint f1"  # under the table
 
     for name, kwargs, problem in (("rgb_s2", {"commit": "bad"}, "different code (commit c0ffee vs bad)"),
                                   ("rgb_s3", {"fingerprint": "f2"}, "different data (dataset fingerprint f1 vs f2)")):
