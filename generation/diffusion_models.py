@@ -54,8 +54,8 @@ def _check_common(name: str, preset: str, steps: int, guidance_scale: float, res
         problems.append(f"{name} preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     if steps < 1:
         problems.append(f"{name} steps must be at least 1, got {steps}")
-    if guidance_scale < 0:
-        problems.append(f"{name} guidance scale must be >= 0, got {guidance_scale}")
+    if not 0 <= guidance_scale < float("inf"):  # also refuses NaN, which compares false with everything
+        problems.append(f"{name} guidance scale must be a finite number >= 0, got {guidance_scale}")
     if not (32 <= resolution <= 2048 and resolution % 8 == 0):
         problems.append(f"{name} resolution must be a multiple of 8 within 32-2048 pixels, got {resolution}")
     if dtype not in DTYPES:
@@ -124,7 +124,7 @@ class DiffusionTextureOptions(_Options):
         views = tuple((float(v[0]), float(v[1])) for v in self.views)
         object.__setattr__(self, "views", views)
         problems = _check_common(
-            "diffusion texture", self.preset, self.steps, self.guidance_scale, self.resolution or 512, self.dtype
+            "diffusion texture", self.preset, self.steps, self.guidance_scale, 512 if self.resolution is None else self.resolution, self.dtype
         )
         if not views:
             problems.append("diffusion texture views must list at least one (yaw, pitch)")
@@ -157,7 +157,7 @@ class InpaintOptions(_Options):
                 object.__setattr__(self, "resolution", preset.resolution)
         object.__setattr__(self, "scenes", tuple(str(s) for s in self.scenes))
         problems = _check_common(
-            "background inpainting", self.preset, self.steps, self.guidance_scale, self.resolution or 512, self.dtype
+            "background inpainting", self.preset, self.steps, self.guidance_scale, 512 if self.resolution is None else self.resolution, self.dtype
         )
         if not self.scenes:
             problems.append("background inpainting needs at least one scene prompt")

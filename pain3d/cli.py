@@ -145,8 +145,10 @@ def parse_texture_views(spec: str | None):
             angles = [float(a) for a in item.strip().split(":")]
         except ValueError:
             angles = []
-        if not 1 <= len(angles) <= 2:
-            raise ConfigError(f"--texture-views item {item!r}: give YAW[:PITCH] in degrees, e.g. 0:0,40:5,-40:5")
+        if not 1 <= len(angles) <= 2 or not all(-90 <= angle <= 90 for angle in angles):  # NaN fails too
+            raise ConfigError(
+                f"--texture-views item {item!r}: give YAW[:PITCH] in degrees within +/-90, e.g. 0:0,40:5,-40:5"
+            )
         views.append((angles[0], angles[1] if len(angles) > 1 else 0.0))
     return views
 

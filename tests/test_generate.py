@@ -234,3 +234,14 @@ def test_identity_sheet_labels_every_identity_of_a_dataset(reference, tmp_path):
                             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr
     assert out.exists() and out.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--texture", "diffusion", "--guidance-scale", "nan"], "guidance scale must be a finite number"),
+    (["--texture", "diffusion", "--texture-views", "0:nan"], "--texture-views item '0:nan'"),
+    (["--texture", "diffusion", "--diffusion-resolution", "0"], "resolution must be a multiple of 8"),
+])
+def test_non_finite_and_zero_diffusion_values_are_refused(tmp_path, face_model_file, args, message):
+    result = run_generate(tmp_path / "out", *args, face_model=face_model_file)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
