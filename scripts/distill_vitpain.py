@@ -25,6 +25,7 @@ from modeling_vitpain.distillation import DistillationWeights, ViTPainDistillati
 from training_args import DataArguments, ModelArguments, output_policy, parse_args
 from training_common import as_dict, build_model, check_face_crop, dataset_splits
 from training_common import image_processor_for, init_source, logger, run_training, setup_logging
+from train_vitpain import refused_model
 from safe_output import UsageError, check_training_output, finish_training_run, require_rows, run_main
 from safe_output import SPLITS_NEEDED, check_parquet_rows, start_training_run, usage_errors
 
@@ -53,18 +54,20 @@ def main(argv: list[str] | None = None) -> dict | None:
                          "not both: the student can start from one set of weights.")
     output = output_policy(training_args, data_args)
     check_training_output(output, keep=[teacher_args.teacher])
-    teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
-    teacher_processor = image_processor_for(teacher, ModelArguments(init_from=teacher_args.teacher),
-                                            replace(data_args, face_crop=None))  # its own crop, as it was trained
+    with refused_model("--teacher", teacher_args.teacher):
+        teacher = ViTPainModel.from_pretrained(teacher_args.teacher)
+        teacher_processor = image_processor_for(teacher, ModelArguments(init_from=teacher_args.teacher),
+                                                replace(data_args, face_crop=None))  # its own crop, as it was trained
     with usage_errors():
         check_parquet_rows(data_args.dataset, SPLITS_NEEDED)
         splits = dataset_splits(data_args, seed=training_args.seed)
     require_rows(splits, SPLITS_NEEDED, data_args.dataset)
-    student = build_model(model_args, seed=training_args.seed)
+    with refused_model("--init_from", model_args.init_from):
+        student = build_model(model_args, seed=training_args.seed)
+        image_processor = image_processor_for(student, model_args, data_args)
     if teacher_args.init_student_from_teacher:
         fresh = init_student_from_teacher(student, teacher)
         logger.info("student starts from the teacher's weights except %s", fresh)
-    image_processor = image_processor_for(student, model_args, data_args)
     teacher_crop = getattr(teacher_processor, "face_crop", "none")
     if teacher_crop != image_processor.face_crop:  # the teacher reads heatmaps cut by the student's crop
         raise UsageError(f"the teacher {teacher_args.teacher} was trained with face_crop {teacher_crop!r} but the "

@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"push_model: the Hugging Face Hub is not reachable ({error}); nothing was uploaded.", file=sys.stderr
             )
             return EXIT_HUB_UNREACHABLE
-        if isinstance(error, (EvaluationError, OSError, ValueError, UsageError)):  # missing files, bad JSON, ...
+        bad_input = (EvaluationError, OSError, ValueError, UsageError, modeling_vitpain.CheckpointMismatchError)
+        if isinstance(error, bad_input):  # missing files, bad JSON, weights that do not fit, ...
             print(f"push_model: {error}", file=sys.stderr)
             return EXIT_BAD_INPUT
         raise

@@ -157,3 +157,26 @@ def test_evaluate_runs_on_the_unedited_folder(trained, tmp_path, capsys):
                                "--calibration-samples", "0", "--batch-size", "4")
     assert status == 0, stderr[-3000:]
     assert np.isfinite(json.loads(output.read_text())["metrics"]["pspi_mae"])
+
+
+@pytest.mark.parametrize("script", ["train_vitpain", "distill_vitpain", "push_model"])
+def test_scripts_refuse_a_folder_that_does_not_fit_in_one_line(trained, tmp_path, capsys, script):
+    """High 6 for the scripts that read a model folder (--init_from, --teacher, the folder to push): the heads would
+    have started random and training, distillation or the upload gone on."""
+    import importlib
+
+    dataset, folder = trained
+    model = _edited(folder, tmp_path / "model", drop="pain_heads.")
+    module = importlib.import_module(script)
+    output = tmp_path / "out"
+    if script == "push_model":
+        status = module.main([str(model), "--repo-id", "me/vitpain", "--stage-only", str(output)])
+    else:
+        flag = "--teacher" if script == "distill_vitpain" else "--init_from"
+        status = module.run_main(lambda: module.main(["--dataset", str(dataset), *TINY_MODEL, *TINY_LOOP, flag,
+                                                      str(model), "--output_dir", str(output)]), script)
+    stderr = capsys.readouterr().err
+    lines = [line for line in stderr.splitlines() if line.startswith(f"{script}:")]  # (and transformers' progress)
+    assert status in (1, 2) and len(lines) == 1 and "misses pain_heads.classifier.bias" in lines[0], stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert not output.exists()
