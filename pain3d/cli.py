@@ -210,10 +210,7 @@ def _warn_if_launched_alone() -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    import hashlib
-
     from dataset_builder.finalize import finalize_dataset_folder
-    from generation.manifest import writer_lock
     from generation.writer import generate_dataset
 
     texture_options, background_options = diffusion_options(args)
@@ -235,26 +232,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         passes=args.passes,
         image_format=args.image_format,
     )
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.audit:
         from dataset_builder.audit import INSTALL_HINT, audit_available
 
         if not audit_available():  # checked before anything is generated
             raise ConfigError(f"--audit needs the real-face models of the `audit` extra: run {INSTALL_HINT}")
-    model_path = resolve_face_model(args.face_model)
-    sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
-    rank, world_size, barrier, device = 0, 1, None, args.device
-    _warn_if_launched_alone()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by accelerate (or torchrun): one share per process
-        import torch
-        from accelerate import PartialState
 
-        state = PartialState(cpu=not torch.cuda.is_available())  # rendering needs no GPU; gloo works everywhere
-        rank, world_size, barrier = state.process_index, state.num_processes, state.wait_for_everyone
-        if device is None and state.device.type == "cuda":
-            device = str(state.device)  # diffusion models of this rank run on its own GPU
-    if config.texture == "diffusion" or config.background == "inpaint":
+    def check_diffusion(rank: int, device: str | None) -> str | None:
+        if config.texture != "diffusion" and config.background != "inpaint":
+            return device
         from generation.diffusion_models import DiffusionTextureOptions, InpaintOptions, check_models, resolve_device
 
         # a bad --device or a model that is not available fails here, before the output folder is touched
@@ -264,15 +250,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
             InpaintOptions.from_dict(config.background_options) if config.background == "inpaint" else None,
         )
         logger.info("rank %d: diffusion models run on %s", rank, device)
-    # rank 0 holds the folder for the whole run, card included: a second writer is refused, naming this one
-    with writer_lock(args.output, "pain3d generate") if rank == 0 else contextlib.nullcontext():
-        summary = generate_dataset(
-            args.output, config, model_path, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
-            rank=rank, world_size=world_size, barrier=barrier, progress=not args.quiet, face_model_sha256=sha,
-            device=device,
-        )
-        if rank == 0:
-            finalize_dataset_folder(args.output)
+        return device
+
+    rank, summary = _write_dataset(args, "pain3d generate", generate_dataset, finalize_dataset_folder, config,
+                                   prepare=check_diffusion)
     print(
         f"rank {rank}: wrote {summary['rows']} images of {summary['identities']} identities in "
         f"{summary['seconds']:.1f} s ({summary['images_per_second']:.1f} images/s) to {args.output}"
@@ -376,10 +357,35 @@ def _distributed(device: str | None = None) -> tuple[int, int, object, str | Non
     return state.process_index, state.num_processes, state.wait_for_everyone, device
 
 
-def cmd_clips(args: argparse.Namespace) -> int:
-    """Labelled pain clips: one row per clip (H.264 video, per-frame AUs, PSPI, blinks, landmarks, head pose)."""
+def _write_dataset(args: argparse.Namespace, tool: str, write, finalize, config, prepare=None) -> tuple[int, dict]:
+    """The run both `generate` and `clips` make: find the face model, take this process's share (accelerate ranks;
+    `prepare(rank, device)` may check more before the folder is touched), and on rank 0 hold the folder's writer lock
+    for the whole run, card included, so a second writer is refused naming this one. Returns (rank, summary)."""
     import hashlib
 
+    from generation.manifest import writer_lock
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    model_path = resolve_face_model(args.face_model)
+    sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    _warn_if_launched_alone()
+    rank, world_size, barrier, device = _distributed(getattr(args, "device", None))
+    if prepare is not None:
+        device = prepare(rank, device)
+    with writer_lock(args.output, tool) if rank == 0 else contextlib.nullcontext():
+        summary = write(
+            args.output, config, model_path, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
+            rank=rank, world_size=world_size, barrier=barrier, progress=not args.quiet, face_model_sha256=sha,
+            device=device,
+        )
+        if rank == 0:
+            finalize(args.output)
+    return rank, summary
+
+
+def cmd_clips(args: argparse.Namespace) -> int:
+    """Labelled pain clips: one row per clip (H.264 video, per-frame AUs, PSPI, blinks, landmarks, head pose)."""
     from dataset_builder.clip_card import finalize_clip_folder
     from generation.clips.config import ClipConfig
     from generation.clips.writer import generate_clips
@@ -389,18 +395,7 @@ def cmd_clips(args: argparse.Namespace) -> int:
         fps=args.fps, views=parse_views(args.views or "frontal"), image_size=args.image_size, seed=args.seed,
         crf=args.crf, heatmaps=args.heatmaps, identities_per_shard=args.identities_per_shard,
     )
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    model_path = resolve_face_model(args.face_model)
-    sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
-    rank, world_size, barrier, device = _distributed()
-    summary = generate_clips(
-        args.output, config, model_path, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
-        rank=rank, world_size=world_size, barrier=barrier, progress=not args.quiet, face_model_sha256=sha,
-        device=device,
-    )
-    if rank == 0:
-        finalize_clip_folder(args.output)
+    rank, summary = _write_dataset(args, "pain3d clips", generate_clips, finalize_clip_folder, config)
     print(
         f"rank {rank}: wrote {summary['clips']} clips ({summary['frames']} frames) of {summary['identities']} "
         f"identities in {summary['seconds']:.1f} s ({summary['frames_per_second']:.1f} frames/s) to {args.output}"
