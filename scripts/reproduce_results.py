@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import shutil
 import statistics
@@ -34,8 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, also when imported from tests
-
+from generation.errors import Pain3DError  # noqa: E402
 from provenance import ProvenanceError, dataset_fingerprint, git_commit, package_versions  # noqa: E402
 import results_table  # noqa: E402
 
@@ -68,8 +66,8 @@ ARMS = (
 REFERENCE = "RGB baseline"
 
 
-class ReproduceError(SystemExit):
-    """A problem the user must fix (wrong dataset folder, failed run): one line, exit status 2."""
+class ReproduceError(SystemExit, Pain3DError):
+    """A problem the user must fix (wrong dataset folder, failed run): one line, exit status 1."""
 
     def __init__(self, message: str):
         super().__init__(f"reproduce_results: {message}")

@@ -22,10 +22,12 @@ import statistics
 import sys
 from pathlib import Path
 
+from generation.errors import Pain3DError
+
 METRICS = (("pspi_mae", "test PSPI MAE"), ("pspi_pearson", "test Pearson"), ("auroc_ge3", "AUROC (PSPI >= 3)"))
 
 
-class MixedProvenanceError(SystemExit):
+class MixedProvenanceError(SystemExit, Pain3DError):
     """Runs of different code (commits) or data (dataset fingerprints) asked for in one table."""
 
 

@@ -66,18 +66,26 @@ def test_landmarks_project_and_back_project(rows):
         assert np.abs(projected[:, :2] / projected[:, 2:] - p2).max() < 0.5
         # back-projection: the depth at the landmark's pixel neighbourhood puts it back where landmarks_3d says, for
         # every visible landmark on a surface that is smooth around it (where the neighbourhood's depths span under
-        # 2.5 mm: at an outline, such as the jaw's in a frontal view or a lid's edge, the depth jumps between pixels)
+        # 2 mm: at an outline, such as the jaw's in a frontal view or a lid's edge, the depth jumps between pixels)
         depth = decode_depth(row["depth"])
         visible = np.asarray(row["landmarks_visible"])
         for k in np.nonzero(visible)[0]:
-            col, r = int(p2[k, 0]), int(p2[k, 1])
-            z = depth[max(r - 1, 0):r + 2, max(col - 1, 0):col + 2].ravel()
-            if not z.all() or np.ptp(z) > 2.5:
+            if 36 <= k <= 47 or k >= 60:  # lid margins and inner lips sit in creases, behind the lashes or lips
                 continue
-            back = np.c_[(p2[k] - K[:2, 2])[None] * z[:, None] / K[0, 0], z]
-            assert np.linalg.norm(back - p3[k], axis=1).min() < 1.0, (row["sample_id"], k)
+            col, r = int(p2[k, 0]), int(p2[k, 1])
+            z = depth[max(r - 1, 0):r + 2, max(col - 1, 0):col + 2]
+            if not z.all() or np.ptp(z) > 2.0:
+                continue
+            # the depth at the landmark itself: bilinear between the four pixel centres around it
+            x, y = p2[k] - 0.5
+            x0, y0 = int(np.floor(x)), int(np.floor(y))
+            fx, fy = x - x0, y - y0
+            z_at = ((1 - fx) * (1 - fy) * depth[y0, x0] + fx * (1 - fy) * depth[y0, x0 + 1]
+                    + (1 - fx) * fy * depth[y0 + 1, x0] + fx * fy * depth[y0 + 1, x0 + 1])
+            back = np.r_[(p2[k] - K[:2, 2]) * z_at / K[0, 0], z_at]
+            assert np.linalg.norm(back - p3[k]) < 1.0, (row["sample_id"], k, np.linalg.norm(back - p3[k]))
             checked += 1
-    assert checked >= 15 * len(table)  # about a third of all landmarks lie on smooth, visible skin
+    assert checked >= 12 * len(table)  # about a fifth of all landmarks lie on smooth, visible skin off the lids
 
 
 def test_visibility_far_jaw_hidden_in_side_views_eye_corners_seen_frontal(rows):
