@@ -171,3 +171,16 @@ def test_a_full_disk_while_finalising_leaves_no_truncated_preview(finished, tmp_
         finalize_dataset_folder(copy)
     assert not (copy / "preview.png").exists()
     assert not [p for p in copy.rglob("*.partial")]
+
+
+def test_a_folder_path_with_a_newline_keeps_the_cards_snippet_valid_python(finished, tmp_path):
+    import ast
+
+    from dataset_builder.card import write_dataset_card
+
+    odd = tmp_path / 'two\nlines "quoted"'
+    shutil.copytree(finished, odd)
+    card = write_dataset_card(odd).read_text()
+    line = next(line for line in card.splitlines() if "load_dataset(" in line and "=" in line)
+    call = ast.parse(line.strip()).body[0].value  # one line, and valid Python
+    assert call.args[0].value == str(odd)
