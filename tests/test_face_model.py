@@ -246,3 +246,12 @@ def test_an_unwritable_cache_is_one_line(tmp_path, face_model_source):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "cannot write the converted face model" in result.stderr and "PAIN3D_CACHE" in result.stderr
+
+
+def test_random_bytes_named_npz_are_not_called_python_objects(tmp_path):
+    from generation.face.model import FaceModel, FaceModelError
+
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(FaceModelError, match="is not a .npz archive"):
+        FaceModel.load(junk)

@@ -233,6 +233,12 @@ def read_face_model_arrays(path: str | Path) -> dict[str, np.ndarray]:
         "PAIN3D_FACE_MODEL) to convert it again; otherwise pass the ICT-FaceKit archive or folder instead"
     )
     try:
+        with open(cache, "rb") as handle:  # a .npz is a zip archive; anything else numpy would try as a pickle
+            if handle.read(4) != b"PK\x03\x04":
+                raise FaceModelError(f"{cache} is not a .npz archive (no zip header), so not a face model cache; {fix}")
+    except OSError:
+        pass  # reported below, as numpy meets it
+    try:
         with np.load(cache, allow_pickle=False) as data:
             missing = [key for key in _CACHE_SHAPES if key not in data.files]
             if missing:
