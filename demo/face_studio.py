@@ -5,6 +5,7 @@ demographics: the same draws, the same renderer, the same background."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -24,6 +25,7 @@ from generation.facs import EXTENDED_AUS, PAIN_AUS, validate_action_units
 from generation.pipeline import Identity, PainFaceGenerator
 from generation.views import DEFAULT_IMAGE_SIZE
 
+logger = logging.getLogger("pain3d.demo")
 VIEWS: dict[str, View] = {view.name: view for view in DEFAULT_VIEWS}
 VIEW_NUMBERS = {view.name: number for number, view in enumerate(DEFAULT_VIEWS)}
 MIN_AGE, MAX_AGE = AGE_GROUPS[0][1], AGE_GROUPS[-1][2]
@@ -157,8 +159,9 @@ class FaceStudio:
             raise ValueError(f"seed must be a non-negative integer, got {seed}")
         spec = self.generator.spec(int(seed), demographics=demographics_for(age, gender, ethnicity))
         entry = self._identities[key] = (self._gl.submit(self.generator.identity, spec).result(), {})
-        while len(self._identities) > self.max_identities:
+        while len(self._identities) > self.max_identities:  # least recently used out: memory stays bounded
             self._identities.popitem(last=False)
+        logger.info("identity cache: %d of at most %d built identities", len(self._identities), self.max_identities)
         return entry, False
 
     def render(

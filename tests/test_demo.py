@@ -416,3 +416,19 @@ def test_page_in_a_real_browser(tmp_path, request):
             browser.close()
     for name in ("demo_rig.png", "demo_estimate.png", "demo_browse.png"):
         assert Image.open(shots / name).size[0] == 1280
+
+
+def test_the_identity_cache_is_bounded_and_reports_its_size(face_model, caplog):
+    """The demo keeps at most `max_identities` built people (least recently used out) and logs its size."""
+    import logging
+
+    small = FaceStudio(face_model, image_size=64, max_identities=2)
+    try:
+        with caplog.at_level(logging.INFO, logger="pain3d.demo"):
+            for seed in range(4):
+                small.render({"AU4": 2}, seed=seed)
+        assert len(small._identities) == 2
+        assert "identity cache: 2 of at most 2 built identities" in caplog.text
+        assert small.render({"AU4": 3}, seed=3).identity_cached and not small.render({}, seed=0).identity_cached
+    finally:
+        small.close()
