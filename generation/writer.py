@@ -378,7 +378,13 @@ def _generate_dataset(
                 bar.update(1)
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(images_per_s=f"{(rows_written + len(rows)) / max(elapsed, 1e-9):.1f}")
-            write_parquet(output / shard.relative_path, _encode_classes(rows, features), schema)
+            try:  # written to `.partial` and renamed when whole: a full disk leaves no shard that looks finished
+                write_parquet(output / shard.relative_path, _encode_classes(rows, features), schema)
+            except OSError as error:
+                raise OutputError(
+                    f"cannot write {shard.relative_path} in {output} ({error.strerror or error}): free some space, "
+                    "then rerun with --resume (finished shards are kept)"
+                ) from None
             record_files(output, [shard.relative_path], tool=kind.tool)
             rows_written += len(rows)
     finally:

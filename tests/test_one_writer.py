@@ -184,3 +184,24 @@ def test_a_folder_path_with_a_newline_keeps_the_cards_snippet_valid_python(finis
     line = next(line for line in card.splitlines() if "load_dataset(" in line and "=" in line)
     call = ast.parse(line.strip()).body[0].value  # one line, and valid Python
     assert call.args[0].value == str(odd)
+
+
+def test_a_full_disk_while_writing_a_shard_is_one_line_and_leaves_no_shard(tmp_path, face_model_file, monkeypatch):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    from generation.config import GenerationConfig
+    from generation.errors import OutputError
+    from generation.writer import generate_dataset
+
+    def full_disk(self, table, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
+    config = GenerationConfig(num_identities=1, expressions_per_identity=1, image_size=48,
+                              views=GenerationConfig.__dataclass_fields__["views"].default[:1])
+    with pytest.raises(OutputError, match="No space left on device.*--resume"):
+        generate_dataset(tmp_path / "d", config, face_model_file, progress=False)
+    assert not list((tmp_path / "d" / "data").glob("*.parquet*"))
+    assert not (tmp_path / "d" / LOCK_NAME).exists()
