@@ -57,3 +57,21 @@ def renderer(face_model):
 
     with FaceRenderer(face_model, image_size=128) as r:
         yield r
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random-weight ViTPain folder (2 layers, 32 px) saved with its image processor, as `save_pretrained`
+    writes it."""
+    import torch
+
+    from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel
+
+    folder = tmp_path_factory.mktemp("tiny-model") / "vitpain-tiny"
+    backbone = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "intermediate_size": 37, "image_size": 32, "patch_size": 8}  # fmt: skip
+    torch.manual_seed(0)
+    model = ViTPainModel(ViTPainConfig(backbone_config=backbone, head_hidden_size=16, au_head_hidden_size=16))
+    model.save_pretrained(folder)
+    ViTPainImageProcessor.from_model_config(model.config).save_pretrained(folder)
+    return folder

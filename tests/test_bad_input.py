@@ -9,8 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -149,22 +147,6 @@ def test_the_card_tells_users_to_verify_after_a_download(dataset):
 
 
 # ---------------------------------------------------------------------------------------------- Medium: evaluate
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    import torch
-
-    from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel
-
-    folder = tmp_path_factory.mktemp("bad-input-model") / "vitpain-tiny"
-    backbone = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
-                "intermediate_size": 37, "image_size": 32, "patch_size": 8}  # fmt: skip
-    torch.manual_seed(0)
-    model = ViTPainModel(ViTPainConfig(backbone_config=backbone, head_hidden_size=16, au_head_hidden_size=16))
-    model.save_pretrained(folder)
-    ViTPainImageProcessor.from_model_config(model.config).save_pretrained(folder)
-    return folder
-
-
 def test_evaluate_with_a_missing_dataset_model_or_shard_says_so_in_one_line(copy, tiny_model, tmp_path):
     output = ["--output", tmp_path / "evaluation.json"]
     one_clear_error(pain3d("evaluate", "--model", tiny_model, "--dataset", tmp_path / "no-such-dataset", *output),

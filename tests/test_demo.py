@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +28,6 @@ from pain_estimator import ALIGNED_SIZE, NoFaceError, align  # noqa: E402
 
 from dataset_builder.alignment import align_photo  # noqa: E402
 from generation import pspi  # noqa: E402
-from modeling_vitpain import ViTPainConfig, ViTPainImageProcessor, ViTPainModel  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -63,18 +61,6 @@ def test_a_missing_chromium_skips_the_browser_test_unless_required(monkeypatch):
         chromium_path()
     ci = (REPO / ".ci" / "run").read_text()
     assert f"{REQUIRE_BROWSER}=1" in next(line for line in ci.splitlines() if line.startswith("export "))
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("demo-model") / "vitpain-tiny"
-    backbone = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-                "intermediate_size": 37, "image_size": 32, "patch_size": 8}  # fmt: skip
-    torch.manual_seed(0)
-    model = ViTPainModel(ViTPainConfig(backbone_config=backbone, head_hidden_size=16, au_head_hidden_size=16))
-    model.save_pretrained(folder)
-    ViTPainImageProcessor.from_model_config(model.config).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
