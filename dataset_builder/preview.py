@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
+from generation.columns import HEATMAP_UNITS_PER_MM, HEATMAP_VIEW_MAX_MM, colorize_heatmap
 from generation.manifest import replacing
-from generation.columns import HEATMAP_UNITS_PER_MM, HEATMAP_VIEW_MAX_MM, colorize_heatmap  # noqa: F401
 
 def dataset_preview_sheet(folder: str | Path, output: str | Path, max_identities: int = 6) -> Path:
     """Contact sheet of a generated dataset folder: for a few identities of different demographics, neutral /
