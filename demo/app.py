@@ -27,6 +27,8 @@ from face_studio import CLIP_FPS, CLIP_SECONDS, MAX_AGE, MIN_AGE, VIEWS, FaceStu
 from generation import ACTION_UNITS, EXTENDED_AUS, PAIN_AUS, PSPI_MAX, FaceModel  # noqa: E402
 from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS  # noqa: E402
 from generation.face.assets import resolve_face_model  # noqa: E402
+from generation.views import DEFAULT_IMAGE_SIZE  # noqa: E402
+from page_files import PageFiles  # noqa: E402
 from pain_estimator import (  # noqa: E402
     TRAIN_COMMAND, NoFaceError, PainEstimator, message_html, pspi_gauge,
 )  # fmt: skip
@@ -79,7 +81,7 @@ def _choice(name: str, value, choices) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- the three tabs
-def rig_tab(studio: FaceStudio | None, problem: str | None):
+def rig_tab(studio: FaceStudio | None, problem: str | None, files: PageFiles):
     """The Rig tab; returns (render, inputs, outputs, pain sliders) for the page-load event, or None."""
     if studio is None:
         gr.Markdown(f"**The face model is missing.** {problem}")
@@ -168,7 +170,8 @@ def rig_tab(studio: FaceStudio | None, problem: str | None):
         }
         text = f"### PSPI = {out.pspi:g} / {PSPI_MAX}\n{pspi_formula(action_units)}"
         shown = [out.passes[name] for name in ("depth", "normals", "segmentation")] if out.passes else [None] * 3
-        return out.neutral, out.pain, out.heatmap, text, labels, *shown
+        neutral, pain, heatmap, *shown = (files.image(pixels) for pixels in (out.neutral, out.pain, out.heatmap, *shown))
+        return neutral, pain, heatmap, text, labels, *shown
 
     inputs = [*(sliders[name] for name in (*PAIN_AUS, *EXTENDED_AUS)), age, gender, ethnicity, seed, view, landmarks,
               show_passes]
@@ -181,22 +184,22 @@ def rig_tab(studio: FaceStudio | None, problem: str | None):
     return render, inputs, outputs, [sliders[name] for name in PAIN_AUS]
 
 
-def clip_animation(frames, fps: int) -> str:
+def clip_animation(frames, fps: int, files: PageFiles) -> str:
     """The frames as an animated WebP file that every browser plays (the stored H.264 is 4:4:4, which many do not)."""
-    import tempfile
+    import io
 
     from PIL import Image
 
     images = [Image.fromarray(frame) for frame in frames]
-    with tempfile.NamedTemporaryFile(prefix="pain3d-clip-", suffix=".webp", delete=False) as handle:
-        images[0].save(handle, format="WEBP", save_all=True, append_images=images[1:], duration=int(1000 / fps),
-                       loop=0, quality=90)
-    return handle.name
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="WEBP", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0,
+                   quality=90)
+    return files.write(buffer.getvalue(), ".webp")
 
 
-def clip_curves(clip, title: str) -> str:
+def clip_curves(clip, title: str, files: PageFiles) -> str:
     """The clip's AU and PSPI curves (the clip card's plot) as a PNG file."""
-    import tempfile
+    import io
 
     from dataset_builder.clip_card import plot_clip_curves
 
@@ -204,12 +207,12 @@ def clip_curves(clip, title: str) -> str:
     row = {"clip_id": title, "fps": d.fps, "num_frames": d.num_frames, "pspi": d.pspi,
            "action_units": d.action_units, "episodes": [{"apex_start": e.apex_start, "apex_end": e.apex_end}
                                                         for e in d.episodes]}  # fmt: skip
-    with tempfile.NamedTemporaryFile(prefix="pain3d-curves-", suffix=".png", delete=False) as handle:
-        plot_clip_curves(row, handle.name)
-    return handle.name
+    buffer = io.BytesIO()
+    plot_clip_curves(row, buffer)
+    return files.write(buffer.getvalue(), ".png")
 
 
-def clip_tab(studio: FaceStudio | None, problem: str | None) -> None:
+def clip_tab(studio: FaceStudio | None, problem: str | None, files: PageFiles) -> None:
     """The Clip tab: a person acting pain up to a chosen apex PSPI, played on the page with its curves."""
     if studio is None:
         gr.Markdown(f"**The face model is missing.** {problem}")
@@ -259,7 +262,7 @@ def clip_tab(studio: FaceStudio | None, problem: str | None) -> None:
             "render_seconds": round(out.seconds, 3),
         }  # fmt: skip
         title = f"seed {int(seed)}, apex PSPI {int(apex_pspi)}"
-        return clip_animation(out.frames, d.fps), clip_curves(out, title), labels
+        return clip_animation(out.frames, d.fps, files), clip_curves(out, title, files), labels
 
     button.click(clip, [apex, age, gender, ethnicity, seed, view], [animation, curves, labels_out], api_name="clip",
                  concurrency_limit=1, preprocess=False)
@@ -421,6 +424,7 @@ def browse_tab(default_folder: str | None, gallery_size: int = 12, root: str | N
 def build_demo(studio: FaceStudio | None, estimator: PainEstimator | None, dataset: str | None = None,
                face_problem: str | None = None, model_problem: str | None = None,
                dataset_root: str | None = None) -> gr.Blocks:  # fmt: skip
+    files = PageFiles()  # what the page shows, written whole before it can be fetched
     with gr.Blocks(title="3DPain: synthetic pain faces and ViTPain") as demo:
         gr.Markdown(
             "# 3DPain\nSynthetic pain faces with exact FACS labels, and ViTPain, a pain-estimation Vision "
@@ -429,9 +433,9 @@ def build_demo(studio: FaceStudio | None, estimator: PainEstimator | None, datas
         )
         with gr.Tabs():
             with gr.Tab("Rig a pain face", id="rig"):
-                rig = rig_tab(studio, face_problem)
+                rig = rig_tab(studio, face_problem, files)
             with gr.Tab("Clip", id="clip"):
-                clip_tab(studio, face_problem)
+                clip_tab(studio, face_problem, files)
             with gr.Tab("Estimate pain", id="estimate"):
                 estimate_tab(estimator, model_problem)
             with gr.Tab("Browse a dataset", id="browse"):
@@ -464,7 +468,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="also let the Browse tab open dataset folders under DIR (default: none)")
     parser.add_argument("--face-model", metavar="PATH", help="ICT-FaceKit archive or folder (default: "
                         "$PAIN3D_FACE_MODEL, the cache, then a download)")
-    parser.add_argument("--image-size", type=int, default=256, help="render size in pixels (default 256)")
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
+                        help=f"render size in pixels (default {DEFAULT_IMAGE_SIZE})")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; 0.0.0.0 on Spaces)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs a network)")

@@ -316,7 +316,19 @@ def _evaluation_sentence(evaluation: dict[str, Any], dataset_name: str, dataset_
     if evaluation.get("protocol"):
         details.append(str(evaluation["protocol"]))
     where = dataset_name if dataset_name == dataset_id else f"{dataset_name} (`{dataset_id}`)"
-    return f"Evaluated on {where}, {', '.join(details)}."
+    return f"Evaluated on {where}, {', '.join(details)}.{_provenance_sentence(evaluation.get('provenance'))}"
+
+
+def _provenance_sentence(origin: Any) -> str:
+    """Where the numbers come from, as the training scripts record it (`evaluation["provenance"]`): the project's
+    commit, whether its tree had uncommitted changes, and the dataset's fingerprint."""
+    if not isinstance(origin, dict) or not (origin.get("commit") or origin.get("dataset_fingerprint")):
+        return ""
+    commit = f"`{str(origin['commit'])[:12]}`" if origin.get("commit") else "an unrecorded commit"
+    changes = " with uncommitted changes" if origin.get("dirty") else ""
+    fingerprint = origin.get("dataset_fingerprint")
+    data = f"the dataset with fingerprint `{str(fingerprint)[:12]}`" if fingerprint else "an unfingerprinted dataset"
+    return f" Trained and evaluated by 3DPain's code at commit {commit}{changes}, on {data}."
 
 
 def _join(items: list[str]) -> str:

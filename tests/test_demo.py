@@ -24,6 +24,7 @@ sys.path.insert(0, str(DEMO))
 
 from dataset_browser import DatasetBrowser  # noqa: E402
 from face_studio import FaceStudio, heatmap_with_colorbar, pspi_formula  # noqa: E402
+from page_files import PageFiles  # noqa: E402
 from pain_estimator import ALIGNED_SIZE, NoFaceError, align  # noqa: E402
 
 from dataset_builder.alignment import align_photo  # noqa: E402
@@ -398,10 +399,39 @@ def test_page_in_a_real_browser(tmp_path, request):
                 "() => [...document.querySelectorAll('#dataset-gallery img')].every(i => i.complete && i.naturalWidth)"
             )
             save_screenshot(page, shots / "demo_browse.png")
+
+            page.get_by_role("tab", name="Clip", exact=True).click()
+            page.locator("#clip-render").click()
+            expect(page.locator("#clip-curves img")).to_be_visible(timeout=120_000)
+            animation = Image.open(io.BytesIO(page.request.get(
+                page.locator("#clip-animation img").get_attribute("src")).body()))  # fmt: skip
+            assert animation.format == "WEBP" and animation.n_frames > 10  # it plays on the page
+            expect(page.get_by_text("processing")).to_have_count(0, timeout=30_000)
+            save_screenshot(page, shots / "demo_clip.png")
         finally:
             browser.close()
-    for name in ("demo_rig.png", "demo_estimate.png", "demo_browse.png"):
+    for name in ("demo_rig.png", "demo_estimate.png", "demo_browse.png", "demo_clip.png"):
         assert Image.open(shots / name).size[0] == 1280
+
+
+def test_page_files_are_written_once_whole_and_pruned():
+    """The same image twice is one file left untouched (Gradio rewrites its cached copy in place, and a page fetching
+    it meanwhile read a truncated PNG in CI); files are whole, and only the newest `keep` stay."""
+    files = PageFiles(keep=3)
+    try:
+        pixels = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+        first = Path(files.image(pixels))
+        written = first.stat().st_ino
+        assert files.image(pixels.copy()) == str(first) and first.stat().st_ino == written
+        np.testing.assert_array_equal(np.asarray(Image.open(first)), pixels)
+        assert files.image(None) is None
+        for value in range(4):
+            files.write(bytes([value]) * 10, ".bin")
+            time.sleep(0.01)  # distinct modification times
+        kept = sorted(p.name for p in files.folder.iterdir())
+        assert len(kept) == 3 and first.name not in kept and not any(name.startswith(".") for name in kept)
+    finally:
+        shutil.rmtree(files.folder)
 
 
 def test_the_identity_cache_is_bounded_and_reports_its_size(face_model, caplog):

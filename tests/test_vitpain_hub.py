@@ -106,6 +106,17 @@ def test_card_fills_model_index_from_the_evaluation():
     assert "LoRA (rank 8" in text and "AU4, AU6, AU7, AU9, AU10, AU43" in text
 
 
+def test_card_names_the_provenance_of_its_numbers():
+    """The card says which code and data its numbers come from, as the training scripts record them."""
+    origin = {"commit": "2595d52aa1b2c3d4e5f6", "dirty": True, "dataset_fingerprint": "6f32923a0423" + "0" * 52}
+    text = fill_model_card({**EVALUATION, "provenance": origin}, tiny_config(), "me/vitpain", template_path=TEMPLATE)
+    assert "at commit `2595d52aa1b2` with uncommitted changes, on the dataset with fingerprint `6f32923a0423`" in text
+    clean = fill_model_card({**EVALUATION, "provenance": {**origin, "dirty": False}}, tiny_config(), "me/vitpain",
+                            template_path=TEMPLATE)  # fmt: skip
+    assert "at commit `2595d52aa1b2`, on the dataset" in clean
+    assert "commit" not in fill_model_card(EVALUATION, tiny_config(), "me/vitpain", template_path=TEMPLATE)
+
+
 def test_card_reads_what_the_metrics_module_writes():
     from dataset_builder import PAIN_METRICS_PATH as module_path
 
