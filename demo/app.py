@@ -21,6 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, also when imported from elsewhere
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 
 from dataset_browser import ANY, DatasetFolderError, DatasetFolders  # noqa: E402
 from face_studio import CLIP_FPS, CLIP_SECONDS, MAX_AGE, MIN_AGE, VIEWS, FaceStudio, pspi_formula  # noqa: E402
@@ -268,7 +269,7 @@ def clip_tab(studio: FaceStudio | None, problem: str | None, files: PageFiles) -
                  concurrency_limit=1, preprocess=False)
 
 
-def estimate_tab(estimator: PainEstimator | None, problem: str | None) -> None:
+def estimate_tab(estimator: PainEstimator | None, problem: str | None, files: PageFiles) -> None:
     if estimator is None:
         gr.Markdown(
             f"{problem + ' ' if problem else ''}**No ViTPain model is loaded.** Start the demo with "
@@ -322,8 +323,8 @@ def estimate_tab(estimator: PainEstimator | None, problem: str | None) -> None:
             pspi_gauge(out.pspi) + notes,
             out.pain_probability,
             au_bars_html(out.action_units),
-            out.face,
-            out.attention_maps,
+            files.image(np.asarray(out.face.convert("RGB"))),
+            [(files.image(np.asarray(image.convert("RGB"))), label) for image, label in out.attention_maps],
             out.as_dict(),
         )
 
@@ -437,7 +438,7 @@ def build_demo(studio: FaceStudio | None, estimator: PainEstimator | None, datas
             with gr.Tab("Clip", id="clip"):
                 clip_tab(studio, face_problem, files)
             with gr.Tab("Estimate pain", id="estimate"):
-                estimate_tab(estimator, model_problem)
+                estimate_tab(estimator, model_problem, files)
             with gr.Tab("Browse a dataset", id="browse"):
                 browse = browse_tab(dataset, root=dataset_root)
         if rig is not None:
