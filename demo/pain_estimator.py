@@ -11,9 +11,11 @@ import numpy as np
 from PIL import Image
 
 import modeling_vitpain  # noqa: F401  (registers ViTPain and the pain-estimation task)
-from dataset_builder.alignment import FaceNotFoundError, align_photo
+from modeling_vitpain.image_processing_vitpain import ALIGNED_FILL
+from dataset_builder.alignment import FaceNotFoundError, align_photo, detect_landmarks
 from generation.columns import colorize_heatmap
 from generation.errors import Pain3DError
+from generation.views import DEFAULT_IMAGE_SIZE
 
 TRAIN_COMMAND = (
     "pain3d generate --output 3dpain-250 --num-identities 250 --image-size 112 --workers 2\n"
@@ -21,7 +23,7 @@ TRAIN_COMMAND = (
     "--output_dir exp/rgb\n"
     "python demo/app.py --model exp/rgb"
 )
-ALIGNED_SIZE = 256  # the generator's image size; the model's image processor resizes from here
+ALIGNED_SIZE = DEFAULT_IMAGE_SIZE  # photos are framed like the generator's renders; the processor resizes or crops
 
 
 class NoFaceError(Pain3DError, ValueError):
@@ -80,19 +82,40 @@ class PainEstimator:
         neutral = "needs a neutral photo of the same person" if self.config.use_neutral_reference else "one photo"
         return f"Model: `{self.source}` ({self.config.backbone_type}, {self.config.image_size} px, {neutral})."
 
-    def _face(self, photo: Image.Image, is_crop: bool, role: str, notes: list[str]) -> Image.Image:
+    @property
+    def needs_landmarks(self) -> bool:
+        """A model trained on the aligned face crop: its processor cuts the face out by the 68 landmarks."""
+        return getattr(self.pipeline.image_processor, "face_crop", "none") == "aligned"
+
+    def _face(self, photo: Image.Image, is_crop: bool, role: str, notes: list[str]):
+        """(the face framed like the renders, its 68 landmarks in that image or None when the model needs none)."""
         photo = photo.convert("RGB")
-        if is_crop:
-            return photo
+        if is_crop and not self.needs_landmarks:
+            return photo, None
         try:
-            face = align(photo)
-        except NoFaceError as error:
+            if is_crop:  # framed already: only the landmarks the aligned crop is cut by
+                return photo, detect_landmarks(photo)
+            aligned = align_photo(photo, size=ALIGNED_SIZE)
+        except FaceNotFoundError as error:
             raise NoFaceError(f"{role}: {error}") from None
         except ImportError as error:  # dlib or its landmark model is missing
+            if self.needs_landmarks:
+                raise ValueError(f"{role}: this model reads the aligned face crop, cut by the face's landmarks, and "
+                                 f"finding them needs dlib ({error}).") from None  # fmt: skip
             notes.append(f"{role}: used as it is, no face detection ({error}).")
-            return photo
+            return photo, None
         notes.append(f"{role}: face detected and aligned to the synthetic framing.")
-        return face
+        return aligned.image, (aligned.landmarks if self.needs_landmarks else None)
+
+    def _seen(self, face: Image.Image, landmarks) -> Image.Image:
+        """What the model saw: the face, or its aligned crop (the processor's own, at the model's size)."""
+        if landmarks is None:
+            return face
+        import torch
+
+        pixels = torch.from_numpy(np.asarray(face, np.float32).transpose(2, 0, 1) / 255.0)
+        crop = self.pipeline.image_processor.aligned_crop(pixels, landmarks, fill=ALIGNED_FILL)
+        return Image.fromarray((crop.numpy().transpose(1, 2, 0) * 255).round().clip(0, 255).astype(np.uint8))
 
     def __call__(self, photo: Image.Image, neutral_photo: Image.Image | None = None, is_crop: bool = False) -> Estimate:
         import torch
@@ -107,20 +130,24 @@ class PainEstimator:
         if not self.config.use_neutral_reference and neutral_photo is not None:
             notes.append("This model does not use a neutral photo; it was ignored.")
             neutral_photo = None
-        face = self._face(photo, is_crop, "Photo", notes)
-        neutral_face = self._face(neutral_photo, is_crop, "Neutral photo", notes) if neutral_photo is not None else None
-        inputs = {"image": face} if neutral_face is None else {"image": face, "neutral_image": neutral_face}
+        face, landmarks = self._face(photo, is_crop, "Photo", notes)
+        inputs = {"image": face, "landmarks": landmarks}
+        if neutral_photo is not None:
+            inputs["neutral_image"], inputs["neutral_landmarks"] = self._face(neutral_photo, is_crop, "Neutral photo",
+                                                                              notes)  # fmt: skip
         model_inputs = self.pipeline.preprocess(inputs)  # the pipeline's own steps, so numbers match pipeline(...)
         with torch.inference_mode():
             outputs = self.pipeline.model(**model_inputs)
         result = self.pipeline.postprocess(outputs)
+        face = self._seen(face, landmarks)
         maps = attention_overlays(face, outputs.au_attentions[0].float().numpy(), result["action_units"])
         return Estimate(
             pspi=result["pspi"],
             action_units=result["action_units"],
             pain_probability=result["pain_probability"],
             face=face,
-            neutral_face=neutral_face,
+            neutral_face=(self._seen(inputs["neutral_image"], inputs["neutral_landmarks"])
+                          if neutral_photo is not None else None),  # fmt: skip
             attention_maps=maps,
             notes=notes,
         )

@@ -25,7 +25,7 @@ sys.path.insert(0, str(DEMO))
 from dataset_browser import DatasetBrowser  # noqa: E402
 from face_studio import FaceStudio, heatmap_with_colorbar, pspi_formula  # noqa: E402
 from page_files import PageFiles  # noqa: E402
-from pain_estimator import ALIGNED_SIZE, NoFaceError, align  # noqa: E402
+from pain_estimator import ALIGNED_SIZE, NoFaceError, PainEstimator, align  # noqa: E402
 
 from dataset_builder.alignment import align_photo  # noqa: E402
 from generation import pspi  # noqa: E402
@@ -142,6 +142,32 @@ def test_photos_are_aligned_or_refused_with_a_message(studio):
     np.testing.assert_allclose(again.matrix[:, 2], 0, atol=0.025 * ALIGNED_SIZE)  # no shift beyond 2.5%
     with pytest.raises(NoFaceError, match="No face found.*already a face crop"):
         align(Image.new("RGB", (200, 200), (120, 120, 120)))
+
+
+def test_a_model_of_the_aligned_crop_gets_the_crop_it_was_trained_on(studio, tiny_model, tmp_path):
+    """The Estimate engine feeds an aligned-crop model (face_crop="aligned") the photo's landmarks, from detection or,
+    for a face crop, from the landmark model alone; the pipeline cuts the crop, and that crop is what the page shows."""
+    from transformers import pipeline
+
+    from modeling_vitpain import ViTPainImageProcessor
+
+    folder = tmp_path / "aligned-model"
+    shutil.copytree(tiny_model, folder)
+    processor = ViTPainImageProcessor.from_pretrained(folder, face_crop="aligned")
+    processor.save_pretrained(folder)
+    estimator = PainEstimator(str(folder))
+    assert estimator.needs_landmarks
+    out = studio.render({"AU4": 3, "AU7": 2}, seed=11)
+    photo = Image.fromarray(out.pain)
+    framed = align_photo(photo, size=ALIGNED_SIZE)
+    expected = pipeline("pain-estimation", model=str(folder))({"image": framed.image, "landmarks": framed.landmarks})
+    for is_crop in (False, True):
+        estimate = estimator(photo, is_crop=is_crop)
+        assert estimate.face.size == (32, 32)  # the model's own aligned crop, not the 256 px framing
+        if not is_crop:
+            assert estimate.pspi == pytest.approx(expected["pspi"], abs=1e-5)
+    with pytest.raises(ValueError, match="landmarks"):
+        pipeline("pain-estimation", model=str(folder))(framed.image)  # without them: one line saying what to pass
 
 
 def test_dataset_browser_filters_and_reads_rows(small_dataset):
