@@ -19,8 +19,8 @@ model is trained and evaluated on exactly what `pipeline("pain-estimation")` fee
 transform resizes with PIL and normalises with the `image_mean` / `image_std` it is given: there is no default, as
 the statistics belong to the model that reads the tensors. The data side never imports the model side: any object
 with the processor's attributes works. A processor with `face_crop="aligned"` also owns the face crop: each row's
-image, neutral image and heatmap are cut by `landmarks_2d` (the neutral and heatmap with the image's landmarks: the
-same camera and head pose), before the augmentation, exactly as the pipeline cuts a photo from its landmarks.
+image, neutral image and heatmap are cut by `landmarks_2d` (UNBC rows: `landmarks_aam`; the neutral and heatmap with
+the image's landmarks: the same camera and head pose), before the augmentation, exactly as the pipeline cuts a photo from its landmarks.
 
 Augmentations (train=True) follow the field's recipe (those of the official 3D-Pain loader): horizontal flip,
 small rotation, translation/scale, colour jitter and Gaussian blur. One geometric warp per sample is applied to
@@ -57,7 +57,10 @@ from .integrity import check_labels
 
 # Columns a training batch needs; `pain_dataloader` reads only these.
 TRAINING_COLUMNS = ("image", "neutral_image", "heatmap", "identity_id", "view", "action_units", "pspi", "sample_id",
-                    "landmarks_2d")
+                    "landmarks_2d", "landmarks_aam")
+# Landmarks the aligned face crop is cut by, first found first: the generated rows' 68 points, else the UNBC archive's
+# 66 AAM points (in the pixels of `load_unbc`'s images; the crop's anchors, eyes and mouth corners, are among 0-59).
+CROP_LANDMARKS = ("landmarks_2d", "landmarks_aam")
 # View labels that trade places under a horizontal flip.
 MIRRORED_VIEWS = (("left", "right"),)
 
@@ -216,8 +219,9 @@ class PainTransform:
         if self.face_crop is None:
             return {}
         if landmarks is None:
-            raise ValueError("the image processor crops faces (face_crop='aligned') but the row has no landmarks_2d: "
-                             "use a dataset with the landmarks_2d column, or a processor with face_crop='none'")
+            raise ValueError("the image processor crops faces (face_crop='aligned') but the row has no landmarks_2d "
+                             "(or UNBC's landmarks_aam): use a dataset with landmarks, or a processor with "
+                             "face_crop='none'")
         return {"landmarks": landmarks}
 
     def _rgb_into(self, value: Any, out: torch.Tensor, landmarks: Any = None) -> bool:
@@ -316,7 +320,7 @@ class PainTransform:
         size = self.image_size
         identities = batch.get("identity_id")
         views = batch.get("view")
-        landmarks = batch.get("landmarks_2d") or [None] * n
+        landmarks = next((batch[name] for name in CROP_LANDMARKS if batch.get(name)), [None] * n)
         neutral_column = batch.get("neutral_image") or [None] * n
         heatmap_column = batch.get("heatmap") or [None] * n
         with_heatmaps = any(value is not None for value in heatmap_column)

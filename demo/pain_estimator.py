@@ -19,7 +19,7 @@ from generation.views import DEFAULT_IMAGE_SIZE
 
 TRAIN_COMMAND = (
     "pain3d generate --output 3dpain-250 --num-identities 250 --image-size 112 --workers 2\n"
-    "python scripts/train_vitpain.py --dataset 3dpain-250 --modality rgb --use_neutral_reference "
+    "python scripts/train_vitpain.py --dataset 3dpain-250 --modality rgb --use_neutral_reference --face_crop aligned "
     "--output_dir exp/rgb\n"
     "python demo/app.py --model exp/rgb"
 )

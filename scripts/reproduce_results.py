@@ -303,8 +303,9 @@ def parse_args(argv: list[str] | None):
                         help="run each arm as `python script` or `accelerate launch script`")
     parser.add_argument("--launcher-args", help=f"accelerate launch flags (default '{ACCELERATE_DEFAULT}'; on GPUs "
                         "e.g. '--multi_gpu --num_processes 4')")
-    parser.add_argument("--face-crops", nargs="+", choices=FACE_CROPS, default=["none"],
-                        help="face crops to report, one table each: none (whole renders) and/or aligned")
+    parser.add_argument("--face-crops", nargs="+", choices=FACE_CROPS, default=["aligned"],
+                        help="face crops to report, one table each: aligned (the recipe's, the crop real photos get; "
+                        "default) and/or none (whole renders)")
     parser.add_argument("--max-steps", type=int, default=COMMON["max_steps"], help="training steps per arm")
     parser.add_argument("--eval-steps", type=int, help="steps between validations (default min(100, max steps))")
     parser.add_argument("--train-args", default="", help="more flags for every arm, after COMMON (they win), e.g. "

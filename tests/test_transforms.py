@@ -192,3 +192,24 @@ def test_normalisation_is_the_models_or_explicit(dataset):
     batch = transform(dataset.with_format(None)[0:2])
     expected = processor(dataset[0:2]["image"], return_tensors="pt")["pixel_values"]
     assert torch.allclose(batch["pixel_values"], expected, atol=1e-6)
+
+
+def test_the_aligned_crop_reads_unbc_aam_landmarks_where_rows_have_no_landmarks_2d():
+    """UNBC rows carry the archive's 66 AAM points (`landmarks_aam`), not `landmarks_2d`: an aligned-crop model
+    fine-tuned on them is cut by those, exactly as by the same points given as `landmarks_2d`."""
+    from modeling_vitpain import ViTPainImageProcessor
+
+    processor = ViTPainImageProcessor(size=SIZE, face_crop="aligned", image_mean=MEAN, image_std=STD)
+    rows = make_rows(2)
+    points = [[[4.0 + 0.2 * k, 6.0 + 0.1 * (k % 7)] for k in range(66)] for _ in range(2)]
+    for k, (x, y) in {36: (6, 9), 39: (10, 9), 42: (14, 9), 45: (18, 9), 48: (9, 17), 54: (15, 17)}.items():
+        for row in points:
+            row[k] = [float(x), float(y)]
+    transform = PainTransform(SIZE, image_processor=processor, **STATS)
+    by_2d = transform({**rows, "landmarks_2d": points})
+    by_aam = transform({**{k: v for k, v in rows.items() if k != "landmarks_2d"}, "landmarks_aam": points})
+    torch.testing.assert_close(by_aam["pixel_values"], by_2d["pixel_values"])
+    assert not torch.equal(by_2d["pixel_values"], transform(make_rows(2) | {"landmarks_2d": [
+        [[x + 2, y] for x, y in row] for row in points]})["pixel_values"])  # the landmarks do move the crop
+    with pytest.raises(ValueError, match="landmarks_aam"):
+        transform(make_rows(2))
