@@ -312,8 +312,10 @@ def estimate_tab(estimator: PainEstimator | None, problem: str | None, files: Pa
         if estimator is None:
             raise gr.Error(f"No ViTPain model is loaded: start the demo with --model DIR_OR_ID. To train one: "
                            f"{TRAIN_COMMAND}")  # fmt: skip
+        if not isinstance(face_crop, bool):
+            raise gr.Error(f"face_crop must be true or false, got {str(face_crop)[:40]!r}")
         try:
-            out = estimator(image, neutral_image, is_crop=bool(face_crop))
+            out = estimator(image, neutral_image, is_crop=face_crop)
         except NoFaceError as error:
             return message_html(str(error), "warning"), None, "", None, [], {"error": str(error)}
         except ValueError as error:

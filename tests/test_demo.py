@@ -352,6 +352,9 @@ def test_every_endpoint_checks_its_inputs_on_the_server(demo_server):
     for bad, words in ((17, "apex_pspi must be a number"), (2.5, "apex_pspi must be a whole number")):
         answer = queue_call(demo_server, clip, [bad, 58, "female", "East Asian", 2, "frontal"])
         assert not answer["success"] and words in json.dumps(answer), json.dumps(answer)[:2000]
+    estimate = next(i for i, e in enumerate(events) if e.get("api_name") == "estimate")
+    answer = queue_call(demo_server, estimate, [None, None, "yes"])
+    assert not answer["success"] and "face_crop must be true or false" in json.dumps(answer), json.dumps(answer)[:2000]
 
 
 def save_screenshot(page, path: Path) -> None:
