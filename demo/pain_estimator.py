@@ -12,7 +12,7 @@ from PIL import Image
 
 import modeling_vitpain  # noqa: F401  (registers ViTPain and the pain-estimation task)
 from modeling_vitpain.image_processing_vitpain import ALIGNED_FILL
-from dataset_builder.alignment import FaceNotFoundError, align_photo, detect_landmarks
+from dataset_builder.alignment import AlignedFace, FaceNotFoundError, align_photo, detect_landmarks
 from generation.columns import colorize_heatmap
 from generation.errors import Pain3DError
 from generation.views import DEFAULT_IMAGE_SIZE
@@ -33,8 +33,15 @@ class NoFaceError(Pain3DError, ValueError):
 def align(photo: Image.Image) -> Image.Image:
     """The face of a photo found (dlib's HOG detector and 68-point model) and aligned to the framing of the renders
     by `dataset_builder.align_photo`; NoFaceError with what to do when there is none."""
+    return aligned_face(photo).image
+
+
+def aligned_face(photo: Image.Image, is_crop: bool = False) -> AlignedFace:
+    """`align`, keeping the 68 landmarks in the aligned image; a face crop (`is_crop`) is only searched for them."""
     try:
-        return align_photo(photo, size=ALIGNED_SIZE).image
+        if is_crop:
+            return AlignedFace(photo, detect_landmarks(photo), np.array([[1.0, 0, 0], [0, 1.0, 0]]))
+        return align_photo(photo, size=ALIGNED_SIZE)
     except FaceNotFoundError as error:
         raise NoFaceError(
             f"No face found in the photo ({error}). Use a photo with one face, seen from the front and well lit, "
@@ -93,10 +100,8 @@ class PainEstimator:
         if is_crop and not self.needs_landmarks:
             return photo, None
         try:
-            if is_crop:  # framed already: only the landmarks the aligned crop is cut by
-                return photo, detect_landmarks(photo)
-            aligned = align_photo(photo, size=ALIGNED_SIZE)
-        except FaceNotFoundError as error:
+            aligned = aligned_face(photo, is_crop)  # a face crop is framed already: only its landmarks are needed
+        except NoFaceError as error:
             raise NoFaceError(f"{role}: {error}") from None
         except ImportError as error:  # dlib or its landmark model is missing
             if self.needs_landmarks:
@@ -104,7 +109,8 @@ class PainEstimator:
                                  f"finding them needs dlib ({error}).") from None  # fmt: skip
             notes.append(f"{role}: used as it is, no face detection ({error}).")
             return photo, None
-        notes.append(f"{role}: face detected and aligned to the synthetic framing.")
+        if not is_crop:
+            notes.append(f"{role}: face detected and aligned to the synthetic framing.")
         return aligned.image, (aligned.landmarks if self.needs_landmarks else None)
 
     def _seen(self, face: Image.Image, landmarks) -> Image.Image:
