@@ -20,7 +20,8 @@ transform resizes with PIL and normalises with the `image_mean` / `image_std` it
 the statistics belong to the model that reads the tensors. The data side never imports the model side: any object
 with the processor's attributes works. A processor with `face_crop="aligned"` also owns the face crop: each row's
 image, neutral image and heatmap are cut by `landmarks_2d` (UNBC rows: `landmarks_aam`; the neutral and heatmap with
-the image's landmarks: the same camera and head pose), before the augmentation, exactly as the pipeline cuts a photo from its landmarks.
+the image's landmarks: the same camera and head pose), before the augmentation, exactly as the pipeline cuts a photo
+from its landmarks.
 
 Augmentations (train=True) follow the field's recipe (those of the official 3D-Pain loader): horizontal flip,
 small rotation, translation/scale, colour jitter and Gaussian blur. One geometric warp per sample is applied to

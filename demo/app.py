@@ -21,7 +21,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, also when imported from elsewhere
 
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 
 from dataset_browser import ANY, DatasetFolderError, DatasetFolders  # noqa: E402
 from face_studio import CLIP_FPS, CLIP_SECONDS, MAX_AGE, MIN_AGE, VIEWS, FaceStudio, pspi_formula  # noqa: E402
@@ -171,7 +170,8 @@ def rig_tab(studio: FaceStudio | None, problem: str | None, files: PageFiles):
         }
         text = f"### PSPI = {out.pspi:g} / {PSPI_MAX}\n{pspi_formula(action_units)}"
         shown = [out.passes[name] for name in ("depth", "normals", "segmentation")] if out.passes else [None] * 3
-        neutral, pain, heatmap, *shown = (files.image(pixels) for pixels in (out.neutral, out.pain, out.heatmap, *shown))
+        images = (files.image(pixels) for pixels in (out.neutral, out.pain, out.heatmap, *shown))
+        neutral, pain, heatmap, *shown = images
         return neutral, pain, heatmap, text, labels, *shown
 
     inputs = [*(sliders[name] for name in (*PAIN_AUS, *EXTENDED_AUS)), age, gender, ethnicity, seed, view, landmarks,
@@ -325,8 +325,8 @@ def estimate_tab(estimator: PainEstimator | None, problem: str | None, files: Pa
             pspi_gauge(out.pspi) + notes,
             out.pain_probability,
             au_bars_html(out.action_units),
-            files.image(np.asarray(out.face.convert("RGB"))),
-            [(files.image(np.asarray(image.convert("RGB"))), label) for image, label in out.attention_maps],
+            files.image(out.face),
+            [(files.image(image), label) for image, label in out.attention_maps],
             out.as_dict(),
         )
 

@@ -42,17 +42,20 @@ class PageFiles:
             self._prune()
         return str(path)
 
-    def image(self, pixels: np.ndarray | None) -> str | None:
-        """An RGB array as a PNG file (None stays None: an empty image on the page)."""
-        if pixels is None:
+    def image(self, picture) -> str | None:
+        """An RGB array or PIL image as a PNG file (None stays None: an empty image on the page)."""
+        if picture is None:
             return None
         from PIL import Image
 
+        if not isinstance(picture, Image.Image):
+            picture = Image.fromarray(np.asarray(picture, dtype=np.uint8))
         buffer = io.BytesIO()
-        Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
+        picture.save(buffer, format="PNG")
         return self.write(buffer.getvalue(), ".png")
 
     def _prune(self) -> None:
-        files = sorted((p for p in self.folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
+        files = [path for path in self.folder.iterdir() if not path.name.startswith(".")]  # not a file being written
+        files.sort(key=lambda path: path.stat().st_mtime)
         for stale in files[: max(len(files) - self.keep, 0)]:
             stale.unlink(missing_ok=True)
