@@ -65,7 +65,7 @@ def variant_spec(name: str, spec, reference, face_model, seed: int):
     if name == "no-sag":
         return replace(spec, appearance=replace(a, sag_mm=0.0))
     if name == "young-skin":
-        return replace(spec, appearance=replace(a, age_factor=0.0))
+        return replace(spec, appearance=replace(a, age_factor=0.0, skin_age=0.0))
     if name in PARTS:
         return replace(spec, appearance=replace(a, **{f: getattr(reference.appearance, f) for f in PARTS[name]}))
     if name == "same-light":

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from generation.demographics import AGE_GROUP_NAMES, ETHNICITIES, GENDERS, identity_demographics
 from generation.pipeline import GenerationConfig, PainFaceGenerator, identity_spec
@@ -25,8 +26,8 @@ def generator(face_model, renderer):
 
 def test_skin_relief_is_seeded_and_shades_old_faces_more(generator, face_model):
     spec = identity_spec(generator.config, face_model, 0)
-    young = replace(spec.appearance, age_factor=0.0)
-    old = replace(spec.appearance, age_factor=1.0)
+    young = replace(spec.appearance, age_factor=0.0, skin_age=0.0)
+    old = replace(spec.appearance, age_factor=1.0, skin_age=1.0)
     rng = lambda seed=0: np.random.default_rng(seed)  # noqa: E731
     young_texture, old_texture = generator.texturer(young, rng()), generator.texturer(old, rng())
     assert np.array_equal(old_texture.normal, generator.texturer(old, rng()).normal)
@@ -41,22 +42,47 @@ def test_skin_relief_is_seeded_and_shades_old_faces_more(generator, face_model):
     assert difference[with_relief.mask].mean() > 1.0  # the wrinkles catch the light: shading, not paint
 
 
+def test_one_age_model_sets_the_wrinkles_painted_lines_and_sag(generator, face_model):
+    """The skin's age (the age factor times the person's ageing rate) sets the sag and every wrinkle's depth, and the
+    painted lines are the relief's own: where the albedo darkens, the normal map creases too."""
+    from generation.sampling.appearance import AGEING_RATE_SPREAD, LINE_FAMILIES, sample_appearance
+
+    for index in range(40):
+        demographics = identity_demographics(0, index)
+        a = sample_appearance(demographics, np.random.default_rng(index))
+        assert a.sag_mm == pytest.approx(12.0 * a.skin_age**1.5)
+        assert (1 - AGEING_RATE_SPREAD) * a.age_factor - 1e-9 <= a.skin_age <= min(1.0, (1 + AGEING_RATE_SPREAD) * a.age_factor) + 1e-9
+        assert len(a.line_depths) == len(LINE_FAMILIES) and np.mean(a.line_depths) == pytest.approx(1.0)
+    spec = identity_spec(generator.config, face_model, 0)
+    old = replace(spec.appearance, age_factor=1.0, skin_age=1.0)
+    unlined = replace(old, line_depths=(0.0,) * len(LINE_FAMILIES))
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    lined_texture, unlined_texture = generator.texturer(old, rng()), generator.texturer(unlined, rng())
+    darker = (unlined_texture.albedo.astype(int) - lined_texture.albedo.astype(int)).sum(axis=-1) > 6
+    creased = np.abs(unlined_texture.normal.astype(int) - lined_texture.normal.astype(int)).sum(axis=-1) > 2
+    assert darker.sum() > 500
+    near_a_crease = ndimage.binary_dilation(creased, iterations=2)
+    assert near_a_crease[darker].mean() > 0.95  # painted only where the relief has a line
+    assert darker[creased].mean() > 0.1  # the fine lines among them (the folds and bags are left to the shading)
+
+
 def test_old_skin_has_fine_lines_on_the_cheeks_and_over_the_upper_lip_only(generator):
     from generation.texture.procedural import fine_lines
 
     texturer = generator.texturer
     pos, lm, masks = np.nan_to_num(texturer.atlas.position), texturer.landmarks, texturer._masks
     x, y = pos[..., 0], pos[..., 1]
-    assert not fine_lines(masks, pos, lm, 0.0, np.random.default_rng(0)).any()  # young skin has none
-    old = fine_lines(masks, pos, lm, 1.0, np.random.default_rng(0))
-    assert np.array_equal(old, fine_lines(masks, pos, lm, 1.0, np.random.default_rng(0)))  # seeded
-    assert not np.array_equal(old, fine_lines(masks, pos, lm, 1.0, np.random.default_rng(1)))
+    depth = {"cheek": 1.0, "upper_lip": 1.0}
+    assert not fine_lines(masks, pos, lm, 0.0, depth, np.random.default_rng(0)).any()  # young skin has none
+    old = fine_lines(masks, pos, lm, 1.0, depth, np.random.default_rng(0))
+    assert np.array_equal(old, fine_lines(masks, pos, lm, 1.0, depth, np.random.default_rng(0)))  # seeded
+    assert not np.array_equal(old, fine_lines(masks, pos, lm, 1.0, depth, np.random.default_rng(1)))
     lined = old > 0.02
     upper_lip = (np.abs(x) < abs(lm[48, 0])) & (y > lm[50:53, 1].max() - 1) & (y < lm[33, 1])
     cheeks = (np.abs(x) > abs(lm[31, 0]) + 4) & (y < lm[41, 1] - 6) & (y > lm[5, 1])
     assert lined[upper_lip].sum() > 10 and lined[cheeks].sum() > 50
     assert (upper_lip | cheeks)[lined].all()  # nowhere else: not the forehead, the eyes, the lips or the neck
-    younger = fine_lines(masks, pos, lm, 0.5, np.random.default_rng(0))
+    younger = fine_lines(masks, pos, lm, 0.5, depth, np.random.default_rng(0))
     assert (old[lined] > younger[lined]).all()  # deeper with age
 
 

@@ -303,7 +303,19 @@ def test_hair_is_a_strand_card_that_thins_at_its_edge_and_with_age_and_fabric_st
     assert alpha[0].all() and alpha[-1].mean() < 0.1  # inside (row 0, v = 1) whole, few strands reach the edge
     assert 0.2 < alpha[len(alpha) // 2].mean() < 0.8  # they end at their own distances: a fuzzy edge
     thin = strand_texture(0.4, np.random.default_rng(0))[..., 3] > 127
-    assert 0.5 < thin[0].mean() < 0.75  # thinning hair shows the scalp
+    assert thin[0].all()  # no gaps the hair's whole length (they alias into stripes) ...
+    half = len(thin) // 2
+    assert thin[half].mean() < 0.7 * alpha[half].mean()  # ... but a sparser hairline and ends
+    # and the scalp's colour shows through thin hair, most at the crown
+    scalp = (0.9, 0.6, 0.5)
+    full = _hair(face_model, "short", strand_key=3, scalp=scalp)
+    thinned = _hair(face_model, "short", strand_key=3, scalp=scalp, thinning=0.4)
+    assert np.array_equal(full.vertices, thinned.vertices)
+    toward = lambda hair: np.abs(hair.colors - 0.85 * np.asarray(scalp)).sum(axis=1)  # noqa: E731
+    closer = toward(thinned) < toward(full) - 1e-6
+    assert 0.3 < closer.mean() and (toward(thinned) <= toward(full) + 1e-6).all()
+    crown = full.vertices[:, 1] > np.percentile(full.vertices[:, 1], 75)
+    assert (toward(full) - toward(thinned))[crown].mean() > (toward(full) - toward(thinned))[~crown].mean()
     assert _hair(face_model, "headscarf").strands is None  # fabric
 
 

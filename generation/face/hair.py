@@ -58,7 +58,8 @@ class HairSpec:
     strands', or a covering's fabric), the height of the front hairline above the top of the brows (mm), how far it
     recedes at the temples (mm) and slopes across for a side-swept fringe (`tilt`, mm per mm), how much thicker
     (`volume`) and longer (`length_scale`) the hair is than the style's, and the share of strands turned
-    `GREY_HAIR_RGB` (salt and pepper)."""
+    `GREY_HAIR_RGB` (salt and pepper); `thinning` (`Appearance.hair_thinning`) lets the `scalp`'s colour show through
+    in patches, most at the crown."""
 
     style: str = "short"
     color: tuple[float, float, float] = (0.2, 0.15, 0.1)
@@ -70,6 +71,7 @@ class HairSpec:
     grey: float = 0.0
     thinning: float = 0.0
     strand_key: int = 0
+    scalp: tuple[float, float, float] = (0.75, 0.58, 0.48)
 
     def __post_init__(self):
         hair_style(self.style)  # an unknown name fails here, naming the choices
@@ -81,7 +83,7 @@ class HairSpec:
             appearance.hair_rgb, appearance.covering_rgb, appearance.grey_fraction)
         return cls(appearance.hair_style, color, appearance.hairline_mm, appearance.temple_dip_mm,
                    appearance.hairline_tilt, appearance.hair_volume, appearance.hair_length_scale, grey,
-                   appearance.hair_thinning, appearance.stream_key)
+                   appearance.hair_thinning, appearance.stream_key, appearance.skin_rgb)
 
 
 def _directions(azimuth: np.ndarray, elevation: np.ndarray) -> np.ndarray:
@@ -197,18 +199,20 @@ def _strand_texcoords(alive: np.ndarray, count: int) -> np.ndarray:
 
 def strand_texture(thinning: float, rng: np.random.Generator) -> np.ndarray:
     """The hair's strands (STRAND_TEXTURE_SHAPE + (4,) uint8 RGBA, image order: the last row is the hair's edge, v = 0,
-    the first row v = 1, inside): each
-    strand column a little lighter or darker (RGB, multiplying the surface's colour), ending at its own distance from
-    the edge (alpha: a fuzzy hairline and ends), and a `thinning` share of the strands gone everywhere (the scalp
-    shows through). Column 0 and the top row stay opaque (`SOLID_TEXCOORD`)."""
+    the first row v = 1, inside): each strand column a little lighter or darker (RGB, multiplying the surface's
+    colour), ending at its own distance from the edge (alpha: a fuzzy hairline and ends). Thinning hair (`thinning`,
+    0-1) is sparser there: that share of the strands stops short of the edge band, so the hairline and the ends show
+    the scalp. Inside, the hair stays whole: gaps running the hair's whole length would alias into stripes at the
+    sizes rendered; the scalp shows through thin hair in the surface's colour instead (`_surface_colors`). Column 0
+    and the top row stay opaque (`SOLID_TEXCOORD`)."""
     rows, cols = STRAND_TEXTURE_SHAPE
     ends = rng.uniform(0.0, 1.0, cols) ** 0.7  # where each strand starts to show, as a share of the edge rows
     gone = rng.random(cols) < thinning
+    ends[gone] = 1.0
     v = (np.arange(rows)[:, None] + 0.5) / rows
-    alpha = (v > ends[None, :]) & ~gone[None, :]
-    alpha[-1] = ~gone
+    alpha = v > ends[None, :]
+    alpha[-1] = True  # inside (v = 1): whole
     alpha[:, 0] = True
-    alpha[-1, 0] = True
     shade = np.clip(220 + 35 * ndimage.gaussian_filter1d(rng.standard_normal(cols), 0.6, mode="wrap"), 150, 255)
     rgba = np.empty((rows, cols, 4), np.uint8)
     rgba[..., :3] = np.round(shade)[None, :, None]
@@ -347,6 +351,12 @@ def _surface_colors(style: HairStyle, spec: HairSpec, grid_curls: np.ndarray, rn
         band = np.exp(-(((height - centre) / (0.06 + 0.05 * spec.grey)) ** 2)) * locks[None, :]
         sheen = np.array([0.9, 0.93, 1.0]) * spec.grey + np.asarray(spec.color) * (1 - spec.grey)
         colors += (0.12 + 0.16 * spec.grey) * band[..., None] * (sheen - 0.5 * colors)
+    if spec.thinning > 0 and not style.covering:  # the scalp shows through thin hair, in patches, most at the crown
+        rows = grid_curls.shape[0]
+        crown = np.linspace(0.4, 1.0, rows)[:, None]
+        patches = np.clip(0.6 + 0.8 * _smooth_noise(rng, grid_curls.shape, (2.0, 3.0)), 0, 1)
+        show = np.clip(1.4 * spec.thinning * crown * patches, 0, 0.6)
+        colors += show[..., None] * (0.85 * np.asarray(spec.scalp) - colors)
     return np.clip(colors, 0, 1).reshape(-1, 3)
 
 

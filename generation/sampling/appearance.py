@@ -36,6 +36,13 @@ HAIR_COLORS: dict[str, tuple[tuple[tuple[int, int, int], float], ...]] = {
 # hairs on, more with age up to `DYED_AT_90` of women (and a tenth of that share of men) at 90.
 HAIR_DYES = ((32, 24, 20), (70, 46, 30), (112, 74, 46), (120, 58, 34), (164, 128, 88), (196, 170, 130))
 DYED_AT_90 = {"female": 0.5, "male": 0.05}
+# The families of lines that age draws into the skin (`texture.procedural.skin_relief`); each person has a depth of
+# their own for each (`Appearance.line_depths`, mean 1), so no two faces age along the same lines.
+LINE_FAMILIES = ("forehead", "frown", "fold", "bags", "crows_feet", "marionette", "cheek", "upper_lip")
+# The wrinkles' and the sag's age (`Appearance.skin_age`) is the calendar age factor scaled by the person's ageing
+# rate: 1 +/- AGEING_RATE_SPREAD at the extremes, so a 90-year-old's skin is between 82 and 90 years old
+# (the factor is capped at 1).
+AGEING_RATE_SPREAD = 0.125
 IRIS_COLORS: dict[str, tuple[tuple[tuple[float, float, float], float], ...]] = {
     "dark": (((0.22, 0.13, 0.07), 0.8), ((0.32, 0.20, 0.10), 0.2)),
     "White": (((0.30, 0.19, 0.10), 0.45), ((0.30, 0.45, 0.62), 0.35), ((0.35, 0.42, 0.25), 0.2)),
@@ -76,7 +83,7 @@ class Appearance:
     hair_length: float  # 0 (ends at the ear lobes at the back) .. 1 (covers the back of the neck)
     lip_redness: float
     stream_key: int  # the key of this person's named streams (`rng.stream(name, stream_key)`)
-    sag_mm: float  # downward sag of the lower face (age)
+    sag_mm: float  # downward sag of the lower face (12 mm x skin_age ** 1.5)
     hair_style: str = "short"  # a name in `hair_styles.HAIR_STYLES` (head coverings included)
     hair_volume: float = 1.0  # scales the style's thickness
     hair_length_scale: float = 1.0  # scales how far long hair falls
@@ -96,6 +103,17 @@ class Appearance:
     lash_strips: int = STRIPS_PER_LID  # upper-lid eyelash strips (`face.eyelashes`): all with mascara, 1-2 natural
     ageing_mix: tuple[float, ...] = ()  # how much each of `rig.AGEING_PARTS` ages in this person (1 each if empty)
     skin_sheen: float = 0.0  # 0 matte .. 1 oily: how much the forehead, nose, cheekbones and chin shine
+    # the one age model of the skin: how aged the skin is (0 .. 1, the age factor times the person's ageing rate),
+    # which sets the depth of every wrinkle (relief and painted crease alike: the painting darkens the relief's own
+    # creases) and the sag (`sag_mm`); each family of lines' own depth (`LINE_FAMILIES`) and the forehead's spacing
+    skin_age: float = 0.0
+    line_depths: tuple[float, ...] = ()
+    line_spacing_mm: float = 9.0
+
+    @property
+    def lines(self) -> dict[str, float]:
+        """`line_depths` by family name (`LINE_FAMILIES`; 1 each if empty)."""
+        return dict(zip(LINE_FAMILIES, self.line_depths or (1.0,) * len(LINE_FAMILIES)))
 
     @property
     def ageing(self) -> dict[str, float]:
@@ -199,6 +217,15 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     eyeshadow_rgb = tuple(float(c) for c in EYESHADOWS[int(rng.integers(len(EYESHADOWS)))])
     shaped_brows = bool(rng.random() < (0.8 if not male else 0.1))  # plucked into an arch (`sample_brows`)
     balding = style.balding * float(male)
+    # drawn in this order, as they always were
+    beard_density = float(rng.uniform(0.25, 0.9) if male and rng.random() < 0.7 else 0.0)
+    brow_thickness = float(rng.uniform(6.5, 9.0) if male else rng.uniform(2.6, 4.2))
+    hair_length = float(rng.uniform(0.5, 1.0) if not male else rng.uniform(0.0, 0.2))
+    lip_redness = float((rng.uniform(0.2, 0.6) if not male else rng.uniform(0.05, 0.3)) * (1 - 0.6 * age_factor))
+    stream_key = int(rng.integers(2**31))
+    # one age model: the skin's age, from the person's ageing rate, sets the wrinkles' depth and the sag alike
+    rate = 1 + AGEING_RATE_SPREAD * (rng.uniform(0.7, 1.2) - 0.95) / 0.25
+    skin_age = float(np.clip(age_factor * rate, 0.0, 1.0))
     appearance = Appearance(
         skin_rgb=tuple(np.clip(skin, 0, 1)),
         hair_rgb=tuple(hair),
@@ -206,14 +233,15 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         grey_fraction=grey,
         age_factor=age_factor,
         male=male,
-        beard_density=float(rng.uniform(0.25, 0.9) if male and rng.random() < 0.7 else 0.0),
-        brow_thickness_mm=float(rng.uniform(6.5, 9.0) if male else rng.uniform(2.6, 4.2)),
+        beard_density=beard_density,
+        brow_thickness_mm=brow_thickness,
         hairline_mm=hairline,
         balding=balding,
-        hair_length=float(rng.uniform(0.5, 1.0) if not male else rng.uniform(0.0, 0.2)),
-        lip_redness=float((rng.uniform(0.2, 0.6) if not male else rng.uniform(0.05, 0.3)) * (1 - 0.6 * age_factor)),
-        stream_key=int(rng.integers(2**31)),
-        sag_mm=float(12.0 * age_factor**1.5 * rng.uniform(0.7, 1.2)),
+        hair_length=hair_length,
+        lip_redness=lip_redness,
+        stream_key=stream_key,
+        sag_mm=float(12.0 * skin_age**1.5),
+        skin_age=skin_age,
         hair_style=style.name,
         hair_volume=hair_volume,
         hair_length_scale=hair_length_scale,
@@ -252,7 +280,10 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
         appearance = replace(appearance, hair_rgb=tuple(float(c) for c in hair), grey_fraction=float(dye.uniform(0, 0.15)))
     brows = sample_brows(male, shaped_brows, stream("appearance-brows", appearance.stream_key))
     sheen = float(stream("appearance-skin-sheen", appearance.stream_key).uniform(0.2, 1.0))  # oily skin shines
-    return replace(appearance, beard_style=beard, earrings=earrings, earring_rgb=earring_rgb, neckline=neckline,
+    lines = stream("appearance-ageing-lines", appearance.stream_key)
+    depths = np.exp(lines.normal(0.0, 0.45, len(LINE_FAMILIES)))
+    return replace(appearance, line_depths=tuple(float(d) for d in depths / depths.mean()),
+                   line_spacing_mm=float(lines.uniform(7.5, 11.5)), beard_style=beard, earrings=earrings, earring_rgb=earring_rgb, neckline=neckline,
                    clothing_rgb=clothing_rgb, lash_strips=lash_strips,
                    ageing_mix=tuple(float(w) for w in np.clip(mix, 0.35, 2.2)), brows=brows, skin_sheen=sheen)
 

@@ -260,7 +260,7 @@ class ProceduralTexturer:
             normal=None if relief is None else normal_map(self._frame, relief),
             creases=None if relief is None else Creases.around(relief, {
                 # young skin folds too and smooths out again; old skin creases deeper
-                name: ((0.6 + 0.9 * a.age_factor) * crease).astype(np.float32) * (1 - np.maximum(grown, clothed))
+                name: ((0.6 + 0.9 * a.skin_age) * crease).astype(np.float32) * (1 - np.maximum(grown, clothed))
                 for name, crease in masks["creases"].items()
             }, self._frame),
         )
@@ -294,32 +294,36 @@ class ProceduralTexturer:
         return thin
 
     def _paint_age(self, paint: _Painting) -> None:
-        """Age: darker eye surroundings, nasolabial folds, crow's feet and forehead lines, the skin relief (with
-        relief on) and age spots."""
+        """Age, from the person's one age model (`Appearance.skin_age`, `lines`): the skin relief (wrinkles, folds,
+        bags, pores), whose creases also darken the albedo (they hold shadow and dirt: the painted lines are the
+        relief's own lines, at the same places and spacing), darker eye surroundings and nasolabial folds, and age
+        spots. The relief is kept for the normal map with relief on."""
         lm, masks, pos, shape, trng = self.landmarks, self._masks, paint.position, paint.shape, paint.stream("age")
-        x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
-        age = paint.appearance.age_factor
+        a = paint.appearance
+        age = a.skin_age
+        relief, creases = skin_relief(masks, pos, lm, a, paint.stream("relief"), paint.px)
+        relief, creases = relief * masks["skin"], creases * masks["skin"]
         shade = np.zeros(shape, np.float32)
         for side in ("right", "left"):
             shade += 0.06 * (0.4 + age) * np.exp(-((masks[f"lower_lid_{side}_d"] - 5.0) ** 2) / 8.0)
-            shade += (0.03 + 0.2 * age) * np.exp(-(masks[f"fold_{side}_d"] ** 2) / (2.0 + 3.0 * age))
-            r, angle, lateral = masks[f"eye_corner_{side}"]
-            rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(trng, pos, 12.0, where=lateral & (r < 20))), 0, 1) ** 12
-            shade += (0.22 * age**0.7 + 0.22 * age**1.5) * rays * lateral * smoothstep(5, 8, r) * (1 - smoothstep(14, 20, r))
-        brow_top = lm[17:27, 1].max()
-        forehead = smoothstep(brow_top + 6, brow_top + 12, y) * (1 - smoothstep(brow_top + 38, brow_top + 48, y))
-        forehead *= (z > lm[0, 2]) * (np.abs(x) < 45)
-        wobble = 1.6 * _noise3d(trng, pos, 30.0, where=forehead > 0)
-        lines = np.clip(np.cos(2 * np.pi * (y + wobble) / 8.5), 0, 1) ** 16
-        shade += 0.32 * age**0.7 * lines * forehead * (0.6 + 0.4 * np.clip(_noise3d(trng, pos, 40.0, where=forehead > 0), -1, 1))
-        # creases hold dirt and shadow; the relief shades
+            shade += (0.03 + 0.12 * age) * np.exp(-(masks[f"fold_{side}_d"] ** 2) / (2.0 + 3.0 * age))
+        # the fine lines of the relief (forehead, frown lines, crow's feet, cheeks, upper lip) hold shadow and dirt:
+        # the painted lines are the relief's own; the broad folds and bags are left to the normal map's shading
+        shade += CREASE_SHADE * (1 - np.exp(-creases / CREASE_SHADE_MM))
         paint.albedo *= (1 - np.clip(0.75 * shade, 0, 0.6))[..., None]
         if self.relief:
-            paint.relief = skin_relief(masks, pos, lm, age, paint.stream("relief"), paint.px) * masks["skin"]
+            paint.relief = relief
+        # uneven pigment: old skin's colour blotches more, and sun spots (lentigines) of many sizes gather on the
+        # forehead, temples and cheeks from about 55
+        paint.albedo *= (1 + 0.03 * age**1.5 * _noise3d(trng, pos, 12.0))[..., None]
         if age > 0.45:
-            spots = _noise(trng, shape, 2.5 * paint.px) > 3.0 - 0.6 * (age - 0.45)
-            spots = ndimage.gaussian_filter(spots.astype(np.float32), 1.0) * (masks["skin"] & (z > lm[0, 2] - 20))
-            paint.albedo = _mix(paint.albedo, paint.skin_rgb * np.array([0.72, 0.6, 0.5]), np.clip(spots * 1.5, 0, 0.7))
+            spots = np.zeros(shape, np.float32)
+            for size, count in ((2.5, 3.0), (1.2, 3.2)):  # larger and smaller spots
+                spots += _noise(trng, shape, size * paint.px) > count - 0.7 * (age - 0.45)
+            spots = ndimage.gaussian_filter(spots, 1.0) * (masks["skin"] & (pos[..., 2] > lm[0, 2] - 20))
+            strength = stream("texture-age-spot-strength", paint.key).uniform(0.5, 1.0)
+            paint.albedo = _mix(paint.albedo, paint.skin_rgb * np.array([0.72, 0.6, 0.5]),
+                                np.clip(spots * 1.5 * strength, 0, 0.7))
 
     def _paint_beard(self, paint: _Painting) -> np.ndarray:
         """A stubble shadow, then a moustache, goatee or full beard of real hair in the hair's colour, standing off
@@ -403,9 +407,11 @@ class ProceduralTexturer:
         ears = (np.abs(x) > 66) & (y < lm[19, 1] + 12) & (y > lm[3, 1])
         cap *= ~ears
         cap *= masks["skin"]
-        # the scalp seen between hairs: the hair's colour, darkened by the hair's shade over it
+        # the scalp seen between hairs: the hair's colour, darkened by the hair's shade over it; thin hair (see
+        # `Appearance.hair_thinning`) lets more of the skin's own colour through
         shading = np.clip(0.92 + 0.14 * _noise(cap_rng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)
-        paint.albedo = _mix(paint.albedo, 0.6 * paint.hair * shading[..., None], cap * 0.97)
+        scalp = _mix(0.6 * paint.hair, 0.85 * paint.skin_rgb, min(1.0, 2.0 * a.hair_thinning))
+        paint.albedo = _mix(paint.albedo, scalp * shading[..., None], cap * 0.97)
         return cap
 
     def _paint_clothing(self, paint: _Painting) -> np.ndarray:
@@ -452,6 +458,9 @@ class _Painting:
         return stream(f"texture-{layer}", self.key)
 
 
+# How a fine line of the relief darkens the albedo by its depth (mm): the painted lines are the relief's own. The
+# shade grows as 1 - exp(-depth / CREASE_SHADE_MM) up to CREASE_SHADE (before `_paint_age`'s factor 0.75).
+CREASE_SHADE, CREASE_SHADE_MM = 0.4, 0.8
 # Roughness (0 mirror .. 1 chalk) beside the skin's `SKIN_ROUGHNESS`: the oiliest skin is this much smoother all over
 # and this much more where it shines; lips are moist, hair and cloth are matte.
 SHEEN_OVERALL, SHEEN_DEPTH = 0.16, 0.18
@@ -476,56 +485,75 @@ def sheen_zone(pos: np.ndarray, lm: np.ndarray) -> np.ndarray:
     return np.clip(forehead + nose + 0.7 * cheekbones + 0.6 * chin, 0, 1).astype(np.float32)
 
 
-def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, age: float, rng: np.random.Generator, px: float):
-    """Height of the skin surface over the atlas (mm, negative in creases): pores at every age, and with age the
-    forehead lines, frown lines, crow's feet, nasolabial and marionette folds, under-eye bags and neck rings."""
+def _broken(rng: np.random.Generator, pos: np.ndarray, where: np.ndarray, wavelength_mm: float,
+            show: float) -> np.ndarray:
+    """Where a line is drawn along its length (0-1): it breaks off and starts again, about a share `show` of it
+    drawn."""
+    return smoothstep(-0.25, 0.25, _noise3d(rng, pos, wavelength_mm, where=where) + 2.0 * (show - 0.5))
+
+
+def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, appearance: Appearance, rng: np.random.Generator,
+                px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Height of the skin surface over the atlas (mm, negative in creases): pores at every age, and with the skin's
+    age (`Appearance.skin_age`) the forehead lines, frown lines, crow's feet, nasolabial and marionette folds,
+    under-eye bags and neck rings, each family as deep as the person's `lines` say. Lines are few and irregular:
+    each forehead furrow and each crow's-foot ray has its own depth and length, some are missing, their spacing
+    changes across the face, and they break off and start again. Also returns how deep (mm, positive) the fine
+    lines alone are (forehead, frown lines, crow's feet, cheek and upper-lip lines), for the painting to darken."""
     x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
     shape = x.shape
+    age, depth = appearance.skin_age, appearance.lines
     height = (0.008 + 0.04 * age) * _noise(rng, shape, 0.6 * px)  # pores and fine texture
+    creases = np.zeros(shape, np.float32)
     if age <= 0:
-        return height.astype(np.float32)
-    # people age differently: each family of lines has its own depth (their mean stays 1, so the overall amount of
-    # ageing still follows the age), and the forehead lines their own spacing
-    depth = np.exp(rng.normal(0.0, 0.45, 6))
-    forehead_depth, frown_depth, fold_depth, bag_depth, crow_depth, marionette_depth = depth / depth.mean()
-    spacing = rng.uniform(7.5, 11.0)
+        return height.astype(np.float32), creases
     lines = age**0.7  # lines show from middle age on, then deepen
     late = age**1.5  # crow's feet and bags keep deepening into old age
     front = z > lm[0, 2] - 5
     brow_top, brow_low = lm[17:27, 1].max(), lm[17:27, 1].min()
-    # forehead: horizontal furrows, wavy and broken
+    # forehead: a few horizontal furrows, wavy, each of its own depth, their spacing wider or closer across the brow
     forehead = smoothstep(brow_top + 5, brow_top + 11, y) * (1 - smoothstep(brow_top + 36, brow_top + 46, y))
     forehead *= front * (1 - smoothstep(38, 48, np.abs(x)))
-    wobble = 2.0 * _noise3d(rng, pos, 30.0, where=forehead > 0)
-    furrows = np.clip(np.cos(2 * np.pi * (y + wobble) / spacing), 0, 1) ** 10
-    height -= 0.55 * forehead_depth * lines * furrows * forehead * np.clip(0.7 + 0.5 * _noise3d(rng, pos, 35.0, where=forehead > 0), 0, 1)
-    # frown lines between the brows
-    for side in (-1, 1):
-        d = np.hypot((x - side * 5.5) / 0.9, np.clip(y - (brow_low + brow_top) / 2, -9, 9) * 0) * front
+    inside = forehead > 0
+    spacing = appearance.line_spacing_mm * (1 + 0.12 * _noise3d(rng, pos, 60.0, where=inside))
+    phase = np.where(inside, (y - brow_top + 1.5 * _noise3d(rng, pos, 45.0, where=inside)) / spacing, 0)
+    furrow_depth = rng.uniform(0.25, 1.0, 12) * (rng.random(12) > 0.2)  # some furrows never form
+    each = furrow_depth[np.clip(np.floor(phase + 0.5).astype(int), 0, 11)]
+    furrows = np.clip(np.cos(2 * np.pi * phase), 0, 1) ** 16 * each * _broken(rng, pos, inside, 35.0, 0.75)
+    creases += 0.7 * depth["forehead"] * lines * furrows * forehead
+    # frown lines between the brows, one often deeper than the other
+    for side, own in zip((-1, 1), rng.uniform(0.4, 1.0, 2)):
         glabella = np.exp(-((x - side * 5.5) ** 2) / 1.2) * smoothstep(brow_low - 6, brow_low, y)
         glabella *= 1 - smoothstep(brow_top + 4, brow_top + 12, y)
-        height -= 0.4 * frown_depth * lines * glabella * front * (d >= 0)
+        creases += 0.4 * own * depth["frown"] * lines * glabella * front
     for side in ("right", "left"):
         # nasolabial fold: a valley with the cheek bulging above it
         fold = masks[f"fold_{side}_d"]
-        height -= (0.25 + 1.6 * fold_depth * age) * np.exp(-(fold**2) / (2 * (1.2 + 1.2 * age) ** 2))
-        height += 0.5 * fold_depth * age * np.exp(-((fold - 5.0) ** 2) / (2 * 3.0**2))
+        height -= (0.25 + 1.6 * depth["fold"] * age) * np.exp(-(fold**2) / (2 * (1.2 + 1.2 * age) ** 2))
+        height += 0.5 * depth["fold"] * age * np.exp(-((fold - 5.0) ** 2) / (2 * 3.0**2))
         # under-eye bag and the crease under it
         lid = masks[f"lower_lid_{side}_d"]
-        height += (0.6 * lines + 0.9 * late) * bag_depth * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
-        height -= 0.6 * bag_depth * lines * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
-        # crow's feet fanning out from the outer eye corner
+        height += (0.6 * lines + 0.9 * late) * depth["bags"] * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
+        height -= 0.6 * depth["bags"] * lines * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
+        # crow's feet fanning out from the outer eye corner: a few rays, each of its own depth and length
         r, angle, lateral = masks[f"eye_corner_{side}"]
-        rays = np.clip(np.cos(angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0, where=lateral & (r < 22))), 0, 1) ** 8
-        height -= (0.35 * lines + 0.7 * late) * crow_depth * rays * lateral * smoothstep(4, 7, r) * (1 - smoothstep(15, 22, r))
-        # marionette line from the mouth corner down toward the jaw
+        near = lateral & (r < 24)
+        turn = angle * 9.0 + 0.6 * _noise3d(rng, pos, 12.0, where=near)
+        ray = np.clip(np.floor(turn / (2 * np.pi) + 0.5).astype(int) + 4, 0, 8)
+        ray_depth = rng.uniform(0.3, 1.0, 9) * (rng.random(9) > 0.15)
+        ray_end = rng.uniform(13.0, 23.0, 9)[ray]
+        rays = np.clip(np.cos(turn), 0, 1) ** 8 * ray_depth[ray]
+        reach = smoothstep(4, 7, r) * (1 - smoothstep(ray_end - 6, ray_end, r))
+        creases += (0.45 * lines + 0.9 * late) * depth["crows_feet"] * rays * lateral * reach
+        # marionette fold from the mouth corner down toward the jaw: soft and wide, not a drawn groove
         d = masks[f"marionette_{side}_d"]
-        height -= 0.9 * marionette_depth * lines * np.exp(-(d**2) / 3.0) * front
+        height -= 0.5 * depth["marionette"] * lines * np.exp(-(d**2) / (2 * 2.5**2)) * front
     # rings around the neck
     neck = (y < lm[8, 1] - 18) & (y > lm[8, 1] - 75) & (z > -20)
     height -= 0.5 * lines * neck * np.clip(np.cos(2 * np.pi * (y + 3 * _noise3d(rng, pos, 40.0, where=neck)) / 16.0), 0, 1) ** 6
-    height -= fine_lines(masks, pos, lm, late, rng.spawn(1)[0])  # its own stream: the draws above stay as they were
-    return (height * (1.0 + 1.6 * age)).astype(np.float32)  # old skin creases deeper everywhere
+    creases += fine_lines(masks, pos, lm, late, depth, rng.spawn(1)[0])  # its own stream
+    deeper = 1.0 + 1.6 * age  # old skin creases deeper everywhere
+    return ((height - creases) * deeper).astype(np.float32), (creases * deeper).astype(np.float32)
 
 
 def brow_line(lm: np.ndarray, side: str, shape: BrowShape, points: int = 9) -> np.ndarray:
@@ -550,14 +578,16 @@ def nasolabial_fold(lm: np.ndarray, side: str) -> np.ndarray:
     return np.array([lm[nostril] + [outward * 6, 2, 0], lm[corner] + [outward * 7, 3, 0], lm[corner] + [outward * 6, -3, 0]])
 
 
-def fine_lines(masks: dict, pos: np.ndarray, lm: np.ndarray, late: float, rng: np.random.Generator) -> np.ndarray:
+def fine_lines(masks: dict, pos: np.ndarray, lm: np.ndarray, late: float, families: Mapping[str, float],
+               rng: np.random.Generator) -> np.ndarray:
     """Depth (mm, positive in the lines) of the fine lines of thin old skin: broken lines across each cheek that run
-    beside the nasolabial fold, and short vertical lines over the upper lip, each with its own depth per person."""
+    beside the nasolabial fold, and short vertical lines over the upper lip, as deep as the person's `families` of the
+    "cheek" and "upper_lip" families say."""
     x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
     depth = np.zeros(x.shape, np.float32)
     if late < 0.05:
         return depth
-    cheek_depth, lip_depth = np.exp(rng.normal(0.0, 0.4, 2))
+    cheek_depth, lip_depth = families["cheek"], families["upper_lip"]
     front = z > lm[0, 2] - 5
     for side in ("right", "left"):
         fold = masks[f"fold_{side}_d"]
