@@ -210,6 +210,35 @@ def test_a_side_swept_fringe_tilts_the_hairline():
     assert level[0] == level[1] and tilted[1] - tilted[0] == pytest.approx(24.0)
 
 
+def _lowest_by_azimuth(hair, azimuths, half_width: float = 1.5, above: float = -np.inf) -> np.ndarray:
+    """The lowest hair point (mm) within `half_width` degrees of each of `azimuths` (seen from above; points above
+    `above` mm only)."""
+    x, y, z = hair.vertices.T
+    azimuth = np.degrees(np.arctan2(x, z))
+    return np.array([y[(np.abs((azimuth - a + 180) % 360 - 180) < half_width) & (y > above)].min() for a in azimuths])
+
+
+def test_a_fringe_falls_in_parted_locks_and_a_headscarf_hem_is_straight(face_model):
+    from generation.face.hair import FRINGE_BELOW_MM, _head_grid, fringe_locks
+
+    raised, parting = fringe_locks(np.random.default_rng(0))
+    assert np.array_equal(raised, fringe_locks(np.random.default_rng(0))[0])  # seeded
+    # locks of their own lengths, with notches where neighbouring tips part
+    assert np.ptp(raised) > 6 and 0 <= parting.min() and parting.max() <= 1
+    assert np.corrcoef(raised, parting)[0, 1] > 0.5
+    brow_top = _head_grid(face_model, face_model.neutral).brow_top
+    across = np.arange(-24.0, 25.0, 3.0)  # the forehead
+    fringe = _hair(face_model, "short", hairline_mm=FRINGE_BELOW_MM - 12)
+    combed = _hair(face_model, "short", hairline_mm=FRINGE_BELOW_MM + 20)
+    fringe_tips = _lowest_by_azimuth(fringe, across, above=brow_top - 10)
+    combed_tips = _lowest_by_azimuth(combed, across, above=brow_top - 10)
+    assert fringe_tips.mean() < combed_tips.mean() - 15  # it falls over the forehead ...
+    assert np.abs(np.diff(fringe_tips)).mean() > np.abs(np.diff(combed_tips)).mean() + 1.5  # ... jagged, not a slab
+    # a covering's fabric ends in a straight hem at the back, not in locks of different lengths
+    hem = _lowest_by_azimuth(_hair(face_model, "headscarf"), np.arange(150.0, 211.0, 6.0))
+    assert np.ptp(hem) < 3.0
+
+
 def test_earrings_sit_on_each_ear_lobe_are_seeded_and_occlude(renderer, face_model):
     from generation.face.accessories import build_earrings, combine, lobe_vertices
 

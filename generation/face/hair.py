@@ -34,6 +34,9 @@ FALL_ELEVATION = -12.0  # degrees; long hair leaves the head here and falls stra
 # The strand texture (`strand_texture`): texels across the strands by rows from the hair's edge inward; it repeats
 # STRAND_REPEATS times around the head. Its column 0 and top row are always opaque (SOLID_TEXCOORD: for a bun, earrings).
 STRAND_TEXTURE_SHAPE, STRAND_REPEATS = (16, 256), 8
+# A hairline this low above the brows (mm) is a fringe (`sample_appearance` draws 12-22), which falls in locks
+# (`fringe_locks`) whose tips part by up to FRINGE_NOTCH_MM.
+FRINGE_BELOW_MM, FRINGE_NOTCH_MM = 30.0, 10.0
 EDGE_ROWS = 2.5  # grid steps over which the strands thin out toward the hair's edge (hairline, ends): a fuzzy edge
 SOLID_TEXCOORD = (0.5 / STRAND_TEXTURE_SHAPE[1], 1.0)
 
@@ -161,7 +164,7 @@ def build_hair(face_model: FaceModel, neutral_vertices: np.ndarray, spec: HairSp
         return None
     head = _head_grid(face_model, neutral_vertices)
     thickness, curls = _thickness(style, spec.volume, head, rng)
-    lower = _lower_edge(style, spec, head, rng)
+    lower, parting = _lower_edge(style, spec, head, rng)
     covered = head.skin[..., 1] > lower
     if style.bare_crown:
         covered &= ~((head.skin[..., 1] > head.brow_top + 40) & (head.abs_azimuth < 135))
@@ -173,6 +176,9 @@ def build_hair(face_model: FaceModel, neutral_vertices: np.ndarray, spec: HairSp
     if style.bun:
         vertices, faces = _add_bun(vertices, faces, head.radius, head.elevation, head.azimuth, spec.volume)
     colors = _surface_colors(style, spec, grid_curls, rng)
+    if parting.any():  # where a fringe's locks part, the strands between them lie in shadow up from the tips
+        near = np.clip(1 - (grid[..., 1] - (head.brow_top + spec.hairline_mm)) / 45.0, 0, 1)
+        colors *= (1 - 0.35 * parting[None, :] * near).reshape(-1, 1)
     colors = np.vstack([colors, np.tile(colors.mean(axis=0), (len(vertices) - len(colors), 1))])  # crown, bun
     used, faces = np.unique(faces, return_inverse=True)  # keep only the vertices some triangle uses
     texcoords, strands = None, None
@@ -269,20 +275,46 @@ def _thickness(style: HairStyle, volume: float, head: _HeadGrid, rng: np.random.
     return thickness, curls
 
 
-def _lower_edge(style: HairStyle, spec: HairSpec, head: _HeadGrid, rng: np.random.Generator) -> np.ndarray:
+def _lower_edge(style: HairStyle, spec: HairSpec, head: _HeadGrid,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The height (mm) below which a grid point carries no hair: the hairline (the front's tips hanging in uneven
-    locks), no lower than the covering's front edge, and down past the ears where long hair falls."""
+    locks; a fringe's in parted locks), no lower than the covering's front edge, and down past the ears where long
+    hair falls. Also how much a fringe's locks part at each azimuth (0-1; 0 everywhere without a fringe)."""
     abs_az = head.abs_azimuth
+    parting = np.zeros(NUM_AZIMUTHS)
     nape = -30.0 if style.lowest_mm is None else -50.0  # height (mm) where hair ends at the back (short: the nape)
     lower = hair_lower_edge(head.skin, head.brow_top + spec.hairline_mm, spec.temple_dip_mm, nape, spec.tilt)
     if not style.covering:  # the tips of the front hair hang unevenly, in small locks
         locks = ndimage.gaussian_filter1d(rng.standard_normal(NUM_AZIMUTHS), 1.2, mode="wrap")
         lower = lower - 2.5 * np.abs(locks / max(float(locks.std()), 1e-9))[None, :] * (abs_az < 55)
+        if spec.hairline_mm < FRINGE_BELOW_MM:  # a fringe breaks into locks
+            front = (abs_az < 55).any(axis=0)
+            raised, parting = fringe_locks(rng)
+            parting = parting * front
+            lower = lower + raised[None, :] * front[None, :]
     if style.lowest_mm is not None:  # long hair covers the ears and the sides down to where it falls
         lower = np.where(abs_az > 60, np.minimum(lower, -200.0), lower)
-    if style.covering:
-        lower = np.where(abs_az < 60, np.maximum(lower, head.brow_top + style.covering_front_mm), lower)
-    return lower
+    if style.covering:  # the fabric's front edge, turning smoothly into its sides (no step at the temples)
+        front = head.brow_top + style.covering_front_mm
+        lower = np.maximum(lower, lower + np.clip((72.0 - abs_az) / 24.0, 0, 1) * (front - lower))
+    return lower, parting
+
+
+def fringe_locks(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A fringe's locks around the grid's azimuths: how far (mm, up) its edge is cut back (each lock, 4-7 grid steps
+    wide, ends at its own length, and their tips part in a notch up to FRINGE_NOTCH_MM deep) and how much the locks
+    part there (0-1)."""
+    raised, parting = np.empty(NUM_AZIMUTHS), np.empty(NUM_AZIMUTHS)
+    start = 0
+    while start < NUM_AZIMUTHS:
+        width = int(rng.integers(4, 8))
+        t = (np.arange(width) + 0.5) / width  # across the lock, 0 .. 1
+        part = (1 - np.sin(np.pi * t)) ** 1.5
+        end = min(NUM_AZIMUTHS, start + width)
+        raised[start:end] = (rng.uniform(-2.0, 4.0) + FRINGE_NOTCH_MM * part)[: end - start]
+        parting[start:end] = part[: end - start]
+        start = end
+    return raised, parting
 
 
 def _shell(head: _HeadGrid, thickness: np.ndarray, covered: np.ndarray, lower: np.ndarray):
@@ -315,9 +347,9 @@ def _with_curtains(style: HairStyle, spec: HairSpec, head: _HeadGrid, shell: np.
     sector = np.round((np.degrees(np.arctan2(horizontal_offset[:, 0], horizontal_offset[:, 1])) + 180) / 360
                       * NUM_AZIMUTHS).astype(int) % NUM_AZIMUTHS
     passed = (points[:, 1] < start[:, 1].max()) & (points[:, 1] > end_y - 10)  # what the curtain falls past
-    # the ends are uneven: locks of different lengths
+    # the ends of hair are uneven, locks of different lengths; a covering's hem is straight
     tips = ndimage.gaussian_filter1d(rng.standard_normal(NUM_AZIMUTHS), 1.5, mode="wrap")
-    end_y = end_y + 14.0 * np.abs(tips / max(float(tips.std()), 1e-9)) * (style.lowest_mm < -60)
+    end_y = end_y + 14.0 * np.abs(tips / max(float(tips.std()), 1e-9)) * (style.lowest_mm < -60 and not style.covering)
     reach = np.zeros(NUM_AZIMUTHS)
     np.maximum.at(reach, sector[passed], np.linalg.norm(horizontal_offset[passed], axis=1))
     reach = ndimage.maximum_filter1d(reach, 9, mode="wrap")
