@@ -313,14 +313,16 @@ class ProceduralTexturer:
         paint.albedo *= (1 - np.clip(0.75 * shade, 0, 0.6))[..., None]
         if self.relief:
             paint.relief = relief
-        # uneven pigment: old skin's colour blotches more, and sun spots (lentigines) of many sizes gather on the
-        # forehead, temples and cheeks from about 55
-        paint.albedo *= (1 + 0.03 * age**1.5 * _noise3d(trng, pos, 12.0))[..., None]
+        # uneven pigment: old skin's colour blotches more, and sun spots (lentigines) of two sizes gather on the
+        # forehead, temples, cheeks and nose from about 55
+        paint.albedo *= (1 + 0.04 * age**1.5 * _noise3d(trng, pos, 12.0))[..., None]
         if age > 0.45:
             spots = np.zeros(shape, np.float32)
-            for size, count in ((2.5, 3.0), (1.2, 3.2)):  # larger and smaller spots
-                spots += _noise(trng, shape, size * paint.px) > count - 0.7 * (age - 0.45)
-            spots = ndimage.gaussian_filter(spots, 1.0) * (masks["skin"] & (pos[..., 2] > lm[0, 2] - 20))
+            for size, count in ((2.5, 3.0), (1.2, 3.0)):  # larger and smaller spots
+                spots += _noise(trng, shape, size * paint.px) > count - 0.8 * (age - 0.45)
+            # where the sun reaches most: the forehead, temples, cheeks and nose, less the lower face and neck
+            sunlit = 0.35 + 0.65 * smoothstep(lm[33, 1] - 20, lm[33, 1], pos[..., 1])
+            spots = ndimage.gaussian_filter(spots, 1.0) * (masks["skin"] & (pos[..., 2] > lm[0, 2] - 20)) * sunlit
             strength = stream("texture-age-spot-strength", paint.key).uniform(0.5, 1.0)
             paint.albedo = _mix(paint.albedo, paint.skin_rgb * np.array([0.72, 0.6, 0.5]),
                                 np.clip(spots * 1.5 * strength, 0, 0.7))
@@ -534,7 +536,7 @@ def skin_relief(masks: dict, pos: np.ndarray, lm: np.ndarray, appearance: Appear
         # under-eye bag and the crease under it
         lid = masks[f"lower_lid_{side}_d"]
         height += (0.6 * lines + 0.9 * late) * depth["bags"] * np.exp(-((lid - 5.0) ** 2) / (2 * 2.2**2))
-        height -= 0.6 * depth["bags"] * lines * np.exp(-((lid - 9.0) ** 2) / (2 * 1.0**2))
+        height -= 0.4 * depth["bags"] * lines * np.exp(-((lid - 9.0) ** 2) / (2 * 1.6**2))
         # crow's feet fanning out from the outer eye corner: a few rays, each of its own depth and length
         r, angle, lateral = masks[f"eye_corner_{side}"]
         near = lateral & (r < 24)
