@@ -84,9 +84,11 @@ def dataset_preview_sheet(folder: str | Path, output: str | Path, max_identities
     return output
 
 
-def identity_sheet(folder: str | Path, count: int = 24, view: str = "frontal", columns: int = 8, tile: int = 128):
-    """A grid of the neutral `view` images of the first `count` identities of a dataset folder (by identity id),
-    each labelled with its intended age, gender and ethnicity: the sheet to judge who the faces are. PIL image."""
+def identity_sheet(folder: str | Path, count: int = 24, view: str = "frontal", columns: int = 8, tile: int = 128,
+                   min_age: int = 0):
+    """A grid of the neutral `view` images of the first `count` identities of a dataset folder (by identity id) of at
+    least `min_age` intended years, each labelled with its intended age, gender and ethnicity: the sheet to judge who
+    the faces are. PIL image."""
     from PIL import ImageDraw
 
     wanted = ["identity_id", "expression_index", "view", "age", "gender", "ethnicity", "image"]
@@ -96,11 +98,12 @@ def identity_sheet(folder: str | Path, count: int = 24, view: str = "frontal", c
         name = {k: features[k].int2str for k in ("view", "gender", "ethnicity") if hasattr(features[k], "int2str")}
         for row in pq.read_table(shard, columns=wanted).to_pylist():
             row.update({k: decode(row[k]) for k, decode in name.items()})  # class labels are stored as integers
-            if row["expression_index"] == 0 and row["view"] == view:
+            if row["expression_index"] == 0 and row["view"] == view and row["age"] >= min_age:
                 faces[row["identity_id"]] = (row["age"], row["gender"], row["ethnicity"], row["image"]["bytes"])
     chosen = [faces[key] for key in sorted(faces)[:count]]
     if not chosen:
-        raise ValueError(f"no neutral {view!r} images under {folder}/data: is it a generated dataset folder?")
+        older = f" of identities aged {min_age} or more" if min_age else ""
+        raise ValueError(f"no neutral {view!r} images{older} under {folder}/data: is it a generated dataset folder?")
     rows = -(-len(chosen) // columns)
     sheet = Image.new("RGB", (columns * tile, rows * tile), (255, 255, 255))
     for k, (age, gender, ethnicity, data) in enumerate(chosen):

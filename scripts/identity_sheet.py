@@ -20,12 +20,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=24, help="identities per dataset (default 24)")
     parser.add_argument("--view", default="frontal")
     parser.add_argument("--tile", type=int, default=128, help="pixels per face (default 128)")
+    parser.add_argument("--min-age", type=int, default=0, help="only identities of at least this intended age")
     args = parser.parse_args()
 
     parts = []
     for spec in args.datasets:
         title, _, folder = spec.rpartition("=")
-        sheet = identity_sheet(folder, count=args.count, view=args.view, tile=args.tile)
+        sheet = identity_sheet(folder, count=args.count, view=args.view, tile=args.tile, min_age=args.min_age)
         if title:
             header = Image.new("RGB", (sheet.width, 22), (255, 255, 255))
             ImageDraw.Draw(header).text((6, 5), title, fill=(0, 0, 0))

@@ -229,6 +229,12 @@ def test_identity_sheet_labels_every_identity_of_a_dataset(reference, tmp_path):
     assert sheet.width == 4 * 64 and sheet.height == -(-min(len(identities), 24) // 4) * 64  # one tile each
     with pytest.raises(ValueError, match="no neutral 'top' images"):
         identity_sheet(reference, view="top")
+    ages = sorted({a for shard in (reference / "data").glob("*.parquet")
+                   for a in pq.read_table(shard, columns=["age"]).column("age").to_pylist()})
+    older = identity_sheet(reference, count=24, columns=4, tile=64, min_age=ages[-1])  # the oldest only
+    assert older.height == 64 and older.width == 4 * 64
+    with pytest.raises(ValueError, match=f"aged {ages[-1] + 1} or more"):
+        identity_sheet(reference, min_age=ages[-1] + 1)
     out = tmp_path / "sheet.png"
     result = subprocess.run([sys.executable, "scripts/identity_sheet.py", f"mini={reference}", "--output", str(out)],
                             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])

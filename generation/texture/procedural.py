@@ -313,19 +313,13 @@ class ProceduralTexturer:
         paint.albedo *= (1 - np.clip(0.75 * shade, 0, 0.6))[..., None]
         if self.relief:
             paint.relief = relief
-        # uneven pigment: old skin's colour blotches more, and sun spots (lentigines) of two sizes gather on the
-        # forehead, temples, cheeks and nose from about 55
-        paint.albedo *= (1 + 0.04 * age**1.5 * _noise3d(trng, pos, 12.0))[..., None]
+        # sun spots (lentigines) from about 55, where the sun reaches most: the forehead, temples, cheeks and nose,
+        # less the lower face and neck
         if age > 0.45:
-            spots = np.zeros(shape, np.float32)
-            for size, count in ((2.5, 3.0), (1.2, 3.0)):  # larger and smaller spots
-                spots += _noise(trng, shape, size * paint.px) > count - 0.8 * (age - 0.45)
-            # where the sun reaches most: the forehead, temples, cheeks and nose, less the lower face and neck
+            spots = (_noise(trng, shape, 2.5 * paint.px) > 3.0 - 0.6 * (age - 0.45)).astype(np.float32)
             sunlit = 0.35 + 0.65 * smoothstep(lm[33, 1] - 20, lm[33, 1], pos[..., 1])
             spots = ndimage.gaussian_filter(spots, 1.0) * (masks["skin"] & (pos[..., 2] > lm[0, 2] - 20)) * sunlit
-            strength = stream("texture-age-spot-strength", paint.key).uniform(0.5, 1.0)
-            paint.albedo = _mix(paint.albedo, paint.skin_rgb * np.array([0.72, 0.6, 0.5]),
-                                np.clip(spots * 1.5 * strength, 0, 0.7))
+            paint.albedo = _mix(paint.albedo, paint.skin_rgb * np.array([0.72, 0.6, 0.5]), np.clip(spots * 1.5, 0, 0.7))
 
     def _paint_beard(self, paint: _Painting) -> np.ndarray:
         """A stubble shadow, then a moustache, goatee or full beard of real hair in the hair's colour, standing off
