@@ -255,12 +255,17 @@ def test_missing_extra_is_one_clear_error(generated, tmp_path, face_model_file):
     assert re.search(r"\.\[audit\]", result.stderr)
 
 
-def test_identity_probe_script_compares_variants_against_the_identities_as_generated():
+def _probe(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run one of the probe scripts at 128 px in a fresh process, from the checkout, stdin closed."""
     root = Path(__file__).resolve().parents[1]
-    run = lambda *extra: subprocess.run(  # noqa: E731
-        [sys.executable, "scripts/probe_identity.py", "--num-identities", "4", "--image-size", "128", *extra],
+    return subprocess.run(
+        [sys.executable, f"scripts/{script}", "--image-size", "128", *args],
         capture_output=True, text=True, cwd=root, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(root)},
     )
+
+
+def test_identity_probe_script_compares_variants_against_the_identities_as_generated():
+    run = lambda *extra: _probe("probe_identity.py", "--num-identities", "4", *extra)  # noqa: E731
     result = run("--variants", "no-sag,look-only,same-light", "--min-age", "65")
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
@@ -278,3 +283,16 @@ def test_identity_probe_script_compares_variants_against_the_identities_as_gener
                            (("--min-age", "95"), "no identity is older than 90")):
         bad = run(*extra)
         assert bad.returncode == 2 and message in bad.stderr
+
+
+def test_age_probe_script_reads_each_view_of_an_age_range():
+    run = lambda *extra: _probe("probe_age.py", "--num-identities", "3", *extra)  # noqa: E731
+    result = run("--min-age", "65", "--max-age", "90")
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("seed 0, 3 identities aged 65-90: perceived median age frontal ")
+    ages = [float(a) for a in re.findall(r"(?:frontal|left|right|all) (\d+\.\d)", line)]
+    assert len(ages) >= 2 and all(1 <= age <= 100 for age in ages)  # the age model read them
+    assert re.search(r"frontal pairs under 0.6 \d+\.\d% \(\d pairs\)", line)
+    bad = run("--min-age", "80", "--max-age", "70")
+    assert bad.returncode == 2 and "--min-age at most --max-age" in bad.stderr
