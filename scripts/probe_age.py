@@ -72,8 +72,9 @@ def main() -> None:
     pairs = np.array([np.linalg.norm(embeddings[a] - embeddings[b])
                       for a, b in itertools.combinations(sorted(embeddings), 2)])
     per_view = ", ".join(f"{name} {np.median(found):.1f}" if found else f"{name} -" for name, found in ages.items())
+    every_view = np.median(sum(ages.values(), []))
     print(f"seed {args.seed}, {len(indices)} identities aged {args.min_age}-{args.max_age}: perceived median age "
-          f"{per_view}, all {np.median(sum(ages.values(), [])):.1f}; frontal pairs under 0.6 {np.mean(pairs < 0.6):.1%} "
+          f"{per_view}, all {every_view:.1f}; frontal pairs under 0.6 {np.mean(pairs < 0.6):.1%} "
           f"({len(pairs)} pairs); gender read as intended {np.mean(genders):.0%}")
     if args.sheet:
         columns = min(len(indices), 12)

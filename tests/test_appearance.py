@@ -51,7 +51,8 @@ def test_one_age_model_sets_the_wrinkles_painted_lines_and_sag(generator, face_m
         demographics = identity_demographics(0, index)
         a = sample_appearance(demographics, np.random.default_rng(index))
         assert a.sag_mm == pytest.approx(12.0 * a.skin_age**1.5)
-        assert (1 - AGEING_RATE_SPREAD) * a.age_factor - 1e-9 <= a.skin_age <= min(1.0, (1 + AGEING_RATE_SPREAD) * a.age_factor) + 1e-9
+        lowest, highest = (1 - AGEING_RATE_SPREAD) * a.age_factor, min(1.0, (1 + AGEING_RATE_SPREAD) * a.age_factor)
+        assert lowest - 1e-9 <= a.skin_age <= highest + 1e-9
         assert len(a.line_depths) == len(LINE_FAMILIES) and np.mean(a.line_depths) == pytest.approx(1.0)
     spec = identity_spec(generator.config, face_model, 0)
     old = replace(spec.appearance, age_factor=1.0, skin_age=1.0)

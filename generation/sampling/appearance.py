@@ -283,8 +283,8 @@ def sample_appearance(demographics: Demographics, rng: np.random.Generator) -> A
     lines = stream("appearance-ageing-lines", appearance.stream_key)
     depths = np.exp(lines.normal(0.0, 0.45, len(LINE_FAMILIES)))
     return replace(appearance, line_depths=tuple(float(d) for d in depths / depths.mean()),
-                   line_spacing_mm=float(lines.uniform(7.5, 11.5)), beard_style=beard, earrings=earrings, earring_rgb=earring_rgb, neckline=neckline,
-                   clothing_rgb=clothing_rgb, lash_strips=lash_strips,
+                   line_spacing_mm=float(lines.uniform(7.5, 11.5)), beard_style=beard, earrings=earrings,
+                   earring_rgb=earring_rgb, neckline=neckline, clothing_rgb=clothing_rgb, lash_strips=lash_strips,
                    ageing_mix=tuple(float(w) for w in np.clip(mix, 0.35, 2.2)), brows=brows, skin_sheen=sheen)
 
 
