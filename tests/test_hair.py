@@ -402,3 +402,25 @@ def test_some_people_colour_their_grey_hair_more_with_age_and_more_women():
     assert dyed["male", 88] < 0.1 * 200 and dyed["female", 88] > dyed["male", 88]
     assert sample_appearance(identity_demographics(0, 21), stream("identity", 0, 21)) == sample_appearance(
         identity_demographics(0, 21), stream("identity", 0, 21))  # seeded
+
+
+def test_no_hair_colour_shows_along_the_edge_of_a_headscarf(face_model):
+    """The scalp painted under a covering is the fabric in its shade, so no grey hair lines its edge; under hair it is
+    the hair's colour."""
+    from generation.config import GenerationConfig
+    from generation.sampling.identity import identity_spec
+    from generation.texture.procedural import ProceduralTexturer
+
+    texturer = ProceduralTexturer(face_model, atlas_size=256)
+    base = identity_spec(GenerationConfig(num_identities=1), face_model, 0).appearance
+    scalp = np.nan_to_num(texturer.atlas.position)[..., 1] > texturer.landmarks[17:27, 1].max() + 60  # the crown
+
+    def albedo(style, hair_rgb):
+        look = replace(base, hair_style=style, hair_rgb=hair_rgb, grey_fraction=0.0)
+        return texturer(look, np.random.default_rng(0)).albedo[scalp].astype(int)
+
+    dark, blonde = (0.1, 0.08, 0.06), (0.8, 0.7, 0.5)
+    assert np.abs(albedo("short", dark) - albedo("short", blonde)).mean() > 20  # the hair's colour under hair
+    assert np.array_equal(albedo("headscarf", dark), albedo("headscarf", blonde))  # none under a covering
+    fabric = np.asarray(base.covering_rgb) * 0.6 * 255
+    assert np.abs(albedo("headscarf", dark).mean(axis=0) - fabric).max() < 25

@@ -17,6 +17,7 @@ from scipy import ndimage
 from ..face.eyelashes import STRIPS_PER_LID, lash_texture
 from ..face.geometry import smoothstep
 from ..face.hair import hair_lower_edge
+from ..face.hair_styles import hair_style
 from ..face.model import FaceModel
 from ..facs import ACTION_UNITS
 from ..render import SKIN_ROUGHNESS, region_vertex_colors
@@ -404,9 +405,13 @@ class ProceduralTexturer:
         cap *= ~ears
         cap *= masks["skin"]
         # the scalp seen between hairs: the hair's colour, darkened by the hair's shade over it; thin hair (see
-        # `Appearance.hair_thinning`) lets more of the skin's own colour through
+        # `Appearance.hair_thinning`) lets more of the skin's own colour through. Under a headscarf or cap: the
+        # fabric's colour in its shade, so no hair shows along its edge
         shading = np.clip(0.92 + 0.14 * _noise(cap_rng, shape, (0.7 * px, 3.0 * px)), 0.6, 1.2)
-        scalp = _mix(0.6 * paint.hair, 0.85 * paint.skin_rgb, min(1.0, 2.0 * a.hair_thinning))
+        if hair_style(a.hair_style).covering:
+            scalp = 0.6 * np.asarray(a.covering_rgb, np.float32)
+        else:
+            scalp = _mix(0.6 * paint.hair, 0.85 * paint.skin_rgb, min(1.0, 2.0 * a.hair_thinning))
         paint.albedo = _mix(paint.albedo, scalp * shading[..., None], cap * 0.97)
         return cap
 
